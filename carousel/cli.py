@@ -1,0 +1,68 @@
+"""The ``carousel`` command line: one typer app assembled from each package's commands.
+
+Errors derived from :class:`carousel.errors.CarouselError` are printed as one clear line on stderr and
+turned into their exit code; nothing a user can cause should end in a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from carousel.errors import CarouselError
+
+app = typer.Typer(
+    name="carousel",
+    help="Measure the circular AI deal web: ledger, market data, event studies, figures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_err = Console(stderr=True)
+
+
+def _register() -> None:
+    # Each package owns its commands; the shell only mounts them.
+    from analysis.cli import register as register_analysis
+    from carousel.commands import register as register_carousel
+    from ledger.cli import app as ledger_app
+    from market.cli import register as register_market
+
+    app.add_typer(ledger_app, name="ledger", help="The event-sourced deal ledger.")
+    register_market(app)
+    register_analysis(app)
+    register_carousel(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and rv != 0:
+            sys.exit(rv)
+    except CarouselError as err:
+        # Text, not markup: messages quote user input, which may contain [brackets].
+        _err.print(Text.assemble(("error: ", "bold red"), str(err)), highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        _err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,126 @@
+"""DuckDB connections for every part of carousel.
+
+Why this module exists: DuckDB allows one read-write process *or* many read-only processes per file,
+and it has sharp edges around transactions (an error inside ``BEGIN`` makes a later ``COMMIT`` a silent
+no-op). All connections are opened here so that lock conflicts, missing files and corrupt files become
+:class:`~carousel.errors.CarouselError` subclasses with clear messages, and all writes go through
+:func:`transaction`, which always rolls back and re-raises.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import typer
+
+from carousel.errors import DatabaseError, DatabaseLockedError
+
+#: Repository root (the folder holding ``data/``); the package is installed editable from it.
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "data"
+DEFAULT_DB = DATA_DIR / "carousel.duckdb"
+ENV_VAR = "CAROUSEL_DB"
+
+#: Typer option shared by every command: ``--db PATH``, falling back to $CAROUSEL_DB, then DEFAULT_DB.
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar=ENV_VAR,
+        help=f"DuckDB database file (env {ENV_VAR}; default data/carousel.duckdb).",
+        dir_okay=False,
+    ),
+]
+
+
+def resolve_db(path: str | Path | None = None) -> Path:
+    """The database path: explicit argument, else $CAROUSEL_DB, else ``data/carousel.duckdb``."""
+    if path is not None and str(path) != "":
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return DEFAULT_DB
+
+
+_PID_RE = re.compile(r"PID (\d+)")
+
+
+def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database, translating DuckDB's errors into carousel errors.
+
+    Read-only opens require the file to exist (DuckDB would otherwise fail with a less clear message).
+    A read-write open creates the file and its schema (DDL runs here, never inside a write transaction).
+    """
+    db = resolve_db(path)
+    if read_only and not db.exists():
+        raise DatabaseError(
+            f"database {db} does not exist; create it with `carousel ledger import` or `carousel run`"
+        )
+    if not read_only:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            m = _PID_RE.search(msg)
+            holder = f" (pid {m.group(1)})" if m else ""
+            raise DatabaseLockedError(
+                f"database {db} is in use by another carousel process{holder}; "
+                "wait for it to finish or use another --db"
+            ) from None
+        raise DatabaseError(f"cannot open database {db}: {_first_line(msg)}") from None
+    except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.InternalException) as exc:
+        raise DatabaseError(
+            f"database {db} is corrupt or not a DuckDB file: {_first_line(str(exc))}"
+        ) from None
+    except duckdb.Error as exc:
+        raise DatabaseError(f"cannot open database {db}: {_first_line(str(exc))}") from None
+    if not read_only:
+        try:
+            ensure_schema(con)
+        except BaseException:
+            con.close()
+            raise
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every package's tables and views if missing (idempotent DDL, outside write paths)."""
+    # Imported here so that `carousel.db` has no import-time dependency cycle with the packages.
+    from ledger.schema import ensure_schema as ledger_schema
+    from market.schema import ensure_schema as market_schema
+
+    ledger_schema(con)
+    market_schema(con)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN`` ... ``COMMIT``; on any error ``ROLLBACK`` and re-raise.
+
+    DuckDB quirk: after an error inside ``BEGIN`` a later ``COMMIT`` returns OK but writes nothing, so
+    silently continuing would lose data. A concurrent duplicate key only fails at ``COMMIT``
+    (TransactionException); that too propagates after the rollback.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the transaction may already be aborted by DuckDB itself
+        raise
+
+
+def _first_line(msg: str) -> str:
+    return msg.strip().splitlines()[0] if msg.strip() else msg
