@@ -1,0 +1,170 @@
+"""Commands of the market package: ``refresh``, ``schedule`` and ``market load-snapshot|status|validate``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from carousel.db import DATA_DIR, DbOption, connect, resolve_db
+
+market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
+                         no_args_is_help=True)
+_out = Console()
+
+
+class SourceName(StrEnum):
+    yahoo = "yahoo"
+    snapshot = "snapshot"
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def refresh_cmd(
+    db: DbOption = None,
+    source: Annotated[SourceName, typer.Option(help="yahoo (network) or snapshot (offline).")] = (
+        SourceName.yahoo
+    ),
+    tickers: Annotated[list[str] | None, typer.Option(
+        "--tickers", help="Comma-separated Yahoo symbols (default: ledger listed tickers + benchmarks).")
+    ] = None,
+    benchmarks: Annotated[str, typer.Option(help="Benchmarks added to the universe.")] = (
+        "SPY,QQQ,SOXX,^GSPC"
+    ),
+    overlap: Annotated[int, typer.Option(min=0, help="Sessions re-fetched before the last stored date.")
+                       ] = 5,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running refresh instead of exiting 6.")
+                    ] = False,
+    prices_dir: Annotated[Path, typer.Option(help="Snapshot folder for --source snapshot.")] = (
+        DATA_DIR / "prices"
+    ),
+    max_attempts: Annotated[int, typer.Option(min=1)] = 5,
+) -> None:
+    """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
+    from market.refresh import refresh, refresh_lock, universe
+    from market.sources import SnapshotSource, Source, YahooSource
+
+    path = resolve_db(db)
+    src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()
+    with refresh_lock(path, wait=wait):
+        con = connect(path)
+        try:
+            wanted = _split(tickers)
+            note = None
+            if not wanted:
+                wanted, note = universe(con, tuple(_split([benchmarks])))
+            rep = refresh(con, src, wanted, overlap=overlap, max_attempts=max_attempts)
+        finally:
+            con.close()
+    if note:
+        _out.print(f"universe: {note}")
+    b = rep.batch
+    appended = b.appended_rows if b else 0
+    _out.print(f"refresh {rep.status}: {len(rep.ok)}/{len(rep.tickers)} tickers ok, "
+               f"{appended} rows appended (batch {b.batch_id if b else '-'}), {rep.attempts} requests")
+    if rep.refetched:
+        _out.print("full re-fetch (overlap changed): " + ", ".join(rep.refetched))
+    for r in b.revisions if b else []:
+        _out.print(f"revision: {r.ticker} {r.rows} rows {r.first_date}..{r.last_date} "
+                   f"({', '.join(r.fields)}); previous values kept")
+    for t, gap in sorted(rep.missing_sessions.items()):
+        shown = ", ".join(str(d) for d in gap[:5]) + (" ..." if len(gap) > 5 else "")
+        _out.print(f"warning: {t}: {len(gap)} sessions missing against the calendar: {shown}")
+    for t, e in sorted(rep.failed.items()):
+        print(f"failed: {t}: {e}", file=sys.stderr)
+    if rep.exit_code:
+        # typer.Exit works both standalone and under carousel.cli.main (which exits with the code).
+        raise typer.Exit(rep.exit_code)
+
+
+def schedule_cmd(
+    db: DbOption = None,
+    log: Annotated[Path | None, typer.Option(help="Log file (default <db>.refresh.log).")] = None,
+) -> None:
+    """Print a crontab line and a systemd service + timer for a daily refresh after the US close."""
+    from market.schedule import install_text, render
+
+    path = resolve_db(db).resolve()
+    exe = shutil.which("carousel") or "carousel"
+    files = render(carousel=exe, db=path, log=(log or Path(f"{path}.refresh.log")).resolve(),
+                   workdir=Path.cwd().resolve())
+    print(install_text(files), end="")
+
+
+@market_app.command("load-snapshot")
+def load_snapshot_cmd(
+    db: DbOption = None,
+    prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
+) -> None:
+    """Load the offline snapshot as one batch (skipped if identical content is already loaded)."""
+    from market.snapshot import load_snapshot
+
+    con = connect(db)
+    try:
+        rep = load_snapshot(con, prices_dir)
+    finally:
+        con.close()
+    if rep.skipped:
+        _out.print(f"snapshot unchanged: already loaded as batch {rep.batch_id}; nothing written")
+    else:
+        _out.print(f"batch {rep.batch_id}: {rep.appended_rows} rows appended "
+                   f"({rep.new_rows} new, {rep.appended_rows - rep.new_rows} revised)")
+
+
+@market_app.command("status")
+def status_cmd(db: DbOption = None) -> None:
+    """Per ticker: rows, first/last date, latest batch; then the last batches."""
+    con = connect(db, read_only=True)
+    try:
+        per = con.execute(
+            "SELECT ticker, count(*), min(date), max(date), max(batch_id) FROM prices "
+            "GROUP BY ticker ORDER BY ticker").fetchall()
+        batches = con.execute(
+            "SELECT batch_id, source, fetched_at, status, row_count, message FROM price_batches "
+            "ORDER BY batch_id DESC LIMIT 10").fetchall()
+    finally:
+        con.close()
+    t = Table("ticker", "rows", "first", "last", "batch")
+    for r in per:
+        t.add_row(*(str(x) for x in r))
+    _out.print(t)
+    b = Table("batch", "source", "fetched_at", "status", "rows", "message")
+    for r in batches:
+        b.add_row(*("" if x is None else str(x) for x in r))
+    _out.print(b)
+
+
+@market_app.command("validate")
+def validate_cmd(
+    prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
+) -> None:
+    """Validate snapshot files (errors exit 2 naming file, line, field) and report missing sessions."""
+    from market.sources import read_snapshot_file, ticker_for_file
+    from market.validate import check_rows, missing_sessions
+
+    t = Table("ticker", "calendar", "rows", "first", "last", "missing sessions", "non-session rows")
+    for p in sorted(prices_dir.glob("*.csv")):
+        rows = read_snapshot_file(p)
+        check_rows(rows, file=str(p))
+        m = missing_sessions(rows, ticker_for_file(p))
+        t.add_row(m.ticker, m.calendar, str(rows.height), str(m.first), str(m.last),
+                  str(len(m.missing)), str(len(m.extra)))
+    _out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("refresh")(refresh_cmd)
+    app.command("schedule")(schedule_cmd)
+    app.add_typer(market_app, name="market")
+

@@ -1,0 +1,250 @@
+"""Incremental refresh of the price store from a Source (Yahoo by default).
+
+* Start per ticker = last stored date minus ``overlap`` sessions (new tickers: ``DEFAULT_START``).
+  Tickers sharing a start date are fetched in one batched request.
+* If the re-fetched overlap differs from what is stored (Yahoo re-adjusted history after a dividend or
+  split), the ticker is re-fetched from ``DEFAULT_START`` so the whole revised history is stored; the old
+  values stay in ``price_rows`` and the revision is reported.
+* Rate limits and timeouts are retried with exponential backoff (``sleep`` is injectable for tests).
+* The tickers that succeeded are committed in one batch; failed ones are reported.
+  Exit codes: 0 all ok, 1 partial, 2 all failed, 6 another refresh holds the lock.
+* Single writer: ``fcntl.flock`` on ``<db>.refresh.lock`` (holding our pid). The OS releases it when the
+  process dies, so a crash never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from carousel.errors import CarouselError, InputError
+from market.calendars import calendar_for, sessions_back
+from market.sources import RetryableError, Source, TickerResult
+from market.store import REL_TOL, VALUE_COLUMNS, BatchReport, append_batch, last_dates, stored_rows
+from market.validate import check_rows, missing_sessions
+
+DEFAULT_START = date(2018, 1, 1)
+DEFAULT_OVERLAP = 5
+BENCHMARKS = ("SPY", "QQQ", "SOXX", "^GSPC")
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_RUNNING = 0, 1, 2, 6
+
+
+class RefreshRunning(CarouselError):
+    exit_code = EXIT_RUNNING
+
+
+@contextmanager
+def refresh_lock(db: Path, *, wait: bool = False) -> Iterator[Path]:
+    """Exclusive refresh lock next to the database; raises RefreshRunning unless ``wait``."""
+    path = Path(f"{db}.refresh.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RefreshRunning(
+                    f"refresh already running (pid {holder}); lock {path}; use --wait to wait for it"
+                ) from None
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            print(f"waiting for the running refresh (pid {holder}) to finish", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class RefreshReport:
+    tickers: list[str]
+    ok: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    refetched: list[str] = field(default_factory=list)
+    attempts: int = 0
+    batch: BatchReport | None = None
+    universe_note: str | None = None
+    #: Sessions of the exchange calendar missing inside each stored ticker's fetched range.
+    missing_sessions: dict[str, list[date]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failed:
+            return EXIT_OK
+        return EXIT_PARTIAL if self.ok else EXIT_FAILED
+
+    @property
+    def status(self) -> str:
+        return {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_FAILED: "failed"}[self.exit_code]
+
+
+def universe(con: duckdb.DuckDBPyConnection, benchmarks: tuple[str, ...] = BENCHMARKS
+             ) -> tuple[list[str], str | None]:
+    """Listed tickers of the ledger's companies + benchmarks.
+
+    Fallback (no ledger module, no companies table, or no listed company): the tickers already in the
+    price store + benchmarks, so a refresh keeps what is stored up to date. The note says which applied.
+    """
+    ledger: list[str] = []
+    note = None
+    try:
+        from ledger.api import companies
+
+        df = companies(con)
+        ledger = (
+            df.filter(pl.col("listed")).select(pl.col("tickers").explode()).drop_nulls()
+            .to_series().unique().to_list()
+        )
+    except (ImportError, AttributeError, duckdb.Error, CarouselError) as exc:
+        note = f"ledger companies unavailable ({type(exc).__name__})"
+    if not ledger:
+        stored = [r[0] for r in con.execute("SELECT DISTINCT ticker FROM prices").fetchall()]
+        note = (note or "no listed companies in the ledger") + "; using stored tickers + benchmarks"
+        ledger = stored
+    return sorted(set(ledger) | set(benchmarks)), note
+
+
+def fetch_with_retry(
+    source: Source, tickers: list[str], start: date, end: date | None, *,
+    max_attempts: int = 5, base_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[str, TickerResult], int]:
+    """Fetch; retry the whole request or the individual tickers that hit a retryable error.
+
+    Delay before attempt k (k >= 2) is ``base_delay * 2**(k-2)``: 2, 4, 8, 16 s by default.
+    """
+    final: dict[str, TickerResult] = {}
+    pending = list(tickers)
+    attempt = 0
+    last_error = "not attempted"
+    while pending and attempt < max_attempts:
+        if attempt:
+            sleep(base_delay * 2 ** (attempt - 1))
+        attempt += 1
+        try:
+            results = source.fetch(pending, start, end)
+        except RetryableError as exc:
+            last_error = str(exc)
+            continue
+        retry = []
+        for t in pending:
+            res = results.get(t) or TickerResult(t, error="missing from source result")
+            if res.ok or not res.retryable:
+                final[t] = res
+            else:
+                retry.append(t)
+                last_error = res.error or last_error
+        pending = retry
+    for t in pending:
+        final[t] = TickerResult(t, error=f"gave up after {attempt} attempts: {last_error}",
+                                retryable=True)
+    return final, attempt
+
+
+#: Columns whose change in the overlap means history was re-adjusted. Volume is left out on purpose:
+#: Yahoo routinely finalises the last day's volume after the close (see data/prices/PROVENANCE.md);
+#: a volume-only change is still stored and reported as a revision, without a full re-fetch.
+REFETCH_COLUMNS = [c for c in VALUE_COLUMNS if c != "volume"]
+
+
+def overlap_changed(fetched: pl.DataFrame, stored: pl.DataFrame,
+                    columns: list[str] = REFETCH_COLUMNS) -> list[str]:
+    """Tickers whose re-fetched rows differ (beyond REL_TOL, NULL-aware) from the stored ones."""
+    j = fetched.join(stored, on=["ticker", "date"], how="inner", suffix="_old")
+    if j.is_empty():
+        return []
+    diffs = []
+    for c in columns:
+        new, old = pl.col(c).cast(pl.Float64), pl.col(f"{c}_old").cast(pl.Float64)
+        diffs.append(
+            (new.is_null() != old.is_null())
+            | ((new - old).abs() > REL_TOL * pl.max_horizontal(old.abs(), pl.lit(1e-12)))
+            .fill_null(False)
+        )
+    return sorted(j.filter(pl.any_horizontal(diffs))["ticker"].unique().to_list())
+
+
+def _validated(res: dict[str, TickerResult], source_name: str, report: RefreshReport
+               ) -> dict[str, pl.DataFrame]:
+    good: dict[str, pl.DataFrame] = {}
+    for t, r in res.items():
+        if not r.ok or r.rows is None:
+            report.failed[t] = r.error or "failed"
+            continue
+        try:
+            check_rows(r.rows, file=f"{source_name}:{t}", line_offset=1)
+        except InputError as exc:
+            report.failed[t] = str(exc)
+            continue
+        good[t] = r.rows
+    return good
+
+
+def refresh(
+    con: duckdb.DuckDBPyConnection, source: Source, tickers: list[str], *,
+    overlap: int = DEFAULT_OVERLAP, start_default: date = DEFAULT_START, end: date | None = None,
+    max_attempts: int = 5, base_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+) -> RefreshReport:
+    """Fetch, validate and store; one batch for everything that succeeded (see module docstring)."""
+    report = RefreshReport(tickers=sorted(tickers))
+    last = last_dates(con)
+    starts: dict[date, list[str]] = {}
+    for t in report.tickers:
+        s = sessions_back(calendar_for(t), last[t], overlap) if t in last else start_default
+        starts.setdefault(s, []).append(t)
+
+    def fetch(group: list[str], start: date) -> dict[str, pl.DataFrame]:
+        res, n = fetch_with_retry(source, group, start, end, max_attempts=max_attempts,
+                                  base_delay=base_delay, sleep=sleep)
+        report.attempts += n
+        return _validated(res, source.name, report)
+
+    good: dict[str, pl.DataFrame] = {}
+    for start, group in sorted(starts.items()):
+        good.update(fetch(group, start))
+
+    # A changed overlap means history was re-adjusted: re-fetch those tickers in full.
+    known = [t for t in good if t in last]
+    if known:
+        changed = overlap_changed(pl.concat([good[t] for t in known]), stored_rows(con, known))
+        if changed:
+            for t in changed:
+                del good[t]
+            good.update(fetch(changed, start_default))
+            report.refetched = changed
+
+    report.ok = sorted(good)
+    for t, rows_t in good.items():
+        gap = missing_sessions(rows_t, t).missing
+        if gap:
+            report.missing_sessions[t] = gap
+    rows = pl.concat(list(good.values())) if good else None
+    msg = "; ".join(f"{t}: {e}" for t, e in sorted(report.failed.items())) or None
+    if rows is None:
+        from market.store import conform
+
+        rows = conform(pl.DataFrame({"ticker": [], "date": []},
+                                    schema={"ticker": pl.Utf8, "date": pl.Date}))
+    report.batch = append_batch(
+        con, rows, source=source.name, tickers=report.tickers,
+        start=rows["date"].min() if rows.height else None,  # type: ignore[arg-type]
+        end=rows["date"].max() if rows.height else None,  # type: ignore[arg-type]
+        status=report.status, message=msg,
+    )
+    return report

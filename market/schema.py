@@ -1,0 +1,79 @@
+"""DDL for the append-only price store.
+
+``price_rows`` is never updated or deleted: every fetch is a batch, and the ``prices`` view picks, per
+(ticker, date), the row of the highest ``batch_id``. Older versions stay queryable (revisions).
+Batch ids are assigned as ``max + 1`` inside the writing transaction (a single writer holds the refresh
+lock and DuckDB's file lock), so they are gap-free and commit in order, unlike a sequence.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS price_batches (
+        batch_id     BIGINT PRIMARY KEY,
+        source       VARCHAR NOT NULL,
+        fetched_at   TIMESTAMPTZ NOT NULL,
+        tickers      VARCHAR[] NOT NULL,
+        start        DATE,
+        "end"        DATE,
+        status       VARCHAR NOT NULL,
+        row_count    BIGINT NOT NULL,
+        message      VARCHAR,
+        content_hash VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS price_rows (
+        batch_id  BIGINT NOT NULL,
+        ticker    VARCHAR NOT NULL,
+        date      DATE NOT NULL,
+        open      DOUBLE,
+        high      DOUBLE,
+        low       DOUBLE,
+        close     DOUBLE NOT NULL,
+        adj_close DOUBLE,
+        volume    BIGINT,
+        dividends DOUBLE,
+        splits    DOUBLE
+    )
+    """,
+    # Latest batch per (ticker, date). Measured in bench/bench_market.py against arg_max over a STRUCT
+    # (a hash aggregate that also keeps NULL fields): the window + QUALIFY form is faster in DuckDB 2
+    # (about 2.7x on a full aggregate over 150k rows) and a ticker filter is pushed into the partition.
+    """
+    CREATE OR REPLACE VIEW prices AS
+    SELECT ticker, date, open, high, low, close, adj_close, volume, dividends, splits, batch_id
+    FROM price_rows
+    QUALIFY row_number() OVER (PARTITION BY ticker, date ORDER BY batch_id DESC) = 1
+    """,
+    # Same rule as market.returns.compute_returns: adj_close when both days have it, else close.
+    """
+    CREATE OR REPLACE VIEW returns AS
+    SELECT ticker, date, ret, ln(1 + ret) AS log_ret, basis
+    FROM (
+        SELECT ticker, date,
+               CASE WHEN adj_close IS NOT NULL AND prev_adj IS NOT NULL
+                    THEN adj_close / prev_adj - 1 ELSE close / prev_close - 1 END AS ret,
+               CASE WHEN adj_close IS NOT NULL AND prev_adj IS NOT NULL
+                    THEN 'adj_close' ELSE 'close' END AS basis,
+               prev_close
+        FROM (
+            SELECT ticker, date, close, adj_close,
+                   lag(close) OVER w AS prev_close,
+                   lag(adj_close) OVER w AS prev_adj
+            FROM prices
+            WINDOW w AS (PARTITION BY ticker ORDER BY date)
+        )
+    )
+    WHERE prev_close IS NOT NULL
+    """,
+]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the market tables and (re)create the views. Idempotent; run outside write transactions."""
+    for stmt in _DDL:
+        con.execute(stmt)

@@ -1,0 +1,277 @@
+"""Where prices come from: one small protocol, a Yahoo source (yfinance) and the offline snapshot.
+
+Both return, per ticker, either rows in ``market.store.PRICE_SCHEMA`` or an error with a flag saying
+whether retrying may help (rate limits, timeouts) or not (unknown ticker, no data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import polars as pl
+
+from carousel.db import DATA_DIR
+from carousel.errors import InputError
+from market.calendars import calendar_for
+from market.store import PRICE_SCHEMA, conform
+
+#: Snapshot file stems that are not Yahoo symbols.
+FILE_TO_TICKER = {"GSPC": "^GSPC", "IXIC": "^IXIC"}
+TICKER_TO_FILE = {v: k for k, v in FILE_TO_TICKER.items()}
+SNAPSHOT_DIR = DATA_DIR / "prices"
+
+
+@dataclass(frozen=True)
+class TickerResult:
+    ticker: str
+    rows: pl.DataFrame | None = None
+    error: str | None = None
+    retryable: bool = False
+    dropped_nan_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.rows is not None and self.error is None
+
+
+class Source(Protocol):
+    name: str
+
+    def fetch(self, tickers: list[str], start: date, end: date | None) -> dict[str, TickerResult]:
+        """Rows in [start, end] (end inclusive; None = up to the latest) per requested ticker."""
+        ...
+
+
+class RetryableError(Exception):
+    """The whole request failed in a way that retrying later may fix (rate limit, timeout)."""
+
+
+# ----------------------------------------------------------------------------------------------- Yahoo
+
+_RETRYABLE_RE = re.compile(r"RateLimit|Too Many Requests|rate limit|Timeout|timed out|429", re.I)
+_YF_COLUMNS = {
+    "Open": "open", "High": "high", "Low": "low", "Close": "close", "Adj Close": "adj_close",
+    "Volume": "volume", "Dividends": "dividends", "Stock Splits": "splits",
+}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Rate limits (yfinance's YFRateLimitError) and timeouts of any HTTP stack."""
+    if isinstance(exc, TimeoutError | RetryableError):
+        return True
+    try:
+        from yfinance.exceptions import YFRateLimitError
+
+        if isinstance(exc, YFRateLimitError):
+            return True
+    except ImportError:  # pragma: no cover - yfinance is a hard dependency
+        pass
+    return bool(_RETRYABLE_RE.search(type(exc).__name__) or _RETRYABLE_RE.search(str(exc)))
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _capture_yf_errors() -> Iterator[_Capture]:
+    # yf.download catches per-ticker exceptions and only logs them ("['NVDA']: YFRateLimitError(...)").
+    handler = _Capture()
+    logger = logging.getLogger("yfinance")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _per_ticker_errors(messages: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for msg in messages:
+        m = re.match(r"\s*\[([^\]]*)\]:\s*(.*)", msg, re.S)
+        if not m:
+            continue
+        for sym in re.findall(r"'([^']+)'", m.group(1)):
+            out[sym.upper()] = m.group(2).strip()
+    return out
+
+
+def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, TickerResult]:
+    """Turn a ``yf.download(..., auto_adjust=False, actions=True)`` frame into per-ticker long rows.
+
+    Handles both ``group_by='column'`` (levels Price, Ticker) and ``group_by='ticker'`` (Ticker, Price).
+    The tz-aware index is in the exchange's zone at midnight; the *local* date is the session date
+    (converting to UTC first would move Tokyo sessions to the previous day).
+    Rows where every price is NaN are the union-of-dates padding yf.download adds when tickers trade on
+    different days; they are dropped and counted. A ticker with no remaining rows failed.
+    """
+    out: dict[str, TickerResult] = {}
+    if frame is None or frame.empty:
+        return {t: TickerResult(t, error="no data returned (empty frame)") for t in tickers}
+    cols = frame.columns
+    if not isinstance(cols, pd.MultiIndex):
+        if len(tickers) != 1:
+            raise ValueError("single-level columns from yf.download for several tickers")
+        cols = pd.MultiIndex.from_product([list(cols), tickers], names=["Price", "Ticker"])
+        frame = frame.set_axis(cols, axis=1)
+    names = list(cols.names)
+    ticker_level = names.index("Ticker") if "Ticker" in names else 1
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        idx = pd.DatetimeIndex(idx)
+    local = idx.tz_localize(None) if idx.tz is not None else idx
+    dates = pl.Series("date", local.normalize().values.astype("datetime64[D]")).cast(pl.Date)
+    available = set(cols.get_level_values(ticker_level))
+    for t in tickers:
+        if t not in available:
+            out[t] = TickerResult(t, error="ticker missing from the download")
+            continue
+        sub = frame.xs(t, axis=1, level=ticker_level)
+        data: dict[str, Any] = {"date": dates}
+        for yf_name, ours in _YF_COLUMNS.items():
+            if yf_name in sub.columns:
+                data[ours] = pl.Series(ours, sub[yf_name].to_numpy(dtype="float64"))
+        df = pl.DataFrame(data).with_columns(ticker=pl.lit(t))
+        price_cols = [c for c in ("open", "high", "low", "close", "adj_close") if c in df.columns]
+        all_nan = pl.all_horizontal([pl.col(c).is_nan() | pl.col(c).is_null() for c in price_cols])
+        kept = df.filter(~all_nan)
+        dropped = df.height - kept.height
+        if kept.is_empty():
+            out[t] = TickerResult(t, error="no data returned (all values NaN)", dropped_nan_rows=dropped)
+            continue
+        kept = kept.with_columns(
+            [pl.col(c).fill_nan(None) for c in price_cols + ["dividends", "splits"] if c in kept.columns]
+        )
+        if "volume" in kept.columns:
+            kept = kept.with_columns(pl.col("volume").fill_nan(None).round(0).cast(pl.Int64))
+        out[t] = TickerResult(t, rows=conform(kept), dropped_nan_rows=dropped)
+    return out
+
+
+class YahooSource:
+    """Batched multi-ticker download through yfinance (raw and adjusted close, dividends, splits)."""
+
+    name = "yahoo"
+
+    def __init__(self, *, threads: bool | int = True, timeout: int = 30,
+                 group_by: str = "column") -> None:
+        self.threads = threads
+        self.timeout = timeout
+        self.group_by = group_by
+
+    def fetch(self, tickers: list[str], start: date, end: date | None) -> dict[str, TickerResult]:
+        # One download per exchange calendar: yf.download converts every ticker's index to the most
+        # common time zone, which would move Tokyo midnights to the previous New York day.
+        groups: dict[str, list[str]] = {}
+        for t in tickers:
+            groups.setdefault(calendar_for(t), []).append(t)
+        out: dict[str, TickerResult] = {}
+        for group in groups.values():
+            out.update(self._fetch_group(group, start, end))
+        return out
+
+    def _fetch_group(self, tickers: list[str], start: date, end: date | None
+                     ) -> dict[str, TickerResult]:
+        import yfinance as yf
+
+        # yfinance's `end` is exclusive.
+        yf_end = (end + timedelta(days=1)).isoformat() if end is not None else None
+        with _capture_yf_errors() as cap:
+            try:
+                frame = yf.download(
+                    tickers, start=start.isoformat(), end=yf_end, auto_adjust=False, actions=True,
+                    group_by=self.group_by, threads=self.threads, progress=False,
+                    timeout=self.timeout, multi_level_index=True,
+                )
+            except Exception as exc:
+                if is_retryable(exc):
+                    raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+                return {t: TickerResult(t, error=f"{type(exc).__name__}: {exc}") for t in tickers}
+        logged = _per_ticker_errors(cap.messages)
+        results = parse_download(frame, tickers)
+        for t, res in results.items():
+            if t.upper() in logged and not res.ok:
+                msg = logged[t.upper()]
+                results[t] = TickerResult(t, error=msg, retryable=bool(_RETRYABLE_RE.search(msg)),
+                                          dropped_nan_rows=res.dropped_nan_rows)
+        return results
+
+
+# -------------------------------------------------------------------------------------------- snapshot
+
+_CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+
+
+def ticker_for_file(path: Path) -> str:
+    stem = path.name[: -len(".csv")]
+    return FILE_TO_TICKER.get(stem, stem)
+
+
+def read_snapshot_file(path: Path) -> pl.DataFrame:
+    """One snapshot CSV as PRICE_SCHEMA rows; malformed values raise InputError (file, line, field)."""
+    try:
+        raw = pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.ComputeError, OSError) as exc:
+        raise InputError(f"cannot read CSV: {exc}", file=path) from None
+    missing = [c for c in _CSV_COLUMNS if c not in raw.columns]
+    if missing:
+        raise InputError("missing column in header", file=path, line=1, field=missing[0])
+    typed = {
+        "date": pl.col("date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+        **{c: pl.col(c).cast(pl.Float64, strict=False) for c in _CSV_COLUMNS[1:6]},
+        "volume": pl.col("volume").cast(pl.Int64, strict=False),
+    }
+    parsed = raw.select(**typed)
+    for c in _CSV_COLUMNS:
+        bad = raw.with_row_index("_i").filter(
+            pl.col(c).is_not_null() & (pl.col(c).str.strip_chars() != "") & parsed[c].is_null()
+        )
+        if bad.height:
+            raise InputError(f"cannot parse {bad[c][0]!r}", file=path,
+                             line=int(bad["_i"][0]) + 2, field=c)
+    return conform(parsed.with_columns(ticker=pl.lit(ticker_for_file(path))))
+
+
+class SnapshotSource:
+    """The offline price snapshot shipped in ``data/prices`` (one CSV per ticker)."""
+
+    name = "snapshot"
+
+    def __init__(self, prices_dir: Path = SNAPSHOT_DIR) -> None:
+        self.prices_dir = Path(prices_dir)
+
+    def files(self) -> dict[str, Path]:
+        return {ticker_for_file(p): p for p in sorted(self.prices_dir.glob("*.csv"))}
+
+    def fetch(self, tickers: list[str], start: date, end: date | None) -> dict[str, TickerResult]:
+        files = self.files()
+        out: dict[str, TickerResult] = {}
+        for t in tickers:
+            if t not in files:
+                out[t] = TickerResult(t, error=f"no snapshot file for {t} in {self.prices_dir}")
+                continue
+            rows = read_snapshot_file(files[t])
+            rows = rows.filter(pl.col("date") >= start)
+            if end is not None:
+                rows = rows.filter(pl.col("date") <= end)
+            out[t] = TickerResult(t, rows=rows)
+        return out
+
+
+__all__ = [
+    "PRICE_SCHEMA", "RetryableError", "SnapshotSource", "Source", "TickerResult", "YahooSource",
+    "is_retryable", "parse_download", "read_snapshot_file",
+]

@@ -1,0 +1,171 @@
+"""Append one fetch as one batch, atomically, and detect revisions of already-stored values.
+
+Only rows that are new or differ from the current latest value are appended: re-fetching an unchanged
+overlap adds nothing, while a revised value (e.g. Yahoo re-adjusting ``adj_close`` after a dividend) is
+appended next to the old one. Both versions stay in ``price_rows``; the ``prices`` view shows the latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import duckdb
+import polars as pl
+
+from carousel.db import transaction
+from carousel.errors import InputError
+
+#: Canonical long frame of price rows (the Source -> store hand-off).
+PRICE_SCHEMA: dict[str, pl.DataType] = {
+    "ticker": pl.Utf8(),
+    "date": pl.Date(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "adj_close": pl.Float64(),
+    "volume": pl.Int64(),
+    "dividends": pl.Float64(),
+    "splits": pl.Float64(),
+}
+VALUE_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "dividends", "splits"]
+
+#: Relative tolerance below which two stored floats are "the same value" (CSV/float round-trips).
+REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Stored values of one ticker that a later fetch changed."""
+
+    ticker: str
+    rows: int
+    first_date: date
+    last_date: date
+    fields: tuple[str, ...]
+
+
+@dataclass
+class BatchReport:
+    batch_id: int | None
+    source: str
+    status: str
+    fetched_rows: int
+    appended_rows: int
+    new_rows: int
+    revisions: list[Revision] = field(default_factory=list)
+    skipped: bool = False
+    message: str | None = None
+
+    @property
+    def revised_tickers(self) -> list[str]:
+        return sorted(r.ticker for r in self.revisions)
+
+
+def conform(rows: pl.DataFrame) -> pl.DataFrame:
+    """Cast/complete a frame to PRICE_SCHEMA (missing optional columns become NULL), sorted."""
+    cols = []
+    for name, dtype in PRICE_SCHEMA.items():
+        if name in rows.columns:
+            cols.append(pl.col(name).cast(dtype))
+        else:
+            cols.append(pl.lit(None, dtype=dtype).alias(name))
+    return rows.select(cols).sort("ticker", "date")
+
+
+def _differs(col: str) -> str:
+    # NULL-aware comparison with a relative tolerance for floats.
+    return (
+        f"((n.{col} IS NULL) <> (o.{col} IS NULL) OR "
+        f"abs(n.{col} - o.{col}) > {REL_TOL} * greatest(abs(o.{col}), 1e-12))"
+    )
+
+
+_DIFF_SQL = " OR ".join(_differs(c) for c in VALUE_COLUMNS)
+_FIELD_FLAGS = ", ".join(f"bool_or({_differs(c)}) AS {c}" for c in VALUE_COLUMNS)
+
+
+def append_batch(
+    con: duckdb.DuckDBPyConnection,
+    rows: pl.DataFrame,
+    *,
+    source: str,
+    tickers: list[str],
+    start: date | None,
+    end: date | None,
+    status: str = "ok",
+    message: str | None = None,
+    content_hash: str | None = None,
+    fetched_at: datetime | None = None,
+) -> BatchReport:
+    """Record one batch and its new/changed rows in a single transaction (all or nothing)."""
+    staged = conform(rows)
+    dup = staged.filter(pl.struct("ticker", "date").is_duplicated())
+    if dup.height:
+        raise InputError(f"batch has {dup.height} rows sharing a (ticker, date), first "
+                         f"{dup['ticker'][0]} {dup['date'][0]}", field="date")
+    fetched_at = fetched_at or datetime.now(UTC)
+    con.register("_staged_prices", staged.to_arrow())
+    try:
+        with transaction(con):
+            # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses further work.
+            batch_id = int(con.execute(
+                "SELECT coalesce(max(batch_id), 0) + 1 FROM price_batches").fetchall()[0][0])
+            # One query for all revisions: staged rows whose (ticker, date) already has a different value.
+            rev = con.execute(
+                f"""
+                SELECT n.ticker, count(*) AS n, min(n.date), max(n.date), {_FIELD_FLAGS}
+                FROM _staged_prices n JOIN prices o USING (ticker, date)
+                WHERE {_DIFF_SQL}
+                GROUP BY n.ticker ORDER BY n.ticker
+                """  # noqa: S608 - only constant column names are interpolated
+            ).fetchall()
+            # No temp table (DDL stays out of the write path): insert the diff, then count it.
+            con.execute(
+                f"""
+                INSERT INTO price_rows
+                SELECT ?, n.ticker, n.date, n.open, n.high, n.low, n.close, n.adj_close, n.volume,
+                       n.dividends, n.splits
+                FROM _staged_prices n LEFT JOIN prices o USING (ticker, date)
+                WHERE o.ticker IS NULL OR {_DIFF_SQL}
+                """,  # noqa: S608 - only constant column names are interpolated
+                [batch_id],
+            )
+            appended = int(con.execute(
+                "SELECT count(*) FROM price_rows WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
+            con.execute(
+                "INSERT INTO price_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, source, fetched_at, sorted(tickers), start, end, status, appended,
+                 message, content_hash],
+            )
+    finally:
+        con.unregister("_staged_prices")
+    revisions = [
+        Revision(
+            ticker=r[0], rows=int(r[1]), first_date=r[2], last_date=r[3],
+            fields=tuple(c for c, flag in zip(VALUE_COLUMNS, r[4:], strict=True) if flag),
+        )
+        for r in rev
+    ]
+    revised_rows = sum(r.rows for r in revisions)
+    return BatchReport(
+        batch_id=batch_id, source=source, status=status, fetched_rows=staged.height,
+        appended_rows=appended, new_rows=appended - revised_rows, revisions=revisions,
+        message=message,
+    )
+
+
+def last_dates(con: duckdb.DuckDBPyConnection) -> dict[str, date]:
+    """Last stored date per ticker (one query)."""
+    return dict(con.execute("SELECT ticker, max(date) FROM prices GROUP BY ticker").fetchall())
+
+
+def stored_rows(con: duckdb.DuckDBPyConnection, tickers: list[str]) -> pl.DataFrame:
+    """Latest stored rows of the given tickers in PRICE_SCHEMA."""
+    cols = ", ".join(PRICE_SCHEMA)
+    df = con.sql(
+        f"SELECT {cols} FROM prices WHERE list_contains(?, ticker) ORDER BY ticker, date",  # noqa: S608
+        params=[tickers],
+    ).pl()
+    return conform(df)
