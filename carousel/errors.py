@@ -11,6 +11,7 @@ code   meaning
 3      the database is locked by another process
 4      the database is missing, corrupt or not a carousel database
 5      optimistic-concurrency conflict or integrity violation
+6      another ``carousel refresh`` is already running (``market.refresh.RefreshRunning``)
 =====  ==========================================================
 """
 

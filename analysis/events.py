@@ -1,0 +1,132 @@
+"""Firm-events from the deal ledger: one row per (deal, listed counterparty ticker), each with its own t0.
+
+Why per ticker: one announcement moves several listed firms (AMD and, through its stake, SoftBank...),
+and each trades on its own exchange calendar, so t0 is aligned per ticker (``9984.T`` on XTKS, US
+tickers on XNYS) by :func:`market.calendars.align_t0` (before the close on a session day -> that day;
+after the close or on a non-session day -> the next session).
+
+Rules:
+- retracted deals are dropped (they never happened as announced);
+- deals without an announcement date are kept with a null ``t0`` and ``t0_rule='no_t0'``; the engine
+  reports them as excluded with reason ``no_t0``;
+- a firm may have several events (one per deal), and a deal several firms; ``peers`` adds chosen
+  non-counterparty tickers (role ``peer``) to every deal or to named deals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import polars as pl
+
+Aligner = Callable[..., pl.DataFrame]
+
+_REQUIRED = ("deal_id", "status", "announced_date", "announced_time_et", "session", "tickers")
+
+EVENT_SCHEMA = {
+    "event_id": pl.Utf8,
+    "deal_id": pl.Utf8,
+    "ticker": pl.Utf8,
+    "role": pl.Utf8,
+    "calendar": pl.Utf8,
+    "announced_date": pl.Date,
+    "announced_time_et": pl.Utf8,
+    "session": pl.Utf8,
+    "t0": pl.Date,
+    "t0_rule": pl.Utf8,
+}
+
+
+def event_id(deal_id: str, ticker: str) -> str:
+    """Stable firm-event id: ``'<deal_id>:<ticker>'``."""
+    return f"{deal_id}:{ticker}"
+
+
+def firm_events(
+    deals: pl.DataFrame,
+    peers: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+    *,
+    calendar_for: Callable[[str], str] | None = None,
+    align_t0: Aligner | None = None,
+    unknown_policy: str = "same_day",
+) -> pl.DataFrame:
+    """Firm-events of ``deals`` (a :func:`ledger.api.deals` frame).
+
+    Args:
+        deals: DataFrame with deal_id, status, announced_date, announced_time_et, session, tickers.
+        peers: extra tickers per deal (mapping deal_id -> tickers) or for every deal (a sequence).
+        calendar_for: ticker -> exchange calendar (default :func:`market.calendars.calendar_for`).
+        align_t0: the t0 aligner (default :func:`market.calendars.align_t0`), called once per calendar.
+        unknown_policy: passed to the aligner for session 'unknown' ('same_day' or 'next_session').
+
+    Returns:
+        DataFrame[event_id, deal_id, ticker, role, calendar, announced_date, announced_time_et, session,
+        t0, t0_rule] sorted by event_id; ``t0`` null (rule 'no_t0') for deals without a date.
+    """
+    missing = [c for c in _REQUIRED if c not in deals.columns]
+    if missing:
+        raise ValueError(f"deals frame lacks column(s): {', '.join(missing)}")
+    if calendar_for is None or align_t0 is None:
+        import importlib
+
+        # Looked up at call time: the market layer is a sibling package (functional core stays pure).
+        calendars = importlib.import_module("market.calendars")
+        calendar_for = calendar_for or calendars.calendar_for
+        align_t0 = align_t0 or calendars.align_t0
+
+    live = deals.filter(pl.col("status") != "retracted").select(
+        pl.col("deal_id").cast(pl.Utf8),
+        pl.col("announced_date").cast(pl.Date),
+        pl.col("announced_time_et").cast(pl.Utf8),
+        pl.col("session").cast(pl.Utf8),
+        pl.col("tickers").cast(pl.List(pl.Utf8)),
+    )
+    rows = (
+        live.explode("tickers").rename({"tickers": "ticker"}).filter(pl.col("ticker").is_not_null())
+    )
+    rows = rows.with_columns(pl.lit("counterparty").alias("role"))
+    if peers:
+        if isinstance(peers, Mapping):
+            extra = pl.DataFrame(
+                [(d, t) for d, ts in peers.items() for t in ts],
+                schema=["deal_id", "ticker"],
+                orient="row",
+            )
+        else:
+            extra = live.select("deal_id").join(pl.DataFrame({"ticker": list(peers)}), how="cross")
+        extra = live.drop("tickers").join(extra, on="deal_id", how="inner")
+        extra = extra.with_columns(pl.lit("peer").alias("role")).select(rows.columns)
+        # A ticker that is already a counterparty of the deal stays a counterparty.
+        extra = extra.join(rows.select("deal_id", "ticker"), on=["deal_id", "ticker"], how="anti")
+        rows = pl.concat([rows, extra])
+    rows = rows.unique(["deal_id", "ticker"], keep="first", maintain_order=True)
+    tickers = rows["ticker"].unique().sort().to_list()
+    cal = {t: calendar_for(t) for t in tickers}
+    rows = rows.with_columns(
+        pl.col("ticker").replace_strict(cal, return_dtype=pl.Utf8).alias("calendar")
+    )
+    rows = rows.with_row_index("_row")
+
+    aligned = [
+        rows.filter(pl.col("announced_date").is_null()).with_columns(
+            pl.lit(None, dtype=pl.Date).alias("t0"), pl.lit("no_t0").alias("t0_rule")
+        )
+    ]
+    dated = rows.filter(pl.col("announced_date").is_not_null())
+    for calendar in sorted(dated["calendar"].unique().to_list()):
+        part = dated.filter(pl.col("calendar") == calendar)
+        out = align_t0(part, calendar, unknown_policy=unknown_policy)
+        if out.height != part.height:
+            raise ValueError(f"align_t0 returned {out.height} rows for {part.height} ({calendar})")
+        if "_row" in out.columns:
+            out = part.join(out.select("_row", "t0", "t0_rule"), on="_row", how="left")
+        else:  # the aligner keeps row order (contract) but not our extra columns
+            out = part.with_columns(out["t0"].cast(pl.Date), out["t0_rule"].cast(pl.Utf8))
+        aligned.append(
+            out.with_columns(pl.col("t0").cast(pl.Date), pl.col("t0_rule").cast(pl.Utf8))
+        )
+    result = pl.concat(aligned, how="vertical_relaxed")
+    result = result.with_columns(
+        (pl.col("deal_id") + pl.lit(":") + pl.col("ticker")).alias("event_id")
+    )
+    return result.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]).sort("event_id")

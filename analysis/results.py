@@ -1,0 +1,238 @@
+"""The result of an event study, in the statsmodels manner.
+
+``params``/``bse``/``sigma`` hold one row per firm-event (Polars), ``car`` one row per firm-event and
+window, ``ar`` one row per firm-event and non-estimation day, ``excluded`` every firm-event that was not
+estimated with its reason code. Rows are sorted by event_id (then window in the order given, or rel_day),
+so the same inputs always give byte-identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from analysis.conventions import Conventions
+from analysis.panel import ARPanel
+
+if TYPE_CHECKING:
+    from analysis.models import ModelSpec
+
+
+@dataclass(frozen=True)
+class EventStudyResult:
+    """Estimates of one :class:`analysis.engine.EventStudy` fit (either method)."""
+
+    model: ModelSpec
+    method: str
+    estimation: tuple[int, int]
+    windows: tuple[tuple[int, int], ...]
+    conventions: Conventions
+    panel: ARPanel
+    params: pl.DataFrame
+    bse: pl.DataFrame
+    sigma: pl.DataFrame
+    car: pl.DataFrame
+    excluded: pl.DataFrame
+    mask_other_events: bool = True
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ derived frames
+
+    @property
+    def nobs(self) -> int:
+        """Number of estimated firm-events."""
+        return self.panel.n
+
+    @property
+    def ar(self) -> pl.DataFrame:
+        """Long AR table on the non-estimation days: event_id, rel_day, ar, se (se = sigma*sqrt(pe))."""
+        if "ar" not in self._cache:
+            p = self.panel
+            cols = np.flatnonzero(~p.is_est)
+            ar = p.ar[:, cols]
+            se = p.sigma[:, None] * np.sqrt(p.pe_factor[:, cols])
+            n, nd = ar.shape
+            self._cache["ar"] = pl.DataFrame(
+                {
+                    "event_id": np.repeat(p.keys["event_id"].to_numpy(), nd),
+                    "rel_day": np.tile(p.rel_days[cols], n).astype(np.int32),
+                    "ar": ar.ravel(),
+                    "se": se.ravel(),
+                }
+            ).with_columns(pl.col("ar").fill_nan(None), pl.col("se").fill_nan(None))
+        return self._cache["ar"]
+
+    @property
+    def aar(self) -> pl.DataFrame:
+        """Average abnormal return per non-estimation relative day: rel_day, aar, n (events with an AR)."""
+        p = self.panel
+        cols = np.flatnonzero(~p.is_est)
+        ar = p.ar[:, cols]
+        n = np.isfinite(ar).sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            aar = np.where(n > 0, np.nansum(ar, axis=0) / np.maximum(n, 1), np.nan)
+        return pl.DataFrame(
+            {"rel_day": p.rel_days[cols].astype(np.int32), "aar": aar, "n": n.astype(np.int64)}
+        ).with_columns(pl.col("aar").fill_nan(None))
+
+    @property
+    def caar(self) -> pl.DataFrame:
+        """Cumulative average abnormal return per window over firm-events with a complete window."""
+        return (
+            self.car.filter(pl.col("car").is_not_null())
+            .group_by("window", maintain_order=True)
+            .agg(pl.col("car").mean().alias("caar"), pl.len().alias("n"))
+        )
+
+    def tests(self, window: tuple[int, int] | None = None, *, daily: bool = True) -> Any:
+        """The cross-sectional test battery (:func:`analysis.significance.battery`) for one window.
+
+        Defaults to the first window; returns its ``TestBattery`` (``.frame``/``.to_frame()``).
+        """
+        import importlib
+
+        # Imported by name at call time: significance consumes the panel, the engine does not need it.
+        significance = importlib.import_module("analysis.significance")
+        w = window if window is not None else self.windows[0]
+        return significance.battery(self.panel, w, daily=daily, conventions=self.conventions)
+
+    # ------------------------------------------------------------------ output
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per firm-event and window with CAR, se, t, p, BHAR and the model parameters."""
+        return self.car.join(
+            self.params.drop("deal_id", "ticker", "t0"),
+            on="event_id",
+            how="left",
+            maintain_order="left",
+        ).join(
+            self.sigma.select("event_id", "sigma", "n_est"),
+            on="event_id",
+            how="left",
+            maintain_order="left",
+        )
+
+    def to_json_records(self) -> list[dict[str, Any]]:
+        """One dict per firm-event and window: event_id, deal_id, ticker, t0 (ISO), window, car, se, t, p, bhar."""
+        recs = []
+        for row in self.car.iter_rows(named=True):
+            rec = {}
+            for key in (
+                "event_id",
+                "deal_id",
+                "ticker",
+                "t0",
+                "window",
+                "car",
+                "se",
+                "t",
+                "p",
+                "bhar",
+                "n_days",
+            ):
+                v = row[key]
+                if isinstance(v, date):
+                    v = v.isoformat()
+                elif isinstance(v, float) and not math.isfinite(v):
+                    v = None
+                rec[key] = v
+            recs.append(rec)
+        return recs
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_records(), indent=None, sort_keys=False)
+
+    def _header(self) -> list[str]:
+        bench = ", ".join(self.model.benchmarks) if self.model.name != "mean" else "-"
+        return [
+            f"Event study: model={self.model.name} benchmarks={bench} method={self.method} "
+            f"conventions={self.conventions.name}",
+            f"estimation=[{self.estimation[0]},{self.estimation[1]}] "
+            f"windows={' '.join(_label(w) for w in self.windows)} "
+            f"other events {'masked' if self.mask_other_events else 'flagged'}",
+            f"firm-events estimated: {self.nobs}, excluded: {self.excluded.height}",
+        ]
+
+    def summary(self) -> str:
+        """Plain-text summary: header, CAR table per firm-event/window, CAAR, exclusions by reason."""
+        lines = self._header()
+        lines.append("")
+        hdr = f"{'event_id':<34} {'ticker':<8} {'t0':<10} {'window':<8} {'CAR':>9} {'se':>8} {'t':>7} {'p':>7}"
+        lines.append(hdr)
+        lines.append("-" * len(hdr))
+        for r in self.car.iter_rows(named=True):
+            lines.append(
+                f"{str(r['event_id'])[:34]:<34} {r['ticker']:<8} {str(r['t0']):<10} {r['window']:<8} "
+                f"{_f(r['car'], '9.4f')} {_f(r['se'], '8.4f')} {_f(r['t'], '7.2f')} {_f(r['p'], '7.4f')}"
+            )
+        lines.append("")
+        for r in self.caar.iter_rows(named=True):
+            lines.append(f"CAAR {r['window']:<8} {r['caar']:.4f} (n={r['n']})")
+        if self.excluded.height:
+            lines.append("")
+            counts = self.excluded.group_by("reason").len().sort("reason")
+            lines.append(
+                "excluded: "
+                + ", ".join(f"{r['reason']}={r['len']}" for r in counts.iter_rows(named=True))
+            )
+        return "\n".join(lines)
+
+    def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
+        """A booktabs table of CAR, se, t and p per firm-event and window."""
+        out = [r"\begin{table}[htbp]", r"\centering"]
+        if caption:
+            out.append(rf"\caption{{{_tex(caption)}}}")
+        if label:
+            out.append(rf"\label{{{_tex(label)}}}")
+        out += [
+            r"\begin{tabular}{lllrrrrr}",
+            r"\toprule",
+            r"Event & Ticker & $t_0$ & Window & CAR & SE & $t$ & $p$ \\",
+            r"\midrule",
+        ]
+        for r in self.car.iter_rows(named=True):
+            out.append(
+                f"{_tex(str(r['event_id']))} & {_tex(r['ticker'])} & {r['t0']} & {r['window']} & "
+                f"{_f(r['car'], '.4f')} & {_f(r['se'], '.4f')} & {_f(r['t'], '.2f')} & {_f(r['p'], '.4f')} \\\\"
+            )
+        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        return "\n".join(out) + "\n"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _label(w: tuple[int, int]) -> str:
+    from analysis.engine import window_label
+
+    return window_label(w)
+
+
+def _f(v: float | None, spec: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return format("", ">" + spec.split(".")[0]) if spec[0].isdigit() else "--"
+    return format(v, spec)
+
+
+_TEX = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def _tex(s: str) -> str:
+    return "".join(_TEX.get(c, c) for c in s)

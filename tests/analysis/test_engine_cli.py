@@ -1,0 +1,213 @@
+"""``carousel study``: options, rich table and JSON records, on the shipped prices.
+
+Until the ledger/market layers exist the DB read (``load_inputs``) is replaced by the shipped CSVs and a
+weekday calendar; the end-to-end test against a real database runs once they do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import json
+from functools import partial
+from pathlib import Path
+
+import polars as pl
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import analysis.cli as cli
+import analysis.events as events_mod
+from carousel.errors import InputError
+
+D = dt.date
+DATA = Path(__file__).resolve().parents[2] / "data"
+SNAPSHOT_NAMES = {"GSPC": "^GSPC", "IXIC": "^IXIC"}
+HAVE_LAYERS = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("ledger.api", "market.api", "market.returns", "market.calendars")
+)
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:  # a group, so that `study` is a subcommand as in carousel
+        pass
+
+    cli.register(app)
+    return app
+
+
+def _weekday_align(
+    frame: pl.DataFrame, calendar: str, unknown_policy: str = "same_day"
+) -> pl.DataFrame:
+    def t0(d: dt.date, session: str) -> dt.date:
+        if session == "after_close":
+            d += dt.timedelta(days=1)
+        while d.weekday() >= 5:
+            d += dt.timedelta(days=1)
+        return d
+
+    return frame.with_columns(
+        pl.Series(
+            "t0",
+            [t0(d, s) for d, s in zip(frame["announced_date"], frame["session"], strict=True)],
+            dtype=pl.Date,
+        ),
+        pl.lit("weekday").alias("t0_rule"),
+    )
+
+
+def _shipped_returns() -> pl.DataFrame:
+    """Simple returns of data/prices/*.csv read directly with Polars.
+
+    With the market layer present, its pure ``compute_returns`` (adj_close when both days have it,
+    else close) is used, so the numbers are the ones ``carousel study`` sees; without it, a per-file
+    fallback: adj_close when the file has it, else close.
+    """
+    frames = []
+    for f in sorted((DATA / "prices").glob("*.csv")):
+        ticker = SNAPSHOT_NAMES.get(f.stem, f.stem)
+        d = pl.read_csv(
+            f, try_parse_dates=True, schema_overrides={"adj_close": pl.Float64, "close": pl.Float64}
+        )
+        frames.append(
+            d.sort("date").select(pl.lit(ticker).alias("ticker"), "date", "close", "adj_close")
+        )
+    prices = pl.concat(frames)
+    if importlib.util.find_spec("market.returns") is not None:
+        market_returns = importlib.import_module("market.returns")
+        return market_returns.compute_returns(prices).select("ticker", "date", "ret")
+    px = pl.coalesce("adj_close", "close")
+    return (
+        prices.with_columns((px / px.shift(1).over("ticker") - 1).alias("ret"))
+        .drop_nulls("ret")
+        .select("ticker", "date", "ret")
+    )
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    deals = pl.DataFrame(
+        {
+            "deal_id": ["amd-openai-2025-10-06", "orcl-amd-2025-10-14", "undated"],
+            "status": ["active", "active", "active"],
+            "announced_date": [D(2025, 10, 6), D(2025, 10, 14), None],
+            "announced_time_et": [None, None, None],
+            "session": ["pre_market", "pre_market", "unknown"],
+            "tickers": [["AMD"], ["AMD", "ORCL"], ["MSFT"]],
+        }
+    )
+    returns = _shipped_returns()
+    monkeypatch.setattr(cli, "load_inputs", lambda db, extra: (deals, returns))
+    monkeypatch.setattr(
+        events_mod,
+        "firm_events",
+        partial(events_mod.firm_events, calendar_for=lambda t: "XNYS", align_t0=_weekday_align),
+    )
+
+
+def test_study_json_and_table_offline(offline: None) -> None:
+    _run_checks()
+
+
+def _run_checks() -> None:
+    runner = CliRunner()
+    out = runner.invoke(
+        _app(),
+        [
+            "study",
+            "--format",
+            "json",
+            "--deal",
+            "amd-openai-2025-10-06",
+            "--window",
+            "0,0",
+            "--window=-1,1",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    recs = json.loads(out.stdout)
+    assert [r["window"] for r in recs] == ["[0,0]", "[-1,+1]"]
+    r0 = recs[0]
+    assert (
+        r0["ticker"] == "AMD"
+        and r0["t0"] == "2025-10-06"
+        and r0["deal_id"] == "amd-openai-2025-10-06"
+    )
+    assert 0.228 < r0["car"] < 0.234 and r0["t"] > 5
+    assert r0["se"] == pytest.approx(r0["car"] / r0["t"])
+    table = runner.invoke(_app(), ["study", "--ticker", "AMD", "--estimation", "-250", "-11"])
+    assert table.exit_code == 0, table.output
+    assert "amd-openai-2025-10-06" in table.stdout and "23.1" in table.stdout
+    assert "orcl-amd-2025-10-14" in table.stdout
+    peers = runner.invoke(
+        _app(),
+        [
+            "study",
+            "--format",
+            "json",
+            "--deal",
+            "amd-openai-2025-10-06",
+            "--peer",
+            "NVDA",
+            "-w",
+            "0,0",
+        ],
+    )
+    assert peers.exit_code == 0, peers.output
+    assert sorted(r["ticker"] for r in json.loads(peers.stdout)) == ["AMD", "NVDA"]
+    bad = runner.invoke(_app(), ["study", "--window", "1"])
+    assert bad.exit_code != 0
+
+
+def test_parse_window() -> None:
+    assert cli.parse_window("-1,1") == (-1, 1)
+    assert cli.parse_window("[-5,+5]") == (-5, 5)
+    assert cli.parse_window("0:10") == (0, 10)
+    with pytest.raises(InputError):
+        cli.parse_window("3,1")
+    with pytest.raises(InputError):
+        cli.parse_window("x")
+
+
+def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> None:
+    deals, returns = cli.load_inputs(None, ["SPY"])
+    res = cli.run_study(deals, returns, windows=((0, 0),))
+    assert dict(res.excluded.select("event_id", "reason").iter_rows()) == {"undated:MSFT": "no_t0"}
+    assert res.nobs == 3
+    with pytest.raises(InputError, match="unknown deal"):
+        cli.run_study(deals, returns, deal_filter=["nope"])
+    with pytest.raises(InputError, match="benchmark"):
+        cli.run_study(deals, returns, benchmarks=("NOPE",))
+
+
+@pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
+def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
+    from carousel.db import connect
+
+    importer = importlib.import_module("ledger.importer")
+    snapshot = importlib.import_module("market.snapshot")
+    con = connect(db_path)
+    try:
+        importer.import_file(con, DATA / "events" / "deals.csv")
+        snapshot.load_snapshot(con)
+    finally:
+        con.close()
+    runner = CliRunner()
+    out = runner.invoke(
+        _app(),
+        ["study", "--db", str(db_path), "--format", "json", "--deal", "amd-openai-2025-10-06"],
+    )
+    assert out.exit_code == 0, out.output
+    recs = [r for r in json.loads(out.stdout) if r["ticker"] == "AMD"]
+    r0 = next(r for r in recs if r["window"] == "[0,0]")
+    assert r0["t0"] == "2025-10-06"
+    assert 0.228 < r0["car"] < 0.234 and r0["t"] > 5
+    table = runner.invoke(_app(), ["study", "--db", str(db_path), "--ticker", "AMD"])
+    assert table.exit_code == 0, table.output
+    assert "amd-openai-2025-10-06" in table.stdout
