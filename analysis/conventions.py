@@ -28,6 +28,9 @@ class Conventions:
     sign_phat: str = "per_firm_mean"
     #: rank test: "corrado" (textbook) or "estudy2" (row means times the number of columns).
     rank_variant: str = "corrado"
+    #: Patell Z denominator sums (M_i-k)/(M_i-k-2) over the firm-events with an AR that day ("present",
+    #: textbook) or over every firm-event in the panel, numerator as mean times N ("all_firms", estudy2).
+    patell_over: str = "present"
 
 
 TEXTBOOK = Conventions(name="textbook")
@@ -38,6 +41,7 @@ ESTUDY2 = Conventions(
     patell_denominator="per_firm",
     sign_phat="pooled",
     rank_variant="estudy2",
+    patell_over="all_firms",
 )
 
 BY_NAME = {c.name: c for c in (TEXTBOOK, ESTUDY2)}
