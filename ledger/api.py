@@ -1,0 +1,74 @@
+"""Read API of the ledger: Polars frames with the columns documented in DEVELOPERS.md.
+
+Current state comes from the materialised projection tables (one query each); as-of questions replay
+the log, because a past state is by definition not what the projection tables hold now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from ledger import log, project
+
+_DEALS_SQL = (
+    "SELECT deal_id, contract_id, status, announced_date, announced_time_et, session, payers, payees, "
+    "amount_usd, amount_kind, deal_type, horizon, tickers, counts_toward_total, title, confidence, version "
+    "FROM ledger_deals ORDER BY deal_id"
+)
+_FLOWS_SQL = (
+    "SELECT f.deal_id, f.contract_id, f.payer, f.payee, f.amount_usd, f.amount_kind, f.deal_type, "
+    "f.announced_date, f.counts_toward_total FROM ledger_flows f JOIN ledger_deals d USING (deal_id) "
+    "WHERE d.status = 'active' ORDER BY f.deal_id, f.payer, f.payee"
+)
+
+
+def _state(con: duckdb.DuckDBPyConnection, as_known_at: dt.datetime | None, in_effect_on: dt.date | None) -> project.LedgerState:
+    if as_known_at is not None and as_known_at.tzinfo is None:
+        raise ValueError("as_known_at must be timezone-aware")
+    return project.fold(log.read(con, as_known_at=as_known_at), in_effect_on=in_effect_on)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, schema: dict[str, object]) -> pl.DataFrame:
+    return con.sql(sql).pl().cast(schema)
+
+
+def companies(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return _frame(con, "SELECT * FROM ledger_companies ORDER BY company_id", project.COMPANY_COLUMNS)
+
+
+def deals(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_known_at: dt.datetime | None = None,
+    in_effect_on: dt.date | None = None,
+) -> pl.DataFrame:
+    """Every deal (active and retracted), sorted by deal_id."""
+    if as_known_at is None and in_effect_on is None:
+        return _frame(con, _DEALS_SQL, project.DEAL_COLUMNS)
+    return project.deals_frame(_state(con, as_known_at, in_effect_on))
+
+
+def flows(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_known_at: dt.datetime | None = None,
+    in_effect_on: dt.date | None = None,
+) -> pl.DataFrame:
+    """Payer -> payee edges of active deals; ``amount_usd`` is None when undisclosed (never 0)."""
+    if as_known_at is None and in_effect_on is None:
+        return _frame(con, _FLOWS_SQL, project.FLOW_COLUMNS)
+    return project.flows_frame(_state(con, as_known_at, in_effect_on))
+
+
+def history(con: duckdb.DuckDBPyConnection, deal_id: str) -> list[dict[str, object]]:
+    """The event trail of one deal, oldest first."""
+    from ledger.model import deal_stream
+
+    return [
+        {"position": e.position, "version": e.stream_version, "type": e.event_type,
+         "recorded_at_us": e.recorded_at_us, "payload": e.payload}
+        for e in log.read(con, streams=[deal_stream(deal_id)])
+    ]

@@ -1,0 +1,312 @@
+"""The append-only event log: append, read, verify, anchor.
+
+Guarantees (each has adversarial tests in ``tests/ledger``):
+
+* **Gapless global position in commit order.** Positions are ``head + 1 ..`` read *inside* the writing
+  transaction. DuckDB admits one read-write process per file and :data:`_WRITE_LOCK` serialises writers
+  inside a process, so no two transactions can pick the same head; a sequence would leave gaps.
+* **Per-stream versions with expected-version checks** (``"any"``, ``"no_stream"`` or an exact int),
+  raising :class:`~carousel.errors.ConflictError`.
+* **Idempotent event ids.** An identical retry writes nothing; the same id with different content is a
+  ConflictError. (No ``ON CONFLICT DO NOTHING``: a silent skip would hide the conflicting case.)
+* **Atomic batches**: one transaction per append; any error rolls back everything.
+* **recorded_at strictly increasing** (max(now, last + 1 µs)), so "as known at T" is a log prefix.
+* **Hash chain**: ``hash = sha256(prev_hash | position | event_id | stream | version | type |
+  schema_version | recorded_at_us | payload)``; :func:`verify` names the first broken position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+
+from carousel.db import transaction
+from carousel.errors import ConflictError
+from ledger import project
+from ledger.model import CURRENT_VERSION, NewEvent, StoredEvent, is_canonical, upcast
+
+GENESIS = "0" * 64
+ExpectedVersion = Literal["any", "no_stream"] | int
+
+_WRITE_LOCK = threading.Lock()
+
+
+def chain_hash(
+    prev_hash: str,
+    position: int,
+    event_id: str,
+    stream_id: str,
+    stream_version: int,
+    event_type: str,
+    schema_version: int,
+    recorded_at_us: int,
+    payload: str,
+) -> str:
+    text = "|".join(
+        (
+            prev_hash,
+            str(position),
+            event_id,
+            stream_id,
+            str(stream_version),
+            event_type,
+            str(schema_version),
+            str(recorded_at_us),
+            payload,
+        )
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    appended: int
+    skipped: int
+    head_position: int
+    head_hash: str
+
+
+def _now_us() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
+
+
+def append(
+    con: duckdb.DuckDBPyConnection,
+    events: Sequence[NewEvent],
+    *,
+    expected: Mapping[str, ExpectedVersion] | None = None,
+) -> AppendResult:
+    """Append ``events`` atomically (one transaction, one bulk insert)."""
+    with _WRITE_LOCK, transaction(con):
+        return _append_locked(con, events, expected or {})
+
+
+def _append_locked(
+    con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent], expected: Mapping[str, ExpectedVersion]
+) -> AppendResult:
+    ids = [e.event_id for e in events]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ConflictError(f"event id {dup} appears twice in one batch")
+    head = con.execute(
+        "SELECT position, hash, epoch_us(recorded_at) FROM ledger_log ORDER BY position DESC LIMIT 1"
+    ).fetchall()
+    head_pos, head_hash, last_us = (int(head[0][0]), str(head[0][1]), int(head[0][2])) if head else (0, GENESIS, 0)
+
+    existing = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT event_id, stream_id, event_type, schema_version, payload FROM ledger_log "
+            "WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+    }
+    fresh: list[NewEvent] = []
+    for e in events:
+        old = existing.get(e.event_id)
+        if old is None:
+            fresh.append(e)
+        elif tuple(old) != (e.stream_id, e.event_type, e.version, e.payload_json):
+            raise ConflictError(
+                f"event id {e.event_id} already exists with different content "
+                f"(stream {old[0]}, type {old[1]}); events are immutable: record a DealCorrected instead"
+            )
+    if not fresh:
+        return AppendResult(0, len(events), head_pos, head_hash)
+
+    streams = sorted({e.stream_id for e in fresh} | set(expected))
+    current = dict(
+        con.execute(
+            "SELECT stream_id, max(stream_version) FROM ledger_log "
+            "WHERE stream_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY stream_id",
+            [streams],
+        ).fetchall()
+    )
+    for stream, want in expected.items():
+        have = current.get(stream)
+        if want == "no_stream" and have is not None:
+            raise ConflictError(f"stream {stream} already exists (version {have}); expected no stream")
+        if isinstance(want, int) and not isinstance(want, bool) and have != want:
+            raise ConflictError(
+                f"stream {stream} is at version {have if have is not None else 'none'}, expected {want}"
+            )
+    _check_deal_streams(fresh, current)
+
+    rows: dict[str, list[Any]] = {k: [] for k in (
+        "position", "event_id", "stream_id", "stream_version", "event_type", "schema_version",
+        "payload", "recorded_at_us", "prev_hash", "hash")}
+    prev, pos, ts = head_hash, head_pos, max(_now_us(), last_us + 1)
+    versions = {s: int(v) for s, v in current.items()}
+    for e in fresh:
+        pos += 1
+        versions[e.stream_id] = versions.get(e.stream_id, 0) + 1
+        payload = e.payload_json
+        h = chain_hash(prev, pos, e.event_id, e.stream_id, versions[e.stream_id], e.event_type,
+                       e.version, ts, payload)
+        for k, v in (("position", pos), ("event_id", e.event_id), ("stream_id", e.stream_id),
+                     ("stream_version", versions[e.stream_id]), ("event_type", e.event_type),
+                     ("schema_version", e.version), ("payload", payload), ("recorded_at_us", ts),
+                     ("prev_hash", prev), ("hash", h)):
+            rows[k].append(v)
+        prev, ts = h, ts + 1
+    batch = pl.DataFrame(rows, schema_overrides={"recorded_at_us": pl.Int64}).to_arrow()
+    con.register("_ledger_batch", batch)
+    try:
+        con.execute(
+            "INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
+            "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM _ledger_batch"
+        )
+    finally:
+        con.unregister("_ledger_batch")
+    _refresh_projections(con, fresh)
+    return AppendResult(len(fresh), len(events) - len(fresh), pos, prev)
+
+
+def _check_deal_streams(fresh: Sequence[NewEvent], current: Mapping[str, Any]) -> None:
+    """A deal stream must start with DealAnnounced, and only deal events may follow it."""
+    seen = set(current)
+    for e in fresh:
+        if e.event_type == "DealAnnounced" and e.stream_id in seen:
+            raise ConflictError(f"deal stream {e.stream_id} already has a DealAnnounced")
+        if e.event_type in ("DealAmended", "DealCorrected", "DealRetracted") and e.stream_id not in seen:
+            raise ConflictError(f"{e.event_type} for unknown deal stream {e.stream_id}")
+        seen.add(e.stream_id)
+
+
+def _refresh_projections(con: duckdb.DuckDBPyConnection, fresh: Sequence[NewEvent]) -> None:
+    """Rewrite the projection rows of the streams touched by this append (same transaction)."""
+    streams = sorted({e.stream_id for e in fresh})
+    state = project.fold(read(con, streams=streams))
+    deal_ids = sorted({e.payload["deal_id"] for e in fresh if "deal_id" in e.payload})
+    company_ids = sorted({e.payload["company_id"] for e in fresh if e.event_type == "CompanyRegistered"})
+    if company_ids:
+        con.execute("DELETE FROM ledger_companies WHERE company_id IN (SELECT unnest(?::VARCHAR[]))", [company_ids])
+        _insert(con, "ledger_companies", project.companies_frame(state))
+    if deal_ids:
+        con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
+        con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
+        _insert(con, "ledger_deals", project.deals_frame(state))
+        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False))
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    con.register("_ledger_proj", frame.to_arrow())
+    try:
+        cols = ", ".join(frame.columns)
+        # ``table`` is one of our own table names, never user input.
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _ledger_proj")  # noqa: S608
+    finally:
+        con.unregister("_ledger_proj")
+
+
+def read(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    streams: Iterable[str] | None = None,
+    after: int = 0,
+    as_known_at: dt.datetime | None = None,
+) -> list[StoredEvent]:
+    """Events in log order, payloads upcast to the current schema versions."""
+    sql = (
+        "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
+        "epoch_us(recorded_at) FROM ledger_log WHERE position > ?"
+    )
+    params: list[Any] = [after]
+    if streams is not None:
+        sql += " AND stream_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(sorted(streams))
+    if as_known_at is not None:
+        sql += " AND recorded_at <= ?"
+        params.append(as_known_at)
+    sql += " ORDER BY position"
+    out = []
+    for pos, eid, sid, sv, et, ver, payload, us in con.execute(sql, params).fetchall():
+        data = json.loads(payload, parse_float=Decimal)
+        out.append(StoredEvent(int(pos), eid, sid, int(sv), et, CURRENT_VERSION[et], upcast(et, int(ver), data), int(us)))
+    return out
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    events: int
+    head_position: int
+    head_hash: str
+    broken_position: int | None = None
+    reason: str | None = None
+
+
+def verify(con: duckdb.DuckDBPyConnection) -> VerifyReport:
+    """Recompute the hash chain from the genesis and report the first broken position.
+
+    Detects an edited payload/type/stream/time (hash mismatch), a re-ordered or deleted event (gap or
+    prev_hash mismatch), a non-canonical payload, and recorded_at going backwards.
+    """
+    rows = con.execute(
+        "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
+        "epoch_us(recorded_at), prev_hash, hash FROM ledger_log ORDER BY position"
+    ).fetchall()
+    prev, last_us, expected_pos = GENESIS, -1, 1
+    for pos, eid, sid, sv, et, ver, payload, us, prev_hash, h in rows:
+        pos = int(pos)
+
+        def broken(reason: str, pos: int = pos) -> VerifyReport:
+            return VerifyReport(False, len(rows), int(rows[-1][0]), str(rows[-1][9]), pos, reason)
+
+        if pos != expected_pos:
+            return broken(f"position gap: expected {expected_pos}, found {pos}")
+        if prev_hash != prev:
+            return broken("prev_hash does not match the previous event's hash (reordered or removed event)")
+        if et not in CURRENT_VERSION:
+            return broken(f"unknown event type {et!r}")
+        if int(us) <= last_us:
+            return broken("recorded_at does not increase")
+        if not is_canonical(payload):
+            return broken("payload is not canonical JSON")
+        if chain_hash(prev, pos, eid, sid, int(sv), et, int(ver), int(us), payload) != h:
+            return broken("hash mismatch: the event's content was changed")
+        prev, last_us, expected_pos = h, int(us), expected_pos + 1
+    head_pos = int(rows[-1][0]) if rows else 0
+    return VerifyReport(True, len(rows), head_pos, prev)
+
+
+def anchor(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The head of the chain: publish it, and a later ``verify --anchor`` proves nothing before it changed."""
+    r = con.execute(
+        "SELECT position, hash, recorded_at FROM ledger_log ORDER BY position DESC LIMIT 1"
+    ).fetchall()
+    if not r:
+        return {"position": 0, "hash": GENESIS, "recorded_at": None}
+    return {"position": int(r[0][0]), "hash": str(r[0][1]), "recorded_at": r[0][2].isoformat()}
+
+
+def check_anchor(con: duckdb.DuckDBPyConnection, anchor_doc: Mapping[str, Any]) -> str | None:
+    """None if the log still holds the anchored (position, hash); else a reason."""
+    r = con.execute("SELECT hash FROM ledger_log WHERE position = ?", [int(anchor_doc["position"])]).fetchall()
+    if not r:
+        return f"anchored position {anchor_doc['position']} is missing from the log"
+    if r[0][0] != anchor_doc["hash"]:
+        return f"hash at anchored position {anchor_doc['position']} differs from the anchor"
+    return None
+
+
+def rebuild_projections(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute every projection table from the full log (repair / verification aid)."""
+    state = project.fold(read(con))
+    with _WRITE_LOCK, transaction(con):
+        for t in ("ledger_companies", "ledger_deals", "ledger_flows"):
+            con.execute(f"DELETE FROM {t}")  # noqa: S608 - fixed table names
+        _insert(con, "ledger_companies", project.companies_frame(state))
+        _insert(con, "ledger_deals", project.deals_frame(state))
+        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False))
