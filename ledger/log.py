@@ -265,7 +265,7 @@ def verify(con: duckdb.DuckDBPyConnection) -> VerifyReport:
             return VerifyReport(False, len(rows), int(rows[-1][0]), str(rows[-1][9]), pos, reason)
 
         if pos != expected_pos:
-            return broken(f"position gap: expected {expected_pos}, found {pos}")
+            return broken(f"position gap: expected {expected_pos}, found {pos}", expected_pos)
         if prev_hash != prev:
             return broken("prev_hash does not match the previous event's hash (reordered or removed event)")
         if et not in CURRENT_VERSION:
