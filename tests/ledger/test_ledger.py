@@ -24,7 +24,11 @@ from ledger.model import NewEvent, canonical_json, deal_stream, event_id_for, up
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "events"
 DEALS = DATA / "deals.csv"
-N_COMPANIES = sum(1 for _ in open(DATA / "companies.csv")) - 1
+N_COMPANIES = len((DATA / "companies.csv").read_text().splitlines()) - 1
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def _copy_with(tmp_path: Path, edit_line: int | None = None, field: str = "", va
     """A copy of deals.csv (with companies/contracts beside it), optionally with one field changed."""
     for name in ("companies.csv", "contracts.csv"):
         shutil.copy(DATA / name, tmp_path / name)
-    rows = list(csv.DictReader(open(DEALS, encoding="utf-8")))
+    rows = _rows(DEALS)
     if edit_line is not None:
         rows[edit_line - 2][field] = value
     out = tmp_path / "deals.csv"
@@ -98,9 +102,9 @@ def test_amounts_are_exact_decimals_and_duplicates_are_modelled(loaded: duckdb.D
 
 
 def test_counted_flow_total_matches_an_independent_sum(loaded: duckdb.DuckDBPyConnection) -> None:
-    excluded = {r["deal_id"] for r in csv.DictReader(open(DATA / "contracts.csv")) if r["counts_toward_total"] == "false"}
+    excluded = {r["deal_id"] for r in _rows(DATA / "contracts.csv") if r["counts_toward_total"] == "false"}
     expected = sum(
-        Decimal(r["amount_usd_bn"]) for r in csv.DictReader(open(DEALS)) if r["amount_usd_bn"] and r["id"] not in excluded
+        Decimal(r["amount_usd_bn"]) for r in _rows(DEALS) if r["amount_usd_bn"] and r["id"] not in excluded
     )
     f = api.flows(loaded)
     got = f.filter("counts_toward_total")["amount_usd"].sum()
@@ -167,7 +171,7 @@ def test_yaml_import_matches_csv(tmp_path: Path, db_path: Path) -> None:
 
     for name in ("companies.csv", "contracts.csv"):
         shutil.copy(DATA / name, tmp_path / name)
-    rows = list(csv.DictReader(open(DEALS, encoding="utf-8")))[:3]
+    rows = _rows(DEALS)[:3]
     y = tmp_path / "deals.yaml"
     y.write_text(yaml.safe_dump({"deals": rows}, sort_keys=False))
     with connect(db_path) as c:
