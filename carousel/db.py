@@ -95,11 +95,13 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckd
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every package's tables and views if missing (idempotent DDL, outside write paths)."""
     # Imported here so that `carousel.db` has no import-time dependency cycle with the packages.
+    from carousel.queries import ensure_schema as study_schema
     from ledger.schema import ensure_schema as ledger_schema
     from market.schema import ensure_schema as market_schema
 
     ledger_schema(con)
     market_schema(con)
+    study_schema(con)
 
 
 @contextmanager

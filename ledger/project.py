@@ -175,13 +175,17 @@ def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list
 
 
 def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One edge per payer x payee. A deal with several payers splits nothing: the amount is the deal's
-    headline amount and ``counts_toward_total`` stays True only for the first payer x payee pair, so a
-    sum over counted flows equals the sum over counted deals (no multiple counting)."""
+    """One edge per payer x payee.
+
+    A deal with several payers or payees (the Stargate joint venture) does not say who pays what, so
+    its edges carry ``amount_usd = None`` and do not count toward totals: splitting the headline evenly
+    would invent numbers, and giving it all to one party would misstate the graph. The deal itself
+    keeps its amount in ``deals``.
+    """
     rows = []
     for d in deals:
-        amt = d["amount_usd"]
-        first = True
+        multi = len(d["payers"]) * len(d["payees"]) > 1
+        amt = None if multi or d["amount_usd"] is None else float(d["amount_usd"])
         for payer in d["payers"]:
             for payee in d["payees"]:
                 rows.append(
@@ -190,14 +194,13 @@ def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "contract_id": d["contract_id"],
                         "payer": payer,
                         "payee": payee,
-                        "amount_usd": None if amt is None else float(amt),
-                        "amount_kind": d["amount_kind"],
+                        "amount_usd": amt,
+                        "amount_kind": "undisclosed" if multi else d["amount_kind"],
                         "deal_type": d["deal_type"],
                         "announced_date": d["announced_date"],
-                        "counts_toward_total": bool(d["counts_toward_total"]) and first,
+                        "counts_toward_total": bool(d["counts_toward_total"]) and not multi,
                     }
                 )
-                first = False
     rows.sort(key=lambda r: (r["deal_id"], r["payer"], r["payee"]))
     return rows
 

@@ -1,0 +1,219 @@
+"""The main job, ``carousel run``: ledger -> prices -> event study -> flow graph -> figures, tables, report.
+
+Imperative shell around the pure pieces: every step reads or writes the database or files; the maths
+lives in ``analysis``. Re-running is idempotent: the import and the snapshot load append nothing the
+second time, and the study tables and output files are rewritten with byte-identical content.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from carousel.db import DATA_DIR, connect, resolve_db, transaction
+
+ESTIMATION = (-250, -11)
+WINDOWS = ((0, 0), (-1, 1), (-5, 5), (0, 10))
+FOCUS_EVENT = "amd-openai-2025-10-06:AMD"
+
+
+@dataclass
+class RunSummary:
+    db: Path
+    out: Path
+    events_appended: int = 0
+    price_rows_appended: int = 0
+    firm_events: int = 0
+    excluded: int = 0
+    cycles: int = 0
+    files: list[Path] = field(default_factory=list)
+    highlights: list[dict[str, Any]] = field(default_factory=list)
+
+
+def persist_study(con: duckdb.DuckDBPyConnection, res: Any, keys: pl.DataFrame) -> None:
+    """Replace the study tables with this run's results, atomically."""
+    ar = res.ar.join(keys, on="event_id", how="left").select(
+        "event_id", "deal_id", "ticker", "t0", "rel_day", "ar", "se"
+    )
+    car = res.car.select("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar", "n_days")
+    with transaction(con):
+        con.execute("DELETE FROM study_ar")
+        con.execute("DELETE FROM study_car")
+        con.register("_ar", ar.to_arrow())
+        con.register("_car", car.to_arrow())
+        con.execute("INSERT INTO study_ar SELECT * FROM _ar")
+        con.execute("INSERT INTO study_car SELECT * FROM _car")
+        con.unregister("_ar")
+        con.unregister("_car")
+
+
+def run(
+    db: Path | None = None,
+    out: Path = Path("out"),
+    *,
+    online: bool = False,
+    method: str = "batch",
+    console: Console | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    from analysis import htmlreport, network, papertables, plots
+    from analysis.cli import run_study
+    from ledger import api as ledger_api
+    from ledger.load import import_file
+    from market import api as market_api
+    from market.returns import compute_returns
+    from market.snapshot import load_snapshot
+
+    console = console or Console()
+    path = resolve_db(db)
+    summary = RunSummary(db=path, out=out)
+    figs, tabs = out / "figures", out / "tables"
+    steps: list[tuple[str, Callable[[], None]]] = []
+    state: dict[str, Any] = {}
+
+    def step_ledger() -> None:
+        with connect(path) as con:
+            rep = import_file(con, DATA_DIR / "events" / "deals.csv")
+        summary.events_appended = rep.appended
+
+    def step_prices() -> None:
+        if online:
+            from market.refresh import refresh, refresh_lock, universe
+            from market.sources import YahooSource
+
+            with refresh_lock(path), connect(path) as con:
+                wanted, _ = universe(con)
+                refresh(con, YahooSource(), wanted)
+        with connect(path) as con:
+            rep = load_snapshot(con)
+        summary.price_rows_appended = rep.appended_rows
+
+    def step_study() -> None:
+        with connect(path, read_only=True) as con:
+            deals = ledger_api.deals(con)
+            flows = ledger_api.flows(con)
+            companies = ledger_api.companies(con)
+            prices = market_api.prices(con)
+        res = run_study(deals, compute_returns(prices), estimation=ESTIMATION, windows=WINDOWS, method=method)
+        keys = res.panel.keys.select("event_id", "deal_id", "ticker", "t0")
+        with connect(path) as con:
+            persist_study(con, res, keys)
+        state.update(res=res, deals=deals, flows=flows, companies=companies, keys=keys)
+        summary.firm_events, summary.excluded = res.nobs, res.excluded.height
+
+    def step_graph() -> None:
+        fa = network.analyse(state["flows"])
+        state["fa"] = fa
+        summary.cycles = fa.cycles.height
+
+    def step_figures() -> None:
+        res, fa = state["res"], state["fa"]
+        names = dict(zip(state["companies"]["company_id"], state["companies"]["name"], strict=True))
+        made = plots.save(plots.network_figure(fa, names), figs, "flow_network")
+        keys = res.panel.keys["event_id"].to_list()
+        focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
+        path_df = plots.car_path(res.panel, keys.index(focus), -5, 10)
+        made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} (market model)"), figs, "car_path")
+        made += plots.save(plots.caar_figure(res.aar), figs, "caar")
+        car0 = res.car.filter(window="[0,0]")
+        made += plots.save(plots.forest_figure(car0), figs, "forest_event_day")
+        car1 = res.car.filter(window="[-1,+1]")
+        made += plots.save(plots.timeline_figure(car1, "[-1,+1]"), figs, "timeline")
+        sizes = car1.join(
+            state["deals"].select("deal_id", (pl.col("amount_usd").cast(pl.Float64) / 1e9).alias("amount_bn")),
+            on="deal_id",
+        )
+        made += plots.save(plots.size_figure(sizes, "[-1,+1]"), figs, "size_vs_car")
+        summary.files += made
+        state["focus"] = focus
+
+    def step_tables() -> None:
+        res, fa = state["res"], state["fa"]
+        t = papertables.car_table(res.car)
+        summary.files += papertables.write_all(t, tabs, "event_study_car", "Cumulative abnormal returns around AI deal announcements (market model on SPY, estimation window -250 to -11)")
+        battery = res.tests((-1, 1)).to_frame()
+        battery.write_csv(tabs / "tests_window_m1_p1.csv", float_precision=6)
+        fa.cycles.with_columns(pl.col("nodes").list.join(" ")).write_csv(tabs / "cycles.csv")
+        fa.shares.write_csv(tabs / "concentration.csv", float_precision=6)
+        fa.stress.with_columns(pl.col("second_order_via").list.join(" ")).write_csv(tabs / "stress.csv")
+        summary.files += [tabs / "tests_window_m1_p1.csv", tabs / "cycles.csv", tabs / "concentration.csv", tabs / "stress.csv"]
+        state["battery"] = battery
+        state["car_table"] = t
+
+    def step_report() -> None:
+        res, fa = state["res"], state["fa"]
+        sec = htmlreport.Section
+        params = {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
+                  "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
+                  "method": res.method, "conventions": res.conventions.name}
+        provenance = (
+            "<p>Deals: <code>data/events/deals.csv</code> (44 verified rows with sources; see NOTES.md for "
+            "confounders and duplicate reports). Prices: <code>data/prices/</code>, real daily Yahoo prices "
+            "of 20 tickers, 2018-01-02 to 2026-08-20 (PROVENANCE.md lists adjustment quirks: INTC, TSM, GOOG, "
+            "SOXX have no adjusted close and fall back to close). Factors: Fama-French 3, to 2026-04-30.</p>"
+        )
+        with connect(path, read_only=True) as con:
+            anchor = con.execute("SELECT position, hash FROM ledger_log ORDER BY position DESC LIMIT 1").fetchall()[0]
+        provenance += f"<p>Ledger anchor: position {anchor[0]}, hash <code>{anchor[1]}</code>.</p>"
+        fig = lambda name, cap: htmlreport.figure_html(figs / f"{name}.png", cap)  # noqa: E731
+        sections = [
+            sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
+                + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
+                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), "has_undisclosed"))
+                + htmlreport.table_html(fa.shares)),
+            sec("Event study", fig("car_path", f"CAR path with 95% band: {state['focus']}")
+                + fig("caar", "Cumulative average abnormal return across firm-events")
+                + fig("forest_event_day", "Event-day abnormal returns with 95% intervals")
+                + fig("timeline", "Announcements against the running sum of CAR[-1,+1]")
+                + fig("size_vs_car", "Deal size against CAR[-1,+1]")
+                + htmlreport.table_html(state["car_table"].filter(pl.col("window") == "[-1,+1]"))
+                + f"<p class=\"note\">{html.escape(papertables.STAR_NOTE)}</p>"
+                + htmlreport.table_html(state["battery"])),
+            sec("Parameters and provenance", f"<pre>{html.escape(json.dumps(params, indent=2))}</pre>" + provenance
+                + f"<p>{res.nobs} firm-events estimated, {res.excluded.height} excluded:</p>"
+                + htmlreport.table_html(res.excluded.select("event_id", "reason"))),
+        ]
+        page = htmlreport.render("carousel: the AI deal carousel, measured",
+                                 "Deal announcements among Nvidia, OpenAI, Oracle, AMD, Microsoft, SoftBank, Meta, "
+                                 "Google, CoreWeave and Broadcom, their money flows and the abnormal returns they caused.",
+                                 sections)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.html").write_text(page, encoding="utf-8")
+        summary.files.append(out / "report.html")
+        fa_car = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
+        summary.highlights = fa_car.select("event_id", "window", "car", "t").to_dicts()
+
+    steps = [("ledger import", step_ledger), ("prices", step_prices), ("event study", step_study),
+             ("flow graph", step_graph), ("figures", step_figures), ("tables", step_tables), ("report", step_report)]
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("carousel run", total=len(steps))
+        for name, fn in steps:
+            bar.update(task, description=f"carousel run: {name}")
+            fn()
+            bar.advance(task)
+    return summary
+
+
+def print_summary(s: RunSummary, console: Console) -> None:
+    t = Table(title="carousel run", show_header=False)
+    t.add_row("database", str(s.db))
+    t.add_row("ledger events appended", str(s.events_appended))
+    t.add_row("price rows appended", str(s.price_rows_appended))
+    t.add_row("firm-events estimated / excluded", f"{s.firm_events} / {s.excluded}")
+    t.add_row("round-trips in the flow graph", str(s.cycles))
+    t.add_row("files written", f"{len(s.files)} under {s.out}")
+    t.add_row("report", str(s.out / "report.html"))
+    for h in s.highlights:
+        t.add_row(f"top: {h['event_id']} {h['window']}", f"CAR {100 * h['car']:.2f}%  t {h['t']:.2f}")
+    console.print(t)

@@ -1,0 +1,68 @@
+"""Commands of the shell itself: ``carousel sql``, ``carousel report`` and ``carousel run``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from carousel.db import DbOption
+from carousel.errors import InputError
+
+_out = Console(highlight=False, soft_wrap=True)
+OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report, figures and tables.")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sql")
+    def sql_cmd(
+        sql: Annotated[str, typer.Argument(help="One SELECT over the views deals, flows, companies, "
+                                                "ledger_events, prices, returns, abnormal_returns, car.")],
+        fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+        db: DbOption = None,
+    ) -> None:
+        """Run a read-only SQL query (writes are refused)."""
+        from carousel.queries import query
+
+        if fmt not in ("table", "csv", "json"):
+            raise InputError(f"unknown format {fmt!r}; choose table, csv or json", field="--format")
+        frame = query(sql, db)
+        if fmt == "csv":
+            sys.stdout.write(frame.write_csv())
+        elif fmt == "json":
+            for row in frame.iter_rows(named=True):
+                print(json.dumps(row, default=str, sort_keys=True))
+        else:
+            t = Table(*frame.columns)
+            for r in frame.iter_rows():
+                t.add_row(*("" if v is None else str(v) for v in r))
+            _out.print(t)
+            _out.print(f"{frame.height} rows")
+
+    @app.command("run")
+    def run_cmd(
+        out: OutOption = Path("out"),
+        online: Annotated[bool, typer.Option("--online", help="Refresh prices from Yahoo first.")] = False,
+        method: Annotated[str, typer.Option(help="batch | statsmodels")] = "batch",
+        db: DbOption = None,
+    ) -> None:
+        """The main job: ledger, prices, event study, flow graph, figures, tables and the HTML report."""
+        from carousel.mainjob import print_summary, run
+
+        if method not in ("batch", "statsmodels"):
+            raise InputError(f"unknown method {method!r}", field="--method")
+        summary = run(db, out, online=online, method=method, console=_out)
+        print_summary(summary, _out)
+
+    @app.command("report")
+    def report_cmd(out: OutOption = Path("out"), db: DbOption = None) -> None:
+        """Write the self-contained HTML report (and its figures and tables) from the database."""
+        from carousel.mainjob import run
+
+        summary = run(db, out, console=_out)
+        _out.print(f"report written: {summary.out / 'report.html'}")
