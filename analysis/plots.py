@@ -60,10 +60,12 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     """Write ``name.{pdf,svg,png}`` without timestamps; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for fmt in FORMATS:
-        path = folder / f"{name}.{fmt}"
-        fig.savefig(path, format=fmt, metadata=_METADATA[fmt])
-        out.append(path)
+    # The style (svg.hashsalt in particular) must be active when saving, not only when drawing.
+    with _style():
+        for fmt in FORMATS:
+            path = folder / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, metadata=_METADATA[fmt])
+            out.append(path)
     plt.close(fig)
     return out
 

@@ -1,0 +1,206 @@
+"""Research outputs: the flow graph's numbers, figure determinism, tables, read-only SQL, the main job
+and the report rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis import network, papertables, plots
+from carousel.db import connect
+from carousel.errors import InputError
+from carousel.queries import check_read_only, query
+from ledger import api
+from ledger.load import import_file
+
+REPO = Path(__file__).resolve().parents[2]
+DEALS = REPO / "data" / "events" / "deals.csv"
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    with connect(tmp_path_factory.mktemp("g") / "g.duckdb") as con:
+        import_file(con, DEALS)
+        return api.flows(con)
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`carousel run` once, as a user would call it (subprocess, fresh database)."""
+    tmp = tmp_path_factory.mktemp("run")
+    db, out = tmp / "c.duckdb", tmp / "out"
+    res = subprocess.run([sys.executable, "-m", "carousel", "run", "--db", str(db), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    return db, out
+
+
+def test_round_trips_on_the_shipped_deals(flows: pl.DataFrame) -> None:
+    fa = network.analyse(flows)
+    cyc = {r["cycle"]: r for r in fa.cycles.iter_rows(named=True)}
+    # Nvidia invests in OpenAI ($30B counted; the $100B LOI was superseded), OpenAI buys from Oracle
+    # ($300B), Oracle buys Nvidia chips ($40B): the smallest edge, $30B, can circulate.
+    assert cyc["nvidia -> openai -> oracle -> nvidia"]["volume_usd"] == pytest.approx(30e9)
+    # Two-way pairs: CoreWeave sells compute to OpenAI and issued it $350M of stock.
+    assert cyc["coreweave -> openai -> coreweave"]["volume_usd"] == pytest.approx(0.35e9)
+    assert cyc["amazon -> openai -> amazon"]["volume_usd"] == pytest.approx(50e9)
+    # Nvidia -> CoreWeave closes through OpenAI and Oracle (there is no CoreWeave -> Nvidia row).
+    assert cyc["coreweave -> openai -> oracle -> nvidia -> coreweave"]["volume_usd"] == pytest.approx(0.35e9)
+    # AMD's chips-for-warrant round trip has undisclosed amounts: found, flagged, no volume invented.
+    amd = cyc["amd -> openai -> amd"]
+    assert amd["has_undisclosed"] and amd["volume_usd"] is None
+    assert fa.cycles.height == 9
+
+
+def test_concentration_matches_an_independent_computation(flows: pl.DataFrame) -> None:
+    fa = network.analyse(flows)
+    counted = [r for r in flows.iter_rows(named=True) if r["counts_toward_total"] and r["amount_usd"] is not None]
+    total = sum(r["amount_usd"] for r in counted)
+    assert total == pytest.approx(1042.8e9)
+    inflow: dict[str, float] = {}
+    for r in counted:
+        inflow[r["payee"]] = inflow.get(r["payee"], 0.0) + r["amount_usd"]
+    hhi_in = sum((v / total) ** 2 for v in inflow.values()) * 10_000
+    assert fa.hhi_in == pytest.approx(hhi_in)
+    assert fa.hhi_in == pytest.approx(1998.71, abs=0.01)
+    oracle = fa.shares.filter(company="oracle").row(0, named=True)
+    assert oracle["in_share"] == pytest.approx(300 / 1042.8)
+
+
+def test_stress_lists_first_and_second_order_inflows(flows: pl.DataFrame) -> None:
+    fa = network.analyse(flows)
+    s = fa.stress.filter(failed="openai")
+    oracle = s.filter(company="oracle").row(0, named=True)
+    assert oracle["first_order_usd"] == pytest.approx(300e9)
+    nvidia = s.filter(company="nvidia").row(0, named=True)
+    assert nvidia["first_order_usd"] is None and nvidia["second_order_via"] == ["oracle"]
+    assert nvidia["second_order_usd"] == pytest.approx(40e9)
+    # Undisclosed second-order inflows are flagged, never summed as zero.
+    amd = s.filter(company="amd").row(0, named=True)
+    assert amd["first_order_undisclosed"] and amd["second_order_usd"] is None and amd["second_order_undisclosed"]
+
+
+def test_car_path_band_uses_the_full_prediction_error_variance() -> None:
+    import numpy as np
+
+    from analysis.conformance import estudy2_panel
+
+    panel = estudy2_panel()
+    path = plots.car_path(panel, 0, 0, 4)
+    row = 0
+    cols = np.flatnonzero(~panel.is_est)
+    x, a = panel.x_event[row], panel.xtx_inv[row]
+    ones = np.ones(len(cols))
+    expected = panel.sigma[row] * np.sqrt(len(cols) + ones @ x @ a @ x.T @ ones)
+    assert path["se"][-1] == pytest.approx(expected, rel=1e-12)
+    assert path["car"][-1] == pytest.approx(np.nansum(panel.ar[row, cols]), rel=1e-12)
+
+
+def test_tables_carry_stars_and_booktabs() -> None:
+    car = pl.DataFrame({
+        "deal_id": ["d_1", "d_1", "d_2"], "ticker": ["AMD", "AMD", "ORCL"],
+        "t0": [dt.date(2025, 10, 6)] * 3, "window": ["[0,0]", "[-1,+1]", "[0,0]"],
+        "car": [0.2314, 0.01, -0.02], "se": [0.0231, 0.04, 0.011], "t": [10.0, 0.25, -1.8],
+        "p": [1e-20, 0.8, 0.07],
+    })
+    t = papertables.car_table(car)
+    assert t["stars"].to_list() == ["", "***", "*"]
+    tex = papertables.to_latex(t, "Caption & co", "tab:x")
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"d\_1 & AMD & 2025-10-06 & [0,0] & 23.14*** & 2.31 & 10.00 \\" in tex
+    assert "Caption \\& co" in tex
+    md = papertables.to_markdown(t)
+    assert "| d_2 | ORCL | 2025-10-06 | [0,0] | -2.00* | 1.10 | -1.80 | 0.0700 |" in md
+    assert papertables.STAR_NOTE in md
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO ledger_log VALUES (1)", "DELETE FROM ledger_log", "UPDATE ledger_log SET payload = ''",
+        "DROP TABLE ledger_log", "CREATE TABLE x (a INT)", "ATTACH 'other.duckdb'", "COPY ledger_log TO 'x.csv'",
+        "SET threads = 1", "SELECT 1; DELETE FROM ledger_log", "INSTALL httpfs", "PRAGMA enable_profiling",
+    ],
+)
+def test_sql_refuses_every_write(sql: str) -> None:
+    with pytest.raises(InputError, match="read-only|exactly one"):
+        check_read_only(sql)
+
+
+def test_sql_cannot_read_or_write_files_and_db_is_unchanged(run_out: tuple[Path, Path], tmp_path: Path) -> None:
+    db, _ = run_out
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match="query failed"):
+        query("SELECT * FROM read_csv('/etc/passwd')", db)
+    res = subprocess.run([sys.executable, "-m", "carousel", "sql", "DELETE FROM deals", "--db", str(db)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "read-only: DELETE statements are refused" in res.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
+    db, out = run_out
+    car = query("SELECT * FROM car WHERE event_id = 'amd-openai-2025-10-06:AMD' AND \"window\" = '[0,0]'", db)
+    assert car["car"][0] == pytest.approx(0.23139, abs=5e-5)
+    assert car["t"][0] > 5
+    n = query("SELECT count(*) AS n FROM abnormal_returns", db)["n"][0]
+    assert n == 56 * 21  # 56 firm-events x 21 non-estimation days (-10..+10)
+    for name in ("flow_network", "car_path", "caar", "forest_event_day", "timeline", "size_vs_car"):
+        for fmt in ("pdf", "svg", "png"):
+            assert (out / "figures" / f"{name}.{fmt}").stat().st_size > 1000
+    assert (out / "tables" / "event_study_car.tex").read_text().count(r"\toprule") == 1
+
+
+def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
+    db, out = run_out
+    first = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    db2 = tmp_path / "c.duckdb"
+    shutil.copy(db, db2)
+    out2 = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "carousel", "run", "--db", str(db2), "--out", str(out2)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"ledger events appended\s*│\s*0\s", res.stdout), res.stdout
+    assert re.search(r"price rows appended\s*│\s*0\s", res.stdout), res.stdout
+    second = {p.relative_to(out2): p.read_bytes() for p in sorted(out2.rglob("*")) if p.is_file()}
+    assert first.keys() == second.keys()
+    differ = [str(k) for k in first if first[k] != second[k]]
+    assert differ == []
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian package chromium)")
+    _, out = run_out
+    report = out / "report.html"
+    html = report.read_text()
+    assert "http://" not in html.split("<body>")[0] and "<script" not in html  # self-contained
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace(
+        "</body>",
+        "<script>window.onload=function(){var ok=Array.from(document.images).filter(function(i){"
+        "return i.complete&&i.naturalWidth>0}).length;document.body.setAttribute('data-ok',ok);};</script></body>",
+    ))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-ok="6"' in dom.stdout, dom.stderr[-500:]
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    img = Image.open(shot).convert("RGB").resize((120, 240))
+    assert len(set(img.get_flattened_data())) > 50  # figures and tables, not a blank page
