@@ -190,7 +190,7 @@ def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> N
 def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
     from carousel.db import connect
 
-    importer = importlib.import_module("ledger.importer")
+    importer = importlib.import_module("ledger.load")
     snapshot = importlib.import_module("market.snapshot")
     con = connect(db_path)
     try:
