@@ -27,10 +27,9 @@ _err = Console(stderr=True)
 
 def _register() -> None:
     # Each package owns its commands; the shell only mounts them.
-    from ledger.cli import app as ledger_app
-
     from analysis.cli import register as register_analysis
     from carousel.shell import register as register_carousel
+    from ledger.cli import app as ledger_app
     from market.cli import register as register_market
 
     app.add_typer(ledger_app, name="ledger", help="The event-sourced deal ledger.")
