@@ -59,10 +59,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
+        # click as ``typer._click``, so match both its and click's ClickException.
+        if _is_click_exception(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         raise
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    import click
+
+    classes: list[type] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+
+        classes.append(VendoredClickException)
+    except ImportError:  # older typer uses click itself
+        pass
+    return isinstance(exc, tuple(classes))

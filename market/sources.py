@@ -141,9 +141,18 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
             continue
         sub = frame.xs(t, axis=1, level=ticker_level)
         data: dict[str, Any] = {"date": dates}
+        garbage = None
         for yf_name, ours in _YF_COLUMNS.items():
             if yf_name in sub.columns:
-                data[ours] = pl.Series(ours, sub[yf_name].to_numpy(dtype="float64"))
+                try:
+                    data[ours] = pl.Series(ours, sub[yf_name].to_numpy(dtype="float64"))
+                except (TypeError, ValueError):
+                    # Garbage from the API (text where numbers belong) fails this ticker only.
+                    garbage = f"non-numeric values in '{yf_name}' from Yahoo"
+                    break
+        if garbage is not None:
+            out[t] = TickerResult(t, error=garbage)
+            continue
         df = pl.DataFrame(data).with_columns(ticker=pl.lit(t))
         price_cols = [c for c in ("open", "high", "low", "close", "adj_close") if c in df.columns]
         all_nan = pl.all_horizontal([pl.col(c).is_nan() | pl.col(c).is_null() for c in price_cols])
