@@ -78,6 +78,7 @@ def run_study(
     mask_other_events: bool = True,
     peers: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
 ) -> EventStudyResult:
     """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
     from analysis.events import firm_events
@@ -98,6 +99,10 @@ def run_study(
         events = events.filter(pl.col("deal_id").is_in(deal_filter))
     if ticker_filter:
         events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    if collapse_same_day:
+        from analysis.events import collapse_same_day as collapse
+
+        events = collapse(events)
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
     try:

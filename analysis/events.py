@@ -130,3 +130,23 @@ def firm_events(
         (pl.col("deal_id") + pl.lit(":") + pl.col("ticker")).alias("event_id")
     )
     return result.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]).sort("event_id")
+
+
+def collapse_same_day(events: pl.DataFrame) -> pl.DataFrame:
+    """One firm-event per (ticker, t0): several deal rows announced together are one market event.
+
+    deals.csv splits two-way deals into two rows (OpenAI->AMD chips and AMD->OpenAI warrant) and one
+    three-way announcement into three; each row lists the same tickers, so a study per row would count
+    the same abnormal return two or three times in the AAR, the CAAR and every cross-sectional test.
+    The first deal id (sorted) represents the group; ``deal_ids`` lists all of them. Undated events are
+    kept as they are (they are excluded later with reason ``no_t0``).
+    """
+    dated = events.filter(pl.col("t0").is_not_null()).sort("deal_id", "ticker")
+    grouped = dated.group_by("ticker", "t0", maintain_order=True).agg(
+        pl.all().first(), pl.col("deal_id").alias("deal_ids")
+    )
+    undated = events.filter(pl.col("t0").is_null()).with_columns(
+        pl.concat_list(pl.col("deal_id")).alias("deal_ids")
+    )
+    out = pl.concat([grouped.select(undated.columns), undated], how="vertical_relaxed")
+    return out.sort("event_id")

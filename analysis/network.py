@@ -35,14 +35,18 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
             .then(pl.col("amount_usd"))
             .sum(),
             n_disclosed=(pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()).sum(),
+            # A counted contract without an amount (e.g. Microsoft's 2023 OpenAI tranche) makes the
+            # edge's sum a lower bound: flagged, never silently treated as complete.
+            n_hidden=(pl.col("counts_toward_total") & pl.col("amount_usd").is_null()).sum(),
             n_deals=pl.col("deal_id").n_unique(),
             deals=pl.col("deal_id").unique().sort(),
         )
         .with_columns(
             undisclosed=pl.col("n_disclosed") == 0,
+            partly_undisclosed=(pl.col("n_disclosed") > 0) & (pl.col("n_hidden") > 0),
             amount_usd=pl.when(pl.col("n_disclosed") > 0).then(pl.col("amount_usd")).otherwise(None),
         )
-        .drop("n_disclosed")
+        .drop("n_disclosed", "n_hidden")
         .sort("payer", "payee")
     )
 
@@ -50,7 +54,8 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
 def build_graph(edge_frame: pl.DataFrame) -> nx.DiGraph:
     g = nx.DiGraph()
     for r in edge_frame.iter_rows(named=True):
-        g.add_edge(r["payer"], r["payee"], amount=r["amount_usd"], undisclosed=r["undisclosed"], deals=r["deals"])
+        g.add_edge(r["payer"], r["payee"], amount=r["amount_usd"], undisclosed=r["undisclosed"],
+                   partial=r["partly_undisclosed"], deals=r["deals"])
     return g
 
 
@@ -74,10 +79,12 @@ def cycles(g: nx.DiGraph, max_length: int = 6) -> pl.DataFrame:
                 "volume_usd": min(disclosed) if len(disclosed) == len(amounts) else None,
                 "min_disclosed_usd": min(disclosed) if disclosed else None,
                 "has_undisclosed": len(disclosed) < len(amounts),
+                "volume_is_lower_bound": any(g.edges[a, b]["partial"] for a, b in hops),
             }
         )
     schema: dict[str, Any] = {"cycle": pl.String, "length": pl.Int64, "nodes": pl.List(pl.String), "volume_usd": pl.Float64,
-              "min_disclosed_usd": pl.Float64, "has_undisclosed": pl.Boolean}
+              "min_disclosed_usd": pl.Float64, "has_undisclosed": pl.Boolean,
+              "volume_is_lower_bound": pl.Boolean}
     return pl.DataFrame(rows, schema=schema, orient="row").sort(
         ["length", "volume_usd", "cycle"], descending=[False, True, False], nulls_last=True
     )
@@ -159,6 +166,8 @@ class FlowAnalysis:
         ]
         for r in self.cycles.iter_rows(named=True):
             vol = "undisclosed edge" if r["volume_usd"] is None else f"${r['volume_usd'] / 1e9:,.2f}bn"
+            if r["volume_is_lower_bound"]:
+                vol = f"at least {vol} (an edge has undisclosed tranches)"
             lines.append(f"  {r['cycle']}: {vol}")
         return "\n".join(lines)
 

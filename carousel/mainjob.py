@@ -169,7 +169,7 @@ def run(
         sections = [
             sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
                 + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
-                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), "has_undisclosed"))
+                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), "has_undisclosed", "volume_is_lower_bound"))
                 + htmlreport.table_html(fa.shares)),
             sec("Event study", fig("car_path", f"CAR path with 95% band: {state['focus']}")
                 + fig("caar", "Cumulative average abnormal return across firm-events")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -33,6 +34,12 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown format {fmt!r}; choose table, csv or json", field="--format")
         frame = query(sql, db)
         if fmt == "csv":
+            # CSV has no nested values: lists and structs are written as JSON text.
+            for col, dtype in frame.schema.items():
+                if dtype.is_nested():
+                    frame = frame.with_columns(
+                        pl.Series(col, [json.dumps(v, default=str) for v in frame[col].to_list()], dtype=pl.String)
+                    )
             sys.stdout.write(frame.write_csv())
         elif fmt == "json":
             for row in frame.iter_rows(named=True):

@@ -149,3 +149,19 @@ def test_real_calendars_align_tokyo_and_new_york() -> None:
     assert row["nvda-intc:NVDA"]["t0"] == D(2025, 9, 18)
     assert row["sb-openai:9984.T"]["calendar"] == "XTKS"
     assert row["sb-openai:MSFT"]["t0"] == D(2025, 10, 6)
+
+
+def test_same_day_rows_of_one_announcement_are_one_firm_event() -> None:
+    import datetime as dt
+
+    from analysis.events import collapse_same_day
+
+    ev = pl.DataFrame({
+        "event_id": ["amd-openai-2025-10-06-warrant:AMD", "amd-openai-2025-10-06:AMD", "x-2025-10-07:AMD", "u:MSFT"],
+        "deal_id": ["amd-openai-2025-10-06-warrant", "amd-openai-2025-10-06", "x-2025-10-07", "u"],
+        "ticker": ["AMD", "AMD", "AMD", "MSFT"],
+        "t0": [dt.date(2025, 10, 6), dt.date(2025, 10, 6), dt.date(2025, 10, 7), None],
+    })
+    out = collapse_same_day(ev)
+    assert out["event_id"].to_list() == ["amd-openai-2025-10-06:AMD", "u:MSFT", "x-2025-10-07:AMD"]
+    assert out["deal_ids"].to_list()[0] == ["amd-openai-2025-10-06", "amd-openai-2025-10-06-warrant"]

@@ -59,6 +59,10 @@ def test_round_trips_on_the_shipped_deals(flows: pl.DataFrame) -> None:
     amd = cyc["amd -> openai -> amd"]
     assert amd["has_undisclosed"] and amd["volume_usd"] is None
     assert fa.cycles.height == 9
+    # Microsoft -> OpenAI: $1B (2019) plus an undisclosed 2023 tranche: a lower bound, flagged.
+    msft = cyc["microsoft -> openai -> microsoft"]
+    assert msft["volume_usd"] == pytest.approx(1e9) and msft["volume_is_lower_bound"]
+    assert not cyc["nvidia -> openai -> oracle -> nvidia"]["volume_is_lower_bound"]
 
 
 def test_concentration_matches_an_independent_computation(flows: pl.DataFrame) -> None:
@@ -153,7 +157,7 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert car["car"][0] == pytest.approx(0.23139, abs=5e-5)
     assert car["t"][0] > 5
     n = query("SELECT count(*) AS n FROM abnormal_returns", db)["n"][0]
-    assert n == 56 * 21  # 56 firm-events x 21 non-estimation days (-10..+10)
+    assert n == 50 * 21  # 50 firm-events (same-day deal rows collapsed) x 21 days (-10..+10)
     for name in ("flow_network", "car_path", "caar", "forest_event_day", "timeline", "size_vs_car"):
         for fmt in ("pdf", "svg", "png"):
             assert (out / "figures" / f"{name}.{fmt}").stat().st_size > 1000
@@ -204,3 +208,12 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
 
     img = Image.open(shot).convert("RGB").resize((120, 240))
     assert len(set(img.get_flattened_data())) > 50  # figures and tables, not a blank page
+
+
+def test_sql_csv_writes_list_columns_as_json(run_out: tuple[Path, Path]) -> None:
+    db, _ = run_out
+    res = subprocess.run([sys.executable, "-m", "carousel", "sql",
+                          "SELECT company_id, tickers FROM companies WHERE company_id = 'alphabet'",
+                          "--format", "csv", "--db", str(db)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["company_id,tickers", 'alphabet,"[""GOOGL"", ""GOOG""]"']
