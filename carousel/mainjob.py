@@ -87,16 +87,27 @@ def run(
         summary.events_appended = rep.appended
 
     def step_prices() -> None:
+        # The shipped snapshot seeds the store (and a newer shipped snapshot replaces an older one), but
+        # is never loaded over fetched prices: appended after a Yahoo batch it would be the latest
+        # version of every day they share and hide Yahoo's newer values in the `prices` view.
+        with connect(path) as con:
+            fetched = con.execute(
+                "SELECT count(*) FROM price_batches WHERE source <> 'snapshot' AND row_count > 0"
+            ).fetchall()[0][0]
+            if not fetched:
+                summary.price_rows_appended = load_snapshot(con).appended_rows
         if online:
             from market.refresh import refresh, refresh_lock, universe
             from market.sources import YahooSource
 
             with refresh_lock(path), connect(path) as con:
                 wanted, _ = universe(con)
-                refresh(con, YahooSource(), wanted)
-        with connect(path) as con:
-            rep = load_snapshot(con)
-        summary.price_rows_appended = rep.appended_rows
+                rep = refresh(con, YahooSource(), wanted)
+            if rep.batch is not None:
+                summary.price_rows_appended += rep.batch.appended_rows
+            if rep.failed:
+                console.print(f"[yellow]refresh failed for {len(rep.failed)} ticker(s): "
+                              f"{', '.join(sorted(rep.failed))}; their stored prices are used[/]")
 
     def step_study() -> None:
         with connect(path, read_only=True) as con:

@@ -217,3 +217,29 @@ def test_sql_csv_writes_list_columns_as_json(run_out: tuple[Path, Path]) -> None
                           "--format", "csv", "--db", str(db)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["company_id,tickers", 'alphabet,"[""GOOGL"", ""GOOG""]"']
+
+
+def test_report_after_a_yahoo_refresh_keeps_yahoos_prices(tmp_path: Path) -> None:
+    """A store filled by Yahoo first (an online machine): `carousel report` must not load the shipped
+    snapshot over it, or the snapshot would become the latest version of every shared day."""
+    from market.snapshot import read_snapshot
+    from market.store import append_batch
+
+    db = tmp_path / "c.duckdb"
+    rows = read_snapshot(REPO / "data" / "prices")
+    # Yahoo's (revised) value for AMD's event day differs from the snapshot's.
+    hit = (pl.col("ticker") == "AMD") & (pl.col("date") == dt.date(2025, 10, 6))
+    snap_close = rows.filter(hit)["adj_close"][0]
+    yahoo = rows.with_columns(pl.when(hit).then(pl.col("adj_close") * 1.01).otherwise(pl.col("adj_close")).alias("adj_close"))
+    with connect(db) as con:
+        import_file(con, DEALS)
+        append_batch(con, yahoo, source="yahoo", tickers=sorted(set(yahoo["ticker"])),
+                     start=yahoo["date"].min(), end=yahoo["date"].max())  # type: ignore[arg-type]
+    res = subprocess.run([sys.executable, "-m", "carousel", "report", "--db", str(db), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    batches = query("SELECT source FROM price_batches ORDER BY batch_id", db)["source"].to_list()
+    assert batches == ["yahoo"]
+    got = query("SELECT adj_close FROM prices WHERE ticker = 'AMD' AND date = DATE '2025-10-06'", db)["adj_close"][0]
+    assert got == pytest.approx(snap_close * 1.01, rel=1e-12)
+    assert (tmp_path / "o" / "report.html").stat().st_size > 10_000

@@ -37,9 +37,16 @@ class Outcome:
     problems: tuple[str, ...]
 
 
+KINDS = ("import", "snapshot", "refresh")
+
+
 def _cmd(kind: str, db: Path) -> list[str]:
     if kind == "import":
         return [sys.executable, "-m", "carousel", "ledger", "import", str(DEALS), "--db", str(db)]
+    if kind == "refresh":
+        # The scheduled job's code path (lock file, universe from the ledger, per-ticker validation)
+        # with the offline source.
+        return [sys.executable, "-m", "carousel", "refresh", "--source", "snapshot", "--db", str(db)]
     return [sys.executable, "-m", "carousel", "market", "load-snapshot", "--db", str(db)]
 
 
@@ -79,7 +86,7 @@ def check(db: Path) -> tuple[int, int, list[str]]:
 
 
 def kill_once(kind: str, db: Path, delay: float) -> Outcome:
-    """Run ``kind`` ('import' or 'snapshot'), SIGKILL it after ``delay`` seconds, check the database."""
+    """Run ``kind`` (one of KINDS), SIGKILL it after ``delay`` seconds, check the database."""
     proc = subprocess.Popen(_cmd(kind, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     time.sleep(delay)
@@ -94,21 +101,35 @@ def kill_once(kind: str, db: Path, delay: float) -> Outcome:
 
 
 def campaign(tmp: Path, runs: int, seed: int = 20261125, max_delay: float = 4.0) -> list[Outcome]:
-    """``runs`` kills at seeded random delays, alternating import and snapshot load on one database
-    per run; a second, un-killed run afterwards must complete and leave a consistent database."""
+    """``runs`` kills at seeded random delays, rotating import, snapshot load and refresh, on one
+    database per run; a second, un-killed run afterwards must complete and leave a consistent database
+    (a killed refresh leaves its lock file behind: the flock dies with the process, so the recovery
+    run must not be refused)."""
     rng = random.Random(seed)
     out = []
+    # Kill inside the command's lifetime, not after it has finished: each kind's delay is drawn up to
+    # its last un-killed (recovery) run's duration, learnt as the campaign goes.
+    span = dict.fromkeys(KINDS, max_delay)
     for i in range(runs):
         db = tmp / f"crash{i}.duckdb"
-        kind = "import" if i % 2 == 0 else "snapshot"
-        o = kill_once(kind, db, rng.uniform(0.5, max_delay))
+        kind = KINDS[i % len(KINDS)]
+        if kind == "refresh":
+            # The refresh universe is the ledger's listed tickers: import first, un-killed.
+            pre = subprocess.run(_cmd("import", db), capture_output=True, text=True, timeout=300)
+            if pre.returncode != 0:
+                raise RuntimeError(f"import before refresh failed: {pre.stderr[-300:]}")
+        o = kill_once(kind, db, rng.uniform(0.3, max(0.6, span[kind])))
         # Recovery: the same command, not killed, must now succeed on the crashed database.
+        t = time.perf_counter()
         rec = subprocess.run(_cmd(kind, db), capture_output=True, text=True, timeout=300)
+        span[kind] = min(max_delay, time.perf_counter() - t)
         events, batches, problems = check(db)
         extra = list(o.problems) + problems
+        if kind in ("snapshot", "refresh") and batches == 0:
+            extra.append("after recovery no committed price batch")
         if rec.returncode != 0:
             extra.append(f"recovery run failed: {rec.stderr.strip()[-300:]}")
-        if kind == "import" and events != N_IMPORT_EVENTS:
+        if kind in ("import", "refresh") and events != N_IMPORT_EVENTS:
             extra.append(f"after recovery {events} events")
         out.append(Outcome(o.delay, o.killed, o.returncode, events, batches, tuple(extra)))
     return out
