@@ -3,7 +3,9 @@
 Input is ``ledger.api.flows`` (one row per payer -> payee edge). Only rows with
 ``counts_toward_total`` contribute amounts, so a contract reported several times (the four Oracle-OpenAI
 reports) is counted once. An edge whose counted rows are all undisclosed keeps ``amount_usd = None`` and
-``undisclosed = True``: it is part of the web (and of cycles) but never adds 0 to a total silently.
+``undisclosed = True``: it is part of the web (and of cycles) but never adds 0 to a total silently. An edge
+whose known amounts are all excluded by contracts.csv (``counted = False``) is not a committed flow and
+stays out of the graph.
 
 Measures:
 
@@ -38,22 +40,32 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
             # A counted contract without an amount (e.g. Microsoft's 2023 OpenAI tranche) makes the
             # edge's sum a lower bound: flagged, never silently treated as complete.
             n_hidden=(pl.col("counts_toward_total") & pl.col("amount_usd").is_null()).sum(),
+            n_counted=pl.col("counts_toward_total").sum(),
+            n_unknown=pl.col("amount_usd").is_null().sum(),
             n_deals=pl.col("deal_id").n_unique(),
             deals=pl.col("deal_id").unique().sort(),
         )
         .with_columns(
-            undisclosed=pl.col("n_disclosed") == 0,
+            # An edge whose rows all have known amounts that data/events/contracts.csv excludes (the
+            # SoftBank Nvidia-stake snapshot, its sale to open-market buyers) is not a committed flow:
+            # kept in the table with counted = False, left out of the graph, never called
+            # "undisclosed". Multi-party rows (Stargate) have no attributable amount: they stay in the
+            # graph as undisclosed edges.
+            counted=(pl.col("n_counted") > 0) | (pl.col("n_unknown") > 0),
+        )
+        .with_columns(
+            undisclosed=pl.col("counted") & (pl.col("n_disclosed") == 0),
             partly_undisclosed=(pl.col("n_disclosed") > 0) & (pl.col("n_hidden") > 0),
             amount_usd=pl.when(pl.col("n_disclosed") > 0).then(pl.col("amount_usd")).otherwise(None),
         )
-        .drop("n_disclosed", "n_hidden")
+        .drop("n_disclosed", "n_hidden", "n_counted", "n_unknown")
         .sort("payer", "payee")
     )
 
 
 def build_graph(edge_frame: pl.DataFrame) -> nx.DiGraph:
     g = nx.DiGraph()
-    for r in edge_frame.iter_rows(named=True):
+    for r in edge_frame.filter("counted").iter_rows(named=True):
         g.add_edge(r["payer"], r["payee"], amount=r["amount_usd"], undisclosed=r["undisclosed"],
                    partial=r["partly_undisclosed"], deals=r["deals"])
     return g
@@ -158,8 +170,9 @@ class FlowAnalysis:
 
     def summary(self) -> str:
         lines = [
-            f"Money-flow graph: {self.graph.number_of_nodes()} companies, {self.edges.height} edges "
-            f"({int(self.edges['undisclosed'].sum())} undisclosed), committed disclosed total "
+            f"Money-flow graph: {self.graph.number_of_nodes()} companies, {self.graph.number_of_edges()} "
+            f"committed edges ({int(self.edges['undisclosed'].sum())} undisclosed; "
+            f"{int((~self.edges['counted']).sum())} excluded ledger edges), committed disclosed total "
             f"${self.total_usd / 1e9:,.1f}bn",
             f"HHI of outflow shares {self.hhi_out:,.0f}, of inflow shares {self.hhi_in:,.0f} (0-10,000)",
             f"Round-trips: {self.cycles.height}",

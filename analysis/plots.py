@@ -212,7 +212,7 @@ def size_figure(d: pl.DataFrame, window: str) -> Figure:
                             textcoords="offset points")
         ax.set_xscale("log")
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_xlabel("deal size (US$ bn, log scale)")
+        ax.set_xlabel("announced amount (US$ bn, log scale; all deal rows of the announcement)")
         ax.set_ylabel(f"CAR{window} (%)")
         ax.set_title(f"Deal size and abnormal return (N = {d.height})")
         fig.tight_layout()

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from carousel.db import DATA_DIR, connect, resolve_db, transaction
+from carousel.errors import CarouselError
 
 ESTIMATION = (-250, -11)
 WINDOWS = ((0, 0), (-1, 1), (-5, 5), (0, 10))
@@ -57,12 +58,62 @@ def persist_study(con: duckdb.DuckDBPyConnection, res: Any, keys: pl.DataFrame) 
         con.unregister("_car")
 
 
+def announcement_sizes(deals: pl.DataFrame) -> pl.DataFrame:
+    """Per firm-event (as the study builds them): the disclosed size of its announcement, in $bn.
+
+    A firm-event stands for every deal row announced with it (two-way deals are two rows; one
+    announcement can carry three), so its size is the sum over those rows' contracts, each contract
+    once at its largest report; null when no amount is disclosed.
+    """
+    from analysis.events import collapse_same_day, firm_events
+
+    ev = collapse_same_day(firm_events(deals)).select("event_id", "deal_ids").explode("deal_ids")
+    amounts = deals.select("deal_id", "contract_id", pl.col("amount_usd").cast(pl.Float64))
+    return (
+        ev.join(amounts, left_on="deal_ids", right_on="deal_id", how="left")
+        .group_by("event_id", "contract_id")
+        .agg(pl.col("amount_usd").max())
+        .group_by("event_id")
+        .agg((pl.col("amount_usd").sum() / 1e9).alias("amount_bn"), pl.col("amount_usd").count().alias("_n"))
+        .with_columns(pl.when(pl.col("_n") > 0).then(pl.col("amount_bn")).alias("amount_bn"))
+        .drop("_n")
+        .sort("event_id")
+    )
+
+
+def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
+    """Where this report's numbers come from, read from the database (not assumed)."""
+    from analysis.factors import load_ff3
+
+    n_events, head, head_hash = con.execute(
+        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log"
+    ).fetchall()[0]
+    batches = con.execute(
+        "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
+        "WHERE row_count > 0 GROUP BY source ORDER BY source"
+    ).fetchall()
+    n_tickers, first, last = con.execute("SELECT count(DISTINCT ticker), min(date), max(date) FROM prices").fetchall()[0]
+    ff3_end = str(load_ff3()["date"].max())
+    fetched = "; ".join(f"{src}: {n} batch(es), {rows:,} rows, {lo} to {hi}" for src, n, rows, lo, hi in batches)
+    return (
+        f"<p>Deals: {deals.height} active deals from {n_events} ledger events (shipped source: "
+        "<code>data/events/deals.csv</code>, verified rows with sources; NOTES.md there lists confounders "
+        "and duplicate reports, <code>contracts.csv</code> which reports count).</p>"
+        f"<p>Prices: {n_tickers} tickers, {first} to {last}, latest fetch per day ({html.escape(fetched)}). "
+        "The shipped snapshot's PROVENANCE.md lists adjustment quirks (INTC, TSM, GOOG and SOXX have no "
+        "adjusted close there and fall back to close, flagged in the returns view).</p>"
+        f"<p>Factors: Fama-French 3 daily, <code>data/factors/ff3_daily.csv</code>, to {ff3_end}.</p>"
+        f"<p>Ledger anchor: position {head}, hash <code>{head_hash}</code>.</p>"
+    )
+
+
 def run(
     db: Path | None = None,
     out: Path = Path("out"),
     *,
     online: bool = False,
     method: str = "batch",
+    load_inputs: bool = True,
     console: Console | None = None,
     progress: bool = True,
 ) -> RunSummary:
@@ -115,6 +166,12 @@ def run(
             flows = ledger_api.flows(con)
             companies = ledger_api.companies(con)
             prices = market_api.prices(con)
+        if deals.height == 0:
+            raise CarouselError(f"{path}: the ledger has no deals; run `carousel ledger import FILE` "
+                                "(or `carousel run` for the shipped data) first")
+        if prices.height == 0:
+            raise CarouselError(f"{path}: no prices stored; run `carousel market load-snapshot` or "
+                                "`carousel refresh` first")
         res = run_study(deals, compute_returns(prices), estimation=ESTIMATION, windows=WINDOWS, method=method)
         keys = res.panel.keys.select("event_id", "deal_id", "ticker", "t0")
         with connect(path) as con:
@@ -140,10 +197,7 @@ def run(
         made += plots.save(plots.forest_figure(car0), figs, "forest_event_day")
         car1 = res.car.filter(window="[-1,+1]")
         made += plots.save(plots.timeline_figure(car1, "[-1,+1]"), figs, "timeline")
-        sizes = car1.join(
-            state["deals"].select("deal_id", (pl.col("amount_usd").cast(pl.Float64) / 1e9).alias("amount_bn")),
-            on="deal_id",
-        )
+        sizes = car1.join(announcement_sizes(state["deals"]), on="event_id", how="left")
         made += plots.save(plots.size_figure(sizes, "[-1,+1]"), figs, "size_vs_car")
         summary.files += made
         state["focus"] = focus
@@ -167,15 +221,8 @@ def run(
         params = {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
                   "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
                   "method": res.method, "conventions": res.conventions.name}
-        provenance = (
-            "<p>Deals: <code>data/events/deals.csv</code> (44 verified rows with sources; see NOTES.md for "
-            "confounders and duplicate reports). Prices: <code>data/prices/</code>, real daily Yahoo prices "
-            "of 20 tickers, 2018-01-02 to 2026-08-20 (PROVENANCE.md lists adjustment quirks: INTC, TSM, GOOG, "
-            "SOXX have no adjusted close and fall back to close). Factors: Fama-French 3, to 2026-04-30.</p>"
-        )
         with connect(path, read_only=True) as con:
-            anchor = con.execute("SELECT position, hash FROM ledger_log ORDER BY position DESC LIMIT 1").fetchall()[0]
-        provenance += f"<p>Ledger anchor: position {anchor[0]}, hash <code>{anchor[1]}</code>.</p>"
+            provenance = provenance_html(con, state["deals"])
         fig = lambda name, cap: htmlreport.figure_html(figs / f"{name}.png", cap)  # noqa: E731
         sections = [
             sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
@@ -204,8 +251,12 @@ def run(
         fa_car = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = fa_car.select("event_id", "window", "car", "t").to_dicts()
 
-    steps = [("ledger import", step_ledger), ("prices", step_prices), ("event study", step_study),
-             ("flow graph", step_graph), ("figures", step_figures), ("tables", step_tables), ("report", step_report)]
+    # `carousel report` (load_inputs=False) works on the database as it is: importing the shipped deals
+    # into a user's own ledger would be permanent (the log is append-only), and the snapshot must not be
+    # loaded behind the user's back either.
+    steps = ([("ledger import", step_ledger), ("prices", step_prices)] if load_inputs else []) + [
+        ("event study", step_study), ("flow graph", step_graph), ("figures", step_figures),
+        ("tables", step_tables), ("report", step_report)]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("carousel run", total=len(steps))

@@ -71,5 +71,5 @@ def register(app: typer.Typer) -> None:
         """Write the self-contained HTML report (and its figures and tables) from the database."""
         from carousel.mainjob import run
 
-        summary = run(db, out, console=_out)
+        summary = run(db, out, console=_out, load_inputs=False)
         _out.print(f"report written: {summary.out / 'report.html'}")

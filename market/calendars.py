@@ -9,7 +9,8 @@ Tokyo calendar: 07:00 ET is after the Tokyo close of the same date, so t0 is the
 Without an announcement time the ``session`` label decides: 'pre_market'/'intraday' -> that session day,
 'after_close' -> the next session, 'non_trading' -> the next session. 'unknown' follows ``unknown_policy``:
 
-* ``'same_day'`` (default): a session day is its own t0. Deal news is overwhelmingly released before or
+* ``'same_day'`` (default): the US business day of the announcement date: on XNYS a session day is its
+  own t0; on XTKS (9984.T) it is the next Tokyo session, which is the first to trade after a US morning. Deal news is overwhelmingly released before or
   during US trading hours, and with the usual [-1, +1] or [0, +1] windows choosing the earlier day keeps
   both candidate reaction days inside the window; choosing the later day would drop day 0 entirely if
   the news came out pre-market.
@@ -35,7 +36,11 @@ ET = "America/New_York"
 # Representative ET clock times for rows without an explicit time. The labels describe the US session,
 # so 'pre_market' is 08:00 ET: before the NYSE close (same day) but after the Tokyo close (next session).
 _LABEL_TIME = {"pre_market": "08:00", "intraday": "12:00", "after_close": "23:59", "non_trading": "23:59"}
-_EARLY = "00:00"  # unknown time, same_day policy: before any close of that date
+# Unknown time, same_day policy: the US business day of the (US) announcement date. 08:00 ET is before
+# every NYSE close of that date (half days close at 13:00), so XNYS keeps the same day; it is after the
+# Tokyo close of that date, so XTKS moves to the next Tokyo session. A Tokyo session that closed before
+# the US news day began cannot have reacted to it (00:00 ET here would have picked exactly that session).
+_EARLY = "08:00"
 _LATE = "23:59"  # unknown time, next_session policy: after any close of that date
 
 

@@ -87,7 +87,8 @@ def test_tokyo_calendar() -> None:
         (date(2025, 10, 10), "20:00", "after_close"),
         (date(2025, 10, 6), None, "unknown"),
     ], cal="XTKS")
-    assert [d for d, _ in got] == [date(2025, 10, 7), date(2025, 10, 14), date(2025, 10, 6)]
+    # Unknown time follows the US business day too: Tokyo's 10-06 session closed before it began.
+    assert [d for d, _ in got] == [date(2025, 10, 7), date(2025, 10, 14), date(2025, 10, 7)]
 
 
 def test_null_and_out_of_range() -> None:
@@ -114,3 +115,13 @@ def test_vectorised_many_rows() -> None:
     assert set(out["t0"].to_list()) <= sess
     gaps = (out["t0"] - out["announced_date"]).dt.total_days()
     assert gaps.max() == 4 and gaps.min() == 1  # Thu before Good Friday -> Mon; any weekday -> next
+
+
+def test_unknown_time_on_tokyo_is_the_first_session_after_the_us_morning() -> None:
+    # SoftBank-OpenAI, 2025-03-31 (a US date), time unknown: Tokyo's 03-31 session closed at 02:30 ET,
+    # before the US news day began, so the first Tokyo session that can react is 04-01.
+    rows = [(date(2025, 3, 31), None, "unknown"), (date(2025, 3, 29), None, "unknown")]
+    assert _t0(rows, "XTKS") == [(date(2025, 4, 1), "unknown:same_day->next_session"),
+                                 (date(2025, 3, 31), "unknown:same_day->next_session")]
+    # The same rows on XNYS stay on the US session day.
+    assert [d for d, _ in _t0(rows)] == [date(2025, 3, 31), date(2025, 3, 31)]

@@ -65,6 +65,21 @@ def test_round_trips_on_the_shipped_deals(flows: pl.DataFrame) -> None:
     assert not cyc["nvidia -> openai -> oracle -> nvidia"]["volume_is_lower_bound"]
 
 
+def test_excluded_edges_are_neither_undisclosed_nor_in_the_graph(flows: pl.DataFrame) -> None:
+    fa = network.analyse(flows)
+    e = {(r["payer"], r["payee"]): r for r in fa.edges.iter_rows(named=True)}
+    # SoftBank's Nvidia stake (open-market shares) and its sale: known amounts, excluded by contracts.csv.
+    for key in (("softbank", "nvidia"), ("open_market", "softbank")):
+        assert not e[key]["counted"] and not e[key]["undisclosed"]
+        assert not fa.graph.has_edge(*key)
+    # Stargate's multi-party commitments have no attributable amount: undisclosed, still in the web.
+    assert e[("softbank", "stargate")]["counted"] and e[("softbank", "stargate")]["undisclosed"]
+    assert fa.graph.has_edge("softbank", "stargate")
+    assert (fa.graph.number_of_nodes(), fa.graph.number_of_edges()) == (16, 30)
+    assert int(fa.edges["undisclosed"].sum()) == 10
+    assert fa.stress.filter(failed="softbank", company="nvidia").height == 0
+
+
 def test_concentration_matches_an_independent_computation(flows: pl.DataFrame) -> None:
     fa = network.analyse(flows)
     counted = [r for r in flows.iter_rows(named=True) if r["counts_toward_total"] and r["amount_usd"] is not None]
@@ -243,3 +258,51 @@ def test_report_after_a_yahoo_refresh_keeps_yahoos_prices(tmp_path: Path) -> Non
     got = query("SELECT adj_close FROM prices WHERE ticker = 'AMD' AND date = DATE '2025-10-06'", db)["adj_close"][0]
     assert got == pytest.approx(snap_close * 1.01, rel=1e-12)
     assert (tmp_path / "o" / "report.html").stat().st_size > 10_000
+
+
+def test_announcement_sizes_sum_every_row_of_an_announcement(tmp_path: Path) -> None:
+    from carousel.mainjob import announcement_sizes
+
+    with connect(tmp_path / "s.duckdb") as con:
+        import_file(con, DEALS)
+        deals = api.deals(con)
+    size = dict(announcement_sizes(deals).iter_rows())
+    # Amazon-OpenAI 2026-02-27 is two rows ($50B equity one way, $100B of compute the other): $150B,
+    # not whichever row sorts first.
+    assert size["amzn-openai-2026-02-27:AMZN"] == pytest.approx(150.0)
+    # Microsoft/Nvidia/Anthropic 2025-11-18: $30B + $10B + $5B, for both listed firms.
+    assert size["anthropic-msft-2025-11-18:NVDA"] == pytest.approx(45.0)
+    assert size["anthropic-msft-2025-11-18:MSFT"] == pytest.approx(45.0)
+    # Undisclosed stays null, never 0.
+    assert size["msft-openai-2023-01-23:MSFT"] is None
+
+
+def test_report_uses_the_users_ledger_and_adds_nothing_to_it(tmp_path: Path) -> None:
+    """`carousel report` on a user's own ledger: no shipped deals imported behind their back."""
+    for name in ("companies.csv", "contracts.csv"):
+        shutil.copy(DEALS.parent / name, tmp_path / name)
+    header, *rows = DEALS.read_text(encoding="utf-8").splitlines()
+    mine = [r for r in rows if r.startswith(("amd-openai-2025-10-06,", "openai-orcl-2025-09-10,"))]
+    assert len(mine) == 2
+    (tmp_path / "deals.csv").write_text("\n".join([header, *mine]) + "\n", encoding="utf-8")
+    db = tmp_path / "c.duckdb"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "carousel", *args, "--db", str(db)],
+                              capture_output=True, text=True, timeout=300)
+
+    missing = cli("report", "--out", str(tmp_path / "o0"))
+    assert missing.returncode == 4 and "does not exist" in missing.stderr, missing.stderr
+    assert cli("market", "load-snapshot").returncode == 0
+    empty = cli("report", "--out", str(tmp_path / "o0"))
+    assert empty.returncode == 1 and "the ledger has no deals" in empty.stderr, empty.stderr
+    assert cli("ledger", "import", str(tmp_path / "deals.csv")).returncode == 0
+    before = query("SELECT count(*) AS n FROM ledger_events", db)["n"][0]
+    res = cli("report", "--out", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    assert query("SELECT count(*) AS n FROM ledger_events", db)["n"][0] == before
+    assert sorted(query("SELECT deal_id FROM deals", db)["deal_id"].to_list()) == [
+        "amd-openai-2025-10-06", "openai-orcl-2025-09-10"]
+    assert query("SELECT count(*) AS n FROM price_batches", db)["n"][0] == 1
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "Deals: 2 active deals" in page
