@@ -138,15 +138,13 @@ def run(
         summary.events_appended = rep.appended
 
     def step_prices() -> None:
-        # The shipped snapshot seeds the store (and a newer shipped snapshot replaces an older one), but
-        # is never loaded over fetched prices: appended after a Yahoo batch it would be the latest
-        # version of every day they share and hide Yahoo's newer values in the `prices` view.
+        # The shipped snapshot seeds the store (and a newer shipped snapshot updates it), but is never
+        # loaded over fetched prices: load_snapshot skips, per ticker, every ticker with fetched
+        # (non-snapshot) rows, since appended after a Yahoo batch the snapshot would be the latest
+        # version of every day they share and hide Yahoo's values in the `prices` view. The other
+        # tickers still get the snapshot, so one fetched ticker does not leave the rest without prices.
         with connect(path) as con:
-            fetched = con.execute(
-                "SELECT count(*) FROM price_batches WHERE source <> 'snapshot' AND row_count > 0"
-            ).fetchall()[0][0]
-            if not fetched:
-                summary.price_rows_appended = load_snapshot(con).appended_rows
+            summary.price_rows_appended = load_snapshot(con).appended_rows
         if online:
             from market.refresh import refresh, refresh_lock, universe
             from market.sources import YahooSource

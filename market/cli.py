@@ -73,8 +73,14 @@ def refresh_cmd(
     appended = b.appended_rows if b else 0
     _out.print(f"refresh {rep.status}: {len(rep.ok)}/{len(rep.tickers)} tickers ok, "
                f"{appended} rows appended (batch {b.batch_id if b else '-'}), {rep.attempts} requests")
+    if rep.kept_fetched:
+        _out.print("kept fetched prices for " + ", ".join(rep.kept_fetched)
+                   + " (the snapshot never replaces fetched prices)")
     if rep.refetched:
         _out.print("full re-fetch (overlap changed): " + ", ".join(rep.refetched))
+    for t, days in sorted(rep.not_closed.items()):
+        _out.print(f"session not closed yet: {t} {', '.join(str(d) for d in days)} (not stored; "
+                   "the next refresh stores the final values)")
     for r in b.revisions if b else []:
         _out.print(f"revision: {r.ticker} {r.rows} rows {r.first_date}..{r.last_date} "
                    f"({', '.join(r.fields)}); previous values kept")
@@ -115,11 +121,16 @@ def load_snapshot_cmd(
         rep = load_snapshot(con, prices_dir)
     finally:
         con.close()
-    if rep.skipped:
+    if rep.skipped and rep.batch_id is not None:
         _out.print(f"snapshot unchanged: already loaded as batch {rep.batch_id}; nothing written")
+    elif rep.skipped:
+        _out.print("snapshot not loaded: every ticker in it has fetched prices; nothing written")
     else:
         _out.print(f"batch {rep.batch_id}: {rep.appended_rows} rows appended "
                    f"({rep.new_rows} new, {rep.appended_rows - rep.new_rows} revised)")
+    if rep.kept_fetched:
+        _out.print("kept fetched prices for " + ", ".join(rep.kept_fetched)
+                   + " (the snapshot never replaces fetched prices)")
 
 
 @market_app.command("status")
@@ -150,11 +161,13 @@ def validate_cmd(
     prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
 ) -> None:
     """Validate snapshot files (errors exit 2 naming file, line, field) and report missing sessions."""
+    from market.snapshot import snapshot_files
     from market.sources import read_snapshot_file, ticker_for_file
     from market.validate import check_rows, missing_sessions
 
+    files = snapshot_files(prices_dir)  # a missing or empty folder is an error, not an empty table
     t = Table("ticker", "calendar", "rows", "first", "last", "missing sessions", "non-session rows")
-    for p in sorted(prices_dir.glob("*.csv")):
+    for p in files:
         rows = read_snapshot_file(p)
         check_rows(rows, file=str(p))
         m = missing_sessions(rows, ticker_for_file(p))

@@ -5,6 +5,14 @@
 * If the re-fetched overlap differs from what is stored (Yahoo re-adjusted history after a dividend or
   split), the ticker is re-fetched from ``DEFAULT_START`` so the whole revised history is stored; the old
   values stay in ``price_rows`` and the revision is reported.
+* A full re-fetch that ends before the ticker's stored last date is refused for that ticker (reported as
+  failed): appended, it would become the latest version of the older days only, on another basis than the
+  newer stored days, and invent a return on the seam.
+* Snapshot refreshes (``--source snapshot``) skip every ticker that already has fetched (non-snapshot)
+  rows and report it (``kept_fetched``): the older, differently adjusted snapshot never replaces them.
+* Rows of a session that has not closed yet (close per the ticker's exchange calendar, half days included,
+  after ``clock()``) are dropped and reported (``not_closed``): during trading hours Yahoo serves the
+  unfinished bar, which would otherwise be stored as that day's close. The next refresh stores it.
 * Rate limits and timeouts are retried with exponential backoff (``sleep`` is injectable for tests).
 * The tickers that succeeded are committed in one batch; failed ones are reported.
   Exit codes: 0 all ok, 1 partial, 2 all failed, 6 another refresh holds the lock.
@@ -21,16 +29,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import polars as pl
 
 from carousel.errors import CarouselError, InputError
-from market.calendars import calendar_for, sessions_back
+from market.calendars import calendar_for, close_time_utc, sessions_back
 from market.sources import RetryableError, Source, TickerResult
-from market.store import REL_TOL, VALUE_COLUMNS, BatchReport, append_batch, last_dates, stored_rows
+from market.store import (
+    SNAPSHOT,
+    VALUE_COLUMNS,
+    BatchReport,
+    append_batch,
+    differs,
+    fetched_tickers,
+    last_dates,
+    stored_rows,
+)
 from market.validate import check_rows, missing_sessions
 
 DEFAULT_START = date(2018, 1, 1)
@@ -83,6 +101,10 @@ class RefreshReport:
     universe_note: str | None = None
     #: Sessions of the exchange calendar missing inside each stored ticker's fetched range.
     missing_sessions: dict[str, list[date]] = field(default_factory=dict)
+    #: Snapshot source only: requested tickers left alone because they have fetched (non-snapshot) rows.
+    kept_fetched: list[str] = field(default_factory=list)
+    #: Sessions served before their close (unfinished bars), per ticker; not stored.
+    not_closed: dict[str, list[date]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -165,19 +187,36 @@ REFETCH_COLUMNS = [c for c in VALUE_COLUMNS if c != "volume"]
 
 def overlap_changed(fetched: pl.DataFrame, stored: pl.DataFrame,
                     columns: list[str] = REFETCH_COLUMNS) -> list[str]:
-    """Tickers whose re-fetched rows differ (beyond REL_TOL, NULL-aware) from the stored ones."""
+    """Tickers whose re-fetched rows differ from the stored ones (the store's rule: ``differs``)."""
     j = fetched.join(stored, on=["ticker", "date"], how="inner", suffix="_old")
     if j.is_empty():
         return []
-    diffs = []
-    for c in columns:
-        new, old = pl.col(c).cast(pl.Float64), pl.col(f"{c}_old").cast(pl.Float64)
-        diffs.append(
-            (new.is_null() != old.is_null())
-            | ((new - old).abs() > REL_TOL * pl.max_horizontal(old.abs(), pl.lit(1e-12)))
-            .fill_null(False)
-        )
+    diffs = [differs(c, pl.col(c), pl.col(f"{c}_old")) for c in columns]
     return sorted(j.filter(pl.any_horizontal(diffs))["ticker"].unique().to_list())
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def unclosed_sessions(rows: pl.DataFrame, calendar: str, now: datetime) -> list[date]:
+    """Dates of ``rows`` whose session on ``calendar`` closes after ``now`` (unfinished bars), sorted."""
+    # XNYS and XTKS sessions close before midnight UTC of their own date, so only rows dated from
+    # yesterday (UTC) on can still be open: a few calendar look-ups per ticker, not one per row.
+    today = now.astimezone(UTC).date()
+    recent = rows.filter(pl.col("date") >= today - timedelta(days=1))["date"].unique().sort()
+    out: list[date] = []
+    for d in recent.to_list():
+        try:
+            close = close_time_utc(calendar, d)
+        except KeyError:
+            # Not a session (reported as a non-session row elsewhere); a later date cannot be final yet.
+            if d > today:
+                out.append(d)
+            continue
+        if close > now:
+            out.append(d)
+    return out
 
 
 def _validated(res: dict[str, TickerResult], source_name: str, report: RefreshReport
@@ -200,12 +239,22 @@ def refresh(
     con: duckdb.DuckDBPyConnection, source: Source, tickers: list[str], *,
     overlap: int = DEFAULT_OVERLAP, start_default: date = DEFAULT_START, end: date | None = None,
     max_attempts: int = 5, base_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = _utc_now,
 ) -> RefreshReport:
-    """Fetch, validate and store; one batch for everything that succeeded (see module docstring)."""
+    """Fetch, validate and store; one batch for everything that succeeded (see module docstring).
+
+    ``clock`` gives "now" (tz-aware) for the session-closed check; tests inject a fixed one.
+    """
+    now = clock()
+    if now.tzinfo is None:
+        raise ValueError("clock must return a timezone-aware datetime")
     report = RefreshReport(tickers=sorted(tickers))
+    if source.name == SNAPSHOT:
+        report.kept_fetched = sorted(set(report.tickers) & fetched_tickers(con))
+    todo = [t for t in report.tickers if t not in report.kept_fetched]
     last = last_dates(con)
     starts: dict[date, list[str]] = {}
-    for t in report.tickers:
+    for t in todo:
         s = sessions_back(calendar_for(t), last[t], overlap) if t in last else start_default
         starts.setdefault(s, []).append(t)
 
@@ -213,7 +262,13 @@ def refresh(
         res, n = fetch_with_retry(source, group, start, end, max_attempts=max_attempts,
                                   base_delay=base_delay, sleep=sleep)
         report.attempts += n
-        return _validated(res, source.name, report)
+        out = _validated(res, source.name, report)
+        for t, rows_t in out.items():
+            open_days = unclosed_sessions(rows_t, calendar_for(t), now)
+            if open_days:
+                report.not_closed[t] = open_days
+                out[t] = rows_t.filter(~pl.col("date").is_in(open_days))
+        return out
 
     good: dict[str, pl.DataFrame] = {}
     for start, group in sorted(starts.items()):
@@ -226,7 +281,14 @@ def refresh(
         if changed:
             for t in changed:
                 del good[t]
-            good.update(fetch(changed, start_default))
+            for t, full in fetch(changed, start_default).items():
+                end_t = cast("date | None", full["date"].max())
+                if end_t is None or end_t < last[t]:
+                    report.failed[t] = (
+                        f"full re-fetch after a changed overlap ends {end_t}, before the stored last "
+                        f"date {last[t]}; not stored (older values on another basis under newer rows)")
+                    continue
+                good[t] = full
             report.refetched = changed
 
     report.ok = sorted(good)
@@ -235,14 +297,17 @@ def refresh(
         if gap:
             report.missing_sessions[t] = gap
     rows = pl.concat(list(good.values())) if good else None
-    msg = "; ".join(f"{t}: {e}" for t, e in sorted(report.failed.items())) or None
+    notes = [f"{t}: {e}" for t, e in sorted(report.failed.items())]
+    if report.kept_fetched:
+        notes.append(f"kept fetched prices for {', '.join(report.kept_fetched)}")
+    msg = "; ".join(notes) or None
     if rows is None:
         from market.store import conform
 
         rows = conform(pl.DataFrame({"ticker": [], "date": []},
                                     schema={"ticker": pl.Utf8, "date": pl.Date}))
     report.batch = append_batch(
-        con, rows, source=source.name, tickers=report.tickers,
+        con, rows, source=source.name, tickers=todo,
         start=rows["date"].min() if rows.height else None,  # type: ignore[arg-type]
         end=rows["date"].max() if rows.height else None,  # type: ignore[arg-type]
         status=report.status, message=msg,

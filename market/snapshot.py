@@ -4,6 +4,11 @@ Idempotence: the batch records a SHA-256 over the file names and bytes. If a bat
 already exists the load is skipped (``BatchReport.skipped``) and nothing is written. Even without the
 hash, the store appends only new or changed rows, so a re-load could never duplicate values.
 All files are read and validated before anything is written: one bad file means nothing is stored.
+
+Fetched prices win: a ticker that already has rows from a non-snapshot source (Yahoo) is skipped and
+reported in ``BatchReport.kept_fetched``; the snapshot is older and on another adjustment basis, and as
+the latest batch it would replace Yahoo's values up to its end date while later days keep Yahoo's basis,
+inventing a return on the seam day. Tickers without fetched rows load as before.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import polars as pl
 from carousel.db import DATA_DIR
 from carousel.errors import InputError
 from market.sources import read_snapshot_file, ticker_for_file
-from market.store import BatchReport, append_batch
+from market.store import SNAPSHOT, BatchReport, append_batch, fetched_tickers
 from market.validate import check_rows
 
 
@@ -31,10 +36,19 @@ def content_hash(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def read_snapshot(prices_dir: Path) -> pl.DataFrame:
-    files = sorted(Path(prices_dir).glob("*.csv"))
+def snapshot_files(prices_dir: Path) -> list[Path]:
+    """The ``*.csv`` files of a snapshot folder, sorted; InputError naming the folder if there are none."""
+    prices_dir = Path(prices_dir)
+    if not prices_dir.is_dir():
+        raise InputError("folder does not exist", file=prices_dir)
+    files = sorted(prices_dir.glob("*.csv"))
     if not files:
         raise InputError("no *.csv price files found", file=prices_dir)
+    return files
+
+
+def read_snapshot(prices_dir: Path) -> pl.DataFrame:
+    files = snapshot_files(prices_dir)
     frames = []
     for p in files:
         rows = read_snapshot_file(p)
@@ -44,19 +58,31 @@ def read_snapshot(prices_dir: Path) -> pl.DataFrame:
 
 
 def load_snapshot(con: duckdb.DuckDBPyConnection, prices_dir: Path = DATA_DIR / "prices") -> BatchReport:
-    files = sorted(Path(prices_dir).glob("*.csv"))
+    files = snapshot_files(prices_dir)
     digest = content_hash(files)
     hits = con.execute(
         "SELECT batch_id FROM price_batches WHERE content_hash = ? ORDER BY batch_id LIMIT 1", [digest]
     ).fetchall()
     found = hits[0] if hits else None
     if found is not None:
-        return BatchReport(batch_id=int(found[0]), source="snapshot", status="ok", fetched_rows=0,
+        return BatchReport(batch_id=int(found[0]), source=SNAPSHOT, status="ok", fetched_rows=0,
                            appended_rows=0, new_rows=0, skipped=True,
                            message="identical snapshot already loaded")
     rows = read_snapshot(Path(prices_dir))
-    return append_batch(
-        con, rows, source="snapshot", tickers=[ticker_for_file(p) for p in files],
-        start=rows["date"].min(), end=rows["date"].max(),  # type: ignore[arg-type]
-        message=f"{len(files)} files from {prices_dir}", content_hash=digest,
+    # Fetched rows only ever accumulate (the store is append-only), so a ticker skipped here stays
+    # skipped: recording the content hash below cannot hide a ticker that a later load should take.
+    kept = sorted(set(rows["ticker"].unique().to_list()) & fetched_tickers(con))
+    note = f"kept fetched prices for {', '.join(kept)}" if kept else None
+    load = rows.filter(~pl.col("ticker").is_in(kept))
+    if load.is_empty():
+        return BatchReport(batch_id=None, source=SNAPSHOT, status="ok", fetched_rows=0,
+                           appended_rows=0, new_rows=0, skipped=True, message=note, kept_fetched=kept)
+    loaded = sorted(t for t in (ticker_for_file(p) for p in files) if t not in kept)
+    rep = append_batch(
+        con, load, source=SNAPSHOT, tickers=loaded,
+        start=load["date"].min(), end=load["date"].max(),  # type: ignore[arg-type]
+        message="; ".join(m for m in (f"{len(files)} files from {prices_dir}", note) if m),
+        content_hash=digest,
     )
+    rep.kept_fetched = kept
+    return rep

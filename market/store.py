@@ -31,8 +31,22 @@ PRICE_SCHEMA: dict[str, pl.DataType] = {
 }
 VALUE_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume", "dividends", "splits"]
 
-#: Relative tolerance below which two stored floats are "the same value" (CSV/float round-trips).
-REL_TOL = 1e-9
+#: Source name of the offline snapshot batches (``load_snapshot`` and ``SnapshotSource``).
+SNAPSHOT = "snapshot"
+
+#: Relative tolerance below which two prices are "the same value". Not 1e-9: the snapshot's files carry
+#: 6 decimals (data/prices/PROVENANCE.md) while Yahoo serves float32 values printed as doubles, so the
+#: same price differs by up to ~6e-8 relative (measured over the 20 files; NVDA's 4.8945 of 2018-01-02
+#: is 4.894499778747559 at Yahoo, 4.5e-8), and 1e-9 reported every such day as a revision. 1e-6 also
+#: absorbs 6-decimal rounding (at most 5e-7 absolute, so 1e-6 relative for any price >= $0.50; the
+#: lowest 6-decimal price shipped is NVDA's $3.11) and still catches a real re-adjustment: a dividend
+#: rescales adj_close by 1e-4 or more, and even NVDA's $0.01 dividend at ~$217 rescales it by 4.6e-5,
+#: 46x the tolerance. It does not absorb the 2-decimal files (INTC, TSM, GOOG, ^GSPC, ^IXIC, up to ~1e-4):
+#: they have no adj_close, so Yahoo's first refresh revises them anyway (NULL -> value).
+REL_TOL = 1e-6
+
+#: The snapshot has no dividends/splits columns (NULL) where Yahoo says 0.0: for these, NULL means 0.
+ZERO_IF_NULL = ("dividends", "splits")
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class BatchReport:
     revisions: list[Revision] = field(default_factory=list)
     skipped: bool = False
     message: str | None = None
+    #: Snapshot loads only: tickers left out because they already have fetched (non-snapshot) rows.
+    kept_fetched: list[str] = field(default_factory=list)
 
     @property
     def revised_tickers(self) -> list[str]:
@@ -75,10 +91,27 @@ def conform(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _differs(col: str) -> str:
-    # NULL-aware comparison with a relative tolerance for floats.
+    """SQL: does staged ``n.col`` differ from stored ``o.col``? Same rule as :func:`differs`."""
+    if col == "volume":  # an integer: any change is a change
+        return "(n.volume IS DISTINCT FROM o.volume)"
+    new, old = f"n.{col}", f"o.{col}"
+    if col in ZERO_IF_NULL:
+        new, old = f"coalesce({new}, 0)", f"coalesce({old}, 0)"
     return (
-        f"((n.{col} IS NULL) <> (o.{col} IS NULL) OR "
-        f"abs(n.{col} - o.{col}) > {REL_TOL} * greatest(abs(o.{col}), 1e-12))"
+        f"(({new} IS NULL) <> ({old} IS NULL) OR "
+        f"abs({new} - {old}) > {REL_TOL} * greatest(abs({old}), 1e-12))"
+    )
+
+
+def differs(col: str, new: pl.Expr, old: pl.Expr) -> pl.Expr:
+    """Polars: does ``new`` differ from ``old`` in column ``col`` (NULL-aware, REL_TOL for floats)?"""
+    if col == "volume":
+        return new.ne_missing(old)
+    new, old = new.cast(pl.Float64), old.cast(pl.Float64)
+    if col in ZERO_IF_NULL:
+        new, old = new.fill_null(0.0), old.fill_null(0.0)
+    return (new.is_null() != old.is_null()) | (
+        ((new - old).abs() > REL_TOL * pl.max_horizontal(old.abs(), pl.lit(1e-12))).fill_null(False)
     )
 
 
@@ -169,3 +202,15 @@ def stored_rows(con: duckdb.DuckDBPyConnection, tickers: list[str]) -> pl.DataFr
         params=[tickers],
     ).pl()
     return conform(df)
+
+
+def fetched_tickers(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tickers with at least one stored row from a non-snapshot source (Yahoo), in one query.
+
+    Snapshot rows must never be appended over these: the snapshot is older and on another adjustment
+    basis, and as the latest batch it would hide the fetched values of every day the two share.
+    """
+    rows = con.execute(
+        "SELECT DISTINCT r.ticker FROM price_rows r JOIN price_batches b USING (batch_id) "
+        "WHERE b.source <> ?", [SNAPSHOT]).fetchall()
+    return {r[0] for r in rows}

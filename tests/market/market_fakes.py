@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 TZ = {"9984.T": "Asia/Tokyo"}
@@ -89,3 +90,16 @@ class FakeYahoo:
         return yf_download_frame(sliced, group_by=kw.get("group_by", "column"))
 
 
+def _f32(v: float | None) -> float:
+    # Yahoo's chart API serves float32 values printed as doubles (e.g. 268.7699890136719).
+    return float("nan") if v is None else float(np.float32(v))
+
+
+def yahoo_history(rows: pl.DataFrame, adj_factor: float = 1.0) -> dict[date, dict[str, float]]:
+    """A snapshot file as yf.download would serve it: float32 prices, 0.0 dividends and splits."""
+    return {
+        r["date"]: {"Open": _f32(r["open"]), "High": _f32(r["high"]), "Low": _f32(r["low"]),
+                    "Close": _f32(r["close"]), "Adj Close": _f32(None if r["adj_close"] is None else r["adj_close"] * adj_factor),
+                    "Volume": r["volume"], "Dividends": 0.0, "Stock Splits": 0.0}
+        for r in rows.iter_rows(named=True)
+    }

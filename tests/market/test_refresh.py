@@ -279,3 +279,43 @@ def test_missing_sessions_reported(fake: FakeYahoo, con: duckdb.DuckDBPyConnecti
     del fake.history["AMD"][date(2025, 9, 15)]
     rep = refresh(con, YahooSource(), ["AMD", "SPY"], end=END, sleep=lambda s: None)
     assert rep.exit_code == 0 and rep.missing_sessions == {"AMD": [date(2025, 9, 15)]}
+
+
+def test_unfinished_session_not_stored(monkeypatch: pytest.MonkeyPatch,
+                                       con: duckdb.DuckDBPyConnection) -> None:
+    from datetime import UTC, datetime
+
+    hist = _history({"AMD": 10.0}, date(2025, 9, 1), END)
+    tokyo = sessions("XTKS", date(2025, 9, 1), END).to_list()
+    hist["9984.T"] = {d: bar(round(15000 * 1.001**i, 6)) for i, d in enumerate(tokyo)}
+    monkeypatch.setattr(yfinance, "download", FakeYahoo(hist))
+    # 2025-10-06 15:00 UTC = 11:00 in New York: the NYSE session is open (Yahoo serves a partial bar);
+    # Tokyo's 2025-10-06 session closed at 06:30 UTC.
+    rep = refresh(con, YahooSource(), ["9984.T", "AMD"], end=END, sleep=lambda s: None,
+                  clock=lambda: datetime(2025, 10, 6, 15, 0, tzinfo=UTC))
+    assert rep.exit_code == 0 and rep.not_closed == {"AMD": [END]}
+    last = dict(con.execute("SELECT ticker, max(date) FROM prices GROUP BY 1").fetchall())
+    assert last == {"AMD": date(2025, 10, 3), "9984.T": END}
+    # At the close (16:00 EDT = 20:00 UTC) the session is final and stored.
+    rep = refresh(con, YahooSource(), ["9984.T", "AMD"], end=END, sleep=lambda s: None,
+                  clock=lambda: datetime(2025, 10, 6, 20, 0, tzinfo=UTC))
+    assert rep.not_closed == {} and rep.batch is not None and rep.batch.appended_rows == 1
+    assert prices(con, ["AMD"])["close"][-1] == round(10.0 * 1.001**24, 6)
+
+
+def test_half_day_close_and_naive_clock(monkeypatch: pytest.MonkeyPatch,
+                                        con: duckdb.DuckDBPyConnection) -> None:
+    from datetime import UTC, datetime
+
+    # 2025-11-28 (day after Thanksgiving) closes at 13:00 EST = 18:00 UTC.
+    hist = _history({"SPY": 600.0}, date(2025, 11, 20), date(2025, 11, 28))
+    monkeypatch.setattr(yfinance, "download", FakeYahoo(hist))
+    rep = refresh(con, YahooSource(), ["SPY"], sleep=lambda s: None,
+                  clock=lambda: datetime(2025, 11, 28, 17, 59, tzinfo=UTC))
+    assert rep.not_closed == {"SPY": [date(2025, 11, 28)]} and prices(con)["date"][-1] == date(2025, 11, 26)
+    rep = refresh(con, YahooSource(), ["SPY"], sleep=lambda s: None,
+                  clock=lambda: datetime(2025, 11, 28, 18, 1, tzinfo=UTC))
+    assert rep.not_closed == {} and prices(con)["date"][-1] == date(2025, 11, 28)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        refresh(con, YahooSource(), ["SPY"], sleep=lambda s: None,
+                clock=lambda: datetime(2025, 11, 28, 18, 1))  # noqa: DTZ001 - the point of the test

@@ -97,3 +97,15 @@ def test_validate_bad_file_exit_2(run_cli: Callable, capsys: pytest.CaptureFixtu
     code, _, err = run_cli(["market", "validate", "--prices-dir", str(d)], capsys)
     assert code == 2
     assert f"{d / 'CRWV.csv'}:4" in err and "field 'close'" in err
+
+
+@pytest.mark.parametrize("make", [False, True])
+def test_validate_missing_or_empty_folder_exit_2(run_cli: Callable, capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, make: bool) -> None:
+    d = tmp_path / "nonexistent"
+    if make:
+        d.mkdir()
+    code, out, err = run_cli(["market", "validate", "--prices-dir", str(d)], capsys)
+    assert code == 2 and str(d) in err, (out, err)
+    assert ("no *.csv price files" if make else "folder does not exist") in err
+    assert "ticker" not in out  # no (empty) table printed

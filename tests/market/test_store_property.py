@@ -19,7 +19,8 @@ from market.store import append_batch
 D0 = date(2025, 1, 2)
 # A small key space so that batches collide and revise each other often.
 keys = st.tuples(st.sampled_from(["AMD", "NVDA", "9984.T"]), st.integers(0, 6))
-value = st.one_of(st.none(), st.sampled_from([1.0, 2.5, 100.0, 100.0 + 1e-5]))
+# 100.01 vs 100.0 is a 1e-4 change: a real revision (a dividend re-adjustment), above REL_TOL.
+value = st.one_of(st.none(), st.sampled_from([1.0, 2.5, 100.0, 100.01]))
 batches = st.lists(st.dictionaries(keys, st.tuples(st.sampled_from([10.0, 11.0, 12.5]), value,
                                                    st.sampled_from([None, 5, 7])), max_size=12),
                    min_size=1, max_size=6)
@@ -75,6 +76,10 @@ def test_float_noise_below_tolerance_is_not_a_revision(tmp_path: Path) -> None:
     noisy = df.with_columns(close=pl.col("close") * (1 + 1e-13))
     rep = append_batch(con, noisy, source="p", tickers=["AMD"], start=None, end=None)
     assert (rep.appended_rows, rep.revisions) == (0, [])
-    real = df.with_columns(close=pl.lit(203.71))
+    # 203.71 is the same price at 2 decimals (3.4e-8 relative): rounding, not a revision.
+    rounded = df.with_columns(close=pl.lit(203.71))
+    rep = append_batch(con, rounded, source="p", tickers=["AMD"], start=None, end=None)
+    assert (rep.appended_rows, rep.revisions) == (0, [])
+    real = df.with_columns(close=pl.lit(203.710007 * (1 + 1e-4)))
     rep = append_batch(con, real, source="p", tickers=["AMD"], start=None, end=None)
     assert rep.appended_rows == 1 and rep.revisions[0].fields == ("close",)
