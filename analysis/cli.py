@@ -96,13 +96,27 @@ def run_study(
         unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
         if unknown:
             raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
-        events = events.filter(pl.col("deal_id").is_in(deal_filter))
     if ticker_filter:
-        events = events.filter(pl.col("ticker").is_in(ticker_filter))
+        unknown = sorted(set(ticker_filter) - set(events["ticker"].to_list()))
+        if unknown:
+            raise InputError(
+                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
+                "of any live deal (add peers with --peer)",
+                field="--ticker",
+            )
     if collapse_same_day:
         from analysis.events import collapse_same_day as collapse
 
         events = collapse(events)
+    # Filters choose which firm-events are reported, never how each is estimated: every event still
+    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
+    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
+    all_events = events
+    if deal_filter:
+        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
+        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
+    if ticker_filter:
+        events = events.filter(pl.col("ticker").is_in(ticker_filter))
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
     try:
@@ -116,6 +130,7 @@ def run_study(
             min_obs=min_obs,
             conventions=BY_NAME[conventions],
             mask_other_events=mask_other_events,
+            other_events=all_events.select("ticker", "t0"),
         )
         return study.fit(cast(Method, method))
     except ValueError as exc:
@@ -248,6 +263,10 @@ def register(app: typer.Typer) -> None:
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
             typer.echo(json.dumps(records, indent=2))
+            # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
+            typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
+            for r in res.excluded.sort("event_id").iter_rows(named=True):
+                typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
         else:
             console = Console()
             if not console.is_terminal:

@@ -24,13 +24,17 @@ excess return for FF3).
 Conventions that are ours (documented, tested):
 - The grid is the trading days of the first benchmark (SPY by default) in ``returns``; when that ticker is
   absent (mean-adjusted, FF3 on synthetic data) the grid is every date present in ``returns``. A return on
-  a date outside the grid (e.g. a Tokyo session on a US holiday) is not used; a t0 that is not a grid day
-  moves to the next grid day (``t0_grid`` in the keys).
+  a date outside the grid (e.g. a Tokyo session on a US holiday) is compounded into the next grid day's
+  return, (1 + r_off)(1 + r_next) - 1, so the grid-day return still runs from the last close on or before
+  the previous grid day (a move on the off-grid day is not lost); a null on either day makes the
+  compounded return null. A return after the last grid day is not used. A t0 that is not a grid day moves
+  to the next grid day (``t0_grid`` in the keys).
 - A CAR is reported only when every day of its window has a valid abnormal return (``n_days`` says how
   many); otherwise car/se/t/p/bhar are null for that window.
 - Other events of the same ticker: every day of their event span (the union of the event windows) that
   falls in this firm-event's estimation window is masked (default) or, with ``mask_other_events=False``,
-  kept and counted in ``n_other_event_days``.
+  kept and counted in ``n_other_event_days``. The other events are ``other_events`` when given (so that
+  studying a subset of the events masks exactly what the full study masks), else ``events`` itself.
 - Market-adjusted (k = 0): sigma is the sample standard deviation of the estimation-window abnormal
   returns (demeaned, ddof 1), and Var(AR) = sigma^2 (no estimation error).
 - t and p use Student t with M - k degrees of freedom (M - 1 when k = 0).
@@ -198,6 +202,9 @@ class EventStudy:
         factors: DataFrame[date, mkt_rf, smb, hml, rf] in decimals (default: the shipped FF3 file).
         conventions: formula conventions (``TEXTBOOK`` or ``ESTUDY2``).
         mask_other_events: mask other events of the same ticker inside the estimation window.
+        other_events: DataFrame[ticker, t0] of every event whose span masks estimation days (default:
+            ``events``). Pass the full event list when ``events`` is a filtered subset, so that a filter
+            changes which firm-events are reported but not how each one is estimated.
         chunk_size: firm-events per batch chunk (memory bound).
     """
 
@@ -214,6 +221,7 @@ class EventStudy:
         conventions: Conventions = TEXTBOOK,
         mask_other_events: bool = True,
         chunk_size: int = 1_000,
+        other_events: pl.DataFrame | None = None,
     ) -> None:
         self.spec: ModelSpec = model_spec(model, tuple(benchmarks))
         est = (int(estimation[0]), int(estimation[1]))
@@ -245,6 +253,11 @@ class EventStudy:
         self.factors = factors
         self.conventions = conventions
         self.mask_other_events = mask_other_events
+        if other_events is not None:
+            for col in ("ticker", "t0"):
+                if col not in other_events.columns:
+                    raise ValueError(f"other_events frame lacks column {col!r}")
+        self.other_events = other_events
         self.chunk_size = int(chunk_size)
         #: wall-clock seconds of the last fit by stage (prepare, estimate, assemble); for bench/ only.
         self.timings: dict[str, float] = {}
@@ -279,9 +292,10 @@ class EventStudy:
         if n_t == 0:
             raise ValueError("no trading days in returns")
         # Integer codes instead of joins: ticker -> position in the sorted list (Enum physical code),
-        # date -> grid position (searchsorted on day numbers). Off-grid dates are dropped.
+        # date -> grid position (searchsorted on day numbers).
         tcode = ret["ticker"].cast(pl.Enum(tickers)).to_physical().to_numpy().astype(np.int64)
         dnum = ret["date"].to_physical().to_numpy().astype(np.int64)
+        rv = ret["ret"].fill_null(np.nan).to_numpy()
         gnum = grid.astype(np.int64)
         lut = np.full(int(gnum[-1] - gnum[0]) + 1, -1, dtype=np.int64)
         lut[gnum - gnum[0]] = np.arange(n_t)
@@ -302,7 +316,27 @@ class EventStudy:
                 f"duplicate return for ticker {tickers[cell // n_t]} on {grid[cell % n_t]}"
             )
         r = np.full(len(tickers) * n_t, np.nan)
-        r[flat] = ret["ret"].fill_null(np.nan).to_numpy()[on]
+        r[flat] = rv[on]
+        # Off-grid days (another exchange's session on a grid holiday) compound into the next grid day,
+        # so the grid-day return spans from the previous grid day's close and no move is lost. Rare in
+        # practice (a few days a year for a Tokyo ticker on the US grid), so a small sorted pass.
+        off = np.flatnonzero(~on & (dnum < gnum[-1]))
+        if off.shape[0]:
+            key = tcode[off] * (int(dnum.max()) + 1) + dnum[off]
+            if np.unique(key).shape[0] < key.shape[0]:
+                _, first, counts = np.unique(key, return_index=True, return_counts=True)
+                i = off[first[np.argmax(counts > 1)]]
+                raise ValueError(
+                    f"duplicate return for ticker {tickers[tcode[i]]} on "
+                    f"{np.datetime64(int(dnum[i]), 'D')}"
+                )
+            cell = tcode[off] * n_t + np.searchsorted(gnum, dnum[off], side="left")
+            growth = np.ones(r.shape[0])
+            np.multiply.at(growth, cell, 1.0 + rv[off])  # NaN propagates: a null day nulls the cell
+            hit = np.unique(cell)
+            # Where the ticker has no row on that grid day (its own exchange closed), the off-grid move
+            # alone is the grid day's return: close(last session <= day) / close(previous grid day) - 1.
+            r[hit] = np.where(seen[hit], (1.0 + r[hit]) * growth[hit] - 1.0, growth[hit] - 1.0)
         r = r.reshape(len(tickers), n_t)
         tidx = pl.DataFrame({"ticker": tickers}).with_row_index("_t")
 
@@ -365,10 +399,21 @@ class EventStudy:
         span_lo = min(a for a, _ in self.windows)
         span_hi = max(b for _, b in self.windows)
         other = np.zeros((len(tickers), n_t), dtype=np.int32)
-        located = (tix >= 0) & has_t0 & (i0 < n_t)
+        if self.other_events is None:
+            o_tix, o_i0, o_has = tix, i0, has_t0
+        else:
+            oe = self.other_events.select(
+                pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)
+            ).join(tidx, on="ticker", how="inner")
+            o_t0 = oe["t0"].to_numpy().astype("datetime64[D]")
+            o_has = ~np.isnat(o_t0)
+            o_i0 = np.full(oe.height, -1, dtype=np.int64)
+            o_i0[o_has] = np.searchsorted(grid, o_t0[o_has], side="left")
+            o_tix = oe["_t"].to_numpy().astype(np.int64)
+        located = (o_tix >= 0) & o_has & (o_i0 < n_t)
         offs = np.arange(span_lo, span_hi + 1)
-        p = i0[located][:, None] + offs[None, :]
-        t = np.broadcast_to(tix[located][:, None], p.shape)
+        p = o_i0[located][:, None] + offs[None, :]
+        t = np.broadcast_to(o_tix[located][:, None], p.shape)
         inb = (p >= 0) & (p < n_t)
         np.add.at(other, (t[inb], p[inb]), 1)
 

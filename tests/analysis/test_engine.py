@@ -448,3 +448,70 @@ def test_estudy2_prediction_error_uses_all_market_days_and_firm_count() -> None:
     p = res.panel
     expected = 1 + 1 / m_i + (m[300] - est_m.mean()) ** 2 / ((est_m - est_m.mean()) ** 2).sum()
     assert p.pe_factor[0, p.day_index(0)] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_subset_is_estimated_as_in_the_full_study_when_given_other_events() -> None:
+    # Studying one event of a firm must still mask the firm's other events in its estimation window
+    # (`carousel study --deal X` must report the same numbers as the full run).
+    ret, events, _ = synthetic(1, n_days=500, t0_index=400)
+    dates = ret.filter(pl.col("ticker") == "MKT")["date"].to_list()
+    early = pl.DataFrame(
+        {"event_id": ["e_early"], "deal_id": ["d2"], "ticker": ["F0000"], "t0": [dates[300]]}
+    )
+    full = EventStudy(ret, pl.concat([events, early]), benchmarks=("MKT",), min_obs=30).fit()
+    alone = EventStudy(ret, events, benchmarks=("MKT",), min_obs=30).fit()
+    sub = EventStudy(
+        ret, events, benchmarks=("MKT",), min_obs=30,
+        other_events=pl.concat([events, early]).select("ticker", "t0"),
+    ).fit()
+    want = full.car.filter(pl.col("event_id") == "e0000")
+    # equal up to summation order (the batch shapes differ, so the last bit may)
+    from polars.testing import assert_frame_equal
+
+    assert_frame_equal(sub.car, want, check_exact=False, rtol=1e-12, atol=0)
+    assert sub.sigma["n_est"].item() == 240 - 16
+    # without other_events the subset sees no other event: all 240 days, different estimates
+    assert alone.sigma["n_est"].item() == 240
+    assert alone.car["se"].to_list() != want["se"].to_list()
+    with pytest.raises(ValueError, match="other_events frame lacks column 't0'"):
+        EventStudy(ret, events, benchmarks=("MKT",), other_events=events.drop("t0"))
+
+
+def test_off_grid_returns_compound_into_the_next_grid_day() -> None:
+    # A Tokyo session on a US holiday: the firm has a return on a day the benchmark grid lacks. Its move
+    # must not be lost: the next grid day's return is (1 + r_holiday)(1 + r_next) - 1.
+    ret, events, _ = synthetic(2, n_days=400, t0_index=300)
+    dates = ret.filter(pl.col("ticker") == "MKT")["date"].to_list()
+    holiday, nxt = dates[299], dates[300]
+    ret = ret.filter(~((pl.col("ticker") == "MKT") & (pl.col("date") == holiday)))
+    # F0001 has no row on the next grid day (its exchange closed): the holiday move alone is that day's
+    ret = ret.filter(~((pl.col("ticker") == "F0001") & (pl.col("date") == nxt)))
+
+    def r(t: str, d: dt.date) -> float:
+        return ret.filter((pl.col("ticker") == t) & (pl.col("date") == d))["ret"].item()
+
+    res = EventStudy(
+        ret, events, model="market_adjusted", benchmarks=("MKT",), windows=((0, 0),), min_obs=30
+    ).fit()
+    car = dict(res.car.select("event_id", "car").iter_rows())
+    assert res.car["t0"].to_list() == [nxt, nxt]
+    want0 = (1 + r("F0000", holiday)) * (1 + r("F0000", nxt)) - 1 - r("MKT", nxt)
+    assert car["e0000"] == pytest.approx(want0, rel=1e-12)
+    assert car["e0001"] == pytest.approx(r("F0001", holiday) - r("MKT", nxt), rel=1e-12)
+    # a null return on the off-grid day nulls the compounded day (no silent zero)
+    nulled = ret.with_columns(
+        pl.when((pl.col("ticker") == "F0000") & (pl.col("date") == holiday))
+        .then(None)
+        .otherwise(pl.col("ret"))
+        .alias("ret")
+    )
+    res2 = EventStudy(
+        nulled, events, model="market_adjusted", benchmarks=("MKT",), windows=((0, 0),), min_obs=30
+    ).fit()
+    assert res2.excluded.filter(pl.col("event_id") == "e0000")["reason"].to_list() == [
+        "no_event_returns"
+    ]
+    # a duplicated off-grid row is an error, not a double-compounded return
+    dup = pl.concat([ret, ret.filter((pl.col("ticker") == "F0000") & (pl.col("date") == holiday))])
+    with pytest.raises(ValueError, match=f"duplicate return for ticker F0000 on {holiday}"):
+        EventStudy(dup, events, model="market_adjusted", benchmarks=("MKT",)).fit()

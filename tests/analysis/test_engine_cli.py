@@ -211,3 +211,57 @@ def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
     table = runner.invoke(_app(), ["study", "--db", str(db_path), "--ticker", "AMD"])
     assert table.exit_code == 0, table.output
     assert "amd-openai-2025-10-06" in table.stdout
+
+
+@pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
+def test_filters_report_the_full_run_numbers_and_reject_unknown_tickers(db_path: Path) -> None:
+    from carousel.db import connect
+
+    importer = importlib.import_module("ledger.load")
+    snapshot = importlib.import_module("market.snapshot")
+    con = connect(db_path)
+    try:
+        importer.import_file(con, DATA / "events" / "deals.csv")
+        snapshot.load_snapshot(con)
+    finally:
+        con.close()
+    runner = CliRunner()
+    base = ["study", "--db", str(db_path), "--format", "json"]
+    full = runner.invoke(_app(), base)
+    assert full.exit_code == 0, full.output
+    # stdout is pure JSON; the exclusion summary goes to stderr
+    assert "50 firm-events estimated, 7 excluded" in full.stderr
+    assert "excluded meta-crwv-2025-09-30:CRWV: insufficient_estimation_obs" in full.stderr
+    want = [r for r in json.loads(full.stdout) if r["event_id"] == "openai-orcl-2025-09-10:ORCL"]
+    # ORCL's 2025-07-22 announcement lies in this event's estimation window; a --deal filter must
+    # still mask it, so the filtered record is the full run's (CAR 35.53%, se 2.126%, t 16.71)
+    filtered = runner.invoke(_app(), [*base, "--deal", "openai-orcl-2025-09-10"])
+    assert filtered.exit_code == 0, filtered.output
+    got = [r for r in json.loads(filtered.stdout) if r["ticker"] == "ORCL"]
+    _same_records(got, want)
+    r0 = next(r for r in got if r["window"] == "[0,0]")
+    assert r0["car"] == pytest.approx(0.355286, abs=1e-6)
+    assert r0["se"] == pytest.approx(0.0212576, abs=1e-7)
+    assert r0["t"] == pytest.approx(16.7134, abs=1e-4)
+    by_ticker = runner.invoke(_app(), [*base, "--ticker", "ORCL"])
+    _same_records([r for r in json.loads(by_ticker.stdout) if r["event_id"] == want[0]["event_id"]], want)
+    # a deal that is not the representative of its collapsed same-day group still selects the group
+    warrant = runner.invoke(_app(), [*base, "--deal", "amd-openai-2025-10-06-warrant"])
+    assert warrant.exit_code == 0, warrant.output
+    ids = {r["event_id"] for r in json.loads(warrant.stdout)}
+    assert ids == {"amd-openai-2025-10-06:AMD"}
+    unknown = runner.invoke(_app(), ["study", "--db", str(db_path), "--ticker", "NOPE"])
+    assert unknown.exit_code != 0
+    assert isinstance(unknown.exception, InputError)
+    assert "NOPE" in str(unknown.exception) and unknown.exception.field == "--ticker"
+
+
+def _same_records(got: list[dict[str, object]], want: list[dict[str, object]]) -> None:
+    """Same records; floats equal up to summation order (batch shapes differ, so the last bit may)."""
+    assert [(r["event_id"], r["window"]) for r in got] == [(r["event_id"], r["window"]) for r in want]
+    for g, w in zip(got, want, strict=True):
+        for k, v in w.items():
+            if isinstance(v, float):
+                assert g[k] == pytest.approx(v, rel=1e-12, abs=1e-300), (w["window"], k)
+            else:
+                assert g[k] == v
