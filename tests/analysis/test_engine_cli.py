@@ -186,8 +186,9 @@ def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> N
         cli.run_study(deals, returns, benchmarks=("NOPE",))
 
 
-@pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
-def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
+@pytest.fixture
+def shipped_db(db_path: Path) -> Path:
+    """A database holding the shipped deals and price snapshot."""
     from carousel.db import connect
 
     importer = importlib.import_module("ledger.load")
@@ -198,6 +199,12 @@ def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
         snapshot.load_snapshot(con)
     finally:
         con.close()
+    return db_path
+
+
+@pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
+def test_study_end_to_end_on_shipped_database(shipped_db: Path) -> None:
+    db_path = shipped_db
     runner = CliRunner()
     out = runner.invoke(
         _app(),
@@ -214,17 +221,8 @@ def test_study_end_to_end_on_shipped_database(db_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
-def test_filters_report_the_full_run_numbers_and_reject_unknown_tickers(db_path: Path) -> None:
-    from carousel.db import connect
-
-    importer = importlib.import_module("ledger.load")
-    snapshot = importlib.import_module("market.snapshot")
-    con = connect(db_path)
-    try:
-        importer.import_file(con, DATA / "events" / "deals.csv")
-        snapshot.load_snapshot(con)
-    finally:
-        con.close()
+def test_filters_report_the_full_run_numbers_and_reject_unknown_tickers(shipped_db: Path) -> None:
+    db_path = shipped_db
     runner = CliRunner()
     base = ["study", "--db", str(db_path), "--format", "json"]
     full = runner.invoke(_app(), base)
