@@ -69,13 +69,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _is_click_exception(exc: BaseException) -> bool:
-    import click
-
-    classes: list[type] = [click.exceptions.ClickException]
+    # Either may be missing: typer >= 0.20 vendors click (click itself is then not installed by our
+    # lock file), older typer depends on click.
+    classes: list[type] = []
     try:
         from typer._click.exceptions import ClickException as VendoredClickException
 
         classes.append(VendoredClickException)
-    except ImportError:  # older typer uses click itself
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException
+
+        classes.append(ClickException)
+    except ImportError:
         pass
     return isinstance(exc, tuple(classes))

@@ -468,7 +468,7 @@ def test_a_subset_is_estimated_as_in_the_full_study_when_given_other_events() ->
     # equal up to summation order (the batch shapes differ, so the last bit may)
     from polars.testing import assert_frame_equal
 
-    assert_frame_equal(sub.car, want, check_exact=False, rtol=1e-12, atol=0)
+    assert_frame_equal(sub.car, want, check_exact=False, rel_tol=1e-12, abs_tol=0)
     assert sub.sigma["n_est"].item() == 240 - 16
     # without other_events the subset sees no other event: all 240 days, different estimates
     assert alone.sigma["n_est"].item() == 240
