@@ -20,6 +20,7 @@ from rich.table import Table
 
 from analysis.conventions import BY_NAME
 from analysis.engine import DEFAULT_WINDOWS, EventStudy, Method, window_label
+from analysis.models import benchmark_tickers
 from analysis.results import EventStudyResult
 from carousel.db import DbOption
 from carousel.errors import InputError
@@ -204,7 +205,11 @@ def register(app: typer.Typer) -> None:
         ] = "market",
         benchmark: Annotated[
             list[str] | None,
-            typer.Option("--benchmark", "-b", help="Benchmark ticker (repeatable)."),
+            typer.Option(
+                "--benchmark",
+                "-b",
+                help="Benchmark ticker (repeatable); 'SPY[-1]' lags it one trading day (Tokyo).",
+            ),
         ] = None,
         estimation: Annotated[
             tuple[int, int], typer.Option(help="Estimation window start end, trading days from t0.")
@@ -243,7 +248,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown method {method!r}", field="--method")
         wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
         bench = tuple(benchmark) if benchmark else ("SPY",)
-        deals, returns = load_inputs(db, list(bench) + list(peer or []))
+        deals, returns = load_inputs(db, [*benchmark_tickers(bench), *(peer or [])])
         res = run_study(
             deals,
             returns,

@@ -58,7 +58,16 @@ import polars as pl
 from scipy import stats
 
 from analysis.conventions import TEXTBOOK, Conventions
-from analysis.models import ModelSpec, Plane, design, model_spec, stack
+from analysis.models import (
+    ModelSpec,
+    Plane,
+    benchmark_tickers,
+    design,
+    lagged,
+    model_spec,
+    parse_benchmark,
+    stack,
+)
 from analysis.panel import ARPanel
 from analysis.results import EventStudyResult
 
@@ -195,7 +204,8 @@ class EventStudy:
         returns: DataFrame[ticker, date, ret] (simple returns; other columns ignored), benchmarks included.
         events: DataFrame[event_id, deal_id, ticker, t0] (t0 nullable Date; deal_id optional).
         model: ``mean`` | ``market_adjusted`` | ``market`` | ``multifactor`` | ``ff3``.
-        benchmarks: benchmark tickers in ``returns`` (the first also defines the trading-day grid).
+        benchmarks: benchmark tickers in ``returns`` (the first also defines the trading-day grid);
+            ``'SPY[-1]'`` is SPY lagged one grid day (see :mod:`analysis.models`).
         estimation: estimation window in trading days relative to t0, inclusive.
         windows: event windows (inclusive), must not overlap the estimation window.
         min_obs: minimum valid estimation-window observations.
@@ -273,12 +283,13 @@ class EventStudy:
         )
         # Only the event tickers and benchmarks are ever read: drop everything else first.
         wanted = set(self.events["ticker"].drop_nulls().cast(pl.Utf8).unique().to_list())
-        wanted |= set(spec.benchmarks)
+        bench_tickers = benchmark_tickers(spec.benchmarks)
+        wanted |= set(bench_tickers)
         ret = ret.filter(pl.col("ticker").is_in(sorted(wanted)))
         tickers = sorted(ret["ticker"].unique().to_list())
-        grid_src = spec.benchmarks[0] if spec.benchmarks and spec.benchmarks[0] in tickers else None
+        grid_src = bench_tickers[0] if bench_tickers and bench_tickers[0] in tickers else None
         if spec.name in ("market", "market_adjusted", "multifactor"):
-            missing = [b for b in spec.benchmarks if b not in tickers]
+            missing = [b for b in bench_tickers if b not in tickers]
             if missing:
                 raise ValueError(f"benchmark ticker(s) not in returns: {', '.join(missing)}")
         grid_frame = (
@@ -359,8 +370,9 @@ class EventStudy:
         else:
             pos_of = {t: i for i, t in enumerate(tickers)}
             for b in spec.benchmarks:
-                if b in pos_of:
-                    series[b] = r[pos_of[b]]
+                base, lag = parse_benchmark(b)
+                if base in pos_of:
+                    series[b] = lagged(r[pos_of[base]], lag)
 
         rel_lo = min(self.estimation[0], *(a for a, _ in self.windows))
         rel_hi = max(self.estimation[1], *(b for _, b in self.windows))

@@ -15,10 +15,17 @@ model               X                                    offset
 ``multifactor``     [1, r_b1, ..., r_bB] (any tickers)   0
 ``ff3``             [1, mkt_rf, smb, hml]                rf (so y is the excess return r - rf)
 ==================  ===================================  ===========================================
+
+A benchmark may carry a lag in trading days of the grid: ``SPY[-1]`` is SPY's return on the previous
+grid day. Why: markets that close before New York opens (Tokyo's session ends at 01:00-02:00 ET) price
+a US day's news on their next session, so a same-day market model understates their beta
+(non-synchronous trading). ``multifactor`` on ``SPY[-1]`` (or on ``SPY`` and ``SPY[-1]``, Dimson 1979)
+is the model for 9984.T.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,6 +42,32 @@ _ALIASES = {
     "fama_french": "ff3",
 }
 FF3_FACTORS = ("mkt_rf", "smb", "hml")
+_LAGGED = re.compile(r"^(?P<ticker>.+)\[(?P<lag>[+-]?\d{1,3})\]$")
+
+
+def parse_benchmark(name: str) -> tuple[str, int]:
+    """``'SPY'`` -> ('SPY', 0); ``'SPY[-1]'`` -> ('SPY', -1): the ticker and its lag in grid days."""
+    m = _LAGGED.match(name)
+    if m is None:
+        return name, 0
+    return m["ticker"], int(m["lag"])
+
+
+def benchmark_tickers(benchmarks: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The distinct tickers behind ``benchmarks`` (lags removed), in first-seen order."""
+    return tuple(dict.fromkeys(parse_benchmark(b)[0] for b in benchmarks))
+
+
+def lagged(series: np.ndarray, lag: int) -> np.ndarray:
+    """``series`` shifted by ``lag`` grid days (negative: earlier days), NaN where no day exists."""
+    out = np.full(series.shape, np.nan)
+    if lag == 0:
+        out[:] = series
+    elif lag < 0 and -lag < series.shape[0]:
+        out[-lag:] = series[:lag]
+    elif lag > 0 and lag < series.shape[0]:
+        out[:-lag] = series[lag:]
+    return out
 
 
 @dataclass(frozen=True)

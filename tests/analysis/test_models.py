@@ -12,7 +12,7 @@ import statsmodels.api as sm
 
 from analysis.engine import EventStudy
 from analysis.factors import load_ff3
-from analysis.models import model_spec
+from analysis.models import benchmark_tickers, lagged, model_spec, parse_benchmark
 from carousel.errors import InputError
 
 D = dt.date
@@ -162,3 +162,49 @@ def test_model_spec_validation() -> None:
         model_spec("market", ["SPY", "SOXX"])
     with pytest.raises(ValueError, match="at least one"):
         model_spec("multifactor", [])
+
+
+def test_lagged_benchmark_parsing_and_shift() -> None:
+    assert parse_benchmark("SPY") == ("SPY", 0)
+    assert parse_benchmark("SPY[-1]") == ("SPY", -1)
+    assert parse_benchmark("^GSPC[+2]") == ("^GSPC", 2)
+    assert parse_benchmark("SPY[x]") == ("SPY[x]", 0)  # not a lag: an (unknown) ticker
+    assert benchmark_tickers(("SPY", "SPY[-1]", "SOXX")) == ("SPY", "SOXX")
+    s = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(lagged(s, -1), [np.nan, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(lagged(s, 2), [3.0, 4.0, np.nan, np.nan])
+    np.testing.assert_array_equal(lagged(s, 0), s)
+    assert np.isnan(lagged(s, -9)).all()
+
+
+def test_lagged_benchmark_recovers_a_non_synchronous_beta() -> None:
+    # A Tokyo-like firm prices the US market's move one session late: r_t = 0.0003 + 1.3 m_{t-1} + e.
+    rng = np.random.default_rng(11)
+    n = 400
+    days = np.arange(np.datetime64("2015-01-05"), np.datetime64("2015-01-05") + 2 * n)
+    days = days[np.is_busday(days)][:n]
+    m = rng.normal(0.0004, 0.012, n)
+    y = np.full(n, np.nan)
+    y[1:] = 0.0003 + 1.3 * m[:-1] + rng.normal(0.0, 0.01, n - 1)
+    ret = pl.DataFrame(
+        {"ticker": ["SPY"] * n + ["TYO"] * n, "date": np.concatenate([days, days]), "ret": np.concatenate([m, y])}
+    ).with_columns(pl.col("date").cast(pl.Date))
+    events = pl.DataFrame(
+        {"event_id": ["e"], "ticker": ["TYO"], "t0": [days[350].astype(dt.date)]}
+    )
+    same_day = EventStudy(ret, events, model="market", benchmarks=("SPY",)).fit()
+    dimson = EventStudy(ret, events, model="multifactor", benchmarks=("SPY", "SPY[-1]")).fit()
+    assert abs(same_day.params["beta_SPY"].item()) < 0.15  # the same-day model misses the beta
+    # ... the lagged regressor finds it: hand OLS on the shifted market over the same 240 days
+    est = np.arange(350 - 250, 350 - 10)
+    x = sm.add_constant(np.column_stack([m[est], m[est - 1]]))
+    ref = sm.OLS(y[est], x).fit()
+    got = dimson.params.row(0, named=True)
+    assert got["beta_SPY[-1]"] == pytest.approx(ref.params[2], rel=1e-10)
+    assert got["beta_SPY"] == pytest.approx(ref.params[1], rel=1e-10)
+    assert 1.2 < got["beta_SPY[-1]"] < 1.4
+    assert dimson.sigma["sigma"].item() < 0.8 * same_day.sigma["sigma"].item()
+    sm_route = EventStudy(ret, events, model="multifactor", benchmarks=("SPY", "SPY[-1]")).fit(
+        "statsmodels"
+    )
+    assert sm_route.car["se"].to_list() == pytest.approx(dimson.car["se"].to_list(), rel=1e-10)
