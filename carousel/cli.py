@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -59,6 +60,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException) as exc:
+        # Storage-level failures that surface in a query rather than at open (a damaged block, a disk
+        # error): the database's fault, not a bug in the command, so a clear line and exit 4.
+        from carousel import db
+
+        where = f"database {db.last_opened}" if db.last_opened else "the database"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _err.print(
+            Text.assemble(("error: ", "bold red"), f"{where} cannot be read: {first}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(4)
     except Exception as exc:
         # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
         # click as ``typer._click``, so match both its and click's ClickException.

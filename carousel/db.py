@@ -83,6 +83,13 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckd
         ) from None
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot open database {db}: {_first_line(str(exc))}") from None
+    global last_opened
+    last_opened = db
+    try:
+        _check_not_truncated(con, db)
+    except BaseException:
+        con.close()
+        raise
     if not read_only:
         try:
             ensure_schema(con)
@@ -90,6 +97,42 @@ def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckd
             con.close()
             raise
     return con
+
+
+#: The database most recently opened by :func:`connect`, so that a storage error surfacing later (in a
+#: query) can still name the file.
+last_opened: Path | None = None
+
+#: DuckDB's file starts with three 4 KiB headers (main header and two alternating database headers).
+_HEADER_BYTES = 3 * 4096
+
+
+def _check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """DatabaseError if the file is shorter than the blocks its header declares.
+
+    Why: DuckDB reads blocks lazily, so a truncated file (a copy cut short, a full disk) opens fine and
+    fails only at the first query that touches a missing block, possibly after a command has already
+    reported progress. The header's block count makes the check O(1). Skipped while a WAL file exists:
+    replaying it allocates blocks in memory that are not on disk yet.
+    """
+    if Path(f"{db}.wal").exists() or not db.is_file():
+        return
+    try:
+        row = con.execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = "
+            "current_database()"
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise DatabaseError(f"database {db} is corrupt: {_first_line(str(exc))}") from None
+    if row is None:
+        return
+    need = _HEADER_BYTES + int(row[0]) * int(row[1])
+    have = db.stat().st_size
+    if have < need:
+        raise DatabaseError(
+            f"database {db} is truncated: {have:,} bytes on disk, its header declares {need:,}; "
+            "restore it from a backup or rebuild it with `carousel run`"
+        )
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
