@@ -118,14 +118,15 @@ def _check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     if Path(f"{db}.wal").exists() or not db.is_file():
         return
     try:
-        row = con.execute(
+        rows = con.execute(
             "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = "
             "current_database()"
-        ).fetchone()
+        ).fetchall()  # fetchall: DuckDB 2 refuses new work while a result is unfinished
     except duckdb.Error as exc:
         raise DatabaseError(f"database {db} is corrupt: {_first_line(str(exc))}") from None
-    if row is None:
+    if not rows:
         return
+    row = rows[0]
     need = _HEADER_BYTES + int(row[0]) * int(row[1])
     have = db.stat().st_size
     if have < need:
