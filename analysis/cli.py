@@ -20,7 +20,7 @@ from rich.table import Table
 
 from analysis.conventions import BY_NAME
 from analysis.engine import DEFAULT_WINDOWS, EventStudy, Method, window_label
-from analysis.models import benchmark_tickers
+from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult
 from carousel.db import DbOption
 from carousel.errors import InputError
@@ -208,7 +208,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--benchmark",
                 "-b",
-                help="Benchmark ticker (repeatable); 'SPY[-1]' lags it one trading day (Tokyo).",
+                help="Benchmark ticker (repeatable); 'SPY[-1]' lags it one trading day (Tokyo). "
+                "For mean and ff3 one ticker, which only sets the trading-day grid.",
             ),
         ] = None,
         estimation: Annotated[
@@ -248,6 +249,17 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown method {method!r}", field="--method")
         wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
         bench = tuple(benchmark) if benchmark else ("SPY",)
+        try:
+            resolved = model_spec(model, bench).name
+        except ValueError as exc:
+            raise InputError(str(exc), field="--model") from None
+        if resolved in ("mean", "ff3") and len(bench) > 1:
+            # These models read no benchmark returns; a second -b would be silently ignored.
+            raise InputError(
+                f"model {resolved!r} uses no benchmark returns: give at most one --benchmark, "
+                "which only sets the trading-day grid",
+                field="--benchmark",
+            )
         deals, returns = load_inputs(db, [*benchmark_tickers(bench), *(peer or [])])
         res = run_study(
             deals,

@@ -276,46 +276,79 @@ class EventStudy:
 
     def _prepare(self) -> _Prepared:
         spec = self.spec
-        ret = self.returns.select(
-            pl.col("ticker").cast(pl.Utf8),
-            pl.col("date").cast(pl.Date),
-            pl.col("ret").cast(pl.Float64),
-        )
-        # Only the event tickers and benchmarks are ever read: drop everything else first.
+        ret = self.returns
+        # Cast only what is not already the right type: on a panel of millions of rows every pass counts.
+        casts = [
+            pl.col(c).cast(t)
+            for c, t in (("ticker", pl.String), ("date", pl.Date), ("ret", pl.Float64))
+            if ret.schema[c] != t
+        ]
+        if casts:
+            ret = ret.with_columns(casts)
+        # Only the event tickers and benchmarks are ever read.
         wanted = set(self.events["ticker"].drop_nulls().cast(pl.Utf8).unique().to_list())
         bench_tickers = benchmark_tickers(spec.benchmarks)
         wanted |= set(bench_tickers)
-        ret = ret.filter(pl.col("ticker").is_in(sorted(wanted)))
-        tickers = sorted(ret["ticker"].unique().to_list())
+        # Ticker -> integer code through the column's runs: a panel arrives grouped by ticker (DuckDB
+        # ORDER BY, a concat per ticker), so run-length encoding compares neighbours once instead of
+        # hashing every row (4x faster than an Enum cast on 9 M rows), and the few run values are
+        # mapped to codes. Any order stays correct, only slower (one run per row).
+        runs = ret["ticker"].rle()
+        run_len = runs.struct.field("len").to_numpy()
+        run_val = runs.struct.field("value")
+        tickers = sorted(set(run_val.drop_nulls().unique().to_list()) & wanted)
+        run_code = (
+            run_val.replace_strict(
+                {t: i for i, t in enumerate(tickers)}, default=-1, return_dtype=pl.Int64
+            )
+            .fill_null(-1)
+            .to_numpy()
+        )
+        tcode = np.repeat(run_code, run_len)
+        keep = tcode >= 0
+        if ret["date"].null_count():  # a row without a date cannot be placed
+            keep &= ret["date"].is_not_null().to_numpy()
+        all_kept = bool(keep.all())
+        if not all_kept:
+            tcode = tcode[keep]
         grid_src = bench_tickers[0] if bench_tickers and bench_tickers[0] in tickers else None
         if spec.name in ("market", "market_adjusted", "multifactor"):
             missing = [b for b in bench_tickers if b not in tickers]
             if missing:
                 raise ValueError(f"benchmark ticker(s) not in returns: {', '.join(missing)}")
-        grid_frame = (
-            (ret.filter(pl.col("ticker") == grid_src) if grid_src is not None else ret)
-            .select("date")
-            .unique()
-            .sort("date")
-        )
-        grid = grid_frame["date"].to_numpy().astype("datetime64[D]")
-        n_t = grid.shape[0]
-        if n_t == 0:
+        dnum = ret["date"].to_physical().fill_null(0).to_numpy().astype(np.int64)
+        ret_col = ret["ret"]
+        rv = (ret_col.fill_null(np.nan) if ret_col.null_count() else ret_col).to_numpy()
+        if not all_kept:
+            dnum, rv = dnum[keep], rv[keep]
+        if dnum.shape[0] == 0:
             raise ValueError("no trading days in returns")
-        # Integer codes instead of joins: ticker -> position in the sorted list (Enum physical code),
-        # date -> grid position (searchsorted on day numbers).
-        tcode = ret["ticker"].cast(pl.Enum(tickers)).to_physical().to_numpy().astype(np.int64)
-        dnum = ret["date"].to_physical().to_numpy().astype(np.int64)
-        rv = ret["ret"].fill_null(np.nan).to_numpy()
-        gnum = grid.astype(np.int64)
+        # The grid: the first benchmark's dates, else every date present (a bincount over the day
+        # range, not a sort of every row).
+        src_days = dnum[tcode == tickers.index(grid_src)] if grid_src is not None else dnum
+        if src_days.shape[0] == 0:
+            raise ValueError("no trading days in returns")
+        d0 = int(src_days.min())
+        present = np.bincount(src_days - d0) > 0
+        gnum = np.flatnonzero(present).astype(np.int64) + d0
+        grid = gnum.astype("datetime64[D]")
+        grid_frame = pl.DataFrame({"date": grid}).with_columns(pl.col("date").cast(pl.Date))
+        n_t = grid.shape[0]
+        # Integer codes instead of joins: date -> grid position through a lookup table on day numbers.
         lut = np.full(int(gnum[-1] - gnum[0]) + 1, -1, dtype=np.int64)
         lut[gnum - gnum[0]] = np.arange(n_t)
         rel_day = dnum - gnum[0]
-        on = (rel_day >= 0) & (rel_day < lut.shape[0])
-        g = np.full(dnum.shape[0], -1, dtype=np.int64)
-        g[on] = lut[rel_day[on]]
-        on &= g >= 0
-        flat = tcode[on] * n_t + g[on]
+        # Whole-column passes without boolean masks in the common case (every date inside the grid's
+        # range and on the grid); masks (copies of 9 M elements each) only when needed.
+        if int(rel_day.min()) >= 0 and int(rel_day.max()) < lut.shape[0]:
+            g = lut[rel_day]
+        else:
+            g = np.full(dnum.shape[0], -1, dtype=np.int64)
+            inside = (rel_day >= 0) & (rel_day < lut.shape[0])
+            g[inside] = lut[rel_day[inside]]
+        on = g >= 0
+        all_on = bool(on.all())
+        flat = tcode * n_t + g if all_on else tcode[on] * n_t + g[on]
         seen = np.zeros(len(tickers) * n_t, dtype=bool)
         seen[flat] = True
         if (
@@ -326,29 +359,31 @@ class EventStudy:
             raise ValueError(
                 f"duplicate return for ticker {tickers[cell // n_t]} on {grid[cell % n_t]}"
             )
-        r = np.full(len(tickers) * n_t, np.nan)
-        r[flat] = rv[on]
+        flat_r = np.full(len(tickers) * n_t, np.nan)
+        flat_r[flat] = rv if all_on else rv[on]
         # Off-grid days (another exchange's session on a grid holiday) compound into the next grid day,
         # so the grid-day return spans from the previous grid day's close and no move is lost. Rare in
         # practice (a few days a year for a Tokyo ticker on the US grid), so a small sorted pass.
-        off = np.flatnonzero(~on & (dnum < gnum[-1]))
+        off = np.empty(0, dtype=np.int64) if all_on else np.flatnonzero(~on & (dnum < gnum[-1]))
         if off.shape[0]:
             key = tcode[off] * (int(dnum.max()) + 1) + dnum[off]
             if np.unique(key).shape[0] < key.shape[0]:
                 _, first, counts = np.unique(key, return_index=True, return_counts=True)
-                i = off[first[np.argmax(counts > 1)]]
+                row = int(off[first[np.argmax(counts > 1)]])
                 raise ValueError(
-                    f"duplicate return for ticker {tickers[tcode[i]]} on "
-                    f"{np.datetime64(int(dnum[i]), 'D')}"
+                    f"duplicate return for ticker {tickers[tcode[row]]} on "
+                    f"{np.datetime64(int(dnum[row]), 'D')}"
                 )
-            cell = tcode[off] * n_t + np.searchsorted(gnum, dnum[off], side="left")
-            growth = np.ones(r.shape[0])
-            np.multiply.at(growth, cell, 1.0 + rv[off])  # NaN propagates: a null day nulls the cell
-            hit = np.unique(cell)
+            target = tcode[off] * n_t + np.searchsorted(gnum, dnum[off], side="left")
+            growth = np.ones(flat_r.shape[0])
+            np.multiply.at(growth, target, 1.0 + rv[off])  # NaN propagates: a null day nulls it
+            hit = np.unique(target)
             # Where the ticker has no row on that grid day (its own exchange closed), the off-grid move
             # alone is the grid day's return: close(last session <= day) / close(previous grid day) - 1.
-            r[hit] = np.where(seen[hit], (1.0 + r[hit]) * growth[hit] - 1.0, growth[hit] - 1.0)
-        r = r.reshape(len(tickers), n_t)
+            flat_r[hit] = np.where(
+                seen[hit], (1.0 + flat_r[hit]) * growth[hit] - 1.0, growth[hit] - 1.0
+            )
+        r = flat_r.reshape(len(tickers), n_t)
         tidx = pl.DataFrame({"ticker": tickers}).with_row_index("_t")
 
         series: dict[str, np.ndarray] = {}

@@ -120,10 +120,15 @@ def concentration(edge_frame: pl.DataFrame) -> tuple[pl.DataFrame, float, float]
 
 
 def stress(g: nx.DiGraph) -> pl.DataFrame:
-    """Inflows at risk for every company if one payer fails (first and second order)."""
+    """Inflows at risk for every company if one payer fails (first and second order).
+
+    An amount is flagged undisclosed when any part of it is: an edge with no amount at all, or a
+    partly undisclosed edge (a disclosed sum plus undisclosed tranches), whose amount is a lower bound.
+    """
     rows = []
     for x in sorted(g.nodes):
         first = {b: g.edges[x, b]["amount"] for b in g.successors(x)}
+        first_partial = {b: bool(g.edges[x, b]["partial"]) for b in g.successors(x)}
         for y in sorted(g.nodes):
             if y == x:
                 continue
@@ -137,10 +142,14 @@ def stress(g: nx.DiGraph) -> pl.DataFrame:
                     "failed": x,
                     "company": y,
                     "first_order_usd": direct,
-                    "first_order_undisclosed": y in first and direct is None,
+                    "first_order_undisclosed": y in first and (direct is None or first_partial[y]),
                     "second_order_usd": sum(known) if (known := [a for a in second if a is not None]) else None,
                     "second_order_via": sorted(via),
-                    "second_order_undisclosed": any(a is None for a in second),
+                    # z's payments to y are what is at risk: an undisclosed or partly undisclosed one
+                    # leaves the second-order sum a lower bound
+                    "second_order_undisclosed": any(
+                        g.edges[z, y]["amount"] is None or g.edges[z, y]["partial"] for z in via
+                    ),
                 }
             )
     schema: dict[str, Any] = {"failed": pl.String, "company": pl.String, "first_order_usd": pl.Float64,

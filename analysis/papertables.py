@@ -29,10 +29,12 @@ def car_table(car: pl.DataFrame) -> pl.DataFrame:
             "ticker",
             pl.col("t0").cast(pl.String),
             "window",
-            (pl.col("car") * 100).round(2).alias("car_pct"),
-            (pl.col("se") * 100).round(2).alias("se_pct"),
-            pl.col("t").round(2),
-            pl.col("p").round(4),
+            # Full precision here (the CSV is for machines and for checking); LaTeX, Markdown and
+            # HTML round when they format, so no file shows digits that were rounded away.
+            (pl.col("car") * 100).alias("car_pct"),
+            (pl.col("se") * 100).alias("se_pct"),
+            "t",
+            "p",
             pl.col("p").map_elements(stars, return_dtype=pl.String).alias("stars"),
         )
         .sort(["t0", "deal_id", "ticker", "window"])
@@ -88,6 +90,6 @@ def write_all(t: pl.DataFrame, folder: Path, name: str, caption: str) -> list[Pa
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.tex", folder / f"{name}.csv", folder / f"{name}.md"]
     paths[0].write_text(to_latex(t, caption, f"tab:{name}"), encoding="utf-8")
-    t.write_csv(paths[1], float_precision=4)
+    t.write_csv(paths[1])
     paths[2].write_text(to_markdown(t), encoding="utf-8")
     return paths

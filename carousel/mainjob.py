@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from carousel.db import DATA_DIR, connect, resolve_db, transaction
-from carousel.errors import CarouselError
+from carousel.errors import CarouselError, InputError
 
 ESTIMATION = (-250, -11)
 WINDOWS = ((0, 0), (-1, 1), (-5, 5), (0, 10))
@@ -107,6 +108,21 @@ def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
     )
 
 
+def prepare_out(out: Path) -> None:
+    """Create ``out``/figures and ``out``/tables, or InputError naming --out (never an OSError)."""
+    for folder in (out, out / "figures", out / "tables"):
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} exists and is not a folder", file=folder, field="--out")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"cannot create output folder {folder}: {exc.strerror or exc}", field="--out"
+            ) from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"output folder {folder} is not writable", field="--out")
+
+
 def run(
     db: Path | None = None,
     out: Path = Path("out"),
@@ -129,6 +145,9 @@ def run(
     path = resolve_db(db)
     summary = RunSummary(db=path, out=out)
     figs, tabs = out / "figures", out / "tables"
+    # The output folders are checked before any step writes to the database: a bad --out must fail
+    # up front, not after the ledger and prices were committed.
+    prepare_out(out)
     steps: list[tuple[str, Callable[[], None]]] = []
     state: dict[str, Any] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,19 +20,25 @@ _out = Console(highlight=False, soft_wrap=True)
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report, figures and tables.")]
 
 
+def _json_safe(row: dict[str, object]) -> dict[str, object]:
+    """NaN and infinities become null: JSON has no literal for them (json.dumps would emit NaN)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql_cmd(
         sql: Annotated[str, typer.Argument(help="One SELECT over the views deals, flows, companies, "
                                                 "ledger_events, prices, returns, abnormal_returns, car.")],
-        fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+        fmt: Annotated[str, typer.Option(
+            "--format", help="table | csv | json (one array) | jsonl (one object per line)")] = "table",
         db: DbOption = None,
     ) -> None:
         """Run a read-only SQL query (writes are refused)."""
         from carousel.queries import query
 
-        if fmt not in ("table", "csv", "json"):
-            raise InputError(f"unknown format {fmt!r}; choose table, csv or json", field="--format")
+        if fmt not in ("table", "csv", "json", "jsonl"):
+            raise InputError(f"unknown format {fmt!r}; choose table, csv, json or jsonl", field="--format")
         frame = query(sql, db)
         if fmt == "csv":
             # CSV has no nested values: lists and structs are written as JSON text.
@@ -42,8 +49,12 @@ def register(app: typer.Typer) -> None:
                     )
             sys.stdout.write(frame.write_csv())
         elif fmt == "json":
+            # One JSON document (an array, [] when empty) so that json.load works on the output.
+            records = [_json_safe(row) for row in frame.iter_rows(named=True)]
+            sys.stdout.write(json.dumps(records, default=str, sort_keys=True, indent=1) + "\n")
+        elif fmt == "jsonl":
             for row in frame.iter_rows(named=True):
-                print(json.dumps(row, default=str, sort_keys=True))
+                sys.stdout.write(json.dumps(_json_safe(row), default=str, sort_keys=True) + "\n")
         else:
             t = Table(*frame.columns)
             for r in frame.iter_rows():

@@ -280,3 +280,20 @@ def test_lagged_benchmark_from_the_shell(shipped_db: Path) -> None:
     assert all(b[k]["se"] < a[k]["se"] for k in a)
     stargate = b["stargate-2025-01-21:9984.T"]
     assert stargate["car"] == pytest.approx(0.0861, abs=0.0005) and stargate["t"] > 2.5
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "message"),
+    [
+        (["--model", "ff3", "-b", "SPY", "-b", "SOXX"], "--benchmark", "uses no benchmark returns"),
+        (["--model", "mean", "-b", "SPY", "-b", "QQQ"], "--benchmark", "uses no benchmark returns"),
+        (["--model", "market", "-b", "SPY", "-b", "SOXX"], "--model", "exactly one benchmark"),
+        (["--model", "nope"], "--model", "unknown model"),
+    ],
+)
+def test_benchmarks_a_model_would_ignore_are_refused(
+    shipped_db: Path, args: list[str], field: str, message: str
+) -> None:
+    res = CliRunner().invoke(_app(), ["study", "--db", str(shipped_db), *args])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError)
+    assert res.exception.field == field and message in str(res.exception)

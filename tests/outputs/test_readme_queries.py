@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -47,3 +48,20 @@ def test_readme_sql_example_runs(sql: str, db: Path) -> None:
     if re.search(r"FROM car\b", sql):
         # The top event-day abnormal return in the shipped data is Oracle on 2025-09-10 (+35.5%).
         assert rows[0].startswith("openai-orcl-2025-09-10"), rows[0]
+
+
+def test_sql_json_is_one_document_and_jsonl_one_object_per_line(db: Path) -> None:
+    def sql(query: str, fmt: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "carousel", "sql", query, "--db", str(db), "--format", fmt],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    q = "SELECT event_id, car, t FROM car WHERE \"window\" = '[0,0]' ORDER BY car DESC LIMIT 2"
+    doc = json.loads(sql(q, "json"))
+    assert [r["event_id"] for r in doc] == ["openai-orcl-2025-09-10:ORCL", "amd-openai-2025-10-06:AMD"]
+    assert doc[0]["car"] == pytest.approx(0.355286, abs=1e-6)
+    lines = sql(q, "jsonl").splitlines()
+    assert [json.loads(x) for x in lines] == doc
+    assert json.loads(sql("SELECT 1 AS a WHERE false", "json")) == []
+    assert json.loads(sql("SELECT 'nan'::DOUBLE AS x", "json")) == [{"x": None}]
