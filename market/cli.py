@@ -31,6 +31,24 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _symbols(values: list[str] | None, option: str) -> list[str]:
+    """Comma-separated Yahoo symbols, upper-cased (Yahoo is case-insensitive; the store keys on the
+    exact string, so `nvda` would otherwise become a second ticker), deduplicated, each checked against
+    the ledger's ticker rule. InputError naming the option on the first bad one."""
+    from carousel.errors import InputError
+    from market.sources import TICKER_RE
+
+    out: list[str] = []
+    for raw in _split(values):
+        sym = raw.upper()
+        if not TICKER_RE.match(sym):
+            raise InputError(f"{raw!r} is not a Yahoo symbol (expected e.g. NVDA, 9984.T, ^GSPC)",
+                             field=option)
+        if sym not in out:
+            out.append(sym)
+    return out
+
+
 def refresh_cmd(
     db: DbOption = None,
     source: Annotated[SourceName, typer.Option(help="yahoo (network) or snapshot (offline).")] = (
@@ -55,15 +73,17 @@ def refresh_cmd(
     from market.refresh import refresh, refresh_lock, universe
     from market.sources import SnapshotSource, Source, YahooSource
 
+    # Validated before the lock and the database are touched.
+    wanted = _symbols(tickers, "--tickers")
+    bench = _symbols([benchmarks], "--benchmarks")
     path = resolve_db(db)
     src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()
     with refresh_lock(path, wait=wait):
         con = connect(path)
         try:
-            wanted = _split(tickers)
             note = None
             if not wanted:
-                wanted, note = universe(con, tuple(_split([benchmarks])))
+                wanted, note = universe(con, tuple(bench))
             rep = refresh(con, src, wanted, overlap=overlap, max_attempts=max_attempts)
         finally:
             con.close()
@@ -87,6 +107,10 @@ def refresh_cmd(
     for t, gap in sorted(rep.missing_sessions.items()):
         shown = ", ".join(str(d) for d in gap[:5]) + (" ..." if len(gap) > 5 else "")
         _out.print(f"warning: {t}: {len(gap)} sessions missing against the calendar: {shown}")
+    for t, days in sorted(rep.non_session.items()):
+        shown = ", ".join(str(d) for d in days[:5]) + (" ..." if len(days) > 5 else "")
+        _out.print(f"warning: {t}: {len(days)} row(s) on weekdays that are not sessions of the "
+                   f"calendar (stored; check the source): {shown}", soft_wrap=True)
     for t, e in sorted(rep.failed.items()):
         print(f"failed: {t}: {e}", file=sys.stderr)
     if rep.exit_code:
@@ -117,8 +141,9 @@ def load_snapshot_cmd(
     from market.snapshot import load_snapshot
 
     con = connect(db)
+    warnings: list[str] = []
     try:
-        rep = load_snapshot(con, prices_dir)
+        rep = load_snapshot(con, prices_dir, warnings=warnings)
     finally:
         con.close()
     if rep.skipped and rep.batch_id is not None:
@@ -131,6 +156,8 @@ def load_snapshot_cmd(
     if rep.kept_fetched:
         _out.print("kept fetched prices for " + ", ".join(rep.kept_fetched)
                    + " (the snapshot never replaces fetched prices)")
+    for w in warnings:
+        _out.print(f"warning: {w}", soft_wrap=True)
 
 
 @market_app.command("status")

@@ -105,6 +105,8 @@ class RefreshReport:
     kept_fetched: list[str] = field(default_factory=list)
     #: Sessions served before their close (unfinished bars), per ticker; not stored.
     not_closed: dict[str, list[date]] = field(default_factory=dict)
+    #: Stored rows on weekdays that are not sessions of the ticker's calendar (warnings, see validate).
+    non_session: dict[str, list[date]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -117,25 +119,36 @@ class RefreshReport:
         return {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_FAILED: "failed"}[self.exit_code]
 
 
+def _ledger_tickers(con: duckdb.DuckDBPyConnection) -> tuple[list[str], str | None]:
+    try:
+        from ledger.api import companies
+    except ImportError:
+        return [], "ledger package not installed"
+    try:
+        df = companies(con)
+    except duckdb.CatalogException as exc:
+        # Only a genuinely missing table (a price-only database) falls back; DuckDB says
+        # "Catalog Error: Table with name ledger_companies does not exist!".
+        if "does not exist" not in str(exc):
+            raise
+        return [], "no ledger in this database (table ledger_companies missing)"
+    tickers = (
+        df.filter(pl.col("listed")).select(pl.col("tickers").explode()).drop_nulls()
+        .to_series().unique().to_list()
+    )
+    return tickers, None
+
+
 def universe(con: duckdb.DuckDBPyConnection, benchmarks: tuple[str, ...] = BENCHMARKS
              ) -> tuple[list[str], str | None]:
     """Listed tickers of the ledger's companies + benchmarks.
 
-    Fallback (no ledger module, no companies table, or no listed company): the tickers already in the
-    price store + benchmarks, so a refresh keeps what is stored up to date. The note says which applied.
+    Fallback (no ledger package installed, no ``ledger_companies`` table, or no listed company): the
+    tickers already in the price store + benchmarks, so a refresh keeps what is stored up to date; the
+    note says which applied. Any other database error (a corrupt or truncated file) propagates: falling
+    back would report a "successful" refresh of the wrong universe on a database that cannot be read.
     """
-    ledger: list[str] = []
-    note = None
-    try:
-        from ledger.api import companies
-
-        df = companies(con)
-        ledger = (
-            df.filter(pl.col("listed")).select(pl.col("tickers").explode()).drop_nulls()
-            .to_series().unique().to_list()
-        )
-    except (ImportError, AttributeError, duckdb.Error, CarouselError) as exc:
-        note = f"ledger companies unavailable ({type(exc).__name__})"
+    ledger, note = _ledger_tickers(con)
     if not ledger:
         stored = [r[0] for r in con.execute("SELECT DISTINCT ticker FROM prices").fetchall()]
         note = (note or "no listed companies in the ledger") + "; using stored tickers + benchmarks"
@@ -293,9 +306,11 @@ def refresh(
 
     report.ok = sorted(good)
     for t, rows_t in good.items():
-        gap = missing_sessions(rows_t, t).missing
-        if gap:
-            report.missing_sessions[t] = gap
+        ms = missing_sessions(rows_t, t)
+        if ms.missing:
+            report.missing_sessions[t] = ms.missing
+        if ms.extra:
+            report.non_session[t] = ms.extra
     rows = pl.concat(list(good.values())) if good else None
     notes = [f"{t}: {e}" for t, e in sorted(report.failed.items())]
     if report.kept_fetched:

@@ -5,6 +5,21 @@ close all year and leaves Yahoo time to settle the day's volume. systemd can sch
 own zone (``OnCalendar=Mon..Fri 17:30 America/New_York``), which is DST-proof; cron uses the host's zone,
 so the crontab line sets ``CRON_TZ=UTC``. Half days and holidays need no special case: the refresh is
 incremental and a run that finds nothing new appends nothing.
+
+Paths are quoted for each consumer, so spaces, quotes, ``%``, ``$`` and non-ASCII names survive:
+
+* crontab: each argument is ``shlex.quote``d for ``/bin/sh``, then every ``%`` becomes ``''\\%``. cron
+  turns an unescaped ``%`` into a newline (the rest of the line becomes the command's stdin) and strips
+  the backslash of ``\\%``; the ``''`` (an empty sh string) keeps a backslash that belongs to the path
+  from sitting right before the ``\\%`` and escaping the escape instead (crontab(5)).
+* systemd ``ExecStart=``: each argument in double quotes with C-style escapes for ``\\`` and ``"``,
+  ``%`` doubled (``%y`` is a unit specifier) and ``$`` doubled (``$X`` is variable expansion)
+  (systemd.service(5), "Command lines"). The executable itself is not variable-expanded, and systemd
+  refuses quotes and backslashes in it: such an executable path is passed to ``/usr/bin/env``. ``WorkingDirectory=`` and ``StandardOutput=append:`` take the
+  rest of the line as one path without quoting; there only ``%`` is doubled.
+
+A path with a newline or another control character cannot be written into either file and is refused
+(InputError naming the option).
 """
 
 from __future__ import annotations
@@ -12,6 +27,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+
+from carousel.errors import InputError
 
 CRON_SCHEDULE = "30 22 * * 1-5"
 ON_CALENDAR = "Mon..Fri 17:30 America/New_York"
@@ -24,11 +41,49 @@ class ScheduleFiles:
     timer: str
 
 
+def _check_path(value: str, option: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InputError(f"path {value!r} contains a control character (a newline?); a crontab line or "
+                         "a systemd unit cannot hold it", field=option)
+    return value
+
+
+def cron_arg(value: str) -> str:
+    """One argument of a crontab command: quoted for /bin/sh, then ``%`` escaped for cron."""
+    return shlex.quote(value).replace("%", "''\\%")
+
+
+def systemd_arg(value: str) -> str:
+    """One argument of a systemd ``ExecStart=`` line: double-quoted, escapes, ``%%`` and ``$$``."""
+    inner = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{inner}"'
+
+
+#: Characters systemd refuses in an executable path (``string_is_safe``), quoted or not.
+_SYSTEMD_UNSAFE_EXE = set("\\\"'")
+
+
+def systemd_exec(executable: str) -> str:
+    """The executable of an ``ExecStart=`` line. It is not variable-expanded (so ``$`` stays single); one
+    whose path holds a quote or backslash, which systemd refuses there, is run through /usr/bin/env."""
+    if _SYSTEMD_UNSAFE_EXE & set(executable):
+        return f"/usr/bin/env {systemd_arg(executable)}"
+    return '"' + executable.replace("%", "%%") + '"'
+
+
+def systemd_path(value: str) -> str:
+    """A path setting (``WorkingDirectory=``, ``StandardOutput=append:``): only specifiers escaped."""
+    return value.replace("%", "%%")
+
+
 def render(*, carousel: str, db: Path, log: Path, workdir: Path) -> ScheduleFiles:
-    cmd = f"{shlex.quote(carousel)} refresh --db {shlex.quote(str(db))}"
+    exe = _check_path(carousel, "carousel executable")
+    db_s = _check_path(str(db), "--db")
+    log_s = _check_path(str(log), "--log")
+    wd = _check_path(str(workdir), "working directory")
+    cmd = f"{cron_arg(exe)} refresh --db {cron_arg(db_s)}"
     crontab = (
-        f"CRON_TZ=UTC\n{CRON_SCHEDULE} cd {shlex.quote(str(workdir))} && {cmd} "
-        f">> {shlex.quote(str(log))} 2>&1\n"
+        f"CRON_TZ=UTC\n{CRON_SCHEDULE} cd {cron_arg(wd)} && {cmd} >> {cron_arg(log_s)} 2>&1\n"
     )
     service = (
         "[Unit]\n"
@@ -37,10 +92,10 @@ def render(*, carousel: str, db: Path, log: Path, workdir: Path) -> ScheduleFile
         "After=network-online.target\n\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"WorkingDirectory={workdir}\n"
-        f"ExecStart={carousel} refresh --db {db}\n"
-        f"StandardOutput=append:{log}\n"
-        f"StandardError=append:{log}\n"
+        f"WorkingDirectory={systemd_path(wd)}\n"
+        f"ExecStart={systemd_exec(exe)} refresh --db {systemd_arg(db_s)}\n"
+        f"StandardOutput=append:{systemd_path(log_s)}\n"
+        f"StandardError=append:{systemd_path(log_s)}\n"
         # 1 = partial refresh: the committed tickers are kept; don't mark the unit failed for it.
         "SuccessExitStatus=1\n"
     )

@@ -4,6 +4,8 @@ Idempotence: the batch records a SHA-256 over the file names and bytes. If a bat
 already exists the load is skipped (``BatchReport.skipped``) and nothing is written. Even without the
 hash, the store appends only new or changed rows, so a re-load could never duplicate values.
 All files are read and validated before anything is written: one bad file means nothing is stored.
+Rows on weekdays that are not sessions of the ticker's calendar are stored and reported as warnings
+(see ``market.validate`` for why they are not errors).
 
 Fetched prices win: a ticker that already has rows from a non-snapshot source (Yahoo) is skipped and
 reported in ``BatchReport.kept_fetched``; the snapshot is older and on another adjustment basis, and as
@@ -23,7 +25,7 @@ from carousel.db import DATA_DIR
 from carousel.errors import InputError
 from market.sources import read_snapshot_file, ticker_for_file
 from market.store import SNAPSHOT, BatchReport, append_batch, fetched_tickers
-from market.validate import check_rows
+from market.validate import check_rows, non_session_warning
 
 
 def content_hash(files: list[Path]) -> str:
@@ -47,17 +49,24 @@ def snapshot_files(prices_dir: Path) -> list[Path]:
     return files
 
 
-def read_snapshot(prices_dir: Path) -> pl.DataFrame:
+def read_snapshot(prices_dir: Path, warnings: list[str] | None = None) -> pl.DataFrame:
+    """Every file read and validated (InputError on the first bad one); warnings appended to ``warnings``."""
     files = snapshot_files(prices_dir)
     frames = []
     for p in files:
         rows = read_snapshot_file(p)
         check_rows(rows, file=str(p))
+        if warnings is not None:
+            w = non_session_warning(rows, ticker_for_file(p))
+            if w:
+                warnings.append(w)
         frames.append(rows)
     return pl.concat(frames)
 
 
-def load_snapshot(con: duckdb.DuckDBPyConnection, prices_dir: Path = DATA_DIR / "prices") -> BatchReport:
+def load_snapshot(con: duckdb.DuckDBPyConnection, prices_dir: Path = DATA_DIR / "prices", *,
+                  warnings: list[str] | None = None) -> BatchReport:
+    """Validate every file, then append one batch. Data warnings (non-session rows) go to ``warnings``."""
     files = snapshot_files(prices_dir)
     digest = content_hash(files)
     hits = con.execute(
@@ -68,7 +77,7 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, prices_dir: Path = DATA_DIR / 
         return BatchReport(batch_id=int(found[0]), source=SNAPSHOT, status="ok", fetched_rows=0,
                            appended_rows=0, new_rows=0, skipped=True,
                            message="identical snapshot already loaded")
-    rows = read_snapshot(Path(prices_dir))
+    rows = read_snapshot(Path(prices_dir), warnings)
     # Fetched rows only ever accumulate (the store is append-only), so a ticker skipped here stays
     # skipped: recording the content hash below cannot hide a ticker that a later load should take.
     kept = sorted(set(rows["ticker"].unique().to_list()) & fetched_tickers(con))

@@ -22,10 +22,15 @@ from carousel.db import DATA_DIR
 from carousel.errors import InputError
 from market.calendars import calendar_for
 from market.store import PRICE_SCHEMA, conform
+from market.validate import check_order
 
 #: Snapshot file stems that are not Yahoo symbols.
 FILE_TO_TICKER = {"GSPC": "^GSPC", "IXIC": "^IXIC"}
 TICKER_TO_FILE = {v: k for k, v in FILE_TO_TICKER.items()}
+#: A Yahoo symbol as the ledger accepts it (same pattern as ``ledger.load._TICKER_RE``; a test keeps the
+#: two identical): NVDA, 9984.T, ^GSPC. Upper case: Yahoo symbols are case-insensitive and the store
+#: keys on the exact string, so callers normalise with ``.upper()`` before matching.
+TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
 SNAPSHOT_DIR = DATA_DIR / "prices"
 
 
@@ -165,7 +170,13 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
             [pl.col(c).fill_nan(None) for c in price_cols + ["dividends", "splits"] if c in kept.columns]
         )
         if "volume" in kept.columns:
-            kept = kept.with_columns(pl.col("volume").fill_nan(None).round(0).cast(pl.Int64))
+            vol = kept["volume"].fill_nan(None)
+            if vol.is_infinite().any():
+                # Casting inf to Int64 would raise for the whole download: fail this ticker only.
+                out[t] = TickerResult(t, error="non-finite values in 'Volume' from Yahoo",
+                                      dropped_nan_rows=dropped)
+                continue
+            kept = kept.with_columns(vol.round(0).cast(pl.Int64).alias("volume"))
         out[t] = TickerResult(t, rows=conform(kept), dropped_nan_rows=dropped)
     return out
 
@@ -231,6 +242,11 @@ def ticker_for_file(path: Path) -> str:
 
 def read_snapshot_file(path: Path) -> pl.DataFrame:
     """One snapshot CSV as PRICE_SCHEMA rows; malformed values raise InputError (file, line, field)."""
+    ticker = ticker_for_file(path)
+    if not TICKER_RE.match(ticker):
+        # A lower-case or odd name would become a separate ticker in the store (`nvda` next to `NVDA`).
+        raise InputError(f"file name {path.name!r} is not <TICKER>.csv for an upper-case Yahoo symbol "
+                         "(e.g. NVDA.csv, 9984.T.csv, GSPC.csv for ^GSPC)", file=path)
     try:
         raw = pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.ComputeError, OSError) as exc:
@@ -251,7 +267,13 @@ def read_snapshot_file(path: Path) -> pl.DataFrame:
         if bad.height:
             raise InputError(f"cannot parse {bad[c][0]!r}", file=path,
                              line=int(bad["_i"][0]) + 2, field=c)
-    return conform(parsed.with_columns(ticker=pl.lit(ticker_for_file(path))))
+    # Checked in file order, before conform() sorts by date: afterwards row i is file line i + 2, so the
+    # line numbers of check_rows' errors are right.
+    no_date = parsed.with_row_index("_i").filter(pl.col("date").is_null())
+    if no_date.height:
+        raise InputError("date is missing", file=path, line=int(no_date["_i"][0]) + 2, field="date")
+    check_order(parsed["date"], file=str(path), line_offset=2)
+    return conform(parsed.with_columns(ticker=pl.lit(ticker)))
 
 
 class SnapshotSource:
@@ -281,6 +303,6 @@ class SnapshotSource:
 
 
 __all__ = [
-    "PRICE_SCHEMA", "RetryableError", "SnapshotSource", "Source", "TickerResult", "YahooSource",
-    "is_retryable", "parse_download", "read_snapshot_file",
+    "PRICE_SCHEMA", "TICKER_RE", "RetryableError", "SnapshotSource", "Source", "TickerResult",
+    "YahooSource", "is_retryable", "parse_download", "read_snapshot_file",
 ]

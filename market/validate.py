@@ -1,13 +1,32 @@
 """Validation of price rows before they are stored.
 
-Hard errors (``InputError`` naming file, line and field): a non-positive price, a duplicate date, a
-NaN/missing close. Sessions missing against the exchange calendar are reported, not rejected: a young
-listing or a halted stock legitimately lacks sessions, and the user decides.
+Hard errors (``InputError`` naming file, line and field), checked on every path into the store (the
+snapshot files and each ticker of a Yahoo download):
+
+* a price (open, high, low, close, adj_close) that is not a finite positive number: NaN, ``inf``, 0 or
+  negative. ``inf`` passes a ``<= 0`` test, so finiteness is checked explicitly; a stored ``inf`` turns
+  into returns of ``inf`` and -100 %;
+* a missing close;
+* a negative volume, or dividends/splits that are negative or not finite;
+* a missing or duplicate date;
+* a date on a Saturday or Sunday. Neither XNYS nor XTKS ever trades on a weekend, so such a row is a
+  wrong date (a typo, or a Tokyo bar shifted a day by a time-zone conversion), never a session;
+* snapshot files only (:func:`check_order`): dates not in strictly ascending file order. A row out of
+  order in a hand-kept or vendor file usually means a mistyped date, which a silent sort would hide
+  among the other days; the error names the line to fix. (A Yahoo frame is keyed by its index, so its
+  order carries no meaning and it is simply sorted.)
+
+Reported, not rejected (:func:`missing_sessions`): sessions missing against the exchange calendar (a
+young listing or a halted stock legitimately lacks sessions) and rows on a *weekday* that the calendar
+says is not a session. The latter is usually a data-vendor quirk (a stale copy of the previous bar on an
+exchange holiday) or a calendar that does not know an ad hoc opening or closure; rejecting the whole file
+or ticker for it would be worse than storing it and telling the user, who decides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -16,6 +35,7 @@ from carousel.errors import InputError
 from market.calendars import calendar_for, sessions
 
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
+_NON_NEGATIVE_FIELDS = ["dividends", "splits"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,15 @@ class MissingSessions:
     extra: list  # rows on non-session days
 
 
+def _at(bad: pl.DataFrame, line_offset: int) -> int:
+    return int(bad["_i"][0]) + line_offset
+
+
+def _day(bad: pl.DataFrame) -> str:
+    d = bad["date"][0] if "date" in bad.columns else None
+    return f" (date {d})" if d is not None else ""
+
+
 def check_rows(rows: pl.DataFrame, *, file: str, line_offset: int = 2) -> None:
     """Raise InputError on the first bad row of one ticker's rows (file order).
 
@@ -35,23 +64,76 @@ def check_rows(rows: pl.DataFrame, *, file: str, line_offset: int = 2) -> None:
     """
     idx = pl.int_range(pl.len()).alias("_i")
     work = rows.with_columns(idx)
+    if "date" in work.columns:
+        no_date = work.filter(pl.col("date").is_null())
+        if no_date.height:
+            raise InputError("date is missing", file=file, line=_at(no_date, line_offset), field="date")
     bad_close = work.filter(pl.col("close").is_null() | pl.col("close").is_nan())
     if bad_close.height:
-        raise InputError("close is missing or NaN", file=file,
-                         line=int(bad_close["_i"][0]) + line_offset, field="close")
+        raise InputError(f"close is missing or NaN{_day(bad_close)}", file=file,
+                         line=_at(bad_close, line_offset), field="close")
     for f in _PRICE_FIELDS:
         if f not in work.columns:
             continue
-        bad = work.filter(pl.col(f).is_not_null() & (pl.col(f).is_nan() | (pl.col(f) <= 0)))
+        # is_finite() is false for NaN and +-inf; `<= 0` alone lets inf through.
+        bad = work.filter(pl.col(f).is_not_null() & (~pl.col(f).is_finite() | (pl.col(f) <= 0)))
         if bad.height:
-            raise InputError(f"{f} must be a positive number, got {bad[f][0]}", file=file,
-                             line=int(bad["_i"][0]) + line_offset, field=f)
+            raise InputError(f"{f} must be a finite positive number, got {bad[f][0]}{_day(bad)}",
+                             file=file, line=_at(bad, line_offset), field=f)
+    if "volume" in work.columns:
+        bad = work.filter(pl.col("volume").is_not_null() & (pl.col("volume") < 0))
+        if bad.height:
+            raise InputError(f"volume must not be negative, got {bad['volume'][0]}{_day(bad)}",
+                             file=file, line=_at(bad, line_offset), field="volume")
+    for f in _NON_NEGATIVE_FIELDS:
+        if f not in work.columns:
+            continue
+        bad = work.filter(pl.col(f).is_not_null() & (~pl.col(f).is_finite() | (pl.col(f) < 0)))
+        if bad.height:
+            raise InputError(f"{f} must be a finite number >= 0, got {bad[f][0]}{_day(bad)}",
+                             file=file, line=_at(bad, line_offset), field=f)
     dup = work.filter(pl.col("date").is_duplicated()).sort("_i")
     if dup.height:
         first = dup["date"][0]
         lines = dup.filter(pl.col("date") == first)["_i"].to_list()
         raise InputError(f"duplicate date {first} (also on line {lines[0] + line_offset})",
                          file=file, line=int(lines[1]) + line_offset, field="date")
+    weekend = work.filter(pl.col("date").dt.weekday() >= 6)  # polars: Monday = 1 ... Sunday = 7
+    if weekend.height:
+        d = weekend["date"][0]
+        ticker = work["ticker"][0] if "ticker" in work.columns and work.height else None
+        cal = f" of {calendar_for(ticker)}" if ticker else ""
+        raise InputError(f"{d} is a {d.strftime('%A')}, not a trading session{cal}", file=file,
+                         line=_at(weekend, line_offset), field="date")
+
+
+def check_order(dates: pl.Series, *, file: str, line_offset: int = 2) -> None:
+    """InputError unless ``dates`` (file order, no nulls expected) are strictly ascending.
+
+    Names the first line whose date is not after the previous line's (an equal date is a duplicate).
+    """
+    d = dates.to_list()
+    for i in range(1, len(d)):
+        prev, cur = d[i - 1], d[i]
+        if prev is None or cur is None or cur > prev:
+            continue
+        if cur == prev:
+            raise InputError(f"duplicate date {cur} (also on line {i - 1 + line_offset})",
+                             file=file, line=i + line_offset, field="date")
+        raise InputError(
+            f"dates must be in ascending order: {cur} comes after {prev} on line {i - 1 + line_offset}",
+            file=file, line=i + line_offset, field="date")
+
+
+def non_session_warning(rows: pl.DataFrame, ticker: str) -> str | None:
+    """A one-line warning for rows on weekdays that are not sessions of the ticker's calendar."""
+    m = missing_sessions(rows, ticker)
+    if not m.extra:
+        return None
+    days: list[date] = m.extra
+    shown = ", ".join(str(x) for x in days[:5]) + (" ..." if len(days) > 5 else "")
+    return (f"{ticker}: {len(days)} row(s) on days that are not {m.calendar} sessions (stored; "
+            f"check the source): {shown}")
 
 
 def missing_sessions(rows: pl.DataFrame, ticker: str) -> MissingSessions:
