@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException) as exc:
+    except duckdb.Error as exc:
+        if not isinstance(
+            exc, (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException)
+        ) and "corrupt" not in str(exc).lower():
+            raise  # a query or programming error: keep the traceback for the bug report
         # Storage-level failures that surface in a query rather than at open (a damaged block, a disk
         # error): the database's fault, not a bug in the command, so a clear line and exit 4.
         from carousel import db

@@ -114,12 +114,17 @@ def _check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     fails only at the first query that touches a missing block, possibly after a command has already
     reported progress. The header's block count makes the check O(1). Skipped while a WAL file exists:
     replaying it allocates blocks in memory that are not on disk yet.
+
+    The bound uses *used* blocks, not the header's total: DuckDB trims trailing free blocks off the file
+    at checkpoint while the header still counts them, so ``total_blocks`` overstates the size a healthy
+    file needs. Every used block has its own slot inside the file, so ``used_blocks`` is a sound lower
+    bound (no false alarm) that still catches any cut deeper than the free tail.
     """
     if Path(f"{db}.wal").exists() or not db.is_file():
         return
     try:
         rows = con.execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = "
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = "
             "current_database()"
         ).fetchall()  # fetchall: DuckDB 2 refuses new work while a result is unfinished
     except duckdb.Error as exc:
@@ -131,7 +136,7 @@ def _check_not_truncated(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     have = db.stat().st_size
     if have < need:
         raise DatabaseError(
-            f"database {db} is truncated: {have:,} bytes on disk, its header declares {need:,}; "
+            f"database {db} is truncated: {have:,} bytes on disk, its header declares {need:,} in use; "
             "restore it from a backup or rebuild it with `carousel run`"
         )
 

@@ -70,7 +70,11 @@ def query(sql: str, db: str | Path | None = None) -> pl.DataFrame:
         con.execute("SET lock_configuration = true")
         try:
             return con.sql(sql).pl()
+        except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException):
+            raise  # the file's fault, not the query's: the CLI reports it with exit 4
         except duckdb.Error as exc:
+            if "corrupt" in str(exc).lower():
+                raise
             raise InputError(f"query failed: {str(exc).splitlines()[0]}", field="sql") from None
     finally:
         con.close()

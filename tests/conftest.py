@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,4 +19,23 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh database path; $CAROUSEL_DB points at it so CLI calls without --db use it too."""
     path = tmp_path / "carousel.duckdb"
     monkeypatch.setenv("CAROUSEL_DB", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def seeded_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with the shipped deals imported through the real CLI, built once per session."""
+    db = tmp_path_factory.mktemp("seed") / "seed.duckdb"
+    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
+    res = subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", str(DATA / "events" / "deals.csv"),
+                          "--db", str(db)], capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert res.returncode == 0, res.stderr
+    return db
+
+
+@pytest.fixture
+def ledger_db(seeded_ledger: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`seeded_ledger` (tests may write to it or break it)."""
+    path = tmp_path / "c.duckdb"
+    shutil.copy(seeded_ledger, path)
     return path

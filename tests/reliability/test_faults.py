@@ -43,20 +43,9 @@ def content_hash(db: Path) -> str:
     return h.hexdigest()
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database with the shipped deals imported (copied per test)."""
-    db = tmp_path_factory.mktemp("seed") / "seed.duckdb"
-    res = carousel("ledger", "import", str(DEALS), "--db", str(db))
-    assert res.returncode == 0, res.stderr
-    return db
-
-
 @pytest.fixture
-def db(seeded: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "c.duckdb"
-    shutil.copy(seeded, path)
-    return path
+def db(ledger_db: Path) -> Path:
+    return ledger_db
 
 
 def _deals_with(tmp_path: Path, text_edit: tuple[str, str] | None = None, raw: str | None = None) -> Path:

@@ -65,3 +65,51 @@ def test_an_intact_copy_still_opens(full: Path, tmp_path: Path) -> None:
     shutil.copy(full, copy)
     res = carousel("ledger", "verify", "--db", str(copy))
     assert res.returncode == 0 and "ledger OK: 62 events" in res.stdout
+
+
+def test_a_corrupt_block_is_a_clear_error_never_a_traceback(full: Path, tmp_path: Path) -> None:
+    # Flip one byte in each storage block in turn: whichever command reads a damaged block must say so
+    # with exit 4 (DuckDB's checksum catches it); commands that never read it may succeed.
+    data = full.read_bytes()
+    block = 262144
+    seen_4 = set()
+    for b in range((len(data) - 12288) // block):
+        bad = bytearray(data)
+        bad[12288 + b * block + 100] ^= 0xFF
+        path = tmp_path / f"b{b}.duckdb"
+        path.write_bytes(bytes(bad))
+        for args in (["ledger", "verify"], ["study"], ["sql", "SELECT count(*), sum(adj_close) FROM prices"]):
+            res = carousel(*args, "--db", str(path))
+            assert "Traceback" not in res.stderr, (b, args, res.stderr)
+            assert res.returncode in (0, 4), (b, args, res.stderr)
+            if res.returncode == 4:
+                assert str(path) in res.stderr
+                seen_4.add(args[0])
+    assert seen_4 == {"ledger", "study", "sql"}  # every command met a damaged block at least once
+
+
+def test_a_file_duckdb_trimmed_itself_is_not_called_truncated(tmp_path: Path) -> None:
+    """DuckDB cuts trailing free blocks off the file at checkpoint but its header still counts them.
+
+    Regression: the check compared the file with ``total_blocks`` and refused healthy databases after
+    an amend freed blocks (83 declared, 2 on disk here)."""
+    import duckdb
+
+    from carousel.db import connect
+
+    db = tmp_path / "trimmed.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE keep AS SELECT range AS i FROM range(100000)")
+    con.execute("CHECKPOINT")
+    con.execute("CREATE TABLE big AS SELECT range AS i, random() AS r FROM range(3000000)")
+    con.execute("CHECKPOINT")
+    con.execute("DROP TABLE big")
+    con.execute("CHECKPOINT")
+    con.close()
+    reopened = duckdb.connect(str(db), read_only=True)
+    total, used = reopened.execute("SELECT total_blocks, used_blocks FROM pragma_database_size()").fetchone()
+    reopened.close()
+    assert total > used and db.stat().st_size < 12288 + total * 262144  # the trap is really set
+    ok = connect(db, read_only=True)
+    assert ok.execute("SELECT count(*) FROM keep").fetchone() == (100000,)
+    ok.close()
