@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal, InvalidOperation
+import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,11 +21,36 @@ from rich.table import Table
 from carousel.db import DbOption, connect
 from carousel.errors import ConflictError, InputError
 from ledger import api, log
-from ledger.load import import_file, load_registry, parse_deals
-from ledger.model import MUTABLE_FIELDS, NewEvent, deal_stream, event_id_for
+from ledger.load import (
+    company_events,
+    import_file,
+    load_registry,
+    parse_change,
+    parse_deals,
+    registry_from_companies,
+)
+from ledger.model import (
+    MUTABLE_FIELDS,
+    NewEvent,
+    StoredEvent,
+    canonical_json,
+    deal_stream,
+    event_id_for,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-_out = Console(highlight=False, soft_wrap=True)
+
+
+class _Out:
+    """stdout console, sized when printing: a pipe or file gets a wide console so that tables (deal ids
+    especially) are never cut to fit an assumed 80 columns; a terminal keeps its own width."""
+
+    def print(self, *objects: Any) -> None:
+        width = None if sys.stdout.isatty() else 200
+        Console(highlight=False, soft_wrap=True, width=width).print(*objects)
+
+
+_out = _Out()
 
 
 @app.command("import")
@@ -39,13 +66,24 @@ def import_cmd(file: Annotated[Path, typer.Argument(help="deals CSV or YAML file
 def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the new deal(s)")], db: DbOption = None) -> None:
     """Record new deal announcements (same format as import; existing deals are refused)."""
     reg = load_registry(file.parent)
-    events = parse_deals(file, reg)
+    deals = parse_deals(file, reg)
+    # The companies come along, as with import: a deal must never name a company the ledger has not
+    # registered (on a fresh database ``companies`` would stay empty). Already registered ones are skipped.
+    events = company_events(reg) + deals
     with connect(db) as con:
-        res = log.append(con, events, expected={e.stream_id: "no_stream" for e in events})
-    _out.print(f"added {res.appended} deal(s); head position {res.head_position}")
+        known = {r[0] for r in con.execute(
+            "SELECT event_id FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [[e.event_id for e in deals]]).fetchall()}
+        res = log.append(con, events, expected={e.stream_id: "no_stream" for e in deals})
+    added = sum(e.event_id not in known for e in deals)
+    _out.print(f"added {added} deal(s), {res.appended - added} company registration(s); "
+               f"head position {res.head_position}")
 
 
-def _parse_changes(pairs: list[str]) -> dict[str, Any]:
+def _parse_changes(con: duckdb.DuckDBPyConnection, pairs: list[str]) -> dict[str, Any]:
+    """``--set`` pairs, each validated exactly as import validates that field (``ledger.load.parse_change``)."""
+    reg = registry_from_companies(api.companies(con).to_dicts())
+    today = dt.date.today()
     changes: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -54,43 +92,78 @@ def _parse_changes(pairs: list[str]) -> dict[str, Any]:
             raise InputError(f"{pair!r} is not FIELD=VALUE", field="--set")
         if key not in MUTABLE_FIELDS:
             raise InputError(f"unknown or immutable field {key!r}; one of {', '.join(sorted(MUTABLE_FIELDS))}", field="--set")
-        if key in ("payers", "payees", "tickers"):
-            changes[key] = [v.strip() for v in value.split(";") if v.strip()]
-        elif key == "counts_toward_total":
-            if value.lower() not in ("true", "false"):
-                raise InputError("must be true or false", field="counts_toward_total")
-            changes[key] = value.lower() == "true"
-        elif key == "amount_usd":
-            try:
-                amt = Decimal(value)
-            except InvalidOperation:
-                raise InputError(f"{value!r} is not a number of US dollars", field="amount_usd") from None
-            if amt < 0:
-                raise InputError("must not be negative", field="amount_usd")
-            changes[key] = format(amt.quantize(Decimal("0.01")), "f")
-        elif key == "announced_date":
-            try:
-                changes[key] = dt.date.fromisoformat(value).isoformat()
-            except ValueError:
-                raise InputError(f"{value!r} is not a date YYYY-MM-DD", field="announced_date") from None
-        else:
-            changes[key] = value or None
+        if key in changes:
+            raise InputError(f"{key!r} is given twice", field="--set")
+        changes[key] = parse_change(key, value, reg, today=today)
     if not changes:
         raise InputError("nothing to change: give at least one --set FIELD=VALUE", field="--set")
+    # A disclosed amount has a kind and an undisclosed one has none: keep the pair consistent when both move.
+    if ("amount_usd" in changes and "amount_kind" in changes
+            and (changes["amount_usd"] is None) != (changes["amount_kind"] == "undisclosed")):
+        raise InputError("amount_kind 'undisclosed' goes with an empty amount_usd, and only with it",
+                             field="amount_kind")
     return changes
 
 
-def _record(db: Path | None, deal_id: str, event_type: str, payload: dict[str, Any], expected_version: int | None) -> None:
+def _date_option(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise InputError(f"{value!r} is not a date YYYY-MM-DD", field=option)
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise InputError(f"{value!r} is not a real calendar date", field=option) from None
+
+
+def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected_version: int | None) -> None:
+    """Append one amend/correct/retract event, idempotently.
+
+    The event id derives from the payload and the id of the event it follows (the stream's event at the
+    expected version, or its latest), so:
+
+    * an identical retry (same command, nothing recorded on the deal since) writes nothing and says where
+      the event already is. Without ``--expected-version`` a retry is recognised because the deal's latest
+      event has the same type and content; with it, because the id is the same;
+    * amending A, then B, then A again records three events: the third follows B, so it has a new id;
+    * a different change at a version that has moved on is an optimistic-concurrency conflict.
+
+    ``build(con)`` validates the arguments and returns the payload; it runs before anything is written.
+    """
     stream = deal_stream(deal_id)
     with connect(db) as con:
-        current = con.execute("SELECT max(stream_version) FROM ledger_log WHERE stream_id = ?", [stream]).fetchall()[0][0]
-        if current is None:
+        events = log.read(con, streams=[stream])
+        if not events:
             raise InputError(f"unknown deal {deal_id!r}", field="deal_id")
-        version = int(current) if expected_version is None else expected_version
-        discriminator = json.dumps(payload, sort_keys=True) + f"@{version}"
-        ev = NewEvent(event_id_for(stream, event_type, discriminator), stream, event_type, payload)
-        res = log.append(con, [ev], expected={stream: version})
+        payload: dict[str, Any] = build(con)
+        content = canonical_json(payload)
+        head = events[-1]
+        if expected_version is None:
+            if head.event_type == event_type and canonical_json(head.payload) == content:
+                _already(event_type, deal_id, head)
+                return
+            base = head
+        else:
+            found = [e for e in events if e.stream_version == expected_version]
+            if not found:
+                raise ConflictError(f"stream {stream} is at version {head.stream_version}, expected {expected_version}")
+            base = found[0]
+        eid = event_id_for(stream, event_type, f"{content}\x1fafter {base.event_id}")
+        same = [e for e in events if e.event_id == eid]
+        if same:
+            _already(event_type, deal_id, same[0])
+            return
+        retracted = [e for e in events if e.event_type == "DealRetracted"]
+        if retracted:
+            raise ConflictError(f"deal {deal_id!r} was retracted (position {retracted[0].position}); "
+                                f"a retracted deal cannot be amended, corrected or retracted again")
+        res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
     _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
+
+
+def _already(event_type: str, deal_id: str, ev: StoredEvent) -> None:
+    _out.print(f"{event_type} for {deal_id} already recorded at position {ev.position} (version "
+               f"{ev.stream_version}); nothing written")
 
 
 _SetOpt = Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeatable); lists use ';'")]
@@ -98,33 +171,38 @@ _ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the ledger).")]
 _VersionOpt = Annotated[int | None, typer.Option(help="Expected current version of the deal (optimistic lock).")]
 
 
-@app.command("amend")
+_IDEMPOTENT = (
+    " Retrying the identical command writes nothing (exit 0, 'already recorded at position N'). The event id"
+    " derives from the content and the event it follows, so recording A, then B, then A again records three"
+    " events. A retracted deal cannot be changed."
+)
+
+
+@app.command("amend", help="Record a business change of a deal (new tranche, revised amount) with its effective date."
+             " Values are checked as import checks them." + _IDEMPOTENT)
 def amend_cmd(deal_id: str, effective: Annotated[str, typer.Option(help="Effective date YYYY-MM-DD of the business change.")],
               set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None, db: DbOption = None) -> None:
-    """Record a business change of a deal (new tranche, revised amount) with its effective date."""
-    try:
-        eff = dt.date.fromisoformat(effective)
-    except ValueError:
-        raise InputError(f"{effective!r} is not a date YYYY-MM-DD", field="--effective") from None
-    _record(db, deal_id, "DealAmended", {"deal_id": deal_id, "effective_date": eff.isoformat(),
-                                          "changes": _parse_changes(set_), "reason": reason}, expected_version)
-
-
-@app.command("correct")
-def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None,
-                db: DbOption = None) -> None:
-    """Correct our record of a deal (it was wrong from the start)."""
-    _record(db, deal_id, "DealCorrected", {"deal_id": deal_id, "changes": _parse_changes(set_), "reason": reason},
+    eff = _date_option(effective, "--effective")
+    _record(db, deal_id, "DealAmended", lambda con: {"deal_id": deal_id, "effective_date": eff,
+                                                     "changes": _parse_changes(con, set_), "reason": reason},
             expected_version)
 
 
-@app.command("retract")
-def retract_cmd(deal_id: str, reason: _ReasonOpt = "", effective: Annotated[str | None, typer.Option()] = None,
+@app.command("correct", help="Correct our record of a deal (it was wrong from the start)."
+             " Values are checked as import checks them." + _IDEMPOTENT)
+def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None,
+                db: DbOption = None) -> None:
+    _record(db, deal_id, "DealCorrected",
+            lambda con: {"deal_id": deal_id, "changes": _parse_changes(con, set_), "reason": reason}, expected_version)
+
+
+@app.command("retract", help="Record that a deal announcement was retracted." + _IDEMPOTENT)
+def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
+                effective: Annotated[str | None, typer.Option(help="Effective date YYYY-MM-DD (default: always).")] = None,
                 expected_version: _VersionOpt = None, db: DbOption = None) -> None:
-    """Record that a deal announcement was retracted."""
-    payload: dict[str, Any] = {"deal_id": deal_id, "reason": reason,
-                               "effective_date": dt.date.fromisoformat(effective).isoformat() if effective else None}
-    _record(db, deal_id, "DealRetracted", payload, expected_version)
+    eff = _date_option(effective, "--effective")
+    _record(db, deal_id, "DealRetracted", lambda con: {"deal_id": deal_id, "reason": reason, "effective_date": eff},
+            expected_version)
 
 
 @app.command("show")
@@ -161,14 +239,37 @@ def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e
 def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON from `ledger anchor` to check too.")] = None,
                db: DbOption = None) -> None:
     """Recompute the hash chain; name the first broken position (exit 5)."""
+    doc = _read_anchor(anchor) if anchor else None
     with connect(db, read_only=True) as con:
         rep = log.verify(con)
-        bad_anchor = log.check_anchor(con, json.loads(anchor.read_text())) if anchor and rep.ok else None
+        bad_anchor = log.check_anchor(con, doc) if doc is not None and rep.ok else None
     if not rep.ok:
         raise ConflictError(f"ledger verification FAILED at position {rep.broken_position}: {rep.reason}")
     if bad_anchor:
         raise ConflictError(f"ledger verification FAILED: {bad_anchor}")
     _out.print(f"ledger OK: {rep.events} events, head position {rep.head_position}, hash {rep.head_hash}")
+
+
+def _read_anchor(path: Path) -> dict[str, Any]:
+    """The anchor document, checked before the database is opened (a bad anchor is bad input, exit 2)."""
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a regular file", file=path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg})", file=path, line=exc.lineno) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    if not isinstance(doc, dict):
+        raise InputError("expected a JSON object from `carousel ledger anchor`", file=path)
+    pos, hsh = doc.get("position"), doc.get("hash")
+    if not isinstance(pos, int) or isinstance(pos, bool) or pos < 0:
+        raise InputError("missing or not a non-negative integer", file=path, field="position")
+    if not isinstance(hsh, str) or not re.fullmatch(r"[0-9a-f]{64}", hsh):
+        raise InputError("missing or not a 64-character hex SHA-256", file=path, field="hash")
+    return doc
 
 
 @app.command("anchor")

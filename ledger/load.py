@@ -6,17 +6,23 @@ are derived from the content's identity (deal id + event type), so importing the
 appends nothing, and importing a *changed* row for an existing deal is a conflict (record a
 correction with ``carousel ledger correct`` instead).
 
-Companies come from ``companies.csv`` next to the deals file (or ``data/events/companies.csv``), and
-``contracts.csv`` there says which rows report the same contract (see ``data/events/NOTES.md``).
+Companies come from ``companies.csv`` next to the deals file (or ``data/events/companies.csv``),
+``contracts.csv`` there says which rows report the same contract, and ``amount_terms.csv`` gives each
+deal's ``amount_kind`` and ``horizon`` explicitly (see ``data/events/NOTES.md``). Deals it does not list
+fall back to reading the leading clause of ``amount_note`` (:func:`note_terms`).
+
+The field validators here are the only ones: ``carousel ledger amend/correct`` run the same checks on
+``--set`` values (:func:`parse_change`), so no value can enter the ledger by a route that import refuses.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ from ledger import log
 from ledger.model import (
     AMOUNT_KINDS,
     DEAL_TYPES,
+    MUTABLE_FIELDS,
     SESSIONS,
     NewEvent,
     company_stream,
@@ -46,9 +53,16 @@ REQUIRED = ("id", "session", "payer", "payee", "deal_type", "source_url")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{2,119}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
+_HORIZON_RE = re.compile(r"^(?:[1-9]\d?y|through (?:19|20)\d\d)$")
 CONFIDENCE = ("verified", "partial", "memory")
 MAX_FIELD = 4000
 BN = Decimal(10**9)
+#: Largest plausible headline amount, US$ billions (checked before quantizing, which overflows beyond it).
+MAX_BN = Decimal(100_000)
+SOURCE_KEYS = ("publisher", "title", "url", "date")
+
+#: Makes an InputError for a message and a field name (binds the file and line, where there is one).
+ErrFn = Callable[[str, str], InputError]
 
 
 @dataclass(frozen=True)
@@ -60,13 +74,22 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
+class AmountTerms:
+    """What a deal's headline amount is (``amount_kind``) and over what period (``horizon``)."""
+
+    amount_kind: str
+    horizon: str | None
+
+
+@dataclass(frozen=True)
 class Registry:
-    """Known companies: alias -> company id, and ticker -> company id."""
+    """Known companies: alias -> company id, and ticker -> company id; per-deal contract and amount terms."""
 
     companies: dict[str, dict[str, Any]]
     aliases: dict[str, str]
     tickers: dict[str, str]
     contracts: dict[str, tuple[str, bool]]
+    terms: dict[str, AmountTerms] = field(default_factory=dict)
 
 
 def load_registry(folder: Path) -> Registry:
@@ -76,7 +99,7 @@ def load_registry(folder: Path) -> Registry:
     companies: dict[str, dict[str, Any]] = {}
     aliases: dict[str, str] = {}
     tickers: dict[str, str] = {}
-    for line, row in _csv_rows(comp_file, ("company_id", "name", "listed", "tickers", "aliases")):
+    for line, row in _csv_rows(comp_file, ("company_id", "name", "listed", "tickers", "aliases"), allowed=("note",)):
         cid = row["company_id"]
         if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", cid):
             raise InputError(f"invalid company id {cid!r}", file=comp_file, line=line, field="company_id")
@@ -98,26 +121,103 @@ def load_registry(folder: Path) -> Registry:
     if not con_file.exists():
         con_file = DATA_DIR / "events" / "contracts.csv"
     if con_file.exists():
-        for line, row in _csv_rows(con_file, ("deal_id", "contract_id", "counts_toward_total")):
+        for line, row in _csv_rows(con_file, ("deal_id", "contract_id", "counts_toward_total"), allowed=("note",)):
             flag = row["counts_toward_total"].strip().lower()
             if flag not in ("true", "false"):
                 raise InputError("must be true or false", file=con_file, line=line, field="counts_toward_total")
             contracts[row["deal_id"]] = (row["contract_id"], flag == "true")
-    return Registry(companies, aliases, tickers, contracts)
+    return Registry(companies, aliases, tickers, contracts, _load_terms(folder))
 
 
-def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def _load_terms(folder: Path) -> dict[str, AmountTerms]:
+    """``amount_terms.csv``: explicit amount_kind/horizon per deal id (beside the deals file, else shipped)."""
+    path = folder / "amount_terms.csv"
+    if not path.is_file():
+        path = DATA_DIR / "events" / "amount_terms.csv"
+    if not path.is_file():
+        return {}
+    terms: dict[str, AmountTerms] = {}
+    first: dict[str, int] = {}
+    for line, row in _csv_rows(path, ("deal_id", "amount_kind", "horizon"), allowed=("note",)):
+        did = row["deal_id"]
+        if did in first:
+            raise InputError(f"duplicate deal id {did!r} (first on line {first[did]})", file=path, line=line, field="deal_id")
+        first[did] = line
+        kind = row["amount_kind"]
+        # Only a disclosed amount has a kind worth stating; an empty amount is 'undisclosed' by definition.
+        if kind not in AMOUNT_KINDS or kind == "undisclosed":
+            raise InputError(f"{kind!r} is not one of exact, up_to, estimate", file=path, line=line, field="amount_kind")
+        horizon = row["horizon"] or None
+        if horizon is not None and not _HORIZON_RE.match(horizon):
+            raise InputError(f"{horizon!r} is not a horizon like '5y' or 'through 2032'", file=path, line=line,
+                             field="horizon")
+        terms[did] = AmountTerms(kind, horizon)
+    return terms
+
+
+def registry_from_companies(companies: list[dict[str, Any]]) -> Registry:
+    """A registry of the companies a database has registered (for ``amend``/``correct``).
+
+    The database, not a CSV beside the working directory, is what a change must agree with: a deal may only
+    name companies and tickers that the ledger itself knows.
+    """
+    aliases: dict[str, str] = {}
+    tickers: dict[str, str] = {}
+    for c in companies:
+        cid = c["company_id"]
+        aliases[cid.lower()] = cid
+        aliases[str(c["name"]).strip().lower()] = cid
+        for t in c["tickers"] or []:
+            tickers[t] = cid
+    return Registry({c["company_id"]: c for c in companies}, aliases, tickers, {})
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError("file not found", file=path)
+    if not path.is_file():
+        raise InputError("not a regular file (a directory?)", file=path)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; every way of failing to read it is an InputError naming the file."""
+    _check_file(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
+        # utf-8-sig: Excel saves "CSV UTF-8" with a byte-order mark, which would otherwise become part of
+        # the first column's name.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", file=path) from None
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+
+
+def _csv_rows(
+    path: Path, required: tuple[str, ...], *, allowed: tuple[str, ...] | None = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV file with its line numbers.
+
+    ``allowed`` names optional columns beyond ``required``; any other column is an error, because a
+    misspelt column (``amount_usd_bm``) would otherwise be dropped silently and its values lost. ``None``
+    allows any extra column.
+    """
+    text = _read_text(path)
     reader = csv.DictReader(text.splitlines(keepends=True), strict=True)
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV: {exc}", file=path, line=1) from None
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"missing column(s): {', '.join(missing)}", file=path, line=1, field=missing[0])
+    dups = sorted({c for c in header if header.count(c) > 1})
+    if dups:
+        raise InputError(f"column(s) appear more than once: {', '.join(dups)}", file=path, line=1, field=dups[0])
+    if allowed is not None:
+        unknown = [c for c in header if c not in required and c not in allowed]
+        if unknown:
+            raise InputError(f"unknown column(s): {', '.join(map(repr, unknown))}; expected {', '.join(required + allowed)}",
+                             file=path, line=1, field=unknown[0])
     try:
         for row in reader:
             line = reader.line_num
@@ -129,29 +229,57 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
 
 
 def _yaml_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a YAML deals file, read from the composed node tree rather than constructed values.
+
+    Why nodes: YAML 1.1 *constructs* ``16:30`` as the sexagesimal integer 990 and ``0.1`` as a binary
+    float, and silently keeps the last of two equal keys. A plain scalar's node keeps the text as written,
+    so times stay ``16:30``, amounts reach :class:`~decimal.Decimal` from their digits, and a duplicate key
+    can be reported with its line.
+    """
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path,
+        raise InputError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", file=path,
                          line=(mark.line + 1) if mark else None) from None
-    if isinstance(data, dict) and "deals" in data:
-        data = data["deals"]
-        root = next(v for k, v in root.value if k.value == "deals")  # type: ignore[union-attr]
-    if not isinstance(data, list) or root is None:
-        raise InputError("expected a list of deals (or a mapping with a 'deals' list)", file=path, line=1)
-    for node, item in zip(root.value, data, strict=True):
+    if isinstance(root, yaml.MappingNode):
+        top = _yaml_mapping(root, path)
+        if "deals" not in top:
+            raise InputError("expected a list of deals (or a mapping with a 'deals' list)", file=path, line=1)
+        root = top["deals"]
+    if not isinstance(root, yaml.SequenceNode):
+        raise InputError("expected a list of deals (or a mapping with a 'deals' list)", file=path,
+                         line=(root.start_mark.line + 1) if root is not None else 1)
+    for node in root.value:
         line = node.start_mark.line + 1
-        if not isinstance(item, dict):
+        if not isinstance(node, yaml.MappingNode):
             raise InputError("each deal must be a mapping", file=path, line=line)
+        item = _yaml_mapping(node, path)
         unknown = sorted(set(item) - set(DEAL_FIELDS))
         if unknown:
-            raise InputError(f"unknown field(s): {', '.join(map(str, unknown))}", file=path, line=line, field=str(unknown[0]))
-        yield line, {k: ("" if item.get(k) is None else str(item.get(k))).strip() for k in DEAL_FIELDS}
+            raise InputError(f"unknown field(s): {', '.join(unknown)}", file=path, line=line, field=unknown[0])
+        row = {}
+        for k in DEAL_FIELDS:
+            value = item.get(k)
+            if value is not None and not isinstance(value, yaml.ScalarNode):
+                raise InputError("expected a single value, not a list or mapping (separate several with ';')",
+                                 file=path, line=value.start_mark.line + 1, field=k)
+            row[k] = "" if value is None or value.tag == "tag:yaml.org,2002:null" else str(value.value).strip()
+        yield line, row
+
+
+def _yaml_mapping(node: yaml.MappingNode, path: Path) -> dict[str, yaml.Node]:
+    out: dict[str, yaml.Node] = {}
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise InputError("keys must be plain names", file=path, line=key_node.start_mark.line + 1)
+        key, line = str(key_node.value), key_node.start_mark.line + 1
+        if key in out:
+            raise InputError(f"duplicate key {key!r} (first on line {lines[key]})", file=path, line=line, field=key)
+        out[key], lines[key] = value_node, line
+    return out
 
 
 def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None) -> list[NewEvent]:
@@ -186,10 +314,7 @@ def deal_payload(
         return InputError(msg, file=file, line=line, field=fld)
 
     for k, v in row.items():
-        if len(v) > MAX_FIELD:
-            raise err(f"value is {len(v)} characters long (limit {MAX_FIELD})", k)
-        if any(ord(c) < 32 and c not in "\t" for c in v):
-            raise err("contains control characters", k)
+        _check_text(v, err, k)
     for k in REQUIRED:
         if not row.get(k):
             raise err("required value is empty", k)
@@ -198,34 +323,22 @@ def deal_payload(
         raise err(f"{did!r} is not a deal id (lowercase letters, digits, '-', '.')", "id")
     ann = _parse_date(row.get("announced_date", ""), err, "announced_date", today)
     _parse_date(row.get("source_date", ""), err, "source_date", today)
-    time_et = row.get("announced_time_et") or None
-    if time_et is not None and not _TIME_RE.match(time_et):
-        if "T" in time_et or "+" in time_et or time_et.endswith("Z"):
-            raise err(f"{time_et!r}: give the US/Eastern time of day as HH:MM, not a timestamp", "announced_time_et")
-        raise err(f"{time_et!r} is not a time of day HH:MM (US/Eastern)", "announced_time_et")
-    session = row["session"]
-    if session == "weekend":
-        session = "non_trading"
-    if session not in SESSIONS:
-        raise err(f"{session!r} is not one of {', '.join(SESSIONS)}, weekend", "session")
-    deal_type = row["deal_type"]
-    if deal_type not in DEAL_TYPES:
-        raise err(f"unknown deal type {deal_type!r}", "deal_type")
+    time_et = _time(row.get("announced_time_et", ""), err, "announced_time_et")
+    session = _session(row["session"], err, "session")
+    deal_type = _deal_type(row["deal_type"], err, "deal_type")
     payers = _parties(row["payer"], reg, err, "payer")
     payees = _parties(row["payee"], reg, err, "payee")
-    amount, kind = _amount(row.get("amount_usd_bn", ""), row.get("amount_note", ""), err)
-    tickers = [t.strip() for t in row.get("counterparty_tickers", "").split(";") if t.strip()]
-    for t in tickers:
-        if not _TICKER_RE.match(t):
-            raise err(f"{t!r} is not a ticker symbol", "counterparty_tickers")
-        if t not in reg.tickers:
-            raise err(f"unknown ticker {t!r} (not listed for any company in companies.csv)", "counterparty_tickers")
-    conf = row.get("confidence") or "partial"
-    if conf not in CONFIDENCE:
-        raise err(f"{conf!r} is not one of {', '.join(CONFIDENCE)}", "confidence")
-    url = row["source_url"]
-    if not url.startswith(("http://", "https://")):
-        raise err(f"{url[:60]!r} is not an http(s) URL", "source_url")
+    amount = _money(row.get("amount_usd_bn", ""), err, "amount_usd_bn", scale=BN, unit="US$ billions")
+    note = row.get("amount_note", "")
+    terms = reg.terms.get(did)
+    if terms is None:
+        terms = note_terms(note, disclosed=amount is not None)
+    elif amount is None:
+        raise err(f"amount_terms.csv says the amount is {terms.amount_kind!r}, but no amount is given",
+                  "amount_usd_bn")
+    tickers = _tickers(row.get("counterparty_tickers", ""), reg, err, "counterparty_tickers")
+    conf = _confidence(row.get("confidence") or "partial", err, "confidence")
+    url = _url(row["source_url"], err, "source_url")
     contract_id, counts = reg.contracts.get(did, (did, True))
     return {
         "deal_id": did,
@@ -237,13 +350,13 @@ def deal_payload(
         "payers": payers,
         "payees": payees,
         "amount_usd": None if amount is None else format(amount, "f"),
-        "amount_kind": kind,
+        "amount_kind": terms.amount_kind,
         "deal_type": deal_type,
-        "horizon": _horizon(row.get("amount_note", "")),
+        "horizon": terms.horizon,
         "tickers": tickers,
         "title": row.get("source_title") or None,
         "confidence": conf,
-        "note": row.get("amount_note") or None,
+        "note": note or None,
         "headline_reaction": row.get("headline_reaction") or None,
         "sources": [
             {
@@ -256,7 +369,17 @@ def deal_payload(
     }
 
 
-def _parse_date(text: str, err: Any, fld: str, today: dt.date) -> dt.date | None:
+# --- field validators (shared by import and by amend/correct) ---------------------------------------
+
+
+def _check_text(value: str, err: ErrFn, fld: str) -> None:
+    if len(value) > MAX_FIELD:
+        raise err(f"value is {len(value)} characters long (limit {MAX_FIELD})", fld)
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise err("contains control characters", fld)
+
+
+def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | None:
     if not text:
         return None
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
@@ -272,7 +395,30 @@ def _parse_date(text: str, err: Any, fld: str, today: dt.date) -> dt.date | None
     return d
 
 
-def _parties(text: str, reg: Registry, err: Any, fld: str) -> list[str]:
+def _time(text: str, err: ErrFn, fld: str) -> str | None:
+    if not text:
+        return None
+    if not _TIME_RE.match(text):
+        if "T" in text or "+" in text or text.endswith("Z"):
+            raise err(f"{text!r}: give the US/Eastern time of day as HH:MM, not a timestamp", fld)
+        raise err(f"{text!r} is not a time of day HH:MM (US/Eastern)", fld)
+    return text
+
+
+def _session(text: str, err: ErrFn, fld: str) -> str:
+    session = "non_trading" if text == "weekend" else text
+    if session not in SESSIONS:
+        raise err(f"{text!r} is not one of {', '.join(SESSIONS)}, weekend", fld)
+    return session
+
+
+def _deal_type(text: str, err: ErrFn, fld: str) -> str:
+    if text not in DEAL_TYPES:
+        raise err(f"unknown deal type {text!r}", fld)
+    return text
+
+
+def _parties(text: str, reg: Registry, err: ErrFn, fld: str) -> list[str]:
     out = []
     for name in (p.strip() for p in text.split(";")):
         if not name:
@@ -285,35 +431,186 @@ def _parties(text: str, reg: Registry, err: Any, fld: str) -> list[str]:
     return out
 
 
-def _amount(text: str, note: str, err: Any) -> tuple[Decimal | None, str]:
+def _tickers(text: str, reg: Registry, err: ErrFn, fld: str) -> list[str]:
+    tickers = [t.strip() for t in text.split(";") if t.strip()]
+    for t in tickers:
+        if not _TICKER_RE.match(t):
+            raise err(f"{t!r} is not a ticker symbol", fld)
+        if t not in reg.tickers:
+            raise err(f"unknown ticker {t!r} (not listed for any company in companies.csv)", fld)
+    return tickers
+
+
+def _confidence(text: str, err: ErrFn, fld: str) -> str:
+    if text not in CONFIDENCE:
+        raise err(f"{text!r} is not one of {', '.join(CONFIDENCE)}", fld)
+    return text
+
+
+def _url(text: str, err: ErrFn, fld: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise err(f"{text[:60]!r} is not an http(s) URL", fld)
+    return text
+
+
+def _money(text: str, err: ErrFn, fld: str, *, scale: Decimal, unit: str) -> Decimal | None:
+    """A non-negative amount given in ``unit`` (= ``scale`` dollars), as whole cents of US dollars."""
     if not text:
-        return None, "undisclosed"
+        return None
     try:
-        bn = Decimal(text)
+        value = Decimal(text)
     except InvalidOperation:
-        raise err(f"{text!r} is not a number (US$ billions)", "amount_usd_bn") from None
-    if not bn.is_finite() or bn < 0:
-        raise err(f"{text!r} must be a non-negative amount in US$ billions", "amount_usd_bn")
-    if bn > 100_000:
-        raise err(f"{text!r} US$ billions is implausibly large", "amount_usd_bn")
-    low = note.lower()
-    if "up to" in low or "ceiling" in low:
+        raise err(f"{text!r} is not a number ({unit})", fld) from None
+    # is_finite first: NaN and Infinity parse, and comparing a signalling NaN raises.
+    if not value.is_finite() or value < 0:
+        raise err(f"{text!r} must be a non-negative amount in {unit}", fld)
+    # Checked before quantize, which raises InvalidOperation beyond the context's 28 digits.
+    if value * scale > MAX_BN * BN:
+        raise err(f"{text!r} {unit} is implausibly large (limit US$ {MAX_BN} billion)", fld)
+    return (value * scale).quantize(Decimal("0.01"))
+
+
+def _horizon_value(text: str, err: ErrFn, fld: str) -> str | None:
+    if not text:
+        return None
+    if not _HORIZON_RE.match(text):
+        raise err(f"{text!r} is not a horizon like '5y' or 'through 2032'", fld)
+    return text
+
+
+def _sources(text: str, err: ErrFn, fld: str, today: dt.date) -> list[dict[str, str | None]]:
+    """``sources`` as a JSON list of {publisher, title, url, date} objects, or ';'-separated URLs."""
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise err(f"not valid JSON ({exc.msg} at character {exc.pos})", fld) from None
+    else:
+        items = [{"url": u.strip()} for u in text.split(";") if u.strip()]
+    if not items:
+        raise err("give at least one source (a URL, or a JSON list of {publisher, title, url, date})", fld)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise err(f"source {i + 1} is not an object with {', '.join(SOURCE_KEYS)}", fld)
+        extra = sorted(set(item) - set(SOURCE_KEYS))
+        if extra:
+            raise err(f"source {i + 1} has unknown key(s) {', '.join(map(str, extra))}", fld)
+        if any(v is not None and not isinstance(v, str) for v in item.values()):
+            raise err(f"source {i + 1}: values must be strings or null", fld)
+        src = {k: (item.get(k) or None) for k in SOURCE_KEYS}
+        _url(src["url"] or "", err, fld)
+        _parse_date(src["date"] or "", err, fld, today)
+        out.append(src)
+    return out
+
+
+def _flag(text: str, err: ErrFn, fld: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise err("must be true or false", fld)
+    return text.lower() == "true"
+
+
+def _required(text: str, err: ErrFn, fld: str) -> str:
+    if not text:
+        raise err("required value is empty", fld)
+    return text
+
+
+def parse_change(key: str, value: str, reg: Registry, *, today: dt.date) -> Any:
+    """Validate one ``--set FIELD=VALUE`` of amend/correct with the checks import applies to that field.
+
+    Returns the value as it is stored in a payload (``None`` clears an optional field). ``reg`` is the
+    database's own registry (:func:`registry_from_companies`).
+    """
+
+    def err(msg: str, fld: str) -> InputError:
+        return InputError(msg, field=fld)
+
+    value = value.strip()
+    _check_text(value, err, key)
+    if key == "announced_date":
+        d = _parse_date(value, err, key, today)
+        return d.isoformat() if d else None
+    if key == "announced_time_et":
+        return _time(value, err, key)
+    if key == "session":
+        return _session(_required(value, err, key), err, key)
+    if key in ("payers", "payees"):
+        return _parties(_required(value, err, key), reg, err, key)
+    if key == "amount_usd":
+        amount = _money(value, err, key, scale=Decimal(1), unit="US dollars")
+        return None if amount is None else format(amount, "f")
+    if key == "amount_kind":
+        if value not in AMOUNT_KINDS:
+            raise err(f"{value!r} is not one of {', '.join(AMOUNT_KINDS)}", key)
+        return value
+    if key == "deal_type":
+        return _deal_type(_required(value, err, key), err, key)
+    if key == "horizon":
+        return _horizon_value(value, err, key)
+    if key == "tickers":
+        return _tickers(value, reg, err, key)
+    if key == "contract_id":
+        if not _ID_RE.match(_required(value, err, key)):
+            raise err(f"{value!r} is not a contract id (lowercase letters, digits, '-', '.')", key)
+        return value
+    if key == "counts_toward_total":
+        return _flag(value, err, key)
+    if key == "title":
+        return value or None
+    if key == "confidence":
+        return _confidence(_required(value, err, key), err, key)
+    if key == "sources":
+        return _sources(value, err, key, today)
+    raise err(f"unknown or immutable field {key!r}; one of {', '.join(sorted(MUTABLE_FIELDS))}", "--set")
+
+
+# --- amount terms from the note (fallback for deals amount_terms.csv does not list) --------------------
+
+_ESTIMATE_WORDS = re.compile(r"~|\b(?:about|approx\w*|around|roughly|estimated?|reported|report|not confirmed)\b", re.I)
+_NUMBER_WORDS = {"two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+                 "nine": "9", "ten": "10"}
+
+
+def _leading_clause(note: str) -> str:
+    """What the note says about the headline amount itself: its first clause, without asides.
+
+    Notes lead with the amount and then add context (stakes, later expansions, IP terms, other figures);
+    words such as '~' or 'up to' in that context describe other numbers, not the headline amount.
+    """
+    head = re.split(r";|\.\s", note, maxsplit=1)[0]
+    return re.sub(r"\([^)]*\)", "", head)
+
+
+def note_terms(note: str, *, disclosed: bool) -> AmountTerms:
+    """amount_kind and horizon read from the leading clause of ``amount_note``.
+
+    ``up to``/``ceiling`` -> up_to; '~', about, approx., around, roughly, estimate(d), report(ed), not
+    confirmed -> estimate; otherwise exact. Horizon: 'over N years' or 'N-year' -> 'Ny'; 'through/until
+    [December |end-]YYYY' -> 'through YYYY'. Shipped deals are listed in ``amount_terms.csv`` instead,
+    where a person has read the whole note.
+    """
+    lead = _leading_clause(note)
+    low = lead.lower()
+    if not disclosed:
+        kind = "undisclosed"
+    elif "up to" in low or "ceiling" in low:
         kind = "up_to"
-    elif any(w in low for w in ("reported", "about", "approx", "~", "estimate", "not confirmed")):
+    elif _ESTIMATE_WORDS.search(lead):
         kind = "estimate"
     else:
         kind = "exact"
-    assert kind in AMOUNT_KINDS
-    return (bn * BN).quantize(Decimal("0.01")), kind
-
-
-def _horizon(note: str) -> str | None:
-    m = re.search(r"over (?:about |~)?(\d+|six|five|eight|four|seven)[- ]years?", note, re.I)
+    horizon = None
+    words = "|".join(_NUMBER_WORDS)
+    m = re.search(rf"\bover (?:about |~)?(\d+|{words})[- ]years?\b|\b(\d+|{words})-year\b", lead, re.I)
     if m:
-        words = {"four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8"}
-        return f"{words.get(m.group(1).lower(), m.group(1))}y"
-    m = re.search(r"(?:through|until|till) (?:December |end-)?(20\d\d)", note)
-    return f"through {m.group(1)}" if m else None
+        n = (m.group(1) or m.group(2)).lower()
+        horizon = f"{_NUMBER_WORDS.get(n, n)}y"
+    else:
+        t = re.search(r"\b(?:through|until|till) (?:December |end-)?(20\d\d)\b", lead)
+        horizon = f"through {t.group(1)}" if t else None
+    return AmountTerms(kind, horizon)
 
 
 def company_events(reg: Registry, used: set[str] | None = None) -> list[NewEvent]:
@@ -329,8 +626,7 @@ def company_events(reg: Registry, used: set[str] | None = None) -> list[NewEvent
 def import_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, today: dt.date | None = None) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch."""
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=path)
+    _check_file(path)  # before looking for companies.csv beside it
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
     events = company_events(reg) + deals

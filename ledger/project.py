@@ -7,18 +7,38 @@ are the same computation by construction, and a property test checks they agree.
 Two time axes:
 
 * *transaction time* (``as_known_at``): what the ledger knew at instant T = the events recorded up to T.
-* *valid time* (``in_effect_on``): what was in effect on date D = deals announced on or before D, with
-  amendments whose ``effective_date`` is on or before D. Corrections fix our record and apply at every
-  valid date; retractions apply from their ``effective_date`` (always, if it has none).
+* *valid time* (``in_effect_on``): what was in effect on date D = deals announced on or before D, with,
+  per field, the amendments whose ``effective_date`` is on or before D applied **in order of effective
+  date** (ties broken by log position). The order in which amendments were *recorded* does not matter
+  for valid time: an amendment effective 2026-03-01 recorded before one effective 2026-01-01 still wins
+  from 2026-03-01 on. An amendment without an effective date applies at every valid date (it sorts before
+  every dated amendment). Retractions apply from their ``effective_date`` (always, if it has none).
+* *corrections* (``DealCorrected``, "our record was wrong") are not business changes and have no valid
+  time: a correction fixes the record *as of the original announcement*, so it applies at every valid
+  date, in log order with the other corrections, underneath the amendments. A correction therefore never
+  overrides an amendment of the same field that is in effect: to fix a mis-recorded amendment, record an
+  amendment with the same effective date (the later log position wins the tie). Any other rule would
+  need to order a correction against amendments by log position while amendments are ordered by
+  effective date among themselves, and that is not a total order (it can be cyclic).
+
+What "current" means (``in_effect_on=None``; the materialised ``ledger_deals``/``ledger_flows`` tables,
+the ``deals``/``flows`` views, and ``as_known_at`` without ``in_effect_on``): the state with **every known
+amendment applied in effective-date order**, including amendments effective in the future, i.e. the
+state in effect on the latest date (D = +infinity, and undated deals are kept). It is deliberately *not*
+"in effect today": that would make the stored projection a function of the wall clock as well as of the
+log, so it would go stale at midnight without any event being appended, a full rebuild would disagree
+with the incremental projection, and ``verify`` could not compare them. "As known at T" uses the same
+rule on the log prefix up to T, so ``deals(as_known_at=now) == deals()``. Ask ``in_effect_on=today`` for
+the state in effect today.
 """
 
 from __future__ import annotations
 
-import copy
+import bisect
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import polars as pl
@@ -66,18 +86,60 @@ COMPANY_COLUMNS: dict[str, Any] = {
 
 
 @dataclass
+class DealTrail:
+    """What the log says about one deal, from which its state on any valid date is derived.
+
+    ``base`` is the announced record with every correction applied (valid at every date);
+    ``amendments`` are ``(sort key, changes)`` kept sorted by (effective date, log position);
+    ``retractions`` are the retractions' effective dates (None = always).
+    """
+
+    base: dict[str, Any]
+    amendments: list[tuple[tuple[dt.date, int], dict[str, Any]]] = field(default_factory=list)
+    retractions: list[dt.date | None] = field(default_factory=list)
+    version: int = 0
+
+
+@dataclass
 class LedgerState:
-    """Companies and deals after a sequence of events. ``history`` keeps each deal's event trail."""
+    """Companies and deals after a sequence of events. ``history`` keeps each deal's event trail.
+
+    ``deals`` is derived: after every event, the touched deal is re-derived from its :class:`DealTrail`
+    (for the valid date the fold was asked for), so the order in which amendments were recorded cannot
+    leak into the result.
+    """
 
     companies: dict[str, dict[str, Any]] = field(default_factory=dict)
     deals: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    trails: dict[str, DealTrail] = field(default_factory=dict)
 
 
 def _date(value: Any) -> dt.date | None:
     if value in (None, ""):
         return None
     return dt.date.fromisoformat(str(value))
+
+
+def _in_effect(effective: dt.date | None, on: dt.date | None) -> bool:
+    return on is None or effective is None or effective <= on
+
+
+def derive(trail: DealTrail, in_effect_on: dt.date | None = None) -> dict[str, Any]:
+    """The deal's state in effect on ``in_effect_on`` (None: every known amendment, see the module doc).
+
+    Starts from the (corrected) announced record and applies, field by field, the amendments in effect
+    in (effective date, log position) order: the last one to touch a field sets it. Values are shared
+    with the trail, never mutated in place (only replaced), so no copy is needed.
+    """
+    deal = dict(trail.base)
+    for (effective, _pos), changes in trail.amendments:
+        if in_effect_on is None or effective <= in_effect_on:
+            deal.update(changes)
+    retracted = any(_in_effect(r, in_effect_on) for r in trail.retractions)
+    deal["status"] = "retracted" if retracted else "active"
+    deal["version"] = trail.version
+    return deal
 
 
 def apply(state: LedgerState, ev: StoredEvent, *, in_effect_on: dt.date | None = None) -> LedgerState:
@@ -99,23 +161,26 @@ def apply(state: LedgerState, ev: StoredEvent, *, in_effect_on: dt.date | None =
         {"position": ev.position, "event_type": ev.event_type, "payload": p, "recorded_at_us": ev.recorded_at_us}
     )
     if ev.event_type == "DealAnnounced":
-        deal = {k: copy.deepcopy(v) for k, v in p.items() if k not in ("sources", "note")}
-        deal["sources"] = copy.deepcopy(p.get("sources", []))
-        deal["status"] = "active"
-        deal["version"] = ev.stream_version
-        state.deals[deal_id] = deal
-        return state
-    found = state.deals.get(deal_id)
-    if found is None:  # the store rejects this; a projection of a foreign log simply ignores it
-        return state
-    deal = found
-    deal["version"] = ev.stream_version
-    effective = _date(p.get("effective_date"))
-    in_effect = in_effect_on is None or effective is None or effective <= in_effect_on
-    if ev.event_type == "DealCorrected" or (ev.event_type == "DealAmended" and in_effect):
-        deal.update(copy.deepcopy(p["changes"]))
-    elif ev.event_type == "DealRetracted" and in_effect:
-        deal["status"] = "retracted"
+        # A shallow copy is enough: a deal's values are only ever replaced (dict.update), never mutated in
+        # place, so the payload kept in ``history`` is not affected (deepcopy was most of the fold's time).
+        trail = state.trails[deal_id] = DealTrail({k: v for k, v in p.items() if k != "note"})
+    else:
+        found = state.trails.get(deal_id)
+        if found is None:  # the store rejects this; a projection of a foreign log simply ignores it
+            return state
+        trail = found
+        if ev.event_type == "DealCorrected":
+            trail.base = {**trail.base, **p["changes"]}
+        elif ev.event_type == "DealAmended":
+            effective = _date(p.get("effective_date")) or dt.date.min
+            key = (effective, ev.position)
+            # Positions increase along the log, so appending keeps ties in log order; insort keeps the
+            # list sorted when an amendment is recorded after one with a later effective date.
+            bisect.insort(trail.amendments, (key, p["changes"]), key=lambda a: a[0])
+        elif ev.event_type == "DealRetracted":
+            trail.retractions.append(_date(p.get("effective_date")))
+    trail.version = ev.stream_version
+    state.deals[deal_id] = derive(trail, in_effect_on)
     return state
 
 
@@ -141,8 +206,14 @@ def fold(
     return st
 
 
+_CENT = Decimal("0.01")
+_WIDE = Context(prec=40)  # DECIMAL(38, 2) holds 36 integer digits; the default context has 28
+
+
 def _amount(value: Any) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
+    """Whole cents, rounded half-even: what the DECIMAL(38, 2) column stores (Polars' own conversion), made
+    explicit so that ``verify`` can compare stored rows with rebuilt ones without going through Polars."""
+    return None if value in (None, "") else Decimal(str(value)).quantize(_CENT, context=_WIDE)
 
 
 def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:

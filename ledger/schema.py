@@ -4,6 +4,12 @@
 are projections: derived state that :mod:`ledger.log` rewrites, per affected stream, inside the same
 transaction as the append (so readers never see a log and a projection that disagree). The SQL views
 ``companies``, ``deals``, ``flows`` and ``ledger_events`` are the documented query surface.
+
+``ledger_head`` is one row, (position, hash) of the last event, that the writer updates in the same
+transaction as every append. The hash chain alone cannot notice that its *last* events were deleted (what
+remains is a valid, shorter chain); ``verify`` compares the log's head with this row, so a deleted head
+event is caught without an external anchor. It is a consistency check, not a security boundary: someone
+who can rewrite the file can rewrite this row too, which is what published anchors are for.
 """
 
 from __future__ import annotations
@@ -71,6 +77,12 @@ _DDL = [
     )
     """,
     """
+    CREATE TABLE IF NOT EXISTS ledger_head (
+        position BIGINT NOT NULL,
+        hash     VARCHAR NOT NULL
+    )
+    """,
+    """
     CREATE OR REPLACE VIEW ledger_events AS
     SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
            recorded_at, payload, prev_hash, hash
@@ -89,3 +101,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write."""
     for stmt in _DDL:
         con.execute(stmt)
+    # Databases created before ledger_head existed (and new ones): record the current head once, so the
+    # writer only ever UPDATEs the single row.
+    con.execute(
+        "INSERT INTO ledger_head SELECT * FROM (SELECT coalesce(max(position), 0), "
+        "coalesce(arg_max(hash, position), ?) FROM ledger_log) WHERE NOT EXISTS (SELECT 1 FROM ledger_head)",
+        ["0" * 64],
+    )
