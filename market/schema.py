@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import duckdb
 
+from market.returns import ADJ_BASIS_BREAK_TOL
+
 _DDL = [
     """
     CREATE TABLE IF NOT EXISTS price_batches (
@@ -49,23 +51,30 @@ _DDL = [
     FROM price_rows
     QUALIFY row_number() OVER (PARTITION BY ticker, date ORDER BY batch_id DESC) = 1
     """,
-    # Same rule as market.returns.compute_returns: adj_close when both days have it, else close.
-    """
+    # Same rule as market.returns.compute_returns: adj_close when both days have it and the
+    # adj_close/close ratio does not fall (a fall is a basis break, see ADJ_BASIS_BREAK_TOL), else close.
+    f"""
     CREATE OR REPLACE VIEW returns AS
     SELECT ticker, date, ret, ln(1 + ret) AS log_ret, basis
     FROM (
         SELECT ticker, date,
-               CASE WHEN adj_close IS NOT NULL AND prev_adj IS NOT NULL
-                    THEN adj_close / prev_adj - 1 ELSE close / prev_close - 1 END AS ret,
-               CASE WHEN adj_close IS NOT NULL AND prev_adj IS NOT NULL
-                    THEN 'adj_close' ELSE 'close' END AS basis,
+               CASE WHEN use_adj THEN adj_close / prev_adj - 1 ELSE close / prev_close - 1 END AS ret,
+               CASE WHEN use_adj THEN 'adj_close' WHEN both_adj THEN 'close_adj_break' ELSE 'close' END AS basis,
                prev_close
         FROM (
-            SELECT ticker, date, close, adj_close,
-                   lag(close) OVER w AS prev_close,
-                   lag(adj_close) OVER w AS prev_adj
-            FROM prices
-            WINDOW w AS (PARTITION BY ticker ORDER BY date)
+            SELECT *, both_adj AND adj_close * prev_close >= prev_adj * close * (1 - {ADJ_BASIS_BREAK_TOL!r})
+                      AS use_adj
+            FROM (
+                SELECT ticker, date, close, adj_close, prev_close, prev_adj,
+                       adj_close IS NOT NULL AND prev_adj IS NOT NULL AS both_adj
+                FROM (
+                    SELECT ticker, date, close, adj_close,
+                           lag(close) OVER w AS prev_close,
+                           lag(adj_close) OVER w AS prev_adj
+                    FROM prices
+                    WINDOW w AS (PARTITION BY ticker ORDER BY date)
+                )
+            )
         )
     )
     WHERE prev_close IS NOT NULL

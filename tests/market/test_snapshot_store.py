@@ -70,6 +70,44 @@ def test_view_and_polars_returns_agree(loaded: duckdb.DuckDBPyConnection) -> Non
     basis = dict(view.group_by("basis").len().iter_rows())
     # adj_close-less files: INTC, TSM, GOOG, SOXX, ^GSPC, ^IXIC = 6 x 2169 returns.
     assert basis["close"] == 6 * 2169
+    # The two adj_close basis breaks PROVENANCE.md documents, and no other day.
+    assert basis["close_adj_break"] == 2
+
+
+def test_adj_close_basis_breaks_use_the_close_return(loaded: duckdb.DuckDBPyConnection) -> None:
+    """MSFT rows from 2026-08-10 were adjusted for the 2026-08-20 dividend, earlier rows never rescaled;
+    QQQ rows before 2026-06-02 sit 0.11% high. Their adj_close ratio is not a return (-0.19%, -0.11% off)."""
+    r = returns(loaded)
+    breaks = r.filter(pl.col("basis") == "close_adj_break").select("ticker", "date").rows()
+    assert breaks == [("MSFT", date(2026, 8, 10)), ("QQQ", date(2026, 6, 2))]
+    p = prices(loaded, ["MSFT", "QQQ"])
+    for ticker, day, prev_day, bias in (("MSFT", date(2026, 8, 10), date(2026, 8, 7), -0.001879),
+                                        ("QQQ", date(2026, 6, 2), date(2026, 6, 1), -0.001098)):
+        now = p.filter((pl.col("ticker") == ticker) & (pl.col("date") == day)).row(0, named=True)
+        before = p.filter((pl.col("ticker") == ticker) & (pl.col("date") == prev_day)).row(0, named=True)
+        got = r.filter((pl.col("ticker") == ticker) & (pl.col("date") == day))["ret"].item()
+        assert got == pytest.approx(now["close"] / before["close"] - 1, rel=1e-12)
+        adj_ret = now["adj_close"] / before["adj_close"] - 1
+        assert (1 + adj_ret) / (1 + got) - 1 == pytest.approx(bias, abs=1e-6)  # what the old rule reported
+    # The ex-dividend day after the MSFT break keeps the adjusted return, which includes the dividend.
+    ex = r.filter((pl.col("ticker") == "MSFT") & (pl.col("date") == date(2026, 8, 20))).row(0, named=True)
+    assert ex["basis"] == "adj_close"
+
+
+def test_basis_break_rule_falls_only() -> None:
+    """A ratio rise (an ex-date) keeps adj_close; a fall beyond the tolerance switches to close."""
+    day = [date(2025, 1, d) for d in (2, 3, 6, 7, 8)]
+    df = pl.DataFrame({
+        "ticker": ["A"] * 5,
+        "date": day,
+        "close": [100.0, 99.0, 101.0, 102.0, 103.0],
+        # ratio: 0.98, 1.0 (ex-date: rises), 0.99 (falls 1%: break), 0.99 * (1 - 9e-6) (within tol)
+        "adj_close": [98.0, 99.0, 99.99, 102.0 * 0.99 * (1 - 9e-6), 103.0 * 0.99 * (1 - 9e-6)],
+    })
+    out = compute_returns(df)
+    assert out["basis"].to_list() == ["adj_close", "close_adj_break", "adj_close", "adj_close"]
+    assert out["ret"].to_list() == pytest.approx([99 / 98 - 1, 101 / 99 - 1, 102 * 0.99 * (1 - 9e-6) / 99.99 - 1,
+                                                  103 / 102 - 1], rel=1e-12)
 
 
 def test_compute_returns_basis_fallback_row_level() -> None:
