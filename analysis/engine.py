@@ -55,7 +55,6 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from analysis.conventions import TEXTBOOK, Conventions
 from analysis.models import (
@@ -940,6 +939,10 @@ class EventStudy:
         with np.errstate(invalid="ignore", divide="ignore"):
             t = car / se
         dfw = np.repeat(df[:, None], n_w, axis=1).astype(float)
+        # Imported here, not at module level: scipy.stats takes about 0.7 s to import, and every CLI
+        # command (`carousel ledger ...`, `carousel sql`) imports this module to register `study`.
+        from scipy import stats
+
         p = 2.0 * stats.t.sf(np.abs(t), dfw)
         labels = [window_label(w) for w in self.windows]
         base = keys.select("event_id", "deal_id", "ticker", "t0")

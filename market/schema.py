@@ -78,7 +78,7 @@ _DDL = [
         )
     )
     WHERE prev_close IS NOT NULL
-    """,
+    """,  # noqa: S608 - the one interpolated value is the module constant ADJ_BASIS_BREAK_TOL (a float)
 ]
 
 

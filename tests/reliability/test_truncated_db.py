@@ -67,25 +67,53 @@ def test_an_intact_copy_still_opens(full: Path, tmp_path: Path) -> None:
     assert res.returncode == 0 and "ledger OK: 62 events" in res.stdout
 
 
-def test_a_corrupt_block_is_a_clear_error_never_a_traceback(full: Path, tmp_path: Path) -> None:
+def _in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """(exit code, stderr) of ``carousel args`` run through the console entry point in this process.
+
+    Why in process: the sweep below runs about 45 commands; a fresh interpreter per command (imports of
+    polars, duckdb, statsmodels) made it the slowest test of the suite. Any exception other than
+    SystemExit escaping ``main`` is what a user would see as a traceback, so it fails the test here.
+    """
+    from carousel.cli import main
+
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_a_corrupt_block_is_a_clear_error_never_a_traceback(
+    full: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Flip one byte in each storage block in turn: whichever command reads a damaged block must say so
     # with exit 4 (DuckDB's checksum catches it); commands that never read it may succeed.
+    monkeypatch.delenv("CAROUSEL_DB", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
     data = full.read_bytes()
     block = 262144
     seen_4 = set()
+    sql_refused: Path | None = None
     for b in range((len(data) - 12288) // block):
         bad = bytearray(data)
         bad[12288 + b * block + 100] ^= 0xFF
         path = tmp_path / f"b{b}.duckdb"
         path.write_bytes(bytes(bad))
         for args in (["ledger", "verify"], ["study"], ["sql", "SELECT count(*), sum(adj_close) FROM prices"]):
-            res = carousel(*args, "--db", str(path))
-            assert "Traceback" not in res.stderr, (b, args, res.stderr)
-            assert res.returncode in (0, 4), (b, args, res.stderr)
-            if res.returncode == 4:
-                assert str(path) in res.stderr
+            code, err = _in_process([*args, "--db", str(path)], capsys)
+            assert code in (0, 4), (b, args, err)
+            if code == 4:
+                assert str(path) in err, (b, args, err)
                 seen_4.add(args[0])
+                sql_refused = path if args[0] == "sql" else sql_refused
     assert seen_4 == {"ledger", "study", "sql"}  # every command met a damaged block at least once
+    # And once through a real process: exit 4, one line, no traceback.
+    assert sql_refused is not None
+    res = carousel("sql", "SELECT count(*), sum(adj_close) FROM prices", "--db", str(sql_refused))
+    assert res.returncode == 4 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("error: ") and str(sql_refused) in res.stderr
 
 
 def test_a_file_duckdb_trimmed_itself_is_not_called_truncated(tmp_path: Path) -> None:
