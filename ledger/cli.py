@@ -18,9 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carousel.db import DbOption, connect
+from carousel.db import DbOption, connect, resolve_db
 from carousel.errors import ConflictError, InputError
-from ledger import api, log
+from ledger import api, log, project
 from ledger.load import (
     company_events,
     import_file,
@@ -30,6 +30,7 @@ from ledger.load import (
     registry_from_companies,
 )
 from ledger.model import (
+    CURRENT_VERSION,
     MUTABLE_FIELDS,
     NewEvent,
     StoredEvent,
@@ -131,6 +132,8 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
     ``build(con)`` validates the arguments and returns the payload; it runs before anything is written.
     """
     stream = deal_stream(deal_id)
+    if not resolve_db(db).exists():  # no deal to change; a read-write open would create an empty database
+        raise InputError(f"unknown deal {deal_id!r} (database {resolve_db(db)} does not exist)", field="deal_id")
     with connect(db) as con:
         events = log.read(con, streams=[stream])
         if not events:
@@ -157,8 +160,39 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
         if retracted:
             raise ConflictError(f"deal {deal_id!r} was retracted (position {retracted[0].position}); "
                                 f"a retracted deal cannot be amended, corrected or retracted again")
+        if base is head:  # (otherwise the append below refuses the stale version)
+            _check_amount_pair(events, StoredEvent(head.position + 1, eid, stream, head.stream_version + 1,
+                                                   event_type, CURRENT_VERSION[event_type], payload, 0))
         res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
     _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
+
+
+def _amount_pairs(events: list[StoredEvent], days: list[dt.date]) -> dict[dt.date, tuple[Any, str]]:
+    """(amount_usd, amount_kind) of the deal in effect on each of ``days``."""
+    trail = project.fold(events).trails[events[0].payload["deal_id"]]
+    return {day: ((d := project.derive(trail, day)).get("amount_usd"), d.get("amount_kind") or "undisclosed")
+            for day in days}
+
+
+def _check_amount_pair(events: list[StoredEvent], new: StoredEvent) -> None:
+    """Refuse a change that leaves the deal with an amount but kind 'undisclosed', or a kind but no amount,
+    on some valid date (import never produces either; ``_parse_changes`` catches it only when one command
+    sets both fields). A pair that was already inconsistent before the change is not blamed on it."""
+    if not {"amount_usd", "amount_kind"} & set(new.payload.get("changes", {})):
+        return
+    # The deal can only change on these valid dates: the earliest state, then each amendment's effective
+    # date (the last is also the current state).
+    changes_on = project.fold([*events, new]).trails[new.payload["deal_id"]].amendments
+    days = sorted({dt.date.min, *(effective for (effective, _pos), _ch in changes_on)})
+    before, after = _amount_pairs(events, days), _amount_pairs([*events, new], days)
+    for day, (amount, kind) in after.items():
+        if (amount is None) == (kind == "undisclosed") or before.get(day) == (amount, kind):
+            continue
+        when = "" if day == dt.date.min else f" from {day}"
+        fld = "amount_kind" if "amount_kind" in new.payload["changes"] else "amount_usd"
+        state = f"amount_usd {amount} with amount_kind {kind!r}" if amount is not None else f"no amount_usd with amount_kind {kind!r}"
+        raise InputError(f"the deal would have {state}{when}; an amount has a kind (exact, up_to, estimate) and only "
+                         "an empty amount is 'undisclosed': set amount_usd and amount_kind together", field=fld)
 
 
 def _already(event_type: str, deal_id: str, ev: StoredEvent) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -53,6 +54,7 @@ REQUIRED = ("id", "session", "payer", "payee", "deal_type", "source_url")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{2,119}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _HORIZON_RE = re.compile(r"^(?:[1-9]\d?y|through (?:19|20)\d\d)$")
 CONFIDENCE = ("verified", "partial", "memory")
 MAX_FIELD = 4000
@@ -202,7 +204,9 @@ def _csv_rows(
     allows any extra column.
     """
     text = _read_text(path)
-    reader = csv.DictReader(text.splitlines(keepends=True), strict=True)
+    # newline="": lines end only at \r, \n or \r\n, as in CSV (str.splitlines would also end them at
+    # U+2028, U+0085, form feeds..., splitting a record in two inside an unquoted field).
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as exc:
@@ -218,14 +222,18 @@ def _csv_rows(
         if unknown:
             raise InputError(f"unknown column(s): {', '.join(map(repr, unknown))}; expected {', '.join(required + allowed)}",
                              file=path, line=1, field=unknown[0])
+    done = reader.line_num  # the last line of the last record read (csv does not advance it on an error)
     try:
         for row in reader:
-            line = reader.line_num
+            # The line the record starts on: line_num is where it ends (quoted fields may hold line breaks).
+            raw = [v for k, v in row.items() if k is not None] + list(row.get(None) or [])
+            line = reader.line_num - sum(len(_LINE_BREAK.findall(v)) for v in raw if isinstance(v, str))
+            done = reader.line_num
             if None in row:
                 raise InputError(f"{len(row[None])} value(s) more than the header has", file=path, line=line)
             yield line, {k: (v or "").strip() for k, v in row.items()}
     except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", file=path, line=reader.line_num) from None
+        raise InputError(f"malformed CSV: {exc}", file=path, line=done + 1) from None
 
 
 def _yaml_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:

@@ -118,6 +118,11 @@ def _append_locked(
     ).fetchall()
     head_pos, head_hash, last_us = (int(head[0][0]), str(head[0][1]), int(head[0][2])) if head else (0, GENESIS, 0)
     recorded = con.execute("SELECT position, hash FROM ledger_head").fetchall()
+    if len(recorded) > 1:
+        raise ConflictError(
+            f"ledger_head holds {len(recorded)} rows instead of one: it was edited outside carousel; appending "
+            "now would hide it (run `carousel ledger verify`)"
+        )
     if recorded and (int(recorded[0][0]), str(recorded[0][1])) != (head_pos, head_hash):
         raise ConflictError(
             f"the log ends at position {head_pos} but its recorded head is position {recorded[0][0]}: events "
@@ -354,7 +359,12 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
         prev, last_us, expected_pos = h, int(us), expected_pos + 1
     head_pos = int(rows[-1][0]) if rows else 0
 
-    recorded = _recorded_head(con)
+    has_head_table, recorded_rows = _recorded_head(con)
+    if len(recorded_rows) > 1:
+        return VerifyReport(False, n, head_pos, prev, head_pos,
+                            f"ledger_head holds {len(recorded_rows)} rows instead of one (edited outside carousel)",
+                            "head")
+    recorded = recorded_rows[0] if recorded_rows else None
     if recorded is not None and recorded != (head_pos, prev):
         rpos, rhash = recorded
         if rpos > head_pos:
@@ -370,7 +380,10 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
             at = head_pos
         return VerifyReport(False, n, head_pos, prev, at, reason, "head")
 
-    if projections:
+    # Without ledger_head, no carousel that maintains the projections by the current rule has written to
+    # this database (the first read-write open creates the table and rebuilds the projections, see
+    # ledger.schema): they were written by an older rule, so they are not compared.
+    if projections and has_head_table:
         diff = _compare_projections(con, state)
         if diff is not None:
             table, stream, what = diff
@@ -402,19 +415,17 @@ def _canonical_payload(text: str) -> tuple[bool, Any]:
     return (True, data) if same else (False, None)
 
 
-def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
-    """(position, hash) from ``ledger_head``; None when absent (a database older than the table, opened
-    read-only, or a row removed by hand: nothing to compare with)."""
-    has_table = con.execute(
+def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[tuple[int, str]]]:
+    """(whether ``ledger_head`` exists, its (position, hash) rows). The table is absent in a database older
+    than it that was only opened read-only since; with no row (removed by hand) there is nothing to compare
+    with; more than one row is never written by carousel."""
+    has_table = bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ledger_head' "
         "AND table_schema = current_schema() AND table_catalog = current_database()"
-    ).fetchall()[0][0]
+    ).fetchall()[0][0])
     if not has_table:
-        return None
-    r = con.execute("SELECT position, hash FROM ledger_head").fetchall()
-    if len(r) != 1:
-        return None
-    return int(r[0][0]), str(r[0][1])
+        return False, []
+    return True, [(int(p), str(h)) for p, h in con.execute("SELECT position, hash FROM ledger_head").fetchall()]
 
 
 def _show(value: Any) -> str:
@@ -481,7 +492,13 @@ def anchor(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def check_anchor(con: duckdb.DuckDBPyConnection, anchor_doc: Mapping[str, Any]) -> str | None:
-    """None if the log still holds the anchored (position, hash); else a reason."""
+    """None if the log still holds the anchored (position, hash); else a reason.
+
+    Position 0 is the genesis (the anchor of an empty ledger): no event holds it, and every log starts
+    from it, so it checks only that the anchored hash is the genesis hash.
+    """
+    if int(anchor_doc["position"]) == 0:
+        return None if anchor_doc["hash"] == GENESIS else "hash at anchored position 0 is not the genesis hash"
     r = con.execute("SELECT hash FROM ledger_log WHERE position = ?", [int(anchor_doc["position"])]).fetchall()
     if not r:
         return f"anchored position {anchor_doc['position']} is missing from the log"

@@ -77,12 +77,6 @@ _DDL = [
     )
     """,
     """
-    CREATE TABLE IF NOT EXISTS ledger_head (
-        position BIGINT NOT NULL,
-        hash     VARCHAR NOT NULL
-    )
-    """,
-    """
     CREATE OR REPLACE VIEW ledger_events AS
     SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
            recorded_at, payload, prev_hash, hash
@@ -97,10 +91,39 @@ _DDL = [
 ]
 
 
+_HEAD_DDL = """
+    CREATE TABLE IF NOT EXISTS ledger_head (
+        position BIGINT NOT NULL,
+        hash     VARCHAR NOT NULL
+    )
+"""
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()", [name]
+    ).fetchall()[0][0])
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write."""
+    """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write.
+
+    A database written by a carousel older than ``ledger_head`` holds projections folded by the older
+    rule (amendments in log order, corrections over them), which ``ledger.project`` no longer gives: they
+    are rebuilt from the log once, before ``ledger_head`` is created (so a failed rebuild is retried at the
+    next open). Otherwise ``ledger_deals`` would keep the old values until the deal's next event, and
+    ``verify`` would report them as drift.
+    """
+    upgrading = not _has_table(con, "ledger_head")
     for stmt in _DDL:
         con.execute(stmt)
+    if upgrading and con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0]:
+        # ledger.log imports carousel.db, which imports this module: import it here, not at the top.
+        from ledger.log import rebuild_projections
+
+        rebuild_projections(con)
+    con.execute(_HEAD_DDL)
     # Databases created before ledger_head existed (and new ones): record the current head once, so the
     # writer only ever UPDATEs the single row.
     con.execute(
