@@ -34,6 +34,7 @@ class RunSummary:
     db: Path
     out: Path
     events_appended: int = 0
+    deals_corrected: int = 0
     price_rows_appended: int = 0
     firm_events: int = 0
     excluded: int = 0
@@ -153,8 +154,11 @@ def run(
 
     def step_ledger() -> None:
         with connect(path) as con:
-            rep = import_file(con, DATA_DIR / "events" / "deals.csv")
+            # record_changes: shipped deal data revised by a newer carousel reaches an existing database
+            # as corrections (the event-sourced way) instead of stopping the main job with a conflict.
+            rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True)
         summary.events_appended = rep.appended
+        summary.deals_corrected = len(rep.corrected)
 
     def step_prices() -> None:
         # The shipped snapshot seeds the store (and a newer shipped snapshot updates it), but is never
@@ -288,6 +292,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
     t = Table(title="carousel run", show_header=False)
     t.add_row("database", str(s.db))
     t.add_row("ledger events appended", str(s.events_appended))
+    if s.deals_corrected:
+        t.add_row("deals corrected (shipped rows changed)", str(s.deals_corrected))
     t.add_row("price rows appended", str(s.price_rows_appended))
     t.add_row("firm-events estimated / excluded", f"{s.firm_events} / {s.excluded}")
     t.add_row("round-trips in the flow graph", str(s.cycles))

@@ -55,12 +55,20 @@ _out = _Out()
 
 
 @app.command("import")
-def import_cmd(file: Annotated[Path, typer.Argument(help="deals CSV or YAML file")], db: DbOption = None) -> None:
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="deals CSV or YAML file")],
+    record_changes: Annotated[bool, typer.Option(
+        "--record-changes", help="A row that changed since it was imported is recorded as a DealCorrected "
+        "(default: refused, exit 5).")] = False,
+    db: DbOption = None,
+) -> None:
     """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0)."""
     with connect(db) as con:
-        rep = import_file(con, file)
+        rep = import_file(con, file, record_changes=record_changes)
     _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
                f"{rep.skipped} already present")
+    if rep.corrected:
+        _out.print(f"recorded DealCorrected for {len(rep.corrected)} changed row(s): {', '.join(rep.corrected)}")
 
 
 @app.command("add")

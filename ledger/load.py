@@ -32,14 +32,15 @@ import duckdb
 import yaml
 
 from carousel.db import DATA_DIR
-from carousel.errors import InputError
-from ledger import log
+from carousel.errors import ConflictError, InputError
+from ledger import log, project
 from ledger.model import (
     AMOUNT_KINDS,
     DEAL_TYPES,
     MUTABLE_FIELDS,
     SESSIONS,
     NewEvent,
+    canonical_json,
     company_stream,
     deal_stream,
     event_id_for,
@@ -73,6 +74,8 @@ class ImportReport:
     rows: int
     appended: int
     skipped: int
+    #: Deals whose row changed since an earlier import and for which a DealCorrected was recorded.
+    corrected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -631,12 +634,93 @@ def company_events(reg: Registry, used: set[str] | None = None) -> list[NewEvent
     return out
 
 
-def import_file(con: duckdb.DuckDBPyConnection, path: str | Path, *, today: dt.date | None = None) -> ImportReport:
-    """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch."""
+def import_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    *,
+    today: dt.date | None = None,
+    record_changes: bool = False,
+) -> ImportReport:
+    """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
+
+    A row whose deal was imported before with different content cannot be appended (events are
+    immutable; its DealAnnounced id exists). If the row equals the deal's current record (the
+    announcement with every correction applied, e.g. after an earlier ``record_changes`` import) it is
+    already present and adds nothing. Otherwise it is a ConflictError naming the deal and the fields,
+    unless ``record_changes``: then a DealCorrected with exactly the changed fields is recorded in the
+    same batch (a re-import of a fixed source file, or shipped data revised by a newer carousel).
+
+    A row equal to its stored announcement is present and adds nothing even if the deal was corrected
+    since: importing the file it came from must never revert a correction (one made by hand included).
+    """
     path = Path(path)
     _check_file(path)  # before looking for companies.csv beside it
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
-    events = company_events(reg) + deals
-    res = log.append(con, events)
-    return ImportReport(str(path), len(deals), res.appended, res.skipped)
+    kept, corrections, expected = _reconcile(con, deals, path, record_changes=record_changes)
+    events = company_events(reg) + kept + corrections
+    res = log.append(con, events, expected=expected)
+    skipped = res.skipped + len(deals) - len(kept) - len(corrections)
+    return ImportReport(str(path), len(deals), res.appended, skipped,
+                        tuple(str(e.payload["deal_id"]) for e in corrections))
+
+
+def _reconcile(
+    con: duckdb.DuckDBPyConnection, deals: list[NewEvent], path: Path, *, record_changes: bool
+) -> tuple[list[NewEvent], list[NewEvent], dict[str, log.ExpectedVersion]]:
+    """Split parsed announcements into (to append, corrections to append, expected stream versions).
+
+    One query finds the announcements whose id is stored with other content; only those deals' streams
+    are read and folded (a re-import of an unchanged file costs that one query).
+    """
+    stored = dict(con.execute(
+        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [[e.event_id for e in deals]],
+    ).fetchall())
+    changed = [e for e in deals if e.event_id in stored and stored[e.event_id] != e.payload_json]
+    if not changed:
+        return deals, [], {}
+    streams = log.read(con, streams=[e.stream_id for e in changed])
+    by_stream: dict[str, list[Any]] = {}
+    for ev in streams:
+        by_stream.setdefault(ev.stream_id, []).append(ev)
+    drop: set[str] = set()
+    corrections: list[NewEvent] = []
+    expected: dict[str, log.ExpectedVersion] = {}
+    for e in changed:
+        deal_id = str(e.payload["deal_id"])
+        events = by_stream[e.stream_id]
+        base = project.fold(events).trails[deal_id].base
+        diff = _record_diff(base, e.payload)
+        drop.add(e.event_id)
+        if not diff:
+            continue  # the current record already says what the row says
+        fields = ", ".join(sorted(diff))
+        frozen = sorted(set(diff) - MUTABLE_FIELDS)
+        if frozen:
+            raise ConflictError(f"{path}: deal {deal_id!r} changed since it was imported in {', '.join(frozen)}, "
+                                "which no event can change; give the deal a new id")
+        if not record_changes:
+            raise ConflictError(
+                f"{path}: deal {deal_id!r} changed since it was imported ({fields}); events are immutable: "
+                "re-run the import with --record-changes to record a DealCorrected for it, or use "
+                "`carousel ledger correct`"
+            )
+        head = events[-1]
+        if any(ev.event_type == "DealRetracted" for ev in events):
+            raise ConflictError(f"{path}: deal {deal_id!r} changed ({fields}) but it was retracted; a retracted "
+                                "deal cannot be corrected")
+        payload = {"deal_id": deal_id, "changes": diff, "reason": f"re-import of {path.name}: the row changed"}
+        # The same id rule as `carousel ledger correct`: content plus the event it follows.
+        eid = event_id_for(e.stream_id, "DealCorrected", f"{canonical_json(payload)}\x1fafter {head.event_id}")
+        corrections.append(NewEvent(eid, e.stream_id, "DealCorrected", payload))
+        expected[e.stream_id] = head.stream_version
+    return [e for e in deals if e.event_id not in drop], corrections, expected
+
+
+def _record_diff(base: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields whose value in ``row`` differs from the deal's record ``base`` (``note`` is commentary,
+    not part of the record). Compared in canonical JSON, the form the log stores."""
+    keys = (set(base) | set(row)) - {"note", "status", "version"}
+    return {k: row.get(k) for k in sorted(keys)
+            if canonical_json({"v": base.get(k)}) != canonical_json({"v": row.get(k)})}

@@ -166,7 +166,7 @@ def test_missing_column_is_named(tmp_path: Path, db_path: Path) -> None:
 def test_changed_row_for_existing_deal_is_a_conflict(loaded: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     before = _snapshot(loaded)
     changed = _copy_with(tmp_path, edit_line=3, field="amount_usd_bn", value="2.0")
-    with pytest.raises(ConflictError, match="already exists with different content"):
+    with pytest.raises(ConflictError, match=r"deal 'msft-openai-2023-01-23' changed since it was imported \(amount_kind, amount_usd\); events are immutable"):
         import_file(loaded, changed)
     assert _snapshot(loaded) == before
 

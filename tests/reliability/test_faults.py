@@ -109,7 +109,7 @@ def test_duplicate_id_with_different_content_is_a_conflict(db: Path, tmp_path: P
     before = content_hash(db)
     path = _deals_with(tmp_path, (",14.3,", ",14.4,"))
     res = carousel("ledger", "import", str(path), "--db", str(db))
-    assert res.returncode == 5 and "already exists with different content" in res.stderr
+    assert res.returncode == 5 and "changed since it was imported (amount_usd)" in res.stderr, res.stderr
     assert content_hash(db) == before
 
 

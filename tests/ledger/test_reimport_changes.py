@@ -1,0 +1,158 @@
+"""Re-importing a deals file whose rows changed since they were imported.
+
+Events are immutable, so a changed row cannot replace its DealAnnounced. Without ``record_changes`` the
+import is refused (nothing written) and names the deal and the fields; with it, exactly the changed
+fields are recorded as one DealCorrected per deal. A row equal to the deal's current record (announcement
+plus corrections) is already present either way, so the import stays idempotent after a correction.
+A row equal to its stored announcement is present too, even if the deal was corrected since: an import
+never reverts a correction.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from carousel.db import connect
+from carousel.errors import ConflictError
+from ledger import api, log
+from ledger.load import import_file
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "data" / "events"
+DEALS = DATA / "deals.csv"
+TODAY = dt.date(2026, 6, 1)
+OPENAI_ORCL = "openai-orcl-2025-09-10"  # amount_usd_bn 300
+
+
+def _count(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0])
+
+
+def _edited(tmp_path: Path, edits: dict[str, dict[str, str]], name: str = "deals.csv") -> Path:
+    """A copy of the shipped deals file (with its companies and contracts) with ``edits[id][column]``."""
+    folder = tmp_path / name.removesuffix(".csv")
+    folder.mkdir(exist_ok=True)
+    for f in ("companies.csv", "contracts.csv", "amount_terms.csv"):
+        shutil.copy(DATA / f, folder / f)
+    text = DEALS.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for r in rows:
+        r.update(edits.get(r["id"], {}))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    out = folder / "deals.csv"
+    out.write_text(buf.getvalue(), encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def con(db_path: Path) -> duckdb.DuckDBPyConnection:
+    c = connect(db_path)
+    import_file(c, DEALS, today=TODAY)
+    return c
+
+
+def _amount(con: duckdb.DuckDBPyConnection, deal_id: str) -> object:
+    return api.deals(con).filter(deal_id=deal_id)["amount_usd"].item()
+
+
+def test_a_changed_row_is_refused_and_nothing_is_written(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}})
+    before = _count(con)
+    with pytest.raises(ConflictError) as err:
+        import_file(con, changed, today=TODAY)
+    assert f"deal '{OPENAI_ORCL}' changed since it was imported (amount_usd)" in str(err.value)
+    assert "--record-changes" in str(err.value)
+    assert _count(con) == before and str(_amount(con, OPENAI_ORCL)) == "300000000000.00"
+
+
+def test_record_changes_corrects_exactly_the_changed_fields_once(con: duckdb.DuckDBPyConnection,
+                                                                 tmp_path: Path) -> None:
+    before = _count(con)
+    changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317", "confidence": "memory"}})
+    rep = import_file(con, changed, today=TODAY, record_changes=True)
+    assert (rep.appended, rep.corrected) == (1, (OPENAI_ORCL,))
+    assert _count(con) == before + 1
+    last = log.read(con, streams=[f"deal-{OPENAI_ORCL}"])[-1]
+    assert last.event_type == "DealCorrected"
+    assert last.payload["changes"] == {"amount_usd": "317000000000.00", "confidence": "memory"}
+    assert str(_amount(con, OPENAI_ORCL)) == "317000000000.00"
+    assert log.verify(con).ok
+    # Idempotent from here on, with or without the flag.
+    for flag in (False, True):
+        again = import_file(con, changed, today=TODAY, record_changes=flag)
+        assert (again.appended, again.corrected) == (0, ())
+    assert _count(con) == before + 1
+    # The original file again: its rows are the stored announcements, so nothing is new in it. Import
+    # never reverts a correction (one made by hand with `carousel ledger correct` included).
+    orig = import_file(con, DEALS, today=TODAY, record_changes=True)
+    assert (orig.appended, orig.corrected) == (0, ()) and str(_amount(con, OPENAI_ORCL)) == "317000000000.00"
+    assert _count(con) == before + 1 and log.verify(con).ok
+
+
+def test_a_note_only_change_is_not_a_change(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    before = _count(con)
+    noted = _edited(tmp_path, {OPENAI_ORCL: {"amount_note": "~$300B over ~5 years; a reworded note"}})
+    # amount_terms.csv classifies the shipped row, so a reworded note does not move its kind or horizon.
+    rep = import_file(con, noted, today=TODAY)
+    assert (rep.appended, rep.corrected, _count(con)) == (0, (), before)
+
+
+def test_a_retracted_deal_is_not_corrected_by_import(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    events = log.read(con, streams=[f"deal-{OPENAI_ORCL}"])
+    from ledger.model import NewEvent, event_id_for
+
+    stream = f"deal-{OPENAI_ORCL}"
+    log.append(con, [NewEvent(event_id_for(stream, "DealRetracted", "t"), stream, "DealRetracted",
+                              {"deal_id": OPENAI_ORCL, "reason": "test", "effective_date": None})],
+               expected={stream: events[-1].stream_version})
+    before = _count(con)
+    with pytest.raises(ConflictError, match="it was retracted"):
+        import_file(con, _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}}), today=TODAY,
+                    record_changes=True)
+    assert _count(con) == before
+
+
+def test_several_changed_rows_are_one_atomic_batch(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    before = _count(con)
+    two = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"},
+                             "nvda-crwv-2025-09-15": {"amount_usd_bn": "6.4"}})
+    rep = import_file(con, two, today=TODAY, record_changes=True)
+    assert sorted(rep.corrected) == ["nvda-crwv-2025-09-15", OPENAI_ORCL]
+    assert _count(con) == before + 2
+    assert str(_amount(con, "nvda-crwv-2025-09-15")) == "6400000000.00"
+    positions = con.execute("SELECT position FROM ledger_log WHERE event_type = 'DealCorrected' ORDER BY 1").fetchall()
+    assert [p[0] for p in positions] == [before + 1, before + 2]
+
+
+def test_cli_flag_and_message(db_path: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", *args, "--db", str(db_path)],
+                              capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+
+    assert run(str(DEALS)).returncode == 0
+    changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}})
+    refused = run(str(changed))
+    assert refused.returncode == 5 and "Traceback" not in refused.stderr
+    assert f"deal '{OPENAI_ORCL}' changed since it was imported (amount_usd)" in refused.stderr
+    ok = run(str(changed), "--record-changes")
+    assert ok.returncode == 0, ok.stderr
+    assert f"recorded DealCorrected for 1 changed row(s): {OPENAI_ORCL}" in ok.stdout
+    with duckdb.connect(str(db_path), read_only=True) as c:
+        payload = c.execute("SELECT payload FROM ledger_log WHERE event_type = 'DealCorrected'").fetchall()
+    assert [json.loads(p[0])["changes"] for p in payload] == [{"amount_usd": "317000000000.00"}]
