@@ -73,6 +73,12 @@ def sessions(calendar: str, start: date, end: date) -> pl.Series:
     return pl.Series("date", s[(s >= lo) & (s <= hi)]).cast(pl.Date)
 
 
+def calendar_bounds(calendar: str) -> tuple[date, date]:
+    """First and last session ``calendar`` knows (CALENDAR_START .. about a year ahead)."""
+    s, _ = _arrays(calendar)
+    return pd.Timestamp(s[0]).date(), pd.Timestamp(s[-1]).date()
+
+
 def close_time_utc(calendar: str, day: date) -> pd.Timestamp:
     """Close of a session (UTC), including half days."""
     return pd.Timestamp(_calendar(calendar).closes[pd.Timestamp(day)])

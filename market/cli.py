@@ -75,6 +75,12 @@ def refresh_cmd(
 
     # Validated before the lock and the database are touched.
     wanted = _symbols(tickers, "--tickers")
+    if tickers is not None and not wanted:
+        # `--tickers "$LIST"` with an empty variable must not silently refresh the whole universe.
+        from carousel.errors import InputError
+
+        raise InputError("no symbol given (leave the option out to refresh the default universe)",
+                         field="--tickers")
     bench = _symbols([benchmarks], "--benchmarks")
     path = resolve_db(db)
     src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()

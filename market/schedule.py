@@ -19,7 +19,8 @@ Paths are quoted for each consumer, so spaces, quotes, ``%``, ``$`` and non-ASCI
   rest of the line as one path without quoting; there only ``%`` is doubled.
 
 A path with a newline or another control character cannot be written into either file and is refused
-(InputError naming the option).
+(InputError naming the option). systemd strips blanks off the end of a value and continues a line that
+ends in a backslash: a working directory ending so gets a trailing ``/``; such a log file is refused.
 """
 
 from __future__ import annotations
@@ -76,10 +77,30 @@ def systemd_path(value: str) -> str:
     return value.replace("%", "%%")
 
 
+def _ends_badly(value: str) -> bool:
+    # systemd's unit parser strips trailing whitespace off every value and reads a line ending in a
+    # backslash as continued on the next line (which then swallows the next setting); an unquoted path
+    # setting cannot escape either.
+    return value != value.rstrip() or value.endswith("\\")
+
+
+def systemd_dir(value: str) -> str:
+    """``WorkingDirectory=``: a directory ending in a blank or a backslash gets a trailing ``/`` (the same
+    directory), which systemd keeps from stripping the blank or continuing the line."""
+    return systemd_path(value + "/" if _ends_badly(value) else value)
+
+
+def _check_log(value: str) -> str:
+    if _ends_badly(value):
+        raise InputError(f"log file {value!r} ends in a blank or a backslash, which a systemd "
+                         "StandardOutput= line cannot hold", field="--log")
+    return value
+
+
 def render(*, carousel: str, db: Path, log: Path, workdir: Path) -> ScheduleFiles:
     exe = _check_path(carousel, "carousel executable")
     db_s = _check_path(str(db), "--db")
-    log_s = _check_path(str(log), "--log")
+    log_s = _check_log(_check_path(str(log), "--log"))
     wd = _check_path(str(workdir), "working directory")
     cmd = f"{cron_arg(exe)} refresh --db {cron_arg(db_s)}"
     crontab = (
@@ -92,7 +113,7 @@ def render(*, carousel: str, db: Path, log: Path, workdir: Path) -> ScheduleFile
         "After=network-online.target\n\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"WorkingDirectory={systemd_path(wd)}\n"
+        f"WorkingDirectory={systemd_dir(wd)}\n"
         f"ExecStart={systemd_exec(exe)} refresh --db {systemd_arg(db_s)}\n"
         f"StandardOutput=append:{systemd_path(log_s)}\n"
         f"StandardError=append:{systemd_path(log_s)}\n"

@@ -6,12 +6,14 @@ whether retrying may help (rate limits, timeouts) or not (unknown ticker, no dat
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +34,8 @@ TICKER_TO_FILE = {v: k for k, v in FILE_TO_TICKER.items()}
 #: keys on the exact string, so callers normalise with ``.upper()`` before matching.
 TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
 SNAPSHOT_DIR = DATA_DIR / "prices"
+#: Volumes at or beyond this cannot be stored as BIGINT.
+_INT64_LIMIT = 2.0**63
 
 
 @dataclass(frozen=True)
@@ -171,9 +175,10 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
         )
         if "volume" in kept.columns:
             vol = kept["volume"].fill_nan(None)
-            if vol.is_infinite().any():
-                # Casting inf to Int64 would raise for the whole download: fail this ticker only.
-                out[t] = TickerResult(t, error="non-finite values in 'Volume' from Yahoo",
+            if (vol.is_infinite() | (vol.abs() >= _INT64_LIMIT)).any():
+                # Casting inf (or a finite value beyond Int64) to Int64 would raise for the whole
+                # download: fail this ticker only.
+                out[t] = TickerResult(t, error="non-finite values in 'Volume' from Yahoo (or beyond BIGINT)",
                                       dropped_nan_rows=dropped)
                 continue
             kept = kept.with_columns(vol.round(0).cast(pl.Int64).alias("volume"))
@@ -233,6 +238,13 @@ class YahooSource:
 # -------------------------------------------------------------------------------------------- snapshot
 
 _CSV_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+#: A session date, optionally with a midnight time part and a UTC offset, as pandas/yfinance write a
+#: daily index (``2024-01-03 00:00:00-05:00``: the date is the exchange-local date, kept as written). Any
+#: other time of day is not a daily bar and is refused.
+_DATE_RE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+#: Volume is an integer; a float spelling of one (``23370800.0``, ``1.5e6``, the artefact
+#: ``4070000.000000001``) is accepted and rounded, a real fraction (``100.5``) is refused.
+_VOLUME_INT_TOL = 1e-6
 
 
 def ticker_for_file(path: Path) -> str:
@@ -240,39 +252,109 @@ def ticker_for_file(path: Path) -> str:
     return FILE_TO_TICKER.get(stem, stem)
 
 
-def read_snapshot_file(path: Path) -> pl.DataFrame:
-    """One snapshot CSV as PRICE_SCHEMA rows; malformed values raise InputError (file, line, field)."""
+def _read_cells(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and data records of a CSV, each record exactly one line (file line i + 2 = record i).
+
+    Read with the csv module rather than a bulk reader so that every structural fault is an InputError
+    naming its line: an empty file, a record with fewer or more fields than the header (a file cut short
+    mid-line would otherwise store ``1.`` of ``1.5`` as the close), a blank line between records. Blank
+    lines at the end are ignored; a UTF-8 BOM and CRLF line endings are accepted.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    reader = csv.reader(io.StringIO(text))
+    records: list[list[str]] = []
+    blank_at: int | None = None
+    expected_line = 0
+    try:
+        for rec in reader:
+            expected_line += 1
+            if reader.line_num != expected_line:
+                raise InputError("a quoted field spans several lines", file=path, line=expected_line)
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                blank_at = blank_at or reader.line_num
+                continue
+            if blank_at is not None:
+                raise InputError("blank line between price rows", file=path, line=blank_at)
+            records.append(rec)
+    except csv.Error as exc:
+        raise InputError(f"cannot read CSV: {exc}", file=path, line=reader.line_num) from None
+    if not records:
+        raise InputError("file is empty (expected the header " + ",".join(_CSV_COLUMNS) + ")",
+                         file=path, line=1)
+    header = [h.strip() for h in records[0]]
+    for i, rec in enumerate(records[1:]):
+        if len(rec) != len(header):
+            raise InputError(f"{len(rec)} fields, the header has {len(header)} (a truncated or "
+                             "malformed line?)", file=path, line=i + 2)
+    return header, records[1:]
+
+
+def read_snapshot_file(path: Path, *, today: date | None = None) -> pl.DataFrame:
+    """One snapshot CSV as PRICE_SCHEMA rows; malformed values raise InputError (file, line, field).
+
+    ``today`` (default: the current UTC date) bounds the dates: a row after it cannot be a closed session.
+    """
     ticker = ticker_for_file(path)
     if not TICKER_RE.match(ticker):
         # A lower-case or odd name would become a separate ticker in the store (`nvda` next to `NVDA`).
         raise InputError(f"file name {path.name!r} is not <TICKER>.csv for an upper-case Yahoo symbol "
                          "(e.g. NVDA.csv, 9984.T.csv, GSPC.csv for ^GSPC)", file=path)
-    try:
-        raw = pl.read_csv(path, infer_schema=False)
-    except (pl.exceptions.ComputeError, OSError) as exc:
-        raise InputError(f"cannot read CSV: {exc}", file=path) from None
-    missing = [c for c in _CSV_COLUMNS if c not in raw.columns]
+    header, records = _read_cells(path)
+    missing = [c for c in _CSV_COLUMNS if c not in header]
     if missing:
         raise InputError("missing column in header", file=path, line=1, field=missing[0])
+    twice = [c for c in _CSV_COLUMNS if header.count(c) > 1]
+    if twice:
+        raise InputError("column appears twice in header", file=path, line=1, field=twice[0])
+    if not records:
+        raise InputError("no price rows (the file has only a header)", file=path, line=2)
+    raw = pl.DataFrame(
+        {c: [rec[header.index(c)] for rec in records] for c in _CSV_COLUMNS},
+        schema=dict.fromkeys(_CSV_COLUMNS, pl.Utf8),
+    ).with_columns(
+        # Surrounding blanks are not part of a value; an empty cell is missing (NULL).
+        pl.all().str.strip_chars().replace("", None)
+    )
+    vol = pl.col("volume").cast(pl.Float64, strict=False)
     typed = {
-        "date": pl.col("date").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+        "date": pl.col("date").str.extract(_DATE_RE.pattern, 1).str.strptime(pl.Date, "%Y-%m-%d",
+                                                                               strict=False),
         **{c: pl.col(c).cast(pl.Float64, strict=False) for c in _CSV_COLUMNS[1:6]},
-        "volume": pl.col("volume").cast(pl.Int64, strict=False),
+        "volume": vol,
     }
     parsed = raw.select(**typed)
     for c in _CSV_COLUMNS:
-        bad = raw.with_row_index("_i").filter(
-            pl.col(c).is_not_null() & (pl.col(c).str.strip_chars() != "") & parsed[c].is_null()
-        )
+        bad = raw.with_row_index("_i").filter(pl.col(c).is_not_null() & parsed[c].is_null())
         if bad.height:
-            raise InputError(f"cannot parse {bad[c][0]!r}", file=path,
+            hint = " (expected YYYY-MM-DD, a time part only at midnight)" if c == "date" else ""
+            raise InputError(f"cannot parse {bad[c][0]!r}{hint}", file=path,
                              line=int(bad["_i"][0]) + 2, field=c)
+    v = pl.col("volume")
+    bad_vol = parsed.with_row_index("_i").filter(
+        v.is_not_null() & (~v.is_finite() | (v.abs() >= _INT64_LIMIT)
+                           | ((v - v.round(0)).abs() > _VOLUME_INT_TOL * pl.max_horizontal(v.abs(), 1.0)))
+    )
+    if bad_vol.height:
+        raise InputError("volume must be a whole number of shares (below 2**63), got "
+                         f"{raw['volume'][int(bad_vol['_i'][0])]}",
+                         file=path, line=int(bad_vol["_i"][0]) + 2, field="volume")
+    parsed = parsed.with_columns(v.round(0).cast(pl.Int64))
     # Checked in file order, before conform() sorts by date: afterwards row i is file line i + 2, so the
     # line numbers of check_rows' errors are right.
     no_date = parsed.with_row_index("_i").filter(pl.col("date").is_null())
     if no_date.height:
         raise InputError("date is missing", file=path, line=int(no_date["_i"][0]) + 2, field="date")
     check_order(parsed["date"], file=str(path), line_offset=2)
+    today = today or datetime.now(UTC).date()
+    future = parsed.with_row_index("_i").filter(pl.col("date") > today)
+    if future.height:
+        raise InputError(f"{future['date'][0]} is after today ({today} UTC): not a closed session",
+                         file=path, line=int(future["_i"][0]) + 2, field="date")
     return conform(parsed.with_columns(ticker=pl.lit(ticker)))
 
 

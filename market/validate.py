@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from carousel.errors import InputError
-from market.calendars import calendar_for, sessions
+from market.calendars import calendar_bounds, calendar_for, sessions
 
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
 _NON_NEGATIVE_FIELDS = ["dividends", "splits"]
@@ -147,7 +147,12 @@ def missing_sessions(rows: pl.DataFrame, ticker: str) -> MissingSessions:
     have = dates.to_numpy().astype("datetime64[D]")
     exp = expected.to_numpy().astype("datetime64[D]")
     missing = exp[~np.isin(exp, have)]
-    extra = have[~np.isin(have, exp)]
+    # Only a date inside the calendar's range can be judged: one before its first session (2010-01-04)
+    # or after its last (about a year ahead) is not known to be a non-session, and must not be reported
+    # as one (a real 2009 row would otherwise be flagged as a holiday row).
+    lo, hi = (np.datetime64(d, "D") for d in calendar_bounds(cal))
+    judged = have[(have >= lo) & (have <= hi)]
+    extra = judged[~np.isin(judged, exp)]
     return MissingSessions(
         ticker, cal, first, last,
         pl.Series(missing).cast(pl.Date).to_list(), pl.Series(extra).cast(pl.Date).to_list(),
