@@ -313,8 +313,9 @@ def read_snapshot_file(path: Path, *, today: date | None = None) -> pl.DataFrame
         raise InputError("column appears twice in header", file=path, line=1, field=twice[0])
     if not records:
         raise InputError("no price rows (the file has only a header)", file=path, line=2)
+    columns = list(zip(*records, strict=True))  # transpose once; every record has len(header) fields
     raw = pl.DataFrame(
-        {c: [rec[header.index(c)] for rec in records] for c in _CSV_COLUMNS},
+        {c: columns[header.index(c)] for c in _CSV_COLUMNS},
         schema=dict.fromkeys(_CSV_COLUMNS, pl.Utf8),
     ).with_columns(
         # Surrounding blanks are not part of a value; an empty cell is missing (NULL).
@@ -328,7 +329,12 @@ def read_snapshot_file(path: Path, *, today: date | None = None) -> pl.DataFrame
         "volume": vol,
     }
     parsed = raw.select(**typed)
-    for c in _CSV_COLUMNS:
+    # A cell that fails to parse turns NULL, so equal null counts mean every cell parsed: one cheap
+    # check on the common path, the per-column search (for the line and field) only when one failed.
+    raw_nulls, parsed_nulls = raw.null_count().row(0), parsed.null_count().row(0)
+    for c, before, after in zip(_CSV_COLUMNS, raw_nulls, parsed_nulls, strict=True):
+        if before == after:
+            continue
         bad = raw.with_row_index("_i").filter(pl.col(c).is_not_null() & parsed[c].is_null())
         if bad.height:
             hint = " (expected YYYY-MM-DD, a time part only at midnight)" if c == "date" else ""
