@@ -53,10 +53,10 @@ DEAL_FIELDS = (
 )
 REQUIRED = ("id", "session", "payer", "payee", "deal_type", "source_url")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{2,119}$")
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$", re.ASCII)  # ASCII: \d would take any script's digits
 _TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_HORIZON_RE = re.compile(r"^(?:[1-9]\d?y|through (?:19|20)\d\d)$")
+_HORIZON_RE = re.compile(r"^(?:[1-9]\d?y|through (?:19|20)\d\d)$", re.ASCII)
 CONFIDENCE = ("verified", "partial", "memory")
 MAX_FIELD = 4000
 BN = Decimal(10**9)
@@ -393,7 +393,7 @@ def _check_text(value: str, err: ErrFn, fld: str) -> None:
 def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | None:
     if not text:
         return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
         raise err(f"{text!r} is not an ISO date YYYY-MM-DD", fld)
     try:
         d = dt.date.fromisoformat(text)
@@ -468,6 +468,10 @@ def _money(text: str, err: ErrFn, fld: str, *, scale: Decimal, unit: str) -> Dec
     """A non-negative amount given in ``unit`` (= ``scale`` dollars), as whole cents of US dollars."""
     if not text:
         return None
+    # Decimal() also reads '1_0' as 10 and digits of any script ('１４'); in a deals file those are typos
+    # or paste artefacts, not amounts.
+    if "_" in text or not text.isascii():
+        raise err(f"{text!r} is not a number ({unit})", fld)
     try:
         value = Decimal(text)
     except InvalidOperation:

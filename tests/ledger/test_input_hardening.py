@@ -238,3 +238,30 @@ def test_bad_amount_terms_file_is_named(tmp_path: Path) -> None:
     (folder / "amount_terms.csv").write_text("deal_id,amount_kind,horizon\nx-y-z,guess,\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"amount_terms.csv:2, field 'amount_kind': 'guess' is not one of"):
         load_registry(folder)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("amount_usd_bn", "1_0", "'1_0' is not a number (US$ billions)"),
+        ("amount_usd_bn", "１４.3", "'１４.3' is not a number (US$ billions)"),  # fullwidth digits
+        ("announced_time_et", "１６:30", "'１６:30'"),
+        ("announced_date", "２０２５-06-10", "'２０２５-06-10'"),
+    ],
+)
+def test_digits_must_be_ascii_and_plain(tmp_path: Path, db_path: Path, column: str, value: str, message: str) -> None:
+    """Decimal() and \\d accept '1_0' (= 10) and digits of any script; in a deals file those are typos or
+    paste artefacts, and '1_0' used to import as US$ 10 billion."""
+    rows = _rows()[:2]
+    rows[1][column] = value
+    out = _folder(tmp_path) / "deals.csv"
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with connect(db_path) as c:
+        with pytest.raises(InputError) as exc:
+            import_file(c, out, today=TODAY)
+        assert _count(c) == 0
+    assert str(exc.value).startswith(f"{out}:3, field '{column}': "), str(exc.value)
+    assert message in str(exc.value)
