@@ -661,12 +661,40 @@ def import_file(
     _check_file(path)  # before looking for companies.csv beside it
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
+    companies = company_events(reg)
+    _refuse_changed_companies(con, companies, path.parent)
     kept, corrections, expected = _reconcile(con, deals, path, record_changes=record_changes)
-    events = company_events(reg) + kept + corrections
+    events = companies + kept + corrections
     res = log.append(con, events, expected=expected)
     skipped = res.skipped + len(deals) - len(kept) - len(corrections)
     return ImportReport(str(path), len(deals), res.appended, skipped,
                         tuple(str(e.payload["deal_id"]) for e in corrections))
+
+
+def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:
+    """ConflictError naming companies.csv, the company and the fields if a registered company changed.
+
+    There is no event that changes a company (its tickers decide which prices a study reads, so a silent
+    change would move results), so the log's own "same id, other content" conflict would be right but
+    would name only an event id.
+    """
+    stored = dict(con.execute(
+        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [[e.event_id for e in companies]],
+    ).fetchall())
+    for e in companies:
+        old = stored.get(e.event_id)
+        if old is None or old == e.payload_json:
+            continue
+        before = json.loads(old)
+        fields = ", ".join(sorted(k for k in set(before) | set(e.payload)
+                                  if canonical_json({"v": before.get(k)}) != canonical_json({"v": e.payload.get(k)})))
+        file = folder / "companies.csv"
+        raise ConflictError(
+            f"{file if file.exists() else DATA_DIR / 'events' / 'companies.csv'}: company "
+            f"{e.payload['company_id']!r} changed since it was registered ({fields}); a registered company "
+            "cannot be changed: register it under a new company id"
+        )
 
 
 def _reconcile(

@@ -143,9 +143,11 @@ def _append_locked(
         if old is None:
             fresh.append(e)
         elif tuple(old) != (e.stream_id, e.event_type, e.version, e.payload_json):
+            remedy = ("record a DealCorrected instead" if str(old[1]).startswith("Deal") else
+                      "a registered company cannot be changed; register it under a new company id")
             raise ConflictError(
                 f"event id {e.event_id} already exists with different content "
-                f"(stream {old[0]}, type {old[1]}); events are immutable: record a DealCorrected instead"
+                f"(stream {old[0]}, type {old[1]}); events are immutable: {remedy}"
             )
     if not fresh:
         return AppendResult(0, len(events), head_pos, head_hash)

@@ -156,3 +156,25 @@ def test_cli_flag_and_message(db_path: Path, tmp_path: Path) -> None:
     with duckdb.connect(str(db_path), read_only=True) as c:
         payload = c.execute("SELECT payload FROM ledger_log WHERE event_type = 'DealCorrected'").fetchall()
     assert [json.loads(p[0])["changes"] for p in payload] == [{"amount_usd": "317000000000.00"}]
+
+
+def test_a_changed_company_is_refused_naming_the_file_and_fields(con: duckdb.DuckDBPyConnection,
+                                                                 tmp_path: Path) -> None:
+    deals = _edited(tmp_path, {})
+    companies = deals.parent / "companies.csv"
+    rows = list(csv.DictReader(io.StringIO(companies.read_text(encoding="utf-8"))))
+    target = next(r for r in rows if r["company_id"] == "coreweave")
+    target["name"] = "CoreWeave Inc."
+    target["tickers"] = target["tickers"] + "|CRWV2:NASDAQ:USD"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    companies.write_text(buf.getvalue(), encoding="utf-8")
+    before = _count(con)
+    for flag in (False, True):  # --record-changes is for deals; no event can change a company
+        with pytest.raises(ConflictError) as err:
+            import_file(con, deals, today=TODAY, record_changes=flag)
+        assert str(err.value) == (f"{companies}: company 'coreweave' changed since it was registered (name, tickers); "
+                                  "a registered company cannot be changed: register it under a new company id")
+    assert _count(con) == before
