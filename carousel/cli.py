@@ -61,14 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except duckdb.Error as exc:
-        if not isinstance(
-            exc, (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException)
-        ) and "corrupt" not in str(exc).lower():
+        from carousel import db
+
+        if not db.is_storage_error(exc):
             raise  # a query or programming error: keep the traceback for the bug report
         # Storage-level failures that surface in a query rather than at open (a damaged block, a disk
         # error): the database's fault, not a bug in the command, so a clear line and exit 4.
-        from carousel import db
-
         where = f"database {db.last_opened}" if db.last_opened else "the database"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _err.print(

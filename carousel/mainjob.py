@@ -35,6 +35,7 @@ class RunSummary:
     out: Path
     events_appended: int = 0
     deals_corrected: int = 0
+    retracted_changed: int = 0
     price_rows_appended: int = 0
     firm_events: int = 0
     excluded: int = 0
@@ -159,6 +160,7 @@ def run(
             rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True)
         summary.events_appended = rep.appended
         summary.deals_corrected = len(rep.corrected)
+        summary.retracted_changed = len(rep.retracted_changed)
 
     def step_prices() -> None:
         # The shipped snapshot seeds the store (and a newer shipped snapshot updates it), but is never
@@ -294,6 +296,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
     t.add_row("ledger events appended", str(s.events_appended))
     if s.deals_corrected:
         t.add_row("deals corrected (shipped rows changed)", str(s.deals_corrected))
+    if s.retracted_changed:
+        t.add_row("retracted deals left unchanged (shipped rows changed)", str(s.retracted_changed))
     t.add_row("price rows appended", str(s.price_rows_appended))
     t.add_row("firm-events estimated / excluded", f"{s.firm_events} / {s.excluded}")
     t.add_row("round-trips in the flow graph", str(s.cycles))

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from carousel.db import connect
+from carousel.db import connect, is_storage_error
 from carousel.errors import InputError
 
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -70,11 +70,9 @@ def query(sql: str, db: str | Path | None = None) -> pl.DataFrame:
         con.execute("SET lock_configuration = true")
         try:
             return con.sql(sql).pl()
-        except (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException):
-            raise  # the file's fault, not the query's: the CLI reports it with exit 4
         except duckdb.Error as exc:
-            if "corrupt" in str(exc).lower():
-                raise
+            if is_storage_error(exc):
+                raise  # the file's fault, not the query's: the CLI reports it with exit 4
             raise InputError(f"query failed: {str(exc).splitlines()[0]}", field="sql") from None
     finally:
         con.close()

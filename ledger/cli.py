@@ -69,6 +69,9 @@ def import_cmd(
                f"{rep.skipped} already present")
     if rep.corrected:
         _out.print(f"recorded DealCorrected for {len(rep.corrected)} changed row(s): {', '.join(rep.corrected)}")
+    if rep.retracted_changed:
+        _out.print(f"left {len(rep.retracted_changed)} retracted deal(s) unchanged although their rows changed: "
+                   f"{', '.join(rep.retracted_changed)}")
 
 
 @app.command("add")

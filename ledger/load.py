@@ -33,7 +33,7 @@ import yaml
 
 from carousel.db import DATA_DIR
 from carousel.errors import ConflictError, InputError
-from ledger import log, project
+from ledger import log
 from ledger.model import (
     AMOUNT_KINDS,
     DEAL_TYPES,
@@ -76,6 +76,8 @@ class ImportReport:
     skipped: int
     #: Deals whose row changed since an earlier import and for which a DealCorrected was recorded.
     corrected: tuple[str, ...] = ()
+    #: Deals whose row changed but which were retracted, so nothing was recorded (``record_changes``).
+    retracted_changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -648,14 +650,16 @@ def import_file(
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
 
     A row whose deal was imported before with different content cannot be appended (events are
-    immutable; its DealAnnounced id exists). If the row equals the deal's current record (the
-    announcement with every correction applied, e.g. after an earlier ``record_changes`` import) it is
-    already present and adds nothing. Otherwise it is a ConflictError naming the deal and the fields,
-    unless ``record_changes``: then a DealCorrected with exactly the changed fields is recorded in the
-    same batch (a re-import of a fixed source file, or shipped data revised by a newer carousel).
+    immutable; its DealAnnounced id exists). What the *file* says about a deal is its announcement plus
+    the corrections earlier imports recorded (marked ``origin: import``); corrections made by hand are
+    not the file's. A row that equals that file view adds nothing. A row that differs is a ConflictError
+    naming the deal and the fields, unless ``record_changes``: then one DealCorrected with exactly those
+    fields is recorded in the same batch (a fixed source file, or shipped data revised by a newer
+    carousel). So an import never reverts a hand correction of a field the file did not change, and
+    re-importing an older version of the file is a change like any other.
 
-    A row equal to its stored announcement is present and adds nothing even if the deal was corrected
-    since: importing the file it came from must never revert a correction (one made by hand included).
+    A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
+    be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
     """
     path = Path(path)
     _check_file(path)  # before looking for companies.csv beside it
@@ -663,12 +667,12 @@ def import_file(
     deals = parse_deals(path, reg, today=today)
     companies = company_events(reg)
     _refuse_changed_companies(con, companies, path.parent)
-    kept, corrections, expected = _reconcile(con, deals, path, record_changes=record_changes)
+    kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes)
     events = companies + kept + corrections
     res = log.append(con, events, expected=expected)
     skipped = res.skipped + len(deals) - len(kept) - len(corrections)
     return ImportReport(str(path), len(deals), res.appended, skipped,
-                        tuple(str(e.payload["deal_id"]) for e in corrections))
+                        tuple(str(e.payload["deal_id"]) for e in corrections), retracted)
 
 
 def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:
@@ -699,34 +703,41 @@ def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[Ne
 
 def _reconcile(
     con: duckdb.DuckDBPyConnection, deals: list[NewEvent], path: Path, *, record_changes: bool
-) -> tuple[list[NewEvent], list[NewEvent], dict[str, log.ExpectedVersion]]:
-    """Split parsed announcements into (to append, corrections to append, expected stream versions).
+) -> tuple[list[NewEvent], list[NewEvent], dict[str, log.ExpectedVersion], tuple[str, ...]]:
+    """Split parsed announcements into (to append, corrections to append, expected stream versions,
+    retracted deals whose row changed).
 
-    One query finds the announcements whose id is stored with other content; only those deals' streams
-    are read and folded (a re-import of an unchanged file costs that one query).
+    Two queries find the candidates: announcements stored with other content, and deals an earlier
+    import corrected (their row may equal the announcement and still differ from what the file said
+    last). Only those deals' streams are read.
     """
     stored = dict(con.execute(
         "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
         [[e.event_id for e in deals]],
     ).fetchall())
-    changed = [e for e in deals if e.event_id in stored and stored[e.event_id] != e.payload_json]
+    imported_corrections = {r[0] for r in con.execute(
+        "SELECT DISTINCT stream_id FROM ledger_log WHERE event_type = 'DealCorrected' "
+        "AND json_extract_string(payload, '$.origin') = 'import' AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
+        [[e.stream_id for e in deals]],
+    ).fetchall()}
+    changed = [e for e in deals if e.event_id in stored
+               and (stored[e.event_id] != e.payload_json or e.stream_id in imported_corrections)]
     if not changed:
-        return deals, [], {}
-    streams = log.read(con, streams=[e.stream_id for e in changed])
+        return deals, [], {}, ()
     by_stream: dict[str, list[Any]] = {}
-    for ev in streams:
+    for ev in log.read(con, streams=[e.stream_id for e in changed]):
         by_stream.setdefault(ev.stream_id, []).append(ev)
     drop: set[str] = set()
     corrections: list[NewEvent] = []
     expected: dict[str, log.ExpectedVersion] = {}
+    retracted: list[str] = []
     for e in changed:
         deal_id = str(e.payload["deal_id"])
         events = by_stream[e.stream_id]
-        base = project.fold(events).trails[deal_id].base
-        diff = _record_diff(base, e.payload)
         drop.add(e.event_id)
+        diff = _record_diff(_file_view(events), e.payload)
         if not diff:
-            continue  # the current record already says what the row says
+            continue  # an earlier import already recorded what the row says
         fields = ", ".join(sorted(diff))
         frozen = sorted(set(diff) - MUTABLE_FIELDS)
         if frozen:
@@ -738,21 +749,32 @@ def _reconcile(
                 "re-run the import with --record-changes to record a DealCorrected for it, or use "
                 "`carousel ledger correct`"
             )
-        head = events[-1]
         if any(ev.event_type == "DealRetracted" for ev in events):
-            raise ConflictError(f"{path}: deal {deal_id!r} changed ({fields}) but it was retracted; a retracted "
-                                "deal cannot be corrected")
-        payload = {"deal_id": deal_id, "changes": diff, "reason": f"re-import of {path.name}: the row changed"}
+            retracted.append(deal_id)
+            continue
+        head = events[-1]
+        payload = {"deal_id": deal_id, "changes": diff, "origin": "import",
+                   "reason": f"re-import of {path.name}: the row changed"}
         # The same id rule as `carousel ledger correct`: content plus the event it follows.
         eid = event_id_for(e.stream_id, "DealCorrected", f"{canonical_json(payload)}\x1fafter {head.event_id}")
         corrections.append(NewEvent(eid, e.stream_id, "DealCorrected", payload))
         expected[e.stream_id] = head.stream_version
-    return [e for e in deals if e.event_id not in drop], corrections, expected
+    return [e for e in deals if e.event_id not in drop], corrections, expected, tuple(retracted)
+
+
+def _file_view(events: list[Any]) -> dict[str, Any]:
+    """What earlier imports said about a deal: its announcement with the import-recorded corrections
+    applied in log order (hand corrections and amendments are not the file's)."""
+    view = {k: v for k, v in events[0].payload.items() if k != "note"}
+    for ev in events[1:]:
+        if ev.event_type == "DealCorrected" and ev.payload.get("origin") == "import":
+            view.update(ev.payload["changes"])
+    return view
 
 
 def _record_diff(base: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields whose value in ``row`` differs from the deal's record ``base`` (``note`` is commentary,
-    not part of the record). Compared in canonical JSON, the form the log stores."""
+    """The fields whose value in ``row`` differs from ``base`` (``note`` is commentary, not part of the
+    record). Compared in canonical JSON, the form the log stores."""
     keys = (set(base) | set(row)) - {"note", "status", "version"}
     return {k: row.get(k) for k in sorted(keys)
             if canonical_json({"v": base.get(k)}) != canonical_json({"v": row.get(k)})}

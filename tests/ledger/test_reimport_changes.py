@@ -4,8 +4,8 @@ Events are immutable, so a changed row cannot replace its DealAnnounced. Without
 import is refused (nothing written) and names the deal and the fields; with it, exactly the changed
 fields are recorded as one DealCorrected per deal. A row equal to the deal's current record (announcement
 plus corrections) is already present either way, so the import stays idempotent after a correction.
-A row equal to its stored announcement is present too, even if the deal was corrected since: an import
-never reverts a correction.
+What the file said is the announcement plus the corrections earlier imports recorded; hand corrections
+are not the file's, so an import never reverts a hand correction of a field the file did not change.
 """
 
 from __future__ import annotations
@@ -96,11 +96,36 @@ def test_record_changes_corrects_exactly_the_changed_fields_once(con: duckdb.Duc
         again = import_file(con, changed, today=TODAY, record_changes=flag)
         assert (again.appended, again.corrected) == (0, ())
     assert _count(con) == before + 1
-    # The original file again: its rows are the stored announcements, so nothing is new in it. Import
-    # never reverts a correction (one made by hand with `carousel ledger correct` included).
-    orig = import_file(con, DEALS, today=TODAY, record_changes=True)
-    assert (orig.appended, orig.corrected) == (0, ()) and str(_amount(con, OPENAI_ORCL)) == "317000000000.00"
-    assert _count(con) == before + 1 and log.verify(con).ok
+    # Going back to the original file is a change again (the file said 317 last time), recorded as one.
+    with pytest.raises(ConflictError, match=r"\(amount_usd, confidence\)"):
+        import_file(con, DEALS, today=TODAY)
+    back = import_file(con, DEALS, today=TODAY, record_changes=True)
+    assert back.corrected == (OPENAI_ORCL,) and str(_amount(con, OPENAI_ORCL)) == "300000000000.00"
+    assert _count(con) == before + 2 and log.verify(con).ok
+
+
+def test_a_hand_correction_of_a_field_the_file_did_not_change_survives(con: duckdb.DuckDBPyConnection,
+                                                                       tmp_path: Path) -> None:
+    """Review finding: the import diffed the row against the corrected record, so a file revising the
+    amount also reset a hand-corrected confidence to the file's old value."""
+    stream = f"deal-{OPENAI_ORCL}"
+    head = log.read(con, streams=[stream])[-1]
+    from ledger.model import NewEvent, event_id_for
+
+    log.append(con, [NewEvent(event_id_for(stream, "DealCorrected", "hand"), stream, "DealCorrected",
+                              {"deal_id": OPENAI_ORCL, "changes": {"confidence": "partial"}, "reason": "hand fix"})],
+               expected={stream: head.stream_version})
+    rep = import_file(con, _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}}), today=TODAY,
+                      record_changes=True)
+    assert rep.corrected == (OPENAI_ORCL,)
+    last = log.read(con, streams=[stream])[-1]
+    assert last.payload["changes"] == {"amount_usd": "317000000000.00"} and last.payload["origin"] == "import"
+    row = api.deals(con).filter(deal_id=OPENAI_ORCL).row(0, named=True)
+    assert (str(row["amount_usd"]), row["confidence"]) == ("317000000000.00", "partial")
+    # And the unchanged original file does not undo the hand correction either.
+    assert import_file(con, DEALS, today=TODAY, record_changes=True).corrected == (OPENAI_ORCL,)
+    row = api.deals(con).filter(deal_id=OPENAI_ORCL).row(0, named=True)
+    assert (str(row["amount_usd"]), row["confidence"]) == ("300000000000.00", "partial")
 
 
 def test_a_note_only_change_is_not_a_change(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -111,7 +136,9 @@ def test_a_note_only_change_is_not_a_change(con: duckdb.DuckDBPyConnection, tmp_
     assert (rep.appended, rep.corrected, _count(con)) == (0, (), before)
 
 
-def test_a_retracted_deal_is_not_corrected_by_import(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+def test_a_retracted_deal_is_left_alone_and_listed(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """A retracted deal cannot be corrected; under record_changes (what `carousel run` uses) its changed
+    row must not stop every later import, so it is skipped and listed instead."""
     events = log.read(con, streams=[f"deal-{OPENAI_ORCL}"])
     from ledger.model import NewEvent, event_id_for
 
@@ -120,10 +147,15 @@ def test_a_retracted_deal_is_not_corrected_by_import(con: duckdb.DuckDBPyConnect
                               {"deal_id": OPENAI_ORCL, "reason": "test", "effective_date": None})],
                expected={stream: events[-1].stream_version})
     before = _count(con)
-    with pytest.raises(ConflictError, match="it was retracted"):
-        import_file(con, _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}}), today=TODAY,
-                    record_changes=True)
-    assert _count(con) == before
+    changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"},
+                                 "nvda-crwv-2025-09-15": {"amount_usd_bn": "6.4"}})
+    with pytest.raises(ConflictError, match=f"deal '{OPENAI_ORCL}' changed since it was imported"):
+        import_file(con, changed, today=TODAY)
+    rep = import_file(con, changed, today=TODAY, record_changes=True)
+    assert (rep.corrected, rep.retracted_changed) == (("nvda-crwv-2025-09-15",), (OPENAI_ORCL,))
+    assert _count(con) == before + 1 and str(_amount(con, OPENAI_ORCL)) == "300000000000.00"
+    assert import_file(con, changed, today=TODAY, record_changes=True).retracted_changed == (OPENAI_ORCL,)
+    assert _count(con) == before + 1
 
 
 def test_several_changed_rows_are_one_atomic_batch(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
