@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,16 @@ def test_a_corrupt_block_is_a_clear_error_never_a_traceback(
     assert res.stderr.startswith("error: ") and str(sql_refused) in res.stderr
 
 
+def _checkpointed(db: Path, *statements: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB file built by ``statements``, each followed by a CHECKPOINT (so blocks land on disk and
+    drops free them), with the connection still open."""
+    con = duckdb.connect(str(db))
+    for stmt in statements:
+        con.execute(stmt)
+        con.execute("CHECKPOINT")
+    return con
+
+
 def test_a_file_duckdb_trimmed_itself_is_not_called_truncated(tmp_path: Path) -> None:
     """DuckDB cuts trailing free blocks off the file at checkpoint but its header still counts them.
 
@@ -126,14 +137,8 @@ def test_a_file_duckdb_trimmed_itself_is_not_called_truncated(tmp_path: Path) ->
     from carousel.db import connect
 
     db = tmp_path / "trimmed.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE keep AS SELECT range AS i FROM range(100000)")
-    con.execute("CHECKPOINT")
-    con.execute("CREATE TABLE big AS SELECT range AS i, random() AS r FROM range(3000000)")
-    con.execute("CHECKPOINT")
-    con.execute("DROP TABLE big")
-    con.execute("CHECKPOINT")
-    con.close()
+    _checkpointed(db, "CREATE TABLE keep AS SELECT range AS i FROM range(100000)",
+                  "CREATE TABLE big AS SELECT range AS i, random() AS r FROM range(3000000)", "DROP TABLE big").close()
     reopened = duckdb.connect(str(db), read_only=True)
     total, used = reopened.execute("SELECT total_blocks, used_blocks FROM pragma_database_size()").fetchone()
     reopened.close()
@@ -161,13 +166,9 @@ def test_a_cut_behind_free_blocks_in_the_middle_is_caught_at_open(tmp_path: Path
     from carousel.db import DatabaseError, connect
 
     db = tmp_path / "holey.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("CREATE TABLE scratch AS SELECT range AS i, random() AS r FROM range(3000000)")
-    con.execute("CHECKPOINT")
-    con.execute("CREATE TABLE keep AS SELECT range AS i, random() AS r FROM range(1000000)")
-    con.execute("CHECKPOINT")
-    con.execute("DROP TABLE scratch")
-    con.execute("CHECKPOINT")
+    con = _checkpointed(db, "CREATE TABLE scratch AS SELECT range AS i, random() AS r FROM range(3000000)",
+                        "CREATE TABLE keep AS SELECT range AS i, random() AS r FROM range(1000000)",
+                        "DROP TABLE scratch")
     block, used, total = con.execute(
         "SELECT block_size, used_blocks, total_blocks FROM pragma_database_size()").fetchone()
     top = con.execute("SELECT max(block_id) FROM pragma_storage_info('keep')").fetchone()[0]
