@@ -132,7 +132,6 @@ def test_a_file_duckdb_trimmed_itself_is_not_called_truncated(tmp_path: Path) ->
 
     Regression: the check compared the file with ``total_blocks`` and refused healthy databases after
     an amend freed blocks (83 declared, 2 on disk here)."""
-    import duckdb
 
     from carousel.db import connect
 
@@ -161,7 +160,6 @@ def test_a_cut_behind_free_blocks_in_the_middle_is_caught_at_open(tmp_path: Path
     """Free blocks in the middle of the file (a dropped table) let a cut remove used blocks behind the
     hole while the file still holds as many bytes as there are used blocks: used_blocks alone missed it,
     and the damage surfaced only at the first query."""
-    import duckdb
 
     from carousel.db import DatabaseError, connect
 
