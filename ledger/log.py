@@ -232,8 +232,9 @@ def _refresh_projections(con: duckdb.DuckDBPyConnection, fresh: Sequence[NewEven
     if deal_ids:
         con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
         con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
-        _insert(con, "ledger_deals", project.deals_frame(state))
-        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False))
+        rows = project.deal_rows(state)
+        _insert(con, "ledger_deals", project.deals_frame(state, rows))
+        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False, rows=rows))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
@@ -516,5 +517,6 @@ def rebuild_projections(con: duckdb.DuckDBPyConnection) -> None:
         for t in ("ledger_companies", "ledger_deals", "ledger_flows"):
             con.execute(f"DELETE FROM {t}")  # noqa: S608 - fixed table names
         _insert(con, "ledger_companies", project.companies_frame(state))
-        _insert(con, "ledger_deals", project.deals_frame(state))
-        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False))
+        rows = project.deal_rows(state)
+        _insert(con, "ledger_deals", project.deals_frame(state, rows))
+        _insert(con, "ledger_flows", project.flows_frame(state, active_only=False, rows=rows))

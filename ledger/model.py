@@ -87,9 +87,30 @@ def _reject_floats(value: object, path: str = "payload") -> None:
             _reject_floats(v, f"{path}[{i}]")
 
 
+_PLAIN = (str, int, bool, type(None), Decimal)
+
+
+def _has_float(value: object) -> bool:
+    """Whether a float hides anywhere in ``value``: a path-free scan, as cheap as the common case allows
+    (building a path string per element cost more than the JSON encoding itself)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, _PLAIN):
+            continue
+        if isinstance(v, float):
+            return True
+        if isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return False
+
+
 def canonical_json(payload: Mapping[str, Any]) -> str:
     """The one byte representation of a payload that the hash chain covers."""
-    _reject_floats(payload)
+    if _has_float(payload):
+        _reject_floats(payload)  # raises, naming where the float is
     return json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )
