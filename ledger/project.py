@@ -302,7 +302,7 @@ def rows_frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFra
     table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in schema.items()})
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)  # a Table always converts to a DataFrame
-    return frame.cast(schema)
+    return frame.cast(pl.Schema(schema))
 
 
 def deals_frame(state: LedgerState, rows: list[dict[str, Any]] | None = None) -> pl.DataFrame:
