@@ -327,8 +327,13 @@ def corrado_rank(
             # missing (Corrado 1989), and the value that reproduces the textbook 0.8165955 of the README.
             s = np.sqrt(np.nansum(ubar**2) / np.mean(m))
             if is_w:
-                stat = np.array([np.sqrt(cols.shape[0]) * np.nanmean(ubar[cols]) / s])
-                n = np.array([int(np.isfinite(u[:, cols]).all(axis=1).sum())])
+                # Only firm-events with a rank on every window day, as in every other window test (the
+                # reported n is theirs): a firm with a gap would enter some days' means and not others.
+                full = np.isfinite(u[:, cols]).all(axis=1)
+                with np.errstate(invalid="ignore"):
+                    ubar_w = u[full][:, cols].mean(axis=0) if full.any() else np.full(cols.shape[0], np.nan)
+                stat = np.array([np.sqrt(cols.shape[0]) * np.mean(ubar_w) / s])
+                n = np.array([int(full.sum())])
             else:
                 stat = ubar[cols] / s
                 n = n_t[cols]

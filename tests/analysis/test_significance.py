@@ -144,8 +144,14 @@ def test_corrado_rank_against_scipy_ranks() -> None:
         assert S.corrado_rank(p, day=d).statistic[0] == pytest.approx(
             ubar[L_EST + d] / s, rel=1e-10
         )
-    w = S.corrado_rank(p, window=(0, 2)).statistic[0]
-    assert w == pytest.approx(np.sqrt(3) * ubar[L_EST : L_EST + 3].mean() / s, rel=1e-10)
+    # window [0, +2]: only firm-events ranked on every window day (day +2 has a gap), S from all firms
+    uw = u[:, L_EST : L_EST + 3]
+    full = np.isfinite(uw).all(axis=1)
+    assert 0 < full.sum() < n
+    w = S.corrado_rank(p, window=(0, 2))
+    assert w.statistic[0] == pytest.approx(np.sqrt(3) * uw[full].mean(axis=0).mean() / s, rel=1e-10)
+    assert w.n[0] == full.sum()
+    assert w.statistic[0] != pytest.approx(np.sqrt(3) * np.nanmean(uw, axis=0).mean() / s, rel=1e-6)
     # estudy2 inflates the day sums on days with missing firms (day +2 here), nowhere else
     e2 = S.corrado_rank(p, day=2, conventions=ESTUDY2).statistic[0]
     assert abs(e2) > 0 and e2 != pytest.approx(ubar[L_EST + 2] / s, rel=1e-6)
