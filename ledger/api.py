@@ -15,8 +15,8 @@ from ledger import log, project
 
 _DEALS_SQL = (
     "SELECT deal_id, contract_id, status, announced_date, announced_time_et, session, payers, payees, "
-    "amount_usd, amount_kind, deal_type, horizon, tickers, counts_toward_total, title, confidence, version "
-    "FROM ledger_deals ORDER BY deal_id"
+    "amount_usd, amount_kind, deal_type, horizon, tickers, counts_toward_total, title, confidence, version, "
+    "payer_amount_usd FROM ledger_deals ORDER BY deal_id"
 )
 _FLOWS_SQL = (
     "SELECT f.deal_id, f.contract_id, f.payer, f.payee, f.amount_usd, f.amount_kind, f.deal_type, "

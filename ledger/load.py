@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,13 @@ class ImportReport:
 
 @dataclass(frozen=True)
 class AmountTerms:
-    """What a deal's headline amount is (``amount_kind``) and over what period (``horizon``)."""
+    """What a deal's headline amount is (``amount_kind``), over what period (``horizon``), and how much of
+    it the named payer pays itself (``payer_amount``, US dollars) when others share the deal: the $40B
+    SoftBank-led round of 2025-03-31 had co-investors for about $10B (``data/events/NOTES.md``)."""
 
     amount_kind: str
     horizon: str | None
+    payer_amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ def _load_terms(folder: Path) -> dict[str, AmountTerms]:
         return {}
     terms: dict[str, AmountTerms] = {}
     first: dict[str, int] = {}
-    for line, row in _csv_rows(path, ("deal_id", "amount_kind", "horizon"), allowed=("note",)):
+    for line, row in _csv_rows(path, ("deal_id", "amount_kind", "horizon"), allowed=("note", "payer_share_bn")):
         did = row["deal_id"]
         if did in first:
             raise InputError(f"duplicate deal id {did!r} (first on line {first[did]})", file=path, line=line, field="deal_id")
@@ -158,8 +162,19 @@ def _load_terms(folder: Path) -> dict[str, AmountTerms]:
         if horizon is not None and not _HORIZON_RE.match(horizon):
             raise InputError(f"{horizon!r} is not a horizon like '5y' or 'through 2032'", file=path, line=line,
                              field="horizon")
-        terms[did] = AmountTerms(kind, horizon)
+        share = _money(row.get("payer_share_bn") or "", partial(_terms_error, path, line), "payer_share_bn",
+                       scale=BN, unit="US$ billions")
+        terms[did] = AmountTerms(kind, horizon, share)
     return terms
+
+
+def _terms_error(path: Path, line: int, message: str, fld: str) -> InputError:
+    return InputError(message, file=path, line=line, field=fld)
+
+
+def _bn_text(dollars: Decimal) -> str:
+    """US dollars as plain billions: 40000000000.00 -> '40', 12500000000.00 -> '12.5'."""
+    return format((dollars / BN).normalize(), "f")
 
 
 def registry_from_companies(companies: list[dict[str, Any]]) -> Registry:
@@ -349,11 +364,15 @@ def deal_payload(
     elif amount is None:
         raise err(f"amount_terms.csv says the amount is {terms.amount_kind!r}, but no amount is given",
                   "amount_usd_bn")
+    if terms.payer_amount is not None and (amount is None or terms.payer_amount > amount):
+        given = "none given" if amount is None else f"US$ {_bn_text(amount)} billion"
+        raise err(f"amount_terms.csv says the payer pays US$ {_bn_text(terms.payer_amount)} billion of it, more than "
+                  f"the amount ({given})", "amount_usd_bn")
     tickers = _tickers(row.get("counterparty_tickers", ""), reg, err, "counterparty_tickers")
     conf = _confidence(row.get("confidence") or "partial", err, "confidence")
     url = _url(row["source_url"], err, "source_url")
     contract_id, counts = reg.contracts.get(did, (did, True))
-    return {
+    payload: dict[str, Any] = {
         "deal_id": did,
         "contract_id": contract_id,
         "counts_toward_total": counts,
@@ -380,6 +399,11 @@ def deal_payload(
             }
         ],
     }
+    # Only where amount_terms.csv gives one: every other announcement keeps its earlier canonical payload
+    # (and so its event id's content), so adding the column changed exactly the rows that use it.
+    if terms.payer_amount is not None:
+        payload["payer_amount_usd"] = format(terms.payer_amount, "f")
+    return payload
 
 
 # --- field validators (shared by import and by amend/correct) ---------------------------------------
@@ -558,6 +582,9 @@ def parse_change(key: str, value: str, reg: Registry, *, today: dt.date) -> Any:
     if key == "amount_usd":
         amount = _money(value, err, key, scale=Decimal(1), unit="US dollars")
         return None if amount is None else format(amount, "f")
+    if key == "payer_amount_usd":
+        share = _money(value, err, key, scale=Decimal(1), unit="US dollars")
+        return None if share is None else format(share, "f")
     if key == "amount_kind":
         if value not in AMOUNT_KINDS:
             raise err(f"{value!r} is not one of {', '.join(AMOUNT_KINDS)}", key)

@@ -56,6 +56,7 @@ MUTABLE_FIELDS = frozenset(
         "payees",
         "amount_usd",
         "amount_kind",
+        "payer_amount_usd",
         "deal_type",
         "horizon",
         "tickers",

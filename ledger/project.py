@@ -64,6 +64,8 @@ DEAL_COLUMNS: dict[str, Any] = {
     "title": pl.String,
     "confidence": pl.String,
     "version": pl.Int64,
+    # The part of amount_usd the payer(s) pay themselves when others share the deal (NULL: all of it).
+    "payer_amount_usd": pl.Decimal(38, 2),
 }
 FLOW_COLUMNS: dict[str, Any] = {
     "deal_id": pl.String,
@@ -241,6 +243,7 @@ def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list
                 "title": d.get("title"),
                 "confidence": d.get("confidence"),
                 "version": int(d["version"]),
+                "payer_amount_usd": _amount(d.get("payer_amount_usd")),
             }
         )
     return rows
@@ -257,7 +260,9 @@ def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for d in deals:
         multi = len(d["payers"]) * len(d["payees"]) > 1
-        amt = None if multi or d["amount_usd"] is None else float(d["amount_usd"])
+        # A syndicated deal's edge carries what the named payer pays, not the co-investors' part.
+        paid = d["amount_usd"] if d.get("payer_amount_usd") is None else d["payer_amount_usd"]
+        amt = None if multi or paid is None else float(paid)
         for payer in d["payers"]:
             for payee in d["payees"]:
                 rows.append(

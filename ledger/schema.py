@@ -60,9 +60,12 @@ _DDL = [
         counts_toward_total BOOLEAN NOT NULL,
         title               VARCHAR,
         confidence          VARCHAR,
-        version             BIGINT NOT NULL
+        version             BIGINT NOT NULL,
+        payer_amount_usd    DECIMAL(38, 2)
     )
     """,
+    # Databases created before the column existed (no event of theirs sets it, so NULL is their value).
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS payer_amount_usd DECIMAL(38, 2)",
     """
     CREATE TABLE IF NOT EXISTS ledger_flows (
         deal_id             VARCHAR NOT NULL,

@@ -265,3 +265,57 @@ def test_digits_must_be_ascii_and_plain(tmp_path: Path, db_path: Path, column: s
         assert _count(c) == 0
     assert str(exc.value).startswith(f"{out}:3, field '{column}': "), str(exc.value)
     assert message in str(exc.value)
+
+
+# --- payer share of a syndicated deal (amount_terms.csv payer_share_bn) -------------------------------
+
+
+def _terms_with_share(folder: Path, deal_id: str, share: str) -> None:
+    lines = (DATA / "amount_terms.csv").read_text(encoding="utf-8").splitlines()
+    head = lines[0].split(",")
+    col = head.index("payer_share_bn")
+    assert col == len(head) - 1  # the share is the last field of every row
+    out = [lines[0]] + [(line.rsplit(",", 1)[0] + "," + share) if line.startswith(deal_id + ",") else line
+                        for line in lines[1:]]
+    (folder / "amount_terms.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("share", "message"),
+    [
+        ("abc", r"amount_terms.csv:\d+, field 'payer_share_bn': 'abc' is not a number \(US\$ billions\)"),
+        ("-1", r"amount_terms.csv:\d+, field 'payer_share_bn': '-1' must be a non-negative amount"),
+    ],
+)
+def test_bad_payer_share_is_named(tmp_path: Path, share: str, message: str) -> None:
+    folder = _folder(tmp_path)
+    _terms_with_share(folder, "softbank-openai-2025-03-31", share)
+    with pytest.raises(InputError, match=message):
+        load_registry(folder)
+
+
+def test_payer_share_above_the_amount_is_refused_and_nothing_is_written(tmp_path: Path, db_path: Path) -> None:
+    folder = _folder(tmp_path)
+    shutil.copy(DEALS, folder / "deals.csv")
+    _terms_with_share(folder, "softbank-openai-2025-03-31", "41")
+    line = next(i for i, r in enumerate(_rows(), start=2) if r["id"] == "softbank-openai-2025-03-31")
+    with connect(db_path) as con:
+        with pytest.raises(InputError, match=rf"deals.csv:{line}, field 'amount_usd_bn': amount_terms.csv says the "
+                           r"payer pays US\$ 41 billion of it, more than the amount \(US\$ 40 billion\)"):
+            import_file(con, folder / "deals.csv", today=TODAY)
+        assert _count(con) == 0
+
+
+def test_payer_share_sets_the_flow_and_only_that_announcement(tmp_path: Path, db_path: Path) -> None:
+    """Rows without a share keep their canonical payload (no null key), so their event content is as before."""
+    folder = _folder(tmp_path)
+    shutil.copy(DEALS, folder / "deals.csv")
+    _terms_with_share(folder, "softbank-openai-2025-03-31", "12.5")
+    evs = parse_deals(folder / "deals.csv", load_registry(folder), today=TODAY)
+    with_share = [e.payload["deal_id"] for e in evs if "payer_amount_usd" in e.payload]
+    assert with_share == ["softbank-openai-2025-03-31"]
+    with connect(db_path) as con:
+        import_file(con, folder / "deals.csv", today=TODAY)
+        f = api.flows(con).filter(deal_id="softbank-openai-2025-03-31")
+        assert f["amount_usd"].to_list() == [12.5e9]
+        assert str(api.deals(con).filter(deal_id="softbank-openai-2025-03-31")["amount_usd"].item()) == "40000000000.00"

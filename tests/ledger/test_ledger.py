@@ -103,15 +103,22 @@ def test_amounts_are_exact_decimals_and_duplicates_are_modelled(loaded: duckdb.D
 
 def test_counted_flow_total_matches_an_independent_sum(loaded: duckdb.DuckDBPyConnection) -> None:
     excluded = {r["deal_id"] for r in _rows(DATA / "contracts.csv") if r["counts_toward_total"] == "false"}
+    # A syndicated round flows only the payer's own share (SoftBank's $30B of the $40B round, NOTES.md).
+    share = {r["deal_id"]: Decimal(r["payer_share_bn"]) for r in _rows(DATA / "amount_terms.csv") if r["payer_share_bn"]}
+    assert share == {"softbank-openai-2025-03-31": Decimal("30")}
     expected = sum(
-        Decimal(r["amount_usd_bn"])
+        share.get(r["id"], Decimal(r["amount_usd_bn"]))
         for r in _rows(DEALS)
         if r["amount_usd_bn"] and r["id"] not in excluded and ";" not in r["payer"] + r["payee"]
     )
     f = api.flows(loaded)
     got = f.filter("counts_toward_total")["amount_usd"].sum()
     assert got == pytest.approx(float(expected) * 1e9)
-    assert expected == Decimal("1042.80")
+    assert expected == Decimal("1032.80")
+    # The deal keeps its headline amount; only the flow is the payer's share.
+    sb = api.deals(loaded).filter(deal_id="softbank-openai-2025-03-31").row(0, named=True)
+    assert (sb["amount_usd"], sb["payer_amount_usd"]) == (Decimal("40000000000.00"), Decimal("30000000000.00"))
+    assert f.filter(deal_id="softbank-openai-2025-03-31")["amount_usd"].to_list() == [30e9]
     # The multi-payer Stargate commitment stays in deals with its amount, but its edges are unsplit.
     sg = f.filter(deal_id="stargate-2025-01-21")
     assert sg.height == 4 and sg["amount_usd"].null_count() == 4 and not sg["counts_toward_total"].any()

@@ -210,3 +210,32 @@ def test_a_changed_company_is_refused_naming_the_file_and_fields(con: duckdb.Duc
         assert str(err.value) == (f"{companies}: company 'coreweave' changed since it was registered (name, tickers); "
                                   "a registered company cannot be changed: register it under a new company id")
     assert _count(con) == before
+
+
+def test_a_payer_share_added_later_is_recorded_as_one_correction(db_path: Path, tmp_path: Path) -> None:
+    """A database imported before amount_terms.csv gave SoftBank's $30B share of the $40B round: the
+    re-import names the new field, and with record_changes records exactly it; the flow follows."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for f in ("companies.csv", "contracts.csv"):
+        shutil.copy(DATA / f, folder / f)
+    lines = (DATA / "amount_terms.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "amount_terms.csv").write_text(
+        "\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n", encoding="utf-8")  # without the column
+    shutil.copy(DEALS, folder / "deals.csv")
+    with connect(db_path) as c:
+        import_file(c, folder / "deals.csv", today=TODAY)
+        sb = api.flows(c).filter(deal_id="softbank-openai-2025-03-31")
+        assert sb["amount_usd"].to_list() == [40e9]
+        before = _count(c)
+        with pytest.raises(ConflictError, match=r"softbank-openai-2025-03-31' changed since it was imported "
+                           r"\(payer_amount_usd\)"):
+            import_file(c, DEALS, today=TODAY)
+        assert _count(c) == before
+        rep = import_file(c, DEALS, today=TODAY, record_changes=True)
+        assert rep.corrected == ("softbank-openai-2025-03-31",) and _count(c) == before + 1
+        (corr,) = [e for e in log.read(c) if e.event_type == "DealCorrected"]
+        assert corr.payload["changes"] == {"payer_amount_usd": "30000000000.00"}
+        assert api.flows(c).filter(deal_id="softbank-openai-2025-03-31")["amount_usd"].to_list() == [30e9]
+        assert log.verify(c).ok
+        assert import_file(c, DEALS, today=TODAY).appended == 0
