@@ -10,9 +10,12 @@ stays out of the graph.
 Measures:
 
 * **cycles** (round-trips A pays B pays ... pays A): every simple directed cycle, with the volume that can
-  circulate = the smallest disclosed edge on it (None, flagged, if an edge is undisclosed).
-* **concentration**: each company's share of all committed disclosed flows (outflows, inflows) and the
-  Herfindahl-Hirschman index of those shares (0..10,000 scale).
+  circulate = the smallest edge on it (None, flagged, if an edge is undisclosed; then the smallest
+  disclosed edge is an upper bound), flagged where the bottleneck is partly undisclosed (a lower bound)
+  or not an exact amount ('up to', estimate).
+* **concentration**: each company's share (a fraction) of all committed disclosed flows (outflows,
+  inflows), with counts of its undisclosed edges, and the Herfindahl-Hirschman index of those shares
+  (sum of squared fractions x 10,000).
 * **stress** ("what if X fails"): for each company X, the inflows of every other company that come from
   X directly (first order) and through one intermediate that depends on X (second order: Y's inflow from
   Z, where Z itself receives from X).
@@ -28,37 +31,47 @@ import polars as pl
 
 
 def edges(flows: pl.DataFrame) -> pl.DataFrame:
-    """Aggregate flows to one edge per (payer, payee): counted disclosed sum, counts of rows."""
-    f = flows.filter(pl.col("payer") != pl.col("payee"))
+    """Aggregate flows to one edge per (payer, payee): counted disclosed sum, flags and amount kinds."""
+    f = flows.filter(pl.col("payer") != pl.col("payee")).with_columns(
+        # A deal with several edges is a multi-party deal (Stargate): the ledger leaves its edges without
+        # an attributable amount and out of totals, yet it is a committed flow, not an excluded report.
+        _multi=pl.len().over("deal_id") > 1
+    )
+    disclosed = pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()
+    # Excluded by data/events/contracts.csv: another report of the same contract counts instead.
+    excluded = ~pl.col("counts_toward_total") & ~pl.col("_multi")
     return (
         f.group_by("payer", "payee")
         .agg(
-            amount_usd=pl.when(pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null())
-            .then(pl.col("amount_usd"))
-            .sum(),
-            n_disclosed=(pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()).sum(),
-            # A counted contract without an amount (e.g. Microsoft's 2023 OpenAI tranche) makes the
-            # edge's sum a lower bound: flagged, never silently treated as complete.
-            n_hidden=(pl.col("counts_toward_total") & pl.col("amount_usd").is_null()).sum(),
-            n_counted=pl.col("counts_toward_total").sum(),
-            n_unknown=pl.col("amount_usd").is_null().sum(),
+            amount_usd=pl.when(disclosed).then(pl.col("amount_usd")).sum(),
+            n_disclosed=disclosed.sum(),
+            # A committed contract without an amount (Microsoft's 2023 OpenAI tranche, a multi-party
+            # commitment) makes the edge's sum a lower bound: flagged, never silently treated as complete.
+            n_hidden=((pl.col("counts_toward_total") | pl.col("_multi")) & pl.col("amount_usd").is_null()).sum(),
+            n_committed=(~excluded).sum(),
+            # What the disclosed sum is made of: 'exact', 'up_to', 'estimate' (ledger amount_kind).
+            amount_kinds=pl.when(disclosed).then(pl.col("amount_kind")).drop_nulls().unique().sort(),
+            excluded_usd=pl.when(excluded).then(pl.col("amount_usd")).sum(),
+            n_excluded_known=(excluded & pl.col("amount_usd").is_not_null()).sum(),
             n_deals=pl.col("deal_id").n_unique(),
             deals=pl.col("deal_id").unique().sort(),
         )
         .with_columns(
-            # An edge whose rows all have known amounts that data/events/contracts.csv excludes (the
-            # SoftBank Nvidia-stake snapshot, its sale to open-market buyers) is not a committed flow:
-            # kept in the table with counted = False, left out of the graph, never called
-            # "undisclosed". Multi-party rows (Stargate) have no attributable amount: they stay in the
-            # graph as undisclosed edges.
-            counted=(pl.col("n_counted") > 0) | (pl.col("n_unknown") > 0),
+            # An edge made only of excluded reports (the SoftBank Nvidia-stake snapshot, its sale to
+            # open-market buyers) is not a committed flow: kept in the table with counted = False and its
+            # known amount in excluded_usd, left out of the graph, never called "undisclosed".
+            counted=pl.col("n_committed") > 0,
         )
         .with_columns(
             undisclosed=pl.col("counted") & (pl.col("n_disclosed") == 0),
             partly_undisclosed=(pl.col("n_disclosed") > 0) & (pl.col("n_hidden") > 0),
             amount_usd=pl.when(pl.col("n_disclosed") > 0).then(pl.col("amount_usd")).otherwise(None),
+            # Only exact amounts make a firm sum; 'up to' and estimates are ceilings or guesses.
+            amount_firm=(pl.col("n_disclosed") > 0)
+            & (pl.col("amount_kinds").list.set_difference(["exact"]).list.len() == 0),
+            excluded_usd=pl.when(pl.col("n_excluded_known") > 0).then(pl.col("excluded_usd")).otherwise(None),
         )
-        .drop("n_disclosed", "n_hidden", "n_counted", "n_unknown")
+        .drop("n_disclosed", "n_hidden", "n_committed", "n_excluded_known")
         .sort("payer", "payee")
     )
 
@@ -67,7 +80,8 @@ def build_graph(edge_frame: pl.DataFrame) -> nx.DiGraph:
     g = nx.DiGraph()
     for r in edge_frame.filter("counted").iter_rows(named=True):
         g.add_edge(r["payer"], r["payee"], amount=r["amount_usd"], undisclosed=r["undisclosed"],
-                   partial=r["partly_undisclosed"], deals=r["deals"])
+                   partial=r["partly_undisclosed"], firm=r["amount_firm"], kinds=r["amount_kinds"],
+                   deals=r["deals"])
     return g
 
 
@@ -77,42 +91,68 @@ def _canonical(cycle: list[str]) -> list[str]:
 
 
 def cycles(g: nx.DiGraph, max_length: int = 6) -> pl.DataFrame:
+    """Every simple cycle up to ``max_length`` with the volume that can circulate around it.
+
+    ``volume_usd`` is the smallest edge when every edge is disclosed. ``bottleneck`` names the edge(s)
+    holding that minimum. ``volume_is_lower_bound``: a bottleneck edge has undisclosed tranches beside its
+    disclosed sum (a partly undisclosed edge that is not the bottleneck cannot lower the minimum).
+    ``volume_is_firm``: every bottleneck amount is exact (not 'up to' or an estimate). Where an edge is
+    undisclosed the volume is unknown; ``volume_upper_bound_usd`` is then the smallest disclosed edge,
+    which the unknown one may only lower.
+    """
     rows = []
     for c in nx.simple_cycles(g, length_bound=max_length):
         c = _canonical(list(c))
         hops = list(zip(c, c[1:] + c[:1], strict=True))
         amounts = [g.edges[a, b]["amount"] for a, b in hops]
         disclosed = [a for a in amounts if a is not None]
+        low = min(disclosed) if disclosed else None
+        neck = [(a, b) for (a, b), amt in zip(hops, amounts, strict=True) if amt is not None and amt == low]
+        complete = len(disclosed) == len(amounts)
         rows.append(
             {
                 "cycle": " -> ".join([*c, c[0]]),
                 "length": len(c),
                 "nodes": c,
-                "volume_usd": min(disclosed) if len(disclosed) == len(amounts) else None,
-                "min_disclosed_usd": min(disclosed) if disclosed else None,
-                "has_undisclosed": len(disclosed) < len(amounts),
-                "volume_is_lower_bound": any(g.edges[a, b]["partial"] for a, b in hops),
+                "volume_usd": low if complete else None,
+                "volume_upper_bound_usd": None if complete else low,
+                "has_undisclosed": not complete,
+                "bottleneck": [f"{a} -> {b}" for a, b in neck] if complete else [],
+                "volume_is_lower_bound": complete and any(g.edges[e]["partial"] for e in neck),
+                "volume_is_firm": complete and all(g.edges[e]["firm"] for e in neck),
             }
         )
     schema: dict[str, Any] = {"cycle": pl.String, "length": pl.Int64, "nodes": pl.List(pl.String), "volume_usd": pl.Float64,
-              "min_disclosed_usd": pl.Float64, "has_undisclosed": pl.Boolean,
-              "volume_is_lower_bound": pl.Boolean}
+              "volume_upper_bound_usd": pl.Float64, "has_undisclosed": pl.Boolean,
+              "bottleneck": pl.List(pl.String), "volume_is_lower_bound": pl.Boolean, "volume_is_firm": pl.Boolean}
     return pl.DataFrame(rows, schema=schema, orient="row").sort(
         ["length", "volume_usd", "cycle"], descending=[False, True, False], nulls_last=True
     )
 
 
 def concentration(edge_frame: pl.DataFrame) -> tuple[pl.DataFrame, float, float]:
-    """Shares of disclosed committed flows per company, and HHI of outflow and inflow shares."""
-    e = edge_frame.drop_nulls("amount_usd")
+    """Shares (fractions) of disclosed committed flows per company, and HHI of outflow and inflow shares.
+
+    Every company on a committed edge is listed, also one whose flows are all undisclosed (AMD's chips
+    for a warrant): its shares are 0 of the *disclosed* total, and ``n_undisclosed_out``/``_in`` count
+    its undisclosed or partly undisclosed edges, so a reader sees what the shares leave out.
+    """
+    committed = edge_frame.filter("counted")
+    e = committed.drop_nulls("amount_usd")
     total = float(e["amount_usd"].sum())
-    out = e.group_by(pl.col("payer").alias("company")).agg(out_usd=pl.col("amount_usd").sum())
-    inn = e.group_by(pl.col("payee").alias("company")).agg(in_usd=pl.col("amount_usd").sum())
+    hidden = pl.col("undisclosed") | pl.col("partly_undisclosed")
+    out = committed.group_by(pl.col("payer").alias("company")).agg(
+        out_usd=pl.col("amount_usd").sum(), n_undisclosed_out=hidden.sum().cast(pl.Int64)
+    )
+    inn = committed.group_by(pl.col("payee").alias("company")).agg(
+        in_usd=pl.col("amount_usd").sum(), n_undisclosed_in=hidden.sum().cast(pl.Int64)
+    )
     shares = (
         out.join(inn, on="company", how="full", coalesce=True)
-        .fill_null(0.0)
+        .with_columns(pl.col("out_usd", "in_usd").fill_null(0.0), pl.col("n_undisclosed_out", "n_undisclosed_in").fill_null(0))
         .with_columns(out_share=pl.col("out_usd") / total, in_share=pl.col("in_usd") / total)
-        .sort(["in_usd", "company"], descending=[True, False])
+        .select("company", "out_usd", "in_usd", "out_share", "in_share", "n_undisclosed_out", "n_undisclosed_in")
+        .sort(["in_usd", "out_usd", "company"], descending=[True, True, False])
     )
     hhi_out = float((shares["out_share"] ** 2).sum() * 10_000)
     hhi_in = float((shares["in_share"] ** 2).sum() * 10_000)
@@ -188,8 +228,12 @@ class FlowAnalysis:
         ]
         for r in self.cycles.iter_rows(named=True):
             vol = "undisclosed edge" if r["volume_usd"] is None else f"${r['volume_usd'] / 1e9:,.2f}bn"
+            if r["volume_usd"] is None and r["volume_upper_bound_usd"] is not None:
+                vol = f"undisclosed edge, at most ${r['volume_upper_bound_usd'] / 1e9:,.2f}bn"
             if r["volume_is_lower_bound"]:
-                vol = f"at least {vol} (an edge has undisclosed tranches)"
+                vol = f"at least {vol} (the bottleneck edge has undisclosed tranches)"
+            if r["volume_usd"] is not None and not r["volume_is_firm"]:
+                vol += " (bottleneck not an exact amount: 'up to' or estimate)"
             lines.append(f"  {r['cycle']}: {vol}")
         return "\n".join(lines)
 

@@ -231,12 +231,22 @@ def run(
         summary.files += papertables.write_all(t, tabs, "event_study_car", "Cumulative abnormal returns around AI deal announcements (market model on SPY, estimation window -250 to -11)")
         battery = res.tests((-1, 1)).to_frame()
         battery.write_csv(tabs / "tests_window_m1_p1.csv", float_precision=6)
-        fa.cycles.with_columns(pl.col("nodes").list.join(" ")).write_csv(tabs / "cycles.csv")
+        fa.cycles.with_columns(pl.col("nodes").list.join(" "), pl.col("bottleneck").list.join("; ")).write_csv(tabs / "cycles.csv")
         fa.shares.write_csv(tabs / "concentration.csv", float_precision=6)
         fa.stress.with_columns(pl.col("second_order_via").list.join(" ")).write_csv(tabs / "stress.csv")
         summary.files += [tabs / "tests_window_m1_p1.csv", tabs / "cycles.csv", tabs / "concentration.csv", tabs / "stress.csv"]
         state["battery"] = battery
         state["car_table"] = t
+
+    def _missing_circle_note(fa: network.FlowAnalysis) -> str:
+        """The article's Nvidia <-> CoreWeave circle needs a CoreWeave -> Nvidia edge, which the shipped data
+        do not have: say so where a reader looks for it, as long as the data still lack it."""
+        g = fa.graph
+        if not g.has_edge("nvidia", "coreweave") or g.has_edge("coreweave", "nvidia"):
+            return ""
+        return ('<p class="note">No deal row has CoreWeave paying Nvidia: CoreWeave buys its GPUs from Nvidia '
+                "as an ongoing supply flow with no single announcement (data/events/NOTES.md), so the "
+                "Nvidia &lt;-&gt; CoreWeave circle appears only through OpenAI and Oracle.</p>")
 
     def step_report() -> None:
         res, fa = state["res"], state["fa"]
@@ -250,8 +260,9 @@ def run(
         sections = [
             sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
                 + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
-                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), "has_undisclosed", "volume_is_lower_bound"))
-                + htmlreport.table_html(fa.shares)),
+                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), (pl.col("volume_upper_bound_usd") / 1e9).alias("at_most_bn"), pl.col("bottleneck").list.join("; "), "has_undisclosed", "volume_is_lower_bound", "volume_is_firm"))
+                + htmlreport.table_html(fa.shares)
+                + _missing_circle_note(fa)),
             sec("Event study", fig("car_path", f"CAR path with 95% band: {state['focus']}")
                 + fig("caar", "Cumulative average abnormal return across firm-events")
                 + fig("forest_event_day", "Event-day abnormal returns with 95% intervals")

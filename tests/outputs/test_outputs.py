@@ -194,6 +194,11 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
         for fmt in ("pdf", "svg", "png"):
             assert (out / "figures" / f"{name}.{fmt}").stat().st_size > 1000
     assert (out / "tables" / "event_study_car.tex").read_text().count(r"\toprule") == 1
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "No deal row has CoreWeave paying Nvidia" in page  # the article's circle the data cannot show
+    cyc = pl.read_csv(out / "tables" / "cycles.csv")
+    row = cyc.filter(pl.col("cycle") == "nvidia -> openai -> oracle -> nvidia").row(0, named=True)
+    assert (row["volume_usd"], row["bottleneck"], row["volume_is_firm"]) == (30e9, "nvidia -> openai", True)
 
 
 def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
@@ -337,3 +342,68 @@ def test_stress_flags_partly_undisclosed_edges(flows: pl.DataFrame) -> None:
     # a fully disclosed edge stays unflagged
     oracle = s.filter(failed="openai", company="oracle").row(0, named=True)
     assert not oracle["first_order_undisclosed"]
+
+
+def _flow(deal: str, payer: str, payee: str, amount: float | None, kind: str = "exact", counts: bool = True) -> dict:
+    return {"deal_id": deal, "contract_id": deal, "payer": payer, "payee": payee, "amount_usd": amount,
+            "amount_kind": "undisclosed" if amount is None else kind, "deal_type": "x",
+            "announced_date": dt.date(2025, 1, 1), "counts_toward_total": counts}
+
+
+def _frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"deal_id": pl.String, "contract_id": pl.String, "payer": pl.String,
+                                      "payee": pl.String, "amount_usd": pl.Float64, "amount_kind": pl.String,
+                                      "deal_type": pl.String, "announced_date": pl.Date,
+                                      "counts_toward_total": pl.Boolean}, orient="row")
+
+
+def test_multi_party_and_excluded_rows_are_told_apart() -> None:
+    """A multi-party row (no attributable amount, counts_toward_total False) beside a disclosed row makes
+    the edge partly undisclosed; an edge made only of an excluded report without an amount is not a flow."""
+    fa = network.analyse(_frame([
+        _flow("a-b", "a", "b", 5e9),
+        _flow("jv", "a", "b", None, counts=False), _flow("jv", "c", "b", None, counts=False),  # two payers
+        _flow("stall-report", "b", "d", None, counts=False),  # excluded: another report counts
+        _flow("d-a", "d", "a", 2e9),
+    ]))
+    e = {(r["payer"], r["payee"]): r for r in fa.edges.iter_rows(named=True)}
+    assert e[("a", "b")]["partly_undisclosed"] and e[("a", "b")]["amount_usd"] == 5e9
+    assert e[("c", "b")]["counted"] and e[("c", "b")]["undisclosed"]
+    assert not e[("b", "d")]["counted"] and not e[("b", "d")]["undisclosed"]
+    assert not fa.graph.has_edge("b", "d") and fa.cycles.height == 0
+
+
+def test_cycle_flags_follow_the_bottleneck_edge() -> None:
+    """A partly undisclosed edge that is not the smallest cannot lower the volume; 'up to' at the
+    bottleneck makes the volume a ceiling, not a firm amount; an excluded edge keeps its known amount."""
+    fa = network.analyse(_frame([
+        _flow("a-b-1", "a", "b", 10e9), _flow("a-b-2", "a", "b", None),  # partly undisclosed, not smallest
+        _flow("b-a", "b", "a", 3e9, kind="up_to"),
+        _flow("a-c", "a", "c", 1e9), _flow("c-a-1", "c", "a", 4e9), _flow("c-a-2", "c", "a", None),
+        _flow("x-y", "x", "y", 7e9, counts=False),
+    ]))
+    cyc = {r["cycle"]: r for r in fa.cycles.iter_rows(named=True)}
+    ab = cyc["a -> b -> a"]
+    assert ab["volume_usd"] == 3e9 and ab["bottleneck"] == ["b -> a"]
+    assert not ab["volume_is_lower_bound"] and not ab["volume_is_firm"]
+    ac = cyc["a -> c -> a"]
+    assert ac["volume_usd"] == 1e9 and not ac["volume_is_lower_bound"] and ac["volume_is_firm"]
+    e = {(r["payer"], r["payee"]): r for r in fa.edges.iter_rows(named=True)}
+    assert e[("x", "y")]["excluded_usd"] == 7e9 and e[("x", "y")]["amount_usd"] is None
+    assert not e[("x", "y")]["undisclosed"]
+
+
+def test_concentration_lists_companies_with_only_undisclosed_flows(flows: pl.DataFrame) -> None:
+    fa = network.analyse(flows)
+    sh = {r["company"]: r for r in fa.shares.iter_rows(named=True)}
+    assert set(sh) == set(fa.graph.nodes)
+    # AMD's chips and warrant are undisclosed both ways: listed with zero disclosed share, flagged.
+    amd = sh["amd"]
+    assert (amd["out_usd"], amd["in_usd"]) == (0.0, 0.0)
+    assert (amd["n_undisclosed_out"], amd["n_undisclosed_in"]) == (1, 2)  # AMD->OpenAI; OpenAI, Oracle->AMD
+    assert sh["stargate"]["n_undisclosed_in"] == 4
+    assert sum(r["in_share"] for r in sh.values()) == pytest.approx(1.0)
+    # the article's Oracle -> Nvidia $40B is an FT report: an estimate, so the cycle volume is not firm
+    cyc = {r["cycle"]: r for r in fa.cycles.iter_rows(named=True)}
+    assert cyc["nvidia -> openai -> oracle -> nvidia"]["volume_is_firm"]  # bottleneck: Nvidia's $30B equity
+    assert cyc["amd -> openai -> oracle -> amd"]["volume_upper_bound_usd"] == pytest.approx(300e9)
