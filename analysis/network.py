@@ -32,11 +32,12 @@ import polars as pl
 
 def edges(flows: pl.DataFrame) -> pl.DataFrame:
     """Aggregate flows to one edge per (payer, payee): counted disclosed sum, flags and amount kinds."""
-    f = flows.filter(pl.col("payer") != pl.col("payee")).with_columns(
+    f = flows.with_columns(
         # A deal with several edges is a multi-party deal (Stargate): the ledger leaves its edges without
         # an attributable amount and out of totals, yet it is a committed flow, not an excluded report.
+        # (Counted before self-payments are dropped, which do not make a deal single-party.)
         _multi=pl.len().over("deal_id") > 1
-    )
+    ).filter(pl.col("payer") != pl.col("payee"))
     disclosed = pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()
     # Excluded by data/events/contracts.csv: another report of the same contract counts instead.
     excluded = ~pl.col("counts_toward_total") & ~pl.col("_multi")
