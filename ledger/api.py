@@ -13,11 +13,6 @@ import polars as pl
 
 from ledger import log, project
 
-_DEALS_SQL = (
-    "SELECT deal_id, contract_id, status, announced_date, announced_time_et, session, payers, payees, "
-    "amount_usd, amount_kind, deal_type, horizon, tickers, counts_toward_total, title, confidence, version, "
-    "payer_amount_usd FROM ledger_deals ORDER BY deal_id"
-)
 _FLOWS_SQL = (
     "SELECT f.deal_id, f.contract_id, f.payer, f.payee, f.amount_usd, f.amount_kind, f.deal_type, "
     "f.announced_date, f.counts_toward_total FROM ledger_flows f JOIN ledger_deals d USING (deal_id) "
@@ -47,7 +42,9 @@ def deals(
 ) -> pl.DataFrame:
     """Every deal (active and retracted), sorted by deal_id."""
     if as_known_at is None and in_effect_on is None:
-        return _frame(con, _DEALS_SQL, project.DEAL_COLUMNS)
+        # Columns named, not *: a database of an older carousel opened read-only lacks the newer ones.
+        select = ", ".join(log.stored_columns(con, "ledger_deals", project.DEAL_COLUMNS))
+        return _frame(con, f"SELECT {select} FROM ledger_deals ORDER BY deal_id", project.DEAL_COLUMNS)  # noqa: S608
     return project.deals_frame(_state(con, as_known_at, in_effect_on))
 
 

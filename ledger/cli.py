@@ -172,8 +172,10 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
             raise ConflictError(f"deal {deal_id!r} was retracted (position {retracted[0].position}); "
                                 f"a retracted deal cannot be amended, corrected or retracted again")
         if base is head:  # (otherwise the append below refuses the stale version)
-            _check_amount_pair(events, StoredEvent(head.position + 1, eid, stream, head.stream_version + 1,
-                                                   event_type, CURRENT_VERSION[event_type], payload, 0))
+            new = StoredEvent(head.position + 1, eid, stream, head.stream_version + 1, event_type,
+                              CURRENT_VERSION[event_type], payload, 0)
+            _check_amount_pair(events, new)
+            _check_payer_share(events, new)
         res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
     _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
 
@@ -204,6 +206,27 @@ def _check_amount_pair(events: list[StoredEvent], new: StoredEvent) -> None:
         state = f"amount_usd {amount} with amount_kind {kind!r}" if amount is not None else f"no amount_usd with amount_kind {kind!r}"
         raise InputError(f"the deal would have {state}{when}; an amount has a kind (exact, up_to, estimate) and only "
                          "an empty amount is 'undisclosed': set amount_usd and amount_kind together", field=fld)
+
+
+def _check_payer_share(events: list[StoredEvent], new: StoredEvent) -> None:
+    """Refuse a change after which the deal's payer share (``payer_amount_usd``) cannot stand on some valid
+    date: above the amount, without an amount, zero, or on a multi-party deal. Checked whenever a field
+    the rule reads changes, so amending the amount below an existing share is refused too."""
+    fields = {"amount_usd", "payer_amount_usd", "payers", "payees"}
+    if not fields & set(new.payload.get("changes", {})):
+        return
+    deal_id = new.payload["deal_id"]
+    changes_on = project.fold([*events, new]).trails[deal_id].amendments
+    days = sorted({dt.date.min, *(effective for (effective, _pos), _ch in changes_on)})
+    trail_before = project.fold(events).trails[deal_id]
+    trail_after = project.fold([*events, new]).trails[deal_id]
+    for day in days:
+        problem = project.payer_share_problem(project.derive(trail_after, day))
+        if problem is None or problem == project.payer_share_problem(project.derive(trail_before, day)):
+            continue  # fine, or already so before this change (not blamed on it)
+        when = "" if day == dt.date.min else f" from {day}"
+        fld = next(f for f in ("payer_amount_usd", "amount_usd", "payers", "payees") if f in new.payload["changes"])
+        raise InputError(f"after this change {problem}{when}", field=fld)
 
 
 def _already(event_type: str, deal_id: str, ev: StoredEvent) -> None:

@@ -368,6 +368,10 @@ def deal_payload(
         given = "none given" if amount is None else f"US$ {_bn_text(amount)} billion"
         raise err(f"amount_terms.csv says the payer pays US$ {_bn_text(terms.payer_amount)} billion of it, more than "
                   f"the amount ({given})", "amount_usd_bn")
+    if terms.payer_amount is not None and (len(payers) != 1 or len(payees) != 1 or terms.payer_amount == 0):
+        raise err(f"amount_terms.csv gives a payer share of US$ {_bn_text(terms.payer_amount)} billion, but "
+                  + ("a share must be positive" if terms.payer_amount == 0 else
+                     "the deal has several payers or payees, so no single payer's share"), "payer")
     tickers = _tickers(row.get("counterparty_tickers", ""), reg, err, "counterparty_tickers")
     conf = _confidence(row.get("confidence") or "partial", err, "confidence")
     url = _url(row["source_url"], err, "source_url")

@@ -431,6 +431,18 @@ def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[tuple[int
     return True, [(int(p), str(h)) for p, h in con.execute("SELECT position, hash FROM ledger_head").fetchall()]
 
 
+def stored_columns(con: duckdb.DuckDBPyConnection, table: str, columns: Iterable[str]) -> list[str]:
+    """SELECT expressions for ``columns`` of ``table``: a column that a database written by an older
+    carousel lacks reads as NULL. Such a database gains its columns at the first read-write open; until
+    then a read-only reader (verify, show, sql) sees NULL, which is also what its events say (no event of
+    an older carousel sets a newer field)."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()", [table]
+    ).fetchall()}
+    return [c if c in have else f"NULL AS {c}" for c in columns]
+
+
 def _show(value: Any) -> str:
     return str(value) if isinstance(value, Decimal | dt.date) else repr(value)
 
@@ -453,7 +465,8 @@ def _compare_projections(con: duckdb.DuckDBPyConnection, state: project.LedgerSt
         cols = list(schema)
         want = [tuple(r[c] for c in cols) for r in rows]
         # ``table`` and the columns are our own constants, never user input.
-        have = con.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {', '.join(keys)}").fetchall()  # noqa: S608
+        select = ", ".join(stored_columns(con, table, cols))
+        have = con.execute(f"SELECT {select} FROM {table} ORDER BY {', '.join(keys)}").fetchall()  # noqa: S608
         if have == want:
             continue
         at = [cols.index(k) for k in keys]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
@@ -249,6 +249,27 @@ def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list
     return rows
 
 
+def payer_share_problem(deal: Mapping[str, Any]) -> str | None:
+    """Why a deal's ``payer_amount_usd`` cannot stand, or None (also None when it has none).
+
+    The share is what one payer pays of a disclosed amount to one payee: it needs an amount, must be
+    positive and at most the amount, and a multi-party deal has no single payer to give it to.
+    """
+    share = deal.get("payer_amount_usd")
+    if share in (None, ""):
+        return None
+    amount = deal.get("amount_usd")
+    if amount in (None, ""):
+        return "a payer share needs a disclosed amount_usd"
+    if Decimal(str(share)) <= 0:
+        return f"payer_amount_usd {share} must be positive"
+    if Decimal(str(share)) > Decimal(str(amount)):
+        return f"payer_amount_usd {share} is more than amount_usd {amount}"
+    if len(deal.get("payers", [])) != 1 or len(deal.get("payees", [])) != 1:
+        return "a payer share needs exactly one payer and one payee (a multi-party deal has no attributable amount)"
+    return None
+
+
 def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One edge per payer x payee.
 
@@ -261,7 +282,9 @@ def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for d in deals:
         multi = len(d["payers"]) * len(d["payees"]) > 1
         # A syndicated deal's edge carries what the named payer pays, not the co-investors' part.
-        paid = d["amount_usd"] if d.get("payer_amount_usd") is None else d["payer_amount_usd"]
+        # (The writers refuse an invalid share; a foreign log's invalid one is ignored, not trusted.)
+        share_ok = d.get("payer_amount_usd") is not None and payer_share_problem(d) is None
+        paid = d["payer_amount_usd"] if share_ok else d["amount_usd"]
         amt = None if multi or paid is None else float(paid)
         for payer in d["payers"]:
             for payee in d["payees"]:

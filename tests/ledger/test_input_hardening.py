@@ -319,3 +319,14 @@ def test_payer_share_sets_the_flow_and_only_that_announcement(tmp_path: Path, db
         f = api.flows(con).filter(deal_id="softbank-openai-2025-03-31")
         assert f["amount_usd"].to_list() == [12.5e9]
         assert str(api.deals(con).filter(deal_id="softbank-openai-2025-03-31")["amount_usd"].item()) == "40000000000.00"
+
+
+def test_payer_share_on_a_multi_party_deal_is_refused(tmp_path: Path, db_path: Path) -> None:
+    folder = _folder(tmp_path)
+    shutil.copy(DEALS, folder / "deals.csv")
+    _terms_with_share(folder, "stargate-2025-01-21", "100")
+    with connect(db_path) as con:
+        with pytest.raises(InputError, match=r"field 'payer': amount_terms.csv gives a payer share of US\$ 100 billion, "
+                           r"but the deal has several payers or payees"):
+            import_file(con, folder / "deals.csv", today=TODAY)
+        assert _count(con) == 0

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from carousel.db import connect
 from carousel.errors import ConflictError, InputError
-from ledger import api, log
+from ledger import api, log, project
 from ledger.cli import app
 from ledger.load import import_file, load_registry, parse_deals
 from ledger.model import NewEvent, deal_stream
@@ -229,3 +229,68 @@ def test_change_on_a_missing_database_creates_no_file(tmp_path: Path, args: list
     assert isinstance(res.exception, InputError) and res.exception.exit_code == 2
     assert str(res.exception) == f"field 'deal_id': unknown deal '{NVCR}' (database {db} does not exist)"
     assert not db.exists()
+
+
+# --- the payer share of a syndicated deal stays consistent with the deal ------------------------------------
+
+SB = "softbank-openai-2025-03-31"  # $40B round, SoftBank's own share $30B
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["correct", SB, "--set", "payer_amount_usd=90000000000"],
+         "field 'payer_amount_usd': after this change payer_amount_usd 90000000000.00 is more than amount_usd "
+         "40000000000.00"),
+        (["correct", "msft-openai-2023-01-23", "--set", "payer_amount_usd=5000000000"],
+         "field 'payer_amount_usd': after this change a payer share needs a disclosed amount_usd"),
+        (["amend", SB, "--effective", "2026-01-01", "--set", "amount_usd=20000000000"],
+         "field 'amount_usd': after this change payer_amount_usd 30000000000.00 is more than amount_usd "
+         "20000000000.00 from 2026-01-01"),
+        (["correct", SB, "--set", "payer_amount_usd=0"],
+         "field 'payer_amount_usd': after this change payer_amount_usd 0.00 must be positive"),
+        (["correct", "stargate-2025-01-21", "--set", "payer_amount_usd=1000000000"],
+         "field 'payer_amount_usd': after this change a payer share needs exactly one payer and one payee (a "
+         "multi-party deal has no attributable amount)"),
+        (["correct", SB, "--set", "payees=OpenAI;Oracle"],
+         "field 'payees': after this change a payer share needs exactly one payer and one payee (a multi-party "
+         "deal has no attributable amount)"),
+    ],
+)
+def test_a_change_cannot_leave_a_payer_share_that_cannot_stand(ledger_db: Path, args: list[str], message: str) -> None:
+    _refused(ledger_db, [*args, "--reason", "test"], message)
+
+
+def test_a_payer_share_within_the_amount_moves_the_flow(ledger_db: Path) -> None:
+    _ok(ledger_db, ["correct", SB, "--set", "payer_amount_usd=25000000000", "--reason", "test"])
+    _ok(ledger_db, ["amend", SB, "--effective", "2026-01-01", "--set", "amount_usd=45000000000", "--reason", "t"])
+    with connect(ledger_db, read_only=True) as c:
+        assert api.flows(c).filter(deal_id=SB)["amount_usd"].to_list() == [25e9]
+        assert log.verify(c).ok
+    _ok(ledger_db, ["correct", SB, "--set", "payer_amount_usd=", "--reason", "the whole round"])
+    with connect(ledger_db, read_only=True) as c:
+        assert api.flows(c).filter(deal_id=SB)["amount_usd"].to_list() == [45e9]
+
+
+def test_an_older_database_opened_read_only_reads_the_new_column_as_null(db_path: Path, tmp_path: Path) -> None:
+    """A database of a carousel before payer_amount_usd (no event sets it, no column), opened read-only so
+    never ALTERed: verify, the deals API and `show` work and read NULL, which is what its events say."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for f in ("companies.csv", "contracts.csv", "deals.csv"):
+        shutil.copy(DEALS.parent / f, folder / f)
+    lines = (DEALS.parent / "amount_terms.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "amount_terms.csv").write_text("\n".join(x.rsplit(",", 1)[0] for x in lines) + "\n", encoding="utf-8")
+    with connect(db_path) as c:
+        import_file(c, folder / "deals.csv")
+        c.execute("ALTER TABLE ledger_deals DROP COLUMN payer_amount_usd")
+    with connect(db_path, read_only=True) as c:
+        assert log.verify(c).ok
+        d = api.deals(c)
+        assert d["payer_amount_usd"].dtype == project.DEAL_COLUMNS["payer_amount_usd"]
+        assert d["payer_amount_usd"].null_count() == d.height == 44
+    res = CliRunner().invoke(app, ["show", SB, "--db", str(db_path)])
+    assert res.exit_code == 0, res.output
+    with connect(db_path) as c:  # the first read-write open adds the column
+        assert c.execute("SELECT count(payer_amount_usd) FROM ledger_deals").fetchall() == [(0,)]
+        assert log.verify(c).ok
