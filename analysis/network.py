@@ -15,7 +15,7 @@ Measures:
   or not an exact amount ('up to', estimate).
 * **concentration**: each company's share (a fraction) of all committed disclosed flows (outflows,
   inflows), with counts of its undisclosed edges, and the Herfindahl-Hirschman index of those shares
-  (sum of squared fractions x 10,000).
+  (sum of squared fractions x 10,000; 0 when nothing is disclosed).
 * **stress** ("what if X fails"): for each company X, the inflows of every other company that come from
   X directly (first order) and through one intermediate that depends on X (second order: Y's inflow from
   Z, where Z itself receives from X).
@@ -94,33 +94,51 @@ def _canonical(cycle: list[str]) -> list[str]:
 def cycles(g: nx.DiGraph, max_length: int = 6) -> pl.DataFrame:
     """Every simple cycle up to ``max_length`` with the volume that can circulate around it.
 
-    ``volume_usd`` is the smallest edge when every edge is disclosed. ``bottleneck`` names the edge(s)
-    holding that minimum. ``volume_is_lower_bound``: a bottleneck edge has undisclosed tranches beside its
-    disclosed sum (a partly undisclosed edge that is not the bottleneck cannot lower the minimum).
-    ``volume_is_firm``: every bottleneck amount is exact (not 'up to' or an estimate). Where an edge is
-    undisclosed the volume is unknown; ``volume_upper_bound_usd`` is then the smallest disclosed edge,
-    which the unknown one may only lower.
+    ``volume_usd`` is the smallest edge when every edge is disclosed; ``bottleneck`` names the edge(s)
+    holding that minimum. How far the minimum of the stated amounts is the true one:
+
+    * ``volume_is_firm``: the bottleneck is an exact amount with no undisclosed tranche, and no edge on the
+      cycle is an 'up to' amount (which may really be anything below it, so below the bottleneck too).
+      Estimates off the bottleneck are taken at face value.
+    * ``volume_is_lower_bound``: the same, except that the bottleneck has undisclosed tranches beside its
+      exact disclosed sum, so the volume is at least the stated one.
+    * neither: an approximation (an 'up to' amount or an estimate decides it).
+
+    Where an edge is undisclosed the volume is unknown; ``volume_upper_bound_usd`` is then the smallest
+    edge whose stated amount is not a partial sum (more may flow on a partly undisclosed edge), which the
+    unknown edge can only lower; None if there is no such edge.
     """
     rows = []
     for c in nx.simple_cycles(g, length_bound=max_length):
         c = _canonical(list(c))
         hops = list(zip(c, c[1:] + c[:1], strict=True))
-        amounts = [g.edges[a, b]["amount"] for a, b in hops]
-        disclosed = [a for a in amounts if a is not None]
-        low = min(disclosed) if disclosed else None
-        neck = [(a, b) for (a, b), amt in zip(hops, amounts, strict=True) if amt is not None and amt == low]
-        complete = len(disclosed) == len(amounts)
+        attrs = [g.edges[h] for h in hops]
+        amounts = [a["amount"] for a in attrs]
+        complete = all(a is not None for a in amounts)
+        any_up_to = any("up_to" in a["kinds"] for a in attrs)
+        if complete:
+            low = min(amounts)
+            neck = [(h, a) for h, a in zip(hops, attrs, strict=True) if a["amount"] == low]
+            neck_exact = all(a["kinds"] == ["exact"] for _h, a in neck)
+            neck_partial = any(a["partial"] for _h, a in neck)
+            firm = neck_exact and not neck_partial and not any_up_to
+            lower = neck_exact and neck_partial and not any_up_to
+            upper = None
+        else:
+            bounding = [a["amount"] for a in attrs if a["amount"] is not None and not a["partial"]]
+            low, neck, firm, lower = None, [], False, False
+            upper = min(bounding) if bounding else None
         rows.append(
             {
                 "cycle": " -> ".join([*c, c[0]]),
                 "length": len(c),
                 "nodes": c,
-                "volume_usd": low if complete else None,
-                "volume_upper_bound_usd": None if complete else low,
+                "volume_usd": low,
+                "volume_upper_bound_usd": upper,
                 "has_undisclosed": not complete,
-                "bottleneck": [f"{a} -> {b}" for a, b in neck] if complete else [],
-                "volume_is_lower_bound": complete and any(g.edges[e]["partial"] for e in neck),
-                "volume_is_firm": complete and all(g.edges[e]["firm"] for e in neck),
+                "bottleneck": [f"{a} -> {b}" for (a, b), _attr in neck],
+                "volume_is_lower_bound": lower,
+                "volume_is_firm": firm,
             }
         )
     schema: dict[str, Any] = {"cycle": pl.String, "length": pl.Int64, "nodes": pl.List(pl.String), "volume_usd": pl.Float64,
@@ -140,7 +158,8 @@ def concentration(edge_frame: pl.DataFrame) -> tuple[pl.DataFrame, float, float]
     """
     committed = edge_frame.filter("counted")
     e = committed.drop_nulls("amount_usd")
-    total = float(e["amount_usd"].sum())
+    # Nothing disclosed: every share is 0 (and so the HHI), not 0/0.
+    total = float(e["amount_usd"].sum()) or float("inf")
     hidden = pl.col("undisclosed") | pl.col("partly_undisclosed")
     out = committed.group_by(pl.col("payer").alias("company")).agg(
         out_usd=pl.col("amount_usd").sum(), n_undisclosed_out=hidden.sum().cast(pl.Int64)
@@ -233,8 +252,8 @@ class FlowAnalysis:
                 vol = f"undisclosed edge, at most ${r['volume_upper_bound_usd'] / 1e9:,.2f}bn"
             if r["volume_is_lower_bound"]:
                 vol = f"at least {vol} (the bottleneck edge has undisclosed tranches)"
-            if r["volume_usd"] is not None and not r["volume_is_firm"]:
-                vol += " (bottleneck not an exact amount: 'up to' or estimate)"
+            elif r["volume_usd"] is not None and not r["volume_is_firm"]:
+                vol += " (approximate: an 'up to' amount or an estimate decides it)"
             lines.append(f"  {r['cycle']}: {vol}")
         return "\n".join(lines)
 

@@ -407,3 +407,21 @@ def test_concentration_lists_companies_with_only_undisclosed_flows(flows: pl.Dat
     cyc = {r["cycle"]: r for r in fa.cycles.iter_rows(named=True)}
     assert cyc["nvidia -> openai -> oracle -> nvidia"]["volume_is_firm"]  # bottleneck: Nvidia's $30B equity
     assert cyc["amd -> openai -> oracle -> amd"]["volume_upper_bound_usd"] == pytest.approx(300e9)
+
+
+def test_an_up_to_edge_anywhere_on_the_cycle_makes_the_volume_approximate() -> None:
+    """a->b is $10bn exact plus an undisclosed tranche (at least 10), b->a 'up to' $12bn (at most 12, maybe
+    5): the minimum of the stated amounts, 10, is neither firm nor a lower bound. With b->a undisclosed
+    instead, a->b's partial sum bounds nothing from above."""
+    base = [_flow("ab1", "a", "b", 10e9), _flow("ab2", "a", "b", None)]
+    fa = network.analyse(_frame([*base, _flow("ba", "b", "a", 12e9, kind="up_to")]))
+    (r,) = fa.cycles.iter_rows(named=True)
+    assert (r["volume_usd"], r["bottleneck"]) == (10e9, ["a -> b"])
+    assert not r["volume_is_firm"] and not r["volume_is_lower_bound"]
+    assert "approximate" in fa.summary()
+    fa = network.analyse(_frame([*base, _flow("ba", "b", "a", None)]))
+    (r,) = fa.cycles.iter_rows(named=True)
+    assert r["volume_usd"] is None and r["volume_upper_bound_usd"] is None and r["has_undisclosed"]
+    # nothing disclosed at all: shares and HHI are 0, not NaN
+    fa = network.analyse(_frame([_flow("x", "a", "b", None), _flow("y", "b", "a", None)]))
+    assert (fa.hhi_in, fa.hhi_out) == (0.0, 0.0) and fa.shares["in_share"].to_list() == [0.0, 0.0]
