@@ -80,6 +80,7 @@ def run_study(
     peers: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
 ) -> EventStudyResult:
     """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
     from analysis.events import firm_events
@@ -89,10 +90,14 @@ def run_study(
             f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
             field="--conventions",
         )
+    if unknown_policy not in ("same_day", "next_session"):
+        raise InputError(
+            f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
+        )
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
     else:
-        events = firm_events(deals, peers=peers or None)
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
     if deal_filter:
         unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
         if unknown:
@@ -240,6 +245,13 @@ def register(app: typer.Typer) -> None:
                 help="Keep (and count) other events in the estimation window instead of masking."
             ),
         ] = False,
+        unknown_policy: Annotated[
+            str,
+            typer.Option(
+                help="t0 of announcements whose time of day is unknown: same_day (the US business day "
+                "of the date; next Tokyo session for 9984.T) | next_session (as if after the close)."
+            ),
+        ] = "same_day",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
@@ -275,6 +287,7 @@ def register(app: typer.Typer) -> None:
             conventions=conventions,
             method=method,
             mask_other_events=not flag_other_events,
+            unknown_policy=unknown_policy,
         )
         if fmt == "json":
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")

@@ -353,6 +353,7 @@ def deal_payload(
     _parse_date(row.get("source_date", ""), err, "source_date", today)
     time_et = _time(row.get("announced_time_et", ""), err, "announced_time_et")
     session = _session(row["session"], err, "session")
+    _session_fits_time(session, time_et, err)
     deal_type = _deal_type(row["deal_type"], err, "deal_type")
     payers = _parties(row["payer"], reg, err, "payer")
     payees = _parties(row["payee"], reg, err, "payee")
@@ -434,6 +435,29 @@ def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | No
     if d.year < 1990:
         raise err(f"{text} is implausibly early", fld)
     return d
+
+
+#: NYSE regular hours in minutes after midnight ET; half days close at 13:00.
+_OPEN, _HALF_CLOSE, _CLOSE = 9 * 60 + 30, 13 * 60, 16 * 60
+
+
+def _session_fits_time(session: str, time_et: str | None, err: ErrFn) -> None:
+    """A session label must not contradict the time of day: the time decides t0, so a 16:05 row labelled
+    'intraday' would silently move to the next session. Checked against NYSE hours without a calendar
+    (the ledger does not depend on the market layer): 'after_close' from 13:00 is allowed for half days;
+    'unknown' and 'non_trading' fit any time."""
+    if time_et is None or session in ("unknown", "non_trading"):
+        return
+    h, m = time_et.split(":")
+    minutes = int(h) * 60 + int(m)
+    fits = {
+        "pre_market": minutes < _OPEN,
+        "intraday": _OPEN <= minutes < _CLOSE,
+        "after_close": minutes >= _HALF_CLOSE,
+    }.get(session, True)
+    if not fits:
+        raise err(f"{session!r} does not fit announced_time_et {time_et} (NYSE trades 09:30-16:00 ET, half days to "
+                  "13:00; the time decides t0): fix the label or the time", "session")
 
 
 def _time(text: str, err: ErrFn, fld: str) -> str | None:

@@ -116,12 +116,17 @@ def align_t0(
         .then(pl.lit("session:") + pl.col("session"))
         .otherwise(pl.lit(f"unknown:{unknown_policy}"))
     )
+    naive = (pl.col("announced_date").cast(pl.Utf8) + pl.lit(" ") + time_expr).str.strptime(
+        pl.Datetime("us"), "%Y-%m-%d %H:%M", strict=True
+    )
     work = events.with_columns(
-        _ts=(
-            pl.col("announced_date").cast(pl.Utf8) + pl.lit(" ") + time_expr
-        ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M", strict=True)
-        .dt.replace_time_zone(ET, ambiguous="earliest", non_existent="null")
-        .dt.convert_time_zone("UTC"),
+        # A wall time inside the spring-forward gap (02:30 on the second Sunday of March) does not exist;
+        # read it an hour later, as the clocks did (Polars has no 'shift_forward'). The gap is one hour in
+        # America/New_York and falls on a Sunday night, so the t0 is the Monday session either way.
+        _ts=pl.coalesce(
+            naive.dt.replace_time_zone(ET, ambiguous="earliest", non_existent="null"),
+            (naive + pl.duration(hours=1)).dt.replace_time_zone(ET, ambiguous="earliest", non_existent="null"),
+        ).dt.convert_time_zone("UTC"),
         _rule=rule_expr,
     )
     inst = work["_ts"].dt.epoch("us").to_numpy()

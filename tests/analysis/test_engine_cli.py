@@ -297,3 +297,26 @@ def test_benchmarks_a_model_would_ignore_are_refused(
     res = CliRunner().invoke(_app(), ["study", "--db", str(shipped_db), *args])
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
     assert res.exception.field == field and message in str(res.exception)
+
+
+@pytest.mark.skipif(not HAVE_LAYERS, reason="ledger/market layers not built yet")
+def test_unknown_policy_moves_only_unknown_time_events(shipped_db: Path) -> None:
+    """SoftBank-OpenAI 2025-03-31 has no time of day: same_day puts MSFT's t0 on 03-31, next_session on
+    04-01 (the row calls it a US-evening announcement). AMD 2025-10-06 is pre-market: unmoved. 9984.T is
+    on the next Tokyo session under either policy."""
+    runner = CliRunner()
+    base = ["study", "--db", str(shipped_db), "--format", "json", "--window=0,0"]
+    t0 = {}
+    for policy in ("same_day", "next_session"):
+        out = runner.invoke(_app(), [*base, "--unknown-policy", policy])
+        assert out.exit_code == 0, out.output
+        t0[policy] = {r["event_id"]: r["t0"] for r in json.loads(out.stdout)}
+    sb = "softbank-openai-2025-03-31"
+    assert (t0["same_day"][f"{sb}:MSFT"], t0["next_session"][f"{sb}:MSFT"]) == ("2025-03-31", "2025-04-01")
+    assert t0["same_day"][f"{sb}:9984.T"] == t0["next_session"][f"{sb}:9984.T"] == "2025-04-01"
+    assert t0["same_day"]["amd-openai-2025-10-06:AMD"] == t0["next_session"]["amd-openai-2025-10-06:AMD"] == "2025-10-06"
+    moved = sum(t0["same_day"].get(k) != v for k, v in t0["next_session"].items())
+    assert 0 < moved < len(t0["next_session"])
+    bad = runner.invoke(_app(), [*base, "--unknown-policy", "later"])
+    assert isinstance(bad.exception, InputError) and bad.exception.exit_code == 2
+    assert "choose same_day or next_session" in str(bad.exception)

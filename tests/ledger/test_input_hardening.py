@@ -330,3 +330,30 @@ def test_payer_share_on_a_multi_party_deal_is_refused(tmp_path: Path, db_path: P
                            r"but the deal has several payers or payees"):
             import_file(con, folder / "deals.csv", today=TODAY)
         assert _count(con) == 0
+
+
+@pytest.mark.parametrize(
+    ("time_et", "session", "ok"),
+    [
+        ("16:05", "intraday", False), ("09:00", "intraday", False), ("10:00", "pre_market", False),
+        ("12:00", "after_close", False), ("16:05", "after_close", True), ("14:00", "after_close", True),  # half day
+        ("09:29", "pre_market", True), ("09:30", "intraday", True), ("15:59", "intraday", True),
+        ("16:00", "pre_market", False), ("03:00", "unknown", True), ("11:00", "non_trading", True),
+    ],
+)
+def test_session_label_must_fit_the_time(tmp_path: Path, db_path: Path, time_et: str, session: str, ok: bool) -> None:
+    rows = _rows()[:2]
+    rows[1]["announced_time_et"], rows[1]["session"] = time_et, session
+    out = _folder(tmp_path) / "deals.csv"
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with connect(db_path) as con:
+        if ok:
+            assert import_file(con, out, today=TODAY).appended > 0
+        else:
+            with pytest.raises(InputError, match=rf"deals.csv:3, field 'session': '{session}' does not fit "
+                               rf"announced_time_et {time_et}"):
+                import_file(con, out, today=TODAY)
+            assert _count(con) == 0

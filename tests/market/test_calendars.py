@@ -67,6 +67,11 @@ def test_dst_boundary() -> None:
     # 2025-03-10 is the first session after the US DST switch: 15:30 ET is still before the close.
     assert _t0([(date(2025, 3, 10), "15:30", "intraday")])[0][0] == date(2025, 3, 10)
     assert _t0([(date(2025, 11, 3), "16:01", "after_close")])[0][0] == date(2025, 11, 4)
+    # A wall time in the spring-forward gap does not exist (02:30 on 2025-03-09): read as an hour later,
+    # never a null t0. The fall-back hour (01:30 on 2025-11-02 happens twice) takes the earlier instant.
+    assert _t0([(date(2025, 3, 9), "02:30", "non_trading")]) == [(date(2025, 3, 10), "time->next_session")]
+    assert _t0([(date(2025, 3, 9), "02:30", "non_trading")], "XTKS")[0][0] == date(2025, 3, 10)
+    assert _t0([(date(2025, 11, 2), "01:30", "non_trading")]) == [(date(2025, 11, 3), "time->next_session")]
 
 
 def test_unknown_policy() -> None:
