@@ -253,7 +253,9 @@ def run(
         sec = htmlreport.Section
         params = {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
                   "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
-                  "method": res.method, "conventions": res.conventions.name}
+                  "method": res.method, "conventions": res.conventions.name,
+                  # run_study's default: a reader must know how time-less announcements got their t0
+                  "unknown_time_policy": "same_day (US business day of the date; next Tokyo session for 9984.T)"}
         with connect(path, read_only=True) as con:
             provenance = provenance_html(con, state["deals"])
         fig = lambda name, cap: htmlreport.figure_html(figs / f"{name}.png", cap)  # noqa: E731
