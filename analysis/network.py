@@ -32,15 +32,21 @@ import polars as pl
 
 def edges(flows: pl.DataFrame) -> pl.DataFrame:
     """Aggregate flows to one edge per (payer, payee): counted disclosed sum, flags and amount kinds."""
+    # A multi-party deal's edges (Stargate) have no attributable amount and stay out of totals, yet they
+    # are committed flows; an excluded duplicate report is not. The ledger marks duplicate reports
+    # (duplicate_report); a frame without the mark (an older database read-only, a hand-made frame) falls
+    # back to "a deal with several edges is multi-party, any other uncounted row a duplicate", counted
+    # before self-payments are dropped, which do not make a deal single-party.
+    several = pl.len().over("deal_id") > 1
+    marked = ~pl.col("counts_toward_total") & ~pl.col("duplicate_report")
     f = flows.with_columns(
-        # A deal with several edges is a multi-party deal (Stargate): the ledger leaves its edges without
-        # an attributable amount and out of totals, yet it is a committed flow, not an excluded report.
-        # (Counted before self-payments are dropped, which do not make a deal single-party.)
-        _multi=pl.len().over("deal_id") > 1
+        _multi=pl.coalesce(marked, several) if "duplicate_report" in flows.columns else several,
+        _dup=pl.coalesce(pl.col("duplicate_report"), ~pl.col("counts_toward_total") & ~several)
+        if "duplicate_report" in flows.columns else ~pl.col("counts_toward_total") & ~several,
     ).filter(pl.col("payer") != pl.col("payee"))
     disclosed = pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()
     # Excluded by data/events/contracts.csv: another report of the same contract counts instead.
-    excluded = ~pl.col("counts_toward_total") & ~pl.col("_multi")
+    excluded = pl.col("_dup")
     return (
         f.group_by("payer", "payee")
         .agg(

@@ -13,12 +13,6 @@ import polars as pl
 
 from ledger import log, project
 
-_FLOWS_SQL = (
-    "SELECT f.deal_id, f.contract_id, f.payer, f.payee, f.amount_usd, f.amount_kind, f.deal_type, "
-    "f.announced_date, f.counts_toward_total FROM ledger_flows f JOIN ledger_deals d USING (deal_id) "
-    "WHERE d.status = 'active' ORDER BY f.deal_id, f.payer, f.payee"
-)
-
 
 def _state(con: duckdb.DuckDBPyConnection, as_known_at: dt.datetime | None, in_effect_on: dt.date | None) -> project.LedgerState:
     if as_known_at is not None and as_known_at.tzinfo is None:
@@ -56,7 +50,11 @@ def flows(
 ) -> pl.DataFrame:
     """Payer -> payee edges of active deals; ``amount_usd`` is None when undisclosed (never 0)."""
     if as_known_at is None and in_effect_on is None:
-        return _frame(con, _FLOWS_SQL, project.FLOW_COLUMNS)
+        select = ", ".join(f"f.{c}" if not c.startswith("NULL") else c
+                           for c in log.stored_columns(con, "ledger_flows", project.FLOW_COLUMNS))
+        sql = (f"SELECT {select} FROM ledger_flows f JOIN ledger_deals d USING (deal_id) "  # noqa: S608
+               "WHERE d.status = 'active' ORDER BY f.deal_id, f.payer, f.payee")
+        return _frame(con, sql, project.FLOW_COLUMNS)
     return project.flows_frame(_state(con, as_known_at, in_effect_on))
 
 

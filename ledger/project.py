@@ -77,6 +77,10 @@ FLOW_COLUMNS: dict[str, Any] = {
     "deal_type": pl.String,
     "announced_date": pl.Date,
     "counts_toward_total": pl.Boolean,
+    # The deal reports a contract that another report counts for (contracts.csv). counts_toward_total is
+    # False both for such a report and for the edges of a multi-party deal (no attributable amount, yet a
+    # committed flow); this tells them apart, also for a multi-party deal that is a duplicate report.
+    "duplicate_report": pl.Boolean,
 }
 COMPANY_COLUMNS: dict[str, Any] = {
     "company_id": pl.String,
@@ -299,6 +303,7 @@ def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "deal_type": d["deal_type"],
                         "announced_date": d["announced_date"],
                         "counts_toward_total": bool(d["counts_toward_total"]) and not multi,
+                        "duplicate_report": not bool(d["counts_toward_total"]),
                     }
                 )
     rows.sort(key=lambda r: (r["deal_id"], r["payer"], r["payee"]))

@@ -76,9 +76,12 @@ _DDL = [
         amount_kind         VARCHAR NOT NULL,
         deal_type           VARCHAR NOT NULL,
         announced_date      DATE,
-        counts_toward_total BOOLEAN NOT NULL
+        counts_toward_total BOOLEAN NOT NULL,
+        duplicate_report    BOOLEAN
     )
     """,
+    # Older databases: the column arrives empty and ensure_schema refills it by a projection rebuild.
+    "ALTER TABLE ledger_flows ADD COLUMN IF NOT EXISTS duplicate_report BOOLEAN",
     """
     CREATE OR REPLACE VIEW ledger_events AS
     SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
@@ -109,6 +112,13 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     ).fetchall()[0][0])
 
 
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()", [table, column]
+    ).fetchall()[0][0])
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write.
 
@@ -116,9 +126,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     rule (amendments in log order, corrections over them), which ``ledger.project`` no longer gives: they
     are rebuilt from the log once, before ``ledger_head`` is created (so a failed rebuild is retried at the
     next open). Otherwise ``ledger_deals`` would keep the old values until the deal's next event, and
-    ``verify`` would report them as drift.
+    ``verify`` would report them as drift. The same rebuild fills ``ledger_flows.duplicate_report`` in a
+    database older than that column.
     """
-    upgrading = not _has_table(con, "ledger_head")
+    upgrading = not _has_table(con, "ledger_head") or (
+        _has_table(con, "ledger_flows") and not _has_column(con, "ledger_flows", "duplicate_report")
+    )
     for stmt in _DDL:
         con.execute(stmt)
     if upgrading and con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0]:

@@ -294,3 +294,20 @@ def test_an_older_database_opened_read_only_reads_the_new_column_as_null(db_path
     with connect(db_path) as c:  # the first read-write open adds the column
         assert c.execute("SELECT count(payer_amount_usd) FROM ledger_deals").fetchall() == [(0,)]
         assert log.verify(c).ok
+
+
+def test_flows_of_a_database_older_than_duplicate_report_are_filled_at_the_first_read_write_open(
+    ledger_db: Path,
+) -> None:
+    with connect(ledger_db) as c:
+        c.execute("ALTER TABLE ledger_flows DROP COLUMN duplicate_report")
+    with connect(ledger_db, read_only=True) as c:  # read-only: compared on the columns it has
+        assert log.verify(c).ok
+        assert api.flows(c)["duplicate_report"].null_count() == api.flows(c).height
+    with connect(ledger_db) as c:  # read-write: the column is added and the projections rebuilt
+        f = api.flows(c)
+        assert f["duplicate_report"].null_count() == 0
+        dup = set(f.filter("duplicate_report")["deal_id"].to_list())
+        assert {"openai-orcl-2025-07-02", "nvda-openai-2025-09-22"} <= dup
+        assert not f.filter(deal_id="stargate-2025-01-21")["duplicate_report"].any()
+        assert log.verify(c).ok

@@ -425,3 +425,24 @@ def test_an_up_to_edge_anywhere_on_the_cycle_makes_the_volume_approximate() -> N
     # nothing disclosed at all: shares and HHI are 0, not NaN
     fa = network.analyse(_frame([_flow("x", "a", "b", None), _flow("y", "b", "a", None)]))
     assert (fa.hhi_in, fa.hhi_out) == (0.0, 0.0) and fa.shares["in_share"].to_list() == [0.0, 0.0]
+
+
+def test_a_multi_party_duplicate_report_is_excluded_not_undisclosed() -> None:
+    """With the ledger's duplicate_report mark, a multi-party deal that contracts.csv excludes (another
+    report counts) is no flow, while a multi-party deal that counts stays an undisclosed committed edge."""
+    rows = [
+        {**_flow("jv-report", "a", "b", None, counts=False), "duplicate_report": True},
+        {**_flow("jv-report", "c", "b", None, counts=False), "duplicate_report": True},
+        {**_flow("jv", "d", "e", None, counts=False), "duplicate_report": False},
+        {**_flow("jv", "f", "e", None, counts=False), "duplicate_report": False},
+        {**_flow("ab", "a", "b", 4e9), "duplicate_report": False},
+    ]
+    frame = _frame([{k: v for k, v in r.items() if k != "duplicate_report"} for r in rows]).with_columns(
+        duplicate_report=pl.Series([r["duplicate_report"] for r in rows]))
+    e = {(r["payer"], r["payee"]): r for r in network.analyse(frame).edges.iter_rows(named=True)}
+    assert not e[("c", "b")]["counted"] and not e[("c", "b")]["undisclosed"]
+    assert not e[("a", "b")]["partly_undisclosed"] and e[("a", "b")]["amount_usd"] == 4e9
+    assert e[("d", "e")]["counted"] and e[("d", "e")]["undisclosed"]
+    # without the mark (a hand-made frame), a deal with several edges reads as multi-party
+    e2 = {(r["payer"], r["payee"]): r for r in network.analyse(frame.drop("duplicate_report")).edges.iter_rows(named=True)}
+    assert e2[("c", "b")]["counted"] and e2[("a", "b")]["partly_undisclosed"]
