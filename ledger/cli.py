@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from ledger.load import (
     parse_change,
     parse_deals,
     registry_from_companies,
+    session_problem,
 )
 from ledger.model import (
     CURRENT_VERSION,
@@ -176,6 +178,7 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
                               CURRENT_VERSION[event_type], payload, 0)
             _check_amount_pair(events, new)
             _check_payer_share(events, new)
+            _check_session_time(events, new)
         res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
     _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
 
@@ -212,21 +215,25 @@ def _check_payer_share(events: list[StoredEvent], new: StoredEvent) -> None:
     """Refuse a change after which the deal's payer share (``payer_amount_usd``) cannot stand on some valid
     date: above the amount, without an amount, zero, or on a multi-party deal. Checked whenever a field
     the rule reads changes, so amending the amount below an existing share is refused too."""
-    fields = {"amount_usd", "payer_amount_usd", "payers", "payees"}
-    if not fields & set(new.payload.get("changes", {})):
+    _refuse_new_problem(events, new, ("payer_amount_usd", "amount_usd", "payers", "payees"),
+                        project.payer_share_problem)
+
+
+def _check_session_time(events: list[StoredEvent], new: StoredEvent) -> None:
+    """Refuse a change after which the session label contradicts the time of day (what import refuses)."""
+    _refuse_new_problem(events, new, ("announced_time_et", "session", "announced_date"), session_problem)
+
+
+def _refuse_new_problem(events: list[StoredEvent], new: StoredEvent, fields: tuple[str, ...],
+                        check: Callable[[dict[str, Any]], str | None]) -> None:
+    changes = new.payload.get("changes", {})
+    if not set(fields) & set(changes):
         return
-    deal_id = new.payload["deal_id"]
-    changes_on = project.fold([*events, new]).trails[deal_id].amendments
-    days = sorted({dt.date.min, *(effective for (effective, _pos), _ch in changes_on)})
-    trail_before = project.fold(events).trails[deal_id]
-    trail_after = project.fold([*events, new]).trails[deal_id]
-    for day in days:
-        problem = project.payer_share_problem(project.derive(trail_after, day))
-        if problem is None or problem == project.payer_share_problem(project.derive(trail_before, day)):
-            continue  # fine, or already so before this change (not blamed on it)
+    found = project.new_problem(events, new, check)
+    if found is not None:
+        day, problem = found
         when = "" if day == dt.date.min else f" from {day}"
-        fld = next(f for f in ("payer_amount_usd", "amount_usd", "payers", "payees") if f in new.payload["changes"])
-        raise InputError(f"after this change {problem}{when}", field=fld)
+        raise InputError(f"after this change {problem}{when}", field=next(f for f in fields if f in changes))
 
 
 def _already(event_type: str, deal_id: str, ev: StoredEvent) -> None:

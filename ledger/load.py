@@ -34,13 +34,15 @@ import yaml
 
 from carousel.db import DATA_DIR
 from carousel.errors import ConflictError, InputError
-from ledger import log
+from ledger import log, project
 from ledger.model import (
     AMOUNT_KINDS,
+    CURRENT_VERSION,
     DEAL_TYPES,
     MUTABLE_FIELDS,
     SESSIONS,
     NewEvent,
+    StoredEvent,
     canonical_json,
     company_stream,
     deal_stream,
@@ -353,7 +355,7 @@ def deal_payload(
     _parse_date(row.get("source_date", ""), err, "source_date", today)
     time_et = _time(row.get("announced_time_et", ""), err, "announced_time_et")
     session = _session(row["session"], err, "session")
-    _session_fits_time(session, time_et, err)
+    _session_fits_time(session, time_et, ann, err)
     deal_type = _deal_type(row["deal_type"], err, "deal_type")
     payers = _parties(row["payer"], reg, err, "payer")
     payees = _parties(row["payee"], reg, err, "payee")
@@ -441,23 +443,50 @@ def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | No
 _OPEN, _HALF_CLOSE, _CLOSE = 9 * 60 + 30, 13 * 60, 16 * 60
 
 
-def _session_fits_time(session: str, time_et: str | None, err: ErrFn) -> None:
-    """A session label must not contradict the time of day: the time decides t0, so a 16:05 row labelled
-    'intraday' would silently move to the next session. Checked against NYSE hours without a calendar
-    (the ledger does not depend on the market layer): 'after_close' from 13:00 is allowed for half days;
-    'unknown' and 'non_trading' fit any time."""
-    if time_et is None or session in ("unknown", "non_trading"):
-        return
+def _maybe_half_day(day: dt.date | None) -> bool:
+    """Whether NYSE may close at 13:00 on ``day``: 3 July, 24 December or the day after Thanksgiving
+    (the fourth Thursday of November). Without a calendar (the ledger does not depend on the market
+    layer) this is the superset of its early closes; an unknown date may be one."""
+    if day is None:
+        return True
+    if (day.month, day.day) in ((7, 3), (12, 24)):
+        return True
+    first_thursday = 1 + (3 - dt.date(day.year, 11, 1).weekday()) % 7
+    return day.month == 11 and day.day == first_thursday + 22
+
+
+def session_time_problem(session: str | None, time_et: str | None, day: dt.date | str | None) -> str | None:
+    """Why a session label contradicts the time of day, or None. The time decides t0, so a 16:05 row
+    labelled 'intraday' would silently move to the next session. Checked against NYSE hours: 'after_close'
+    before 16:00 only on a possible half day (from 13:00); 'unknown' and 'non_trading' fit any time."""
+    if not time_et or session in (None, "unknown", "non_trading"):
+        return None
+    if isinstance(day, str):
+        day = dt.date.fromisoformat(day)
     h, m = time_et.split(":")
     minutes = int(h) * 60 + int(m)
+    after = _HALF_CLOSE if _maybe_half_day(day) else _CLOSE
     fits = {
         "pre_market": minutes < _OPEN,
         "intraday": _OPEN <= minutes < _CLOSE,
-        "after_close": minutes >= _HALF_CLOSE,
+        "after_close": minutes >= after,
     }.get(session, True)
-    if not fits:
-        raise err(f"{session!r} does not fit announced_time_et {time_et} (NYSE trades 09:30-16:00 ET, half days to "
-                  "13:00; the time decides t0): fix the label or the time", "session")
+    if fits:
+        return None
+    return (f"{session!r} does not fit announced_time_et {time_et}"
+            f"{'' if day is None else f' on {day}'} (NYSE trades 09:30-16:00 ET, half days to 13:00; the time "
+            "decides t0): fix the label or the time")
+
+
+def session_problem(deal: Mapping[str, Any]) -> str | None:
+    """:func:`session_time_problem` of a deal record (projection or payload)."""
+    return session_time_problem(deal.get("session"), deal.get("announced_time_et"), deal.get("announced_date"))
+
+
+def _session_fits_time(session: str, time_et: str | None, day: dt.date | None, err: ErrFn) -> None:
+    problem = session_time_problem(session, time_et, day)
+    if problem:
+        raise err(problem, "session")
 
 
 def _time(text: str, err: ErrFn, fld: str) -> str | None:
@@ -812,6 +841,14 @@ def _reconcile(
                    "reason": f"re-import of {path.name}: the row changed"}
         # The same id rule as `carousel ledger correct`: content plus the event it follows.
         eid = event_id_for(e.stream_id, "DealCorrected", f"{canonical_json(payload)}\x1fafter {head.event_id}")
+        # What import refuses in a row, a recorded change must not produce in the record either: the row
+        # may combine with an earlier hand correction of the other field (a time with a session label).
+        found = project.new_problem(
+            events, StoredEvent(head.position + 1, eid, e.stream_id, head.stream_version + 1, "DealCorrected",
+                                CURRENT_VERSION["DealCorrected"], payload, 0), session_problem)
+        if found is not None:
+            raise ConflictError(f"{path}: deal {deal_id!r}: recording the changed row ({fields}) would leave "
+                                f"{found[1]}")
         corrections.append(NewEvent(eid, e.stream_id, "DealCorrected", payload))
         expected[e.stream_id] = head.stream_version
     return [e for e in deals if e.event_id not in drop], corrections, expected, tuple(retracted)

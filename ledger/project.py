@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
@@ -251,6 +251,24 @@ def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list
             }
         )
     return rows
+
+
+def new_problem(
+    events: list[StoredEvent], new: StoredEvent, check: Callable[[dict[str, Any]], str | None]
+) -> tuple[dt.date, str] | None:
+    """The first valid date on which ``check`` finds a problem with the deal after ``new`` is appended to
+    its stream ``events`` that it did not find before (a problem already there is not blamed on the
+    change), with the problem; None if there is none. The deal can only change on its earliest state and
+    on each amendment's effective date, so those are the dates checked (``dt.date.min`` = from the start).
+    """
+    deal_id = new.payload["deal_id"]
+    before, after = fold(events).trails[deal_id], fold([*events, new]).trails[deal_id]
+    days = sorted({dt.date.min, *(effective for (effective, _pos), _ch in after.amendments)})
+    for day in days:
+        problem = check(derive(after, day))
+        if problem is not None and problem != check(derive(before, day)):
+            return day, problem
+    return None
 
 
 def payer_share_problem(deal: Mapping[str, Any]) -> str | None:

@@ -333,17 +333,24 @@ def test_payer_share_on_a_multi_party_deal_is_refused(tmp_path: Path, db_path: P
 
 
 @pytest.mark.parametrize(
-    ("time_et", "session", "ok"),
+    ("day", "time_et", "session", "ok"),
     [
-        ("16:05", "intraday", False), ("09:00", "intraday", False), ("10:00", "pre_market", False),
-        ("12:00", "after_close", False), ("16:05", "after_close", True), ("14:00", "after_close", True),  # half day
-        ("09:29", "pre_market", True), ("09:30", "intraday", True), ("15:59", "intraday", True),
-        ("16:00", "pre_market", False), ("03:00", "unknown", True), ("11:00", "non_trading", True),
+        ("2025-06-12", "16:05", "intraday", False), ("2025-06-12", "09:00", "intraday", False),
+        ("2025-06-12", "10:00", "pre_market", False), ("2025-06-12", "12:00", "after_close", False),
+        ("2025-06-12", "13:30", "after_close", False),  # a normal day closes at 16:00
+        ("2025-11-28", "13:30", "after_close", True),  # the day after Thanksgiving closes at 13:00
+        ("2025-12-24", "14:00", "after_close", True), ("2025-07-03", "13:00", "after_close", True),
+        ("2025-06-12", "16:05", "after_close", True), ("2025-06-12", "09:29", "pre_market", True),
+        ("2025-06-12", "09:30", "intraday", True), ("2025-06-12", "15:59", "intraday", True),
+        ("2025-06-12", "16:00", "pre_market", False), ("2025-06-12", "03:00", "unknown", True),
+        ("2025-06-12", "11:00", "non_trading", True),
     ],
 )
-def test_session_label_must_fit_the_time(tmp_path: Path, db_path: Path, time_et: str, session: str, ok: bool) -> None:
+def test_session_label_must_fit_the_time(
+    tmp_path: Path, db_path: Path, day: str, time_et: str, session: str, ok: bool
+) -> None:
     rows = _rows()[:2]
-    rows[1]["announced_time_et"], rows[1]["session"] = time_et, session
+    rows[1]["announced_date"], rows[1]["announced_time_et"], rows[1]["session"] = day, time_et, session
     out = _folder(tmp_path) / "deals.csv"
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -354,6 +361,6 @@ def test_session_label_must_fit_the_time(tmp_path: Path, db_path: Path, time_et:
             assert import_file(con, out, today=TODAY).appended > 0
         else:
             with pytest.raises(InputError, match=rf"deals.csv:3, field 'session': '{session}' does not fit "
-                               rf"announced_time_et {time_et}"):
+                               rf"announced_time_et {time_et} on {day}"):
                 import_file(con, out, today=TODAY)
             assert _count(con) == 0

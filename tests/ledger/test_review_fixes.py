@@ -311,3 +311,55 @@ def test_flows_of_a_database_older_than_duplicate_report_are_filled_at_the_first
         assert {"openai-orcl-2025-07-02", "nvda-openai-2025-09-22"} <= dup
         assert not f.filter(deal_id="stargate-2025-01-21")["duplicate_report"].any()
         assert log.verify(c).ok
+
+
+# --- the session label and the time of day stay consistent through amend/correct and re-import ---------------
+
+GOOGL = "openai-googl-2025-06-10"  # 09:48 intraday
+ORCL_722 = "openai-orcl-2025-07-22"  # 06:45 pre_market
+_FIT = "(NYSE trades 09:30-16:00 ET, half days to 13:00; the time decides t0): fix the label or the time"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["correct", GOOGL, "--set", "announced_time_et=16:05"],
+         f"field 'announced_time_et': after this change 'intraday' does not fit announced_time_et 16:05 on 2025-06-10 {_FIT}"),
+        (["correct", ORCL_722, "--set", "session=intraday"],
+         f"field 'session': after this change 'intraday' does not fit announced_time_et 06:45 on 2025-07-22 {_FIT}"),
+        (["amend", ORCL_722, "--effective", "2025-08-01", "--set", "session=after_close"],
+         f"field 'session': after this change 'after_close' does not fit announced_time_et 06:45 on 2025-07-22 {_FIT} "
+         "from 2025-08-01"),
+    ],
+)
+def test_a_change_cannot_leave_a_session_label_that_contradicts_the_time(
+    ledger_db: Path, args: list[str], message: str
+) -> None:
+    _refused(ledger_db, [*args, "--reason", "test"], message)
+
+
+def test_a_consistent_pair_changed_together_is_accepted(ledger_db: Path) -> None:
+    _ok(ledger_db, ["correct", GOOGL, "--set", "announced_time_et=16:05", "--set", "session=after_close",
+                    "--reason", "test"])
+    with connect(ledger_db, read_only=True) as c:
+        d = api.deals(c).filter(deal_id=GOOGL).row(0, named=True)
+        assert (d["announced_time_et"], d["session"]) == ("16:05", "after_close")
+
+
+def test_a_reimported_row_cannot_combine_with_a_hand_correction_into_a_contradiction(
+    ledger_db: Path, tmp_path: Path
+) -> None:
+    """The hand correction made GOOGL 16:05 after_close; the file then changes only the time to 10:30
+    (consistent with the file's own 'intraday'). Recording just the time would leave 10:30 after_close."""
+    _ok(ledger_db, ["correct", GOOGL, "--set", "announced_time_et=16:05", "--set", "session=after_close",
+                    "--reason", "test"])
+    folder = _folder(tmp_path)
+    text = DEALS.read_text(encoding="utf-8").replace(f"{GOOGL},2025-06-10,09:48,intraday", f"{GOOGL},2025-06-10,10:30,intraday")
+    assert text != DEALS.read_text(encoding="utf-8")
+    (folder / "deals.csv").write_text(text, encoding="utf-8")
+    before = _log(ledger_db)
+    refusal = (rf"deal '{GOOGL}': recording the changed row \(announced_time_et\) would leave 'after_close' does "
+               r"not fit announced_time_et 10:30")
+    with connect(ledger_db) as c, pytest.raises(ConflictError, match=refusal):
+        import_file(c, folder / "deals.csv", record_changes=True)
+    assert _log(ledger_db) == before
