@@ -39,6 +39,8 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
     # before self-payments are dropped, which do not make a deal single-party.
     several = pl.len().over("deal_id") > 1
     marked = ~pl.col("counts_toward_total") & ~pl.col("duplicate_report")
+    if "duplicate_report" in flows.columns:  # an all-None column arrives as dtype Null
+        flows = flows.with_columns(pl.col("duplicate_report").cast(pl.Boolean))
     f = flows.with_columns(
         _multi=pl.coalesce(marked, several) if "duplicate_report" in flows.columns else several,
         _dup=pl.coalesce(pl.col("duplicate_report"), ~pl.col("counts_toward_total") & ~several)

@@ -845,7 +845,8 @@ def _reconcile(
         # may combine with an earlier hand correction of the other field (a time with a session label).
         found = project.new_problem(
             events, StoredEvent(head.position + 1, eid, e.stream_id, head.stream_version + 1, "DealCorrected",
-                                CURRENT_VERSION["DealCorrected"], payload, 0), session_problem)
+                                CURRENT_VERSION["DealCorrected"], payload, 0),
+            lambda d: session_problem(d) or project.payer_share_problem(d))
         if found is not None:
             raise ConflictError(f"{path}: deal {deal_id!r}: recording the changed row ({fields}) would leave "
                                 f"{found[1]}")

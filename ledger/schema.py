@@ -112,13 +112,6 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     ).fetchall()[0][0])
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ? "
-        "AND table_schema = current_schema() AND table_catalog = current_database()", [table, column]
-    ).fetchall()[0][0])
-
-
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write.
 
@@ -129,11 +122,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ``verify`` would report them as drift. The same rebuild fills ``ledger_flows.duplicate_report`` in a
     database older than that column.
     """
-    upgrading = not _has_table(con, "ledger_head") or (
-        _has_table(con, "ledger_flows") and not _has_column(con, "ledger_flows", "duplicate_report")
-    )
+    upgrading = not _has_table(con, "ledger_head")
     for stmt in _DDL:
         con.execute(stmt)
+    # Decided from the data, not from the column's presence: the ALTER above commits on its own, so a
+    # rebuild that failed after it would otherwise never be retried. Every row the writer inserts has the
+    # mark, so a NULL means "written by an older carousel, not yet rebuilt".
+    upgrading = upgrading or bool(
+        con.execute("SELECT count(*) FROM ledger_flows WHERE duplicate_report IS NULL").fetchall()[0][0]
+    )
     if upgrading and con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0]:
         # ledger.log imports carousel.db, which imports this module: import it here, not at the top.
         from ledger.log import rebuild_projections

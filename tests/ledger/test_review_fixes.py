@@ -363,3 +363,33 @@ def test_a_reimported_row_cannot_combine_with_a_hand_correction_into_a_contradic
     with connect(ledger_db) as c, pytest.raises(ConflictError, match=refusal):
         import_file(c, folder / "deals.csv", record_changes=True)
     assert _log(ledger_db) == before
+
+
+def test_an_upgrade_rebuild_that_failed_after_the_column_was_added_is_retried(ledger_db: Path) -> None:
+    """The ALTER commits on its own: a database left with the column but no values (the rebuild failed)
+    is rebuilt at the next read-write open, not left failing verify for good."""
+    with connect(ledger_db) as c:
+        c.execute("ALTER TABLE ledger_flows DROP COLUMN duplicate_report")
+        c.execute("ALTER TABLE ledger_flows ADD COLUMN duplicate_report BOOLEAN")  # as after a failed rebuild
+    with connect(ledger_db) as c:
+        assert c.execute("SELECT count(*) FROM ledger_flows WHERE duplicate_report IS NULL").fetchall() == [(0,)]
+        assert log.verify(c).ok
+
+
+def test_a_reimported_amount_cannot_fall_below_a_hand_corrected_payer_share(ledger_db: Path, tmp_path: Path) -> None:
+    deal = "openai-amzn-2025-11-03"  # $38B
+    _ok(ledger_db, ["correct", deal, "--set", "payer_amount_usd=30000000000", "--reason", "test"])
+    folder = _folder(tmp_path)
+    rows = DEALS.read_text(encoding="utf-8").splitlines()
+    (line,) = [i for i, r in enumerate(rows) if r.startswith(deal + ",")]
+    head = rows[0].split(",")
+    fields = rows[line].split(",")
+    assert fields[head.index("amount_usd_bn")] == "38"
+    fields[head.index("amount_usd_bn")] = "20"
+    rows[line] = ",".join(fields)
+    (folder / "deals.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    before = _log(ledger_db)
+    refusal = rf"deal '{deal}': recording the changed row \(amount_usd\) would leave payer_amount_usd 30000000000.00 is more"
+    with connect(ledger_db) as c, pytest.raises(ConflictError, match=refusal):
+        import_file(c, folder / "deals.csv", record_changes=True)
+    assert _log(ledger_db) == before

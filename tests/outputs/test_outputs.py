@@ -446,3 +446,10 @@ def test_a_multi_party_duplicate_report_is_excluded_not_undisclosed() -> None:
     # without the mark (a hand-made frame), a deal with several edges reads as multi-party
     e2 = {(r["payer"], r["payee"]): r for r in network.analyse(frame.drop("duplicate_report")).edges.iter_rows(named=True)}
     assert e2[("c", "b")]["counted"] and e2[("a", "b")]["partly_undisclosed"]
+
+
+def test_an_all_null_duplicate_report_column_falls_back() -> None:
+    frame = _frame([_flow("jv", "a", "b", None, counts=False), _flow("jv", "c", "b", None, counts=False)])
+    frame = frame.with_columns(duplicate_report=pl.lit(None))  # dtype Null, as from a hand-made frame
+    e = {(r["payer"], r["payee"]): r for r in network.analyse(frame).edges.iter_rows(named=True)}
+    assert e[("a", "b")]["counted"] and e[("a", "b")]["undisclosed"]
