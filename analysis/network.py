@@ -38,13 +38,14 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
     # back to "a deal with several edges is multi-party, any other uncounted row a duplicate", counted
     # before self-payments are dropped, which do not make a deal single-party.
     several = pl.len().over("deal_id") > 1
-    marked = ~pl.col("counts_toward_total") & ~pl.col("duplicate_report")
-    if "duplicate_report" in flows.columns:  # an all-None column arrives as dtype Null
-        flows = flows.with_columns(pl.col("duplicate_report").cast(pl.Boolean))
+    unmarked = ~pl.col("counts_toward_total")
+    flows = flows.with_columns(  # an absent column, or an all-None one (dtype Null), reads as unmarked
+        pl.col("duplicate_report").cast(pl.Boolean) if "duplicate_report" in flows.columns
+        else pl.lit(None, dtype=pl.Boolean).alias("duplicate_report")
+    )
     f = flows.with_columns(
-        _multi=pl.coalesce(marked, several) if "duplicate_report" in flows.columns else several,
-        _dup=pl.coalesce(pl.col("duplicate_report"), ~pl.col("counts_toward_total") & ~several)
-        if "duplicate_report" in flows.columns else ~pl.col("counts_toward_total") & ~several,
+        _multi=pl.coalesce(unmarked & ~pl.col("duplicate_report"), several),
+        _dup=pl.coalesce(pl.col("duplicate_report"), unmarked & ~several),
     ).filter(pl.col("payer") != pl.col("payee"))
     disclosed = pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()
     # Excluded by data/events/contracts.csv: another report of the same contract counts instead.
@@ -127,7 +128,7 @@ def cycles(g: nx.DiGraph, max_length: int = 6) -> pl.DataFrame:
         if complete:
             low = min(amounts)
             neck = [(h, a) for h, a in zip(hops, attrs, strict=True) if a["amount"] == low]
-            neck_exact = all(a["kinds"] == ["exact"] for _h, a in neck)
+            neck_exact = all(a["firm"] for _h, a in neck)  # disclosed, and exact amounts only
             neck_partial = any(a["partial"] for _h, a in neck)
             firm = neck_exact and not neck_partial and not any_up_to
             lower = neck_exact and neck_partial and not any_up_to

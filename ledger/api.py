@@ -50,8 +50,7 @@ def flows(
 ) -> pl.DataFrame:
     """Payer -> payee edges of active deals; ``amount_usd`` is None when undisclosed (never 0)."""
     if as_known_at is None and in_effect_on is None:
-        select = ", ".join(f"f.{c}" if not c.startswith("NULL") else c
-                           for c in log.stored_columns(con, "ledger_flows", project.FLOW_COLUMNS))
+        select = ", ".join(log.stored_columns(con, "ledger_flows", project.FLOW_COLUMNS, alias="f"))
         sql = (f"SELECT {select} FROM ledger_flows f JOIN ledger_deals d USING (deal_id) "  # noqa: S608
                "WHERE d.status = 'active' ORDER BY f.deal_id, f.payer, f.payee")
         return _frame(con, sql, project.FLOW_COLUMNS)

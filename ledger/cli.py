@@ -183,30 +183,26 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
     _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
 
 
-def _amount_pairs(events: list[StoredEvent], days: list[dt.date]) -> dict[dt.date, tuple[Any, str]]:
-    """(amount_usd, amount_kind) of the deal in effect on each of ``days``."""
-    trail = project.fold(events).trails[events[0].payload["deal_id"]]
-    return {day: ((d := project.derive(trail, day)).get("amount_usd"), d.get("amount_kind") or "undisclosed")
-            for day in days}
+def _amount_pair_problem(deal: dict[str, Any]) -> str | None:
+    """The deal's amount without a kind, or kind without an amount, described; None if consistent."""
+    amount, kind = deal.get("amount_usd"), deal.get("amount_kind") or "undisclosed"
+    if (amount is None) == (kind == "undisclosed"):
+        return None
+    return f"amount_usd {amount} with amount_kind {kind!r}" if amount is not None else f"no amount_usd with amount_kind {kind!r}"
 
 
 def _check_amount_pair(events: list[StoredEvent], new: StoredEvent) -> None:
     """Refuse a change that leaves the deal with an amount but kind 'undisclosed', or a kind but no amount,
     on some valid date (import never produces either; ``_parse_changes`` catches it only when one command
     sets both fields). A pair that was already inconsistent before the change is not blamed on it."""
-    if not {"amount_usd", "amount_kind"} & set(new.payload.get("changes", {})):
+    changes = new.payload.get("changes", {})
+    if not {"amount_usd", "amount_kind"} & set(changes):
         return
-    # The deal can only change on these valid dates: the earliest state, then each amendment's effective
-    # date (the last is also the current state).
-    changes_on = project.fold([*events, new]).trails[new.payload["deal_id"]].amendments
-    days = sorted({dt.date.min, *(effective for (effective, _pos), _ch in changes_on)})
-    before, after = _amount_pairs(events, days), _amount_pairs([*events, new], days)
-    for day, (amount, kind) in after.items():
-        if (amount is None) == (kind == "undisclosed") or before.get(day) == (amount, kind):
-            continue
+    found = project.new_problem(events, new, _amount_pair_problem)
+    if found is not None:
+        day, state = found
         when = "" if day == dt.date.min else f" from {day}"
-        fld = "amount_kind" if "amount_kind" in new.payload["changes"] else "amount_usd"
-        state = f"amount_usd {amount} with amount_kind {kind!r}" if amount is not None else f"no amount_usd with amount_kind {kind!r}"
+        fld = "amount_kind" if "amount_kind" in changes else "amount_usd"
         raise InputError(f"the deal would have {state}{when}; an amount has a kind (exact, up_to, estimate) and only "
                          "an empty amount is 'undisclosed': set amount_usd and amount_kind together", field=fld)
 

@@ -431,16 +431,18 @@ def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[tuple[int
     return True, [(int(p), str(h)) for p, h in con.execute("SELECT position, hash FROM ledger_head").fetchall()]
 
 
-def stored_columns(con: duckdb.DuckDBPyConnection, table: str, columns: Iterable[str]) -> list[str]:
+def stored_columns(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Iterable[str], *, alias: str | None = None
+) -> list[str]:
     """SELECT expressions for ``columns`` of ``table``: a column that a database written by an older
     carousel lacks reads as NULL. Such a database gains its columns at the first read-write open; until
     then a read-only reader (verify, show, sql) sees NULL, which is also what its events say (no event of
-    an older carousel sets a newer field)."""
+    an older carousel sets a newer field). ``alias`` qualifies the stored columns (``f.payer``)."""
     have = {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
         "AND table_schema = current_schema() AND table_catalog = current_database()", [table]
     ).fetchall()}
-    return [c if c in have else f"NULL AS {c}" for c in columns]
+    return [(c if alias is None else f"{alias}.{c}") if c in have else f"NULL AS {c}" for c in columns]
 
 
 def _show(value: Any) -> str:
@@ -464,7 +466,7 @@ def _compare_projections(con: duckdb.DuckDBPyConnection, state: project.LedgerSt
     for table, keys, rows, schema in checks:
         # A database of an older carousel opened read-only lacks the newer columns (added and filled at
         # its first read-write open): compare what it has.
-        cols = [c for c in schema if not stored_columns(con, table, [c])[0].startswith("NULL AS")]
+        cols = [c for c, expr in zip(schema, stored_columns(con, table, schema), strict=True) if expr == c]
         want = [tuple(r[c] for c in cols) for r in rows]
         # ``table`` and the columns are our own constants, never user input.
         select = ", ".join(stored_columns(con, table, cols))

@@ -31,6 +31,14 @@ def _folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _write_rows(out: Path, rows: list[dict[str, str]]) -> Path:
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
 def _count(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0])
 
@@ -254,11 +262,7 @@ def test_digits_must_be_ascii_and_plain(tmp_path: Path, db_path: Path, column: s
     paste artefacts, and '1_0' used to import as US$ 10 billion."""
     rows = _rows()[:2]
     rows[1][column] = value
-    out = _folder(tmp_path) / "deals.csv"
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = _write_rows(_folder(tmp_path) / "deals.csv", rows)
     with connect(db_path) as c:
         with pytest.raises(InputError) as exc:
             import_file(c, out, today=TODAY)
@@ -351,11 +355,7 @@ def test_session_label_must_fit_the_time(
 ) -> None:
     rows = _rows()[:2]
     rows[1]["announced_date"], rows[1]["announced_time_et"], rows[1]["session"] = day, time_et, session
-    out = _folder(tmp_path) / "deals.csv"
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out = _write_rows(_folder(tmp_path) / "deals.csv", rows)
     with connect(db_path) as con:
         if ok:
             assert import_file(con, out, today=TODAY).appended > 0
