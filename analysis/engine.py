@@ -69,8 +69,7 @@ from analysis.models import (
 )
 from analysis.panel import ARPanel
 from analysis.results import EventStudyResult
-
-DEFAULT_WINDOWS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 1), (-5, 5), (0, 10))
+from analysis.window import DEFAULT_WINDOWS, window_label
 
 #: Exclusion reason codes, in the order they are checked (the first that applies is reported).
 REASONS: dict[str, str] = {
@@ -83,15 +82,6 @@ REASONS: dict[str, str] = {
 }
 
 Method = Literal["batch", "statsmodels", "event_dummy"]
-
-
-def window_label(window: tuple[int, int]) -> str:
-    """``(-1, 1) -> '[-1,+1]'``, ``(0, 0) -> '[0,0]'`` (stable, sortable-by-position labels)."""
-
-    def fmt(d: int) -> str:
-        return f"+{d}" if d > 0 else str(d)
-
-    return f"[{fmt(window[0])},{fmt(window[1])}]"
 
 
 def _condition(xtx: np.ndarray) -> np.ndarray:

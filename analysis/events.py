@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import polars as pl
 
@@ -67,12 +68,11 @@ def firm_events(
     if missing:
         raise ValueError(f"deals frame lacks column(s): {', '.join(missing)}")
     if calendar_for is None or align_t0 is None:
-        import importlib
+        # Imported at call time: exchange_calendars is slow to import and most callers pass both.
+        from market import calendars
 
-        # Looked up at call time: the market layer is a sibling package (functional core stays pure).
-        calendars = importlib.import_module("market.calendars")
         calendar_for = calendar_for or calendars.calendar_for
-        align_t0 = align_t0 or calendars.align_t0
+        align_t0 = align_t0 or cast(Aligner, calendars.align_t0)
 
     live = deals.filter(pl.col("status") != "retracted").select(
         pl.col("deal_id").cast(pl.Utf8),

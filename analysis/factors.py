@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from carousel.errors import InputError
+from core.errors import InputError
 
 #: Columns of the shipped file, all in percent except ``date``.
 FF3_COLUMNS = ("mkt_rf", "smb", "hml", "rf")

@@ -19,6 +19,7 @@ import polars as pl
 
 from analysis.conventions import Conventions
 from analysis.panel import ARPanel
+from analysis.window import window_label
 
 if TYPE_CHECKING:
     from analysis.models import ModelSpec
@@ -95,10 +96,8 @@ class EventStudyResult:
 
         Defaults to the first window; returns its ``TestBattery`` (``.frame``/``.to_frame()``).
         """
-        import importlib
+        from analysis import significance
 
-        # Imported by name at call time: significance consumes the panel, the engine does not need it.
-        significance = importlib.import_module("analysis.significance")
         w = window if window is not None else self.windows[0]
         return significance.battery(self.panel, w, daily=daily, conventions=self.conventions)
 
@@ -209,8 +208,6 @@ class EventStudyResult:
 
 
 def _label(w: tuple[int, int]) -> str:
-    from analysis.engine import window_label
-
     return window_label(w)
 
 

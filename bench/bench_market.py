@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 
-from carousel.db import DATA_DIR, connect, transaction  # noqa: E402
+from carousel.db import connect  # noqa: E402
+from core.db import transaction  # noqa: E402
+from core.paths import DATA_DIR  # noqa: E402
 from market.snapshot import load_snapshot, read_snapshot  # noqa: E402
 from market.store import append_batch  # noqa: E402
 

@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from carousel.db import DATA_DIR, connect, resolve_db, transaction
-from carousel.errors import CarouselError, InputError
+from carousel.db import connect
+from core.errors import CarouselError, InputError
+from core.paths import DATA_DIR, resolve_db
 
 ESTIMATION = (-250, -11)
 WINDOWS = ((0, 0), (-1, 1), (-5, 5), (0, 10))
@@ -42,23 +43,6 @@ class RunSummary:
     cycles: int = 0
     files: list[Path] = field(default_factory=list)
     highlights: list[dict[str, Any]] = field(default_factory=list)
-
-
-def persist_study(con: duckdb.DuckDBPyConnection, res: Any, keys: pl.DataFrame) -> None:
-    """Replace the study tables with this run's results, atomically."""
-    ar = res.ar.join(keys, on="event_id", how="left").select(
-        "event_id", "deal_id", "ticker", "t0", "rel_day", "ar", "se"
-    )
-    car = res.car.select("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar", "n_days")
-    with transaction(con):
-        con.execute("DELETE FROM study_ar")
-        con.execute("DELETE FROM study_car")
-        con.register("_ar", ar.to_arrow())
-        con.register("_car", car.to_arrow())
-        con.execute("INSERT INTO study_ar SELECT * FROM _ar")
-        con.execute("INSERT INTO study_car SELECT * FROM _car")
-        con.unregister("_ar")
-        con.unregister("_car")
 
 
 def announcement_sizes(deals: pl.DataFrame) -> pl.DataFrame:
@@ -136,7 +120,8 @@ def run(
     progress: bool = True,
 ) -> RunSummary:
     from analysis import htmlreport, network, papertables, plots
-    from analysis.cli import run_study
+    from analysis.store import persist_study
+    from analysis.study import run_study
     from ledger import api as ledger_api
     from ledger.load import import_file
     from market import api as market_api
@@ -171,7 +156,8 @@ def run(
         with connect(path) as con:
             summary.price_rows_appended = load_snapshot(con).appended_rows
         if online:
-            from market.refresh import refresh, refresh_lock, universe
+            from carousel.universe import universe
+            from market.refresh import refresh, refresh_lock
             from market.sources import YahooSource
 
             with refresh_lock(path), connect(path) as con:

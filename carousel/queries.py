@@ -14,33 +14,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from carousel.db import connect, is_storage_error
-from carousel.errors import InputError
+from carousel.db import connect
+from core.db import is_storage_error
+from core.errors import InputError
 
 _READ_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-
-STUDY_DDL = [
-    """
-    CREATE TABLE IF NOT EXISTS study_ar (
-        event_id VARCHAR NOT NULL, deal_id VARCHAR, ticker VARCHAR NOT NULL, t0 DATE,
-        rel_day INTEGER NOT NULL, ar DOUBLE, se DOUBLE
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS study_car (
-        event_id VARCHAR NOT NULL, deal_id VARCHAR, ticker VARCHAR NOT NULL, t0 DATE, "window" VARCHAR NOT NULL,
-        car DOUBLE, se DOUBLE, t DOUBLE, p DOUBLE, bhar DOUBLE, n_days BIGINT
-    )
-    """,
-    "CREATE OR REPLACE VIEW abnormal_returns AS SELECT * FROM study_ar",
-    "CREATE OR REPLACE VIEW car AS SELECT * FROM study_car",
-]
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for stmt in STUDY_DDL:
-        con.execute(stmt)
-
 
 def check_read_only(sql: str) -> list[duckdb.Statement]:
     """Parse ``sql`` and refuse anything but SELECT/EXPLAIN, naming the offending statement type."""

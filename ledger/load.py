@@ -32,8 +32,8 @@ from typing import Any
 import duckdb
 import yaml
 
-from carousel.db import DATA_DIR
-from carousel.errors import ConflictError, InputError
+from core.errors import ConflictError, InputError
+from core.paths import DATA_DIR
 from ledger import log, project
 from ledger.model import (
     AMOUNT_KINDS,

@@ -6,7 +6,7 @@ Guarantees (each has adversarial tests in ``tests/ledger``):
   transaction. DuckDB admits one read-write process per file and :data:`_WRITE_LOCK` serialises writers
   inside a process, so no two transactions can pick the same head; a sequence would leave gaps.
 * **Per-stream versions with expected-version checks** (``"any"``, ``"no_stream"`` or an exact int),
-  raising :class:`~carousel.errors.ConflictError`.
+  raising :class:`~core.errors.ConflictError`.
 * **Idempotent event ids.** An identical retry writes nothing; the same id with different content is a
   ConflictError. (No ``ON CONFLICT DO NOTHING``: a silent skip would hide the conflicting case.)
 * **Atomic batches**: one transaction per append; any error rolls back everything.
@@ -38,8 +38,8 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 
-from carousel.db import transaction
-from carousel.errors import ConflictError
+from core.db import transaction
+from core.errors import ConflictError
 from ledger import project
 from ledger.model import (
     CURRENT_VERSION,

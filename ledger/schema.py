@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import duckdb
 
+from ledger.log import rebuild_projections
+
 _DDL = [
     """
     CREATE TABLE IF NOT EXISTS ledger_log (
@@ -132,9 +134,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SELECT count(*) FROM ledger_flows WHERE duplicate_report IS NULL").fetchall()[0][0]
     )
     if upgrading and con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0]:
-        # ledger.log imports carousel.db, which imports this module: import it here, not at the top.
-        from ledger.log import rebuild_projections
-
         rebuild_projections(con)
     con.execute(_HEAD_DDL)
     # Databases created before ledger_head existed (and new ones): record the current head once, so the

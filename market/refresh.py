@@ -36,7 +36,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from carousel.errors import CarouselError, InputError
+from core.errors import CarouselError, InputError
 from market.calendars import calendar_for, close_time_utc, sessions_back
 from market.sources import RetryableError, Source, TickerResult
 from market.store import (
@@ -117,43 +117,6 @@ class RefreshReport:
     @property
     def status(self) -> str:
         return {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_FAILED: "failed"}[self.exit_code]
-
-
-def _ledger_tickers(con: duckdb.DuckDBPyConnection) -> tuple[list[str], str | None]:
-    try:
-        from ledger.api import companies
-    except ImportError:
-        return [], "ledger package not installed"
-    try:
-        df = companies(con)
-    except duckdb.CatalogException as exc:
-        # Only a genuinely missing table (a price-only database) falls back; DuckDB says
-        # "Catalog Error: Table with name ledger_companies does not exist!".
-        if "does not exist" not in str(exc):
-            raise
-        return [], "no ledger in this database (table ledger_companies missing)"
-    tickers = (
-        df.filter(pl.col("listed")).select(pl.col("tickers").explode()).drop_nulls()
-        .to_series().unique().to_list()
-    )
-    return tickers, None
-
-
-def universe(con: duckdb.DuckDBPyConnection, benchmarks: tuple[str, ...] = BENCHMARKS
-             ) -> tuple[list[str], str | None]:
-    """Listed tickers of the ledger's companies + benchmarks.
-
-    Fallback (no ledger package installed, no ``ledger_companies`` table, or no listed company): the
-    tickers already in the price store + benchmarks, so a refresh keeps what is stored up to date; the
-    note says which applied. Any other database error (a corrupt or truncated file) propagates: falling
-    back would report a "successful" refresh of the wrong universe on a database that cannot be read.
-    """
-    ledger, note = _ledger_tickers(con)
-    if not ledger:
-        stored = [r[0] for r in con.execute("SELECT DISTINCT ticker FROM prices").fetchall()]
-        note = (note or "no listed companies in the ledger") + "; using stored tickers + benchmarks"
-        ledger = stored
-    return sorted(set(ledger) | set(benchmarks)), note
 
 
 def fetch_with_retry(

@@ -29,7 +29,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from carousel.errors import InputError
+from core.errors import InputError
 
 CRON_SCHEDULE = "30 22 * * 1-5"
 ON_CALENDAR = "Mon..Fri 17:30 America/New_York"

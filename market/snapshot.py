@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from carousel.db import DATA_DIR
-from carousel.errors import InputError
+from core.errors import InputError
+from core.paths import DATA_DIR
 from market.sources import read_snapshot_file, ticker_for_file
 from market.store import SNAPSHOT, BatchReport, append_batch, fetched_tickers
 from market.validate import check_rows, non_session_warning

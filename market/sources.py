@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import pandas as pd
 import polars as pl
 
-from carousel.db import DATA_DIR
-from carousel.errors import InputError
+from core.errors import InputError
+from core.paths import DATA_DIR
 from market.calendars import calendar_for
 from market.store import PRICE_SCHEMA, conform
 from market.validate import check_order

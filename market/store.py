@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 import duckdb
 import polars as pl
 
-from carousel.db import transaction
-from carousel.errors import InputError
+from core.db import transaction
+from core.errors import InputError
 
 #: Canonical long frame of price rows (the Source -> store hand-off).
 PRICE_SCHEMA: dict[str, pl.DataType] = {

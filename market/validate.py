@@ -31,7 +31,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from carousel.errors import InputError
+from core.errors import InputError
 from market.calendars import calendar_bounds, calendar_for, sessions
 
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]

@@ -14,4 +14,5 @@ fi
 python3 -m pip install -q -r requirements-dev.lock -e .
 python3 -m ruff check .
 python3 -m mypy
+lint-imports --no-cache  # the layer contracts of pyproject.toml
 python3 -m pytest -q -n 2 "$@"

@@ -6,6 +6,7 @@ weekday calendar; the end-to-end test against a real database runs once they do.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import importlib.util
@@ -18,9 +19,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import analysis.cli as cli
 import analysis.events as events_mod
-from carousel.errors import InputError
+import analysis.study as study
+import carousel.cli.study as cli
+from core.errors import InputError
 
 D = dt.date
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -103,7 +105,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         }
     )
     returns = _shipped_returns()
-    monkeypatch.setattr(cli, "load_inputs", lambda db, extra: (deals, returns))
+    monkeypatch.setattr(cli, "load_inputs", lambda con, extra: (deals, returns))
+    monkeypatch.setattr(cli, "connect", lambda db, read_only: contextlib.nullcontext(None))
     monkeypatch.setattr(
         events_mod,
         "firm_events",
@@ -177,13 +180,13 @@ def test_parse_window() -> None:
 
 def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> None:
     deals, returns = cli.load_inputs(None, ["SPY"])
-    res = cli.run_study(deals, returns, windows=((0, 0),))
+    res = study.run_study(deals, returns, windows=((0, 0),))
     assert dict(res.excluded.select("event_id", "reason").iter_rows()) == {"undated:MSFT": "no_t0"}
     assert res.nobs == 3
     with pytest.raises(InputError, match="unknown deal"):
-        cli.run_study(deals, returns, deal_filter=["nope"])
+        study.run_study(deals, returns, deal_filter=["nope"])
     with pytest.raises(InputError, match="benchmark"):
-        cli.run_study(deals, returns, benchmarks=("NOPE",))
+        study.run_study(deals, returns, benchmarks=("NOPE",))
 
 
 @pytest.fixture

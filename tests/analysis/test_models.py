@@ -13,7 +13,7 @@ import statsmodels.api as sm
 from analysis.engine import EventStudy
 from analysis.factors import load_ff3
 from analysis.models import benchmark_tickers, lagged, model_spec, parse_benchmark
-from carousel.errors import InputError
+from core.errors import InputError
 
 D = dt.date
 

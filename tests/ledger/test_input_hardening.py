@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from carousel.db import connect
-from carousel.errors import InputError
+from core.errors import InputError
 from ledger import api
 from ledger.load import import_file, load_registry, note_terms, parse_deals
 

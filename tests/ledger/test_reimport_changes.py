@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from carousel.db import connect
-from carousel.errors import ConflictError
+from core.errors import ConflictError
 from ledger import api, log
 from ledger.load import import_file
 

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from carousel.cli.ledger import app
 from carousel.db import connect
-from carousel.errors import ConflictError, InputError
+from core.errors import ConflictError, InputError
 from ledger import api, log, project
-from ledger.cli import app
 from ledger.load import import_file, load_registry, parse_deals
 from ledger.model import NewEvent, deal_stream
 

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from carousel.cli.ledger import app
 from carousel.db import connect
-from carousel.errors import ConflictError
+from core.errors import ConflictError
 from ledger import api, log, project
-from ledger.cli import app
 from ledger.load import import_file
 from ledger.model import NewEvent, deal_stream, is_canonical
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from carousel.errors import CarouselError
+from core.errors import CarouselError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -19,7 +19,7 @@ def run_cli() -> Callable[..., tuple[int, str, str]]:
     """Run market commands as carousel.cli.main would (CarouselError -> message + exit code)."""
 
     def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-        from market.cli import register
+        from carousel.cli.market import register
 
         app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
         register(app)

@@ -18,9 +18,10 @@ from market_fakes import FakeYahoo, bar
 from yfinance.exceptions import YFRateLimitError
 
 from carousel.db import connect
+from carousel.universe import universe
 from market.api import prices
 from market.calendars import sessions
-from market.refresh import RefreshRunning, refresh, refresh_lock, universe
+from market.refresh import RefreshRunning, refresh, refresh_lock
 from market.sources import YahooSource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -213,8 +214,8 @@ def test_lock_released_when_holder_dies(tmp_path: Path) -> None:
 # Runs the market commands the way carousel.cli.main does (exit codes from CarouselError / typer.Exit).
 _CLI = textwrap.dedent("""
     import sys, typer
-    from carousel.errors import CarouselError
-    from market.cli import register
+    from core.errors import CarouselError
+    from carousel.cli.market import register
     app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     register(app)
     try:

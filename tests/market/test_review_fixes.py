@@ -93,7 +93,7 @@ def test_bom_crlf_trailing_blank_lines_float_volumes_and_midnight_times_load(
     ("nan", "volume", "volume must be a whole number of shares (below 2**63), got nan"),
 ])
 def test_bad_volume_spellings_are_refused(tmp_path: Path, cell: str, field: str, message: str) -> None:
-    from carousel.errors import InputError
+    from core.errors import InputError
 
     d = _folder(tmp_path, f"{HEADER}\n2024-01-02,1,2,0.5,1.5,1.4,{cell}\n")
     with pytest.raises(InputError) as exc:
@@ -103,7 +103,7 @@ def test_bad_volume_spellings_are_refused(tmp_path: Path, cell: str, field: str,
 
 
 def test_time_of_day_other_than_midnight_is_refused(tmp_path: Path) -> None:
-    from carousel.errors import InputError
+    from core.errors import InputError
 
     d = _folder(tmp_path, f"{HEADER}\n2024-01-02,1,2,0.5,1.5,1.4,1\n2024-01-03 16:00:00,1,2,0.5,1.5,1.4,1\n")
     with pytest.raises(InputError, match=r"NVDA.csv:3, field 'date': cannot parse '2024-01-03 16:00:00'"):

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from carousel.db import connect
-from carousel.errors import InputError
+from core.errors import InputError
 from market.api import prices, returns
 from market.returns import compute_returns
 from market.snapshot import load_snapshot

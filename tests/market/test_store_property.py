@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carousel.db import connect
-from carousel.errors import InputError
+from core.errors import InputError
 from market.api import prices, returns
 from market.returns import compute_returns
 from market.store import append_batch

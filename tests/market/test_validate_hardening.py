@@ -15,8 +15,9 @@ import yfinance
 from market_fakes import DATA, FakeYahoo, bar
 
 from carousel.db import connect
+from carousel.universe import universe
 from market.calendars import sessions
-from market.refresh import refresh, universe
+from market.refresh import refresh
 from market.sources import YahooSource
 
 PRICES = DATA / "prices"

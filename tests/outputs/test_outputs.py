@@ -16,8 +16,8 @@ import pytest
 
 from analysis import network, papertables, plots
 from carousel.db import connect
-from carousel.errors import InputError
 from carousel.queries import check_read_only, query
+from core.errors import InputError
 from ledger import api
 from ledger.load import import_file
 
@@ -30,18 +30,6 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     with connect(tmp_path_factory.mktemp("g") / "g.duckdb") as con:
         import_file(con, DEALS)
         return api.flows(con)
-
-
-@pytest.fixture(scope="module")
-def run_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """`carousel run` once, as a user would call it (subprocess, fresh database)."""
-    tmp = tmp_path_factory.mktemp("run")
-    db, out = tmp / "c.duckdb", tmp / "out"
-    res = subprocess.run([sys.executable, "-m", "carousel", "run", "--db", str(db), "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert "Traceback" not in res.stderr
-    return db, out
 
 
 def test_round_trips_on_the_shipped_deals(flows: pl.DataFrame) -> None:

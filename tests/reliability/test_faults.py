@@ -215,7 +215,7 @@ def test_yfinance_garbage_fails_only_that_ticker(monkeypatch: pytest.MonkeyPatch
     assert res["NVDA"].error == "non-numeric values in 'Close' from Yahoo"
     assert res["AMD"].error is None and res["AMD"].rows is not None
     # The negative close then fails validation before anything is stored.
-    from carousel.errors import InputError
+    from core.errors import InputError
     from market.validate import check_rows
 
     with pytest.raises(InputError, match="close"):

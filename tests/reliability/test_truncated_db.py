@@ -161,7 +161,8 @@ def test_a_cut_behind_free_blocks_in_the_middle_is_caught_at_open(tmp_path: Path
     hole while the file still holds as many bytes as there are used blocks: used_blocks alone missed it,
     and the damage surfaced only at the first query."""
 
-    from carousel.db import DatabaseError, connect
+    from carousel.db import connect
+    from core.errors import DatabaseError
 
     db = tmp_path / "holey.duckdb"
     con = _checkpointed(db, "CREATE TABLE scratch AS SELECT range AS i, random() AS r FROM range(3000000)",

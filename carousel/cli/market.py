@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carousel.db import DATA_DIR, DbOption, connect, resolve_db
+from carousel.cli.options import DbOption
+from carousel.db import connect
+from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
                          no_args_is_help=True)
@@ -35,7 +37,7 @@ def _symbols(values: list[str] | None, option: str) -> list[str]:
     """Comma-separated Yahoo symbols, upper-cased (Yahoo is case-insensitive; the store keys on the
     exact string, so `nvda` would otherwise become a second ticker), deduplicated, each checked against
     the ledger's ticker rule. InputError naming the option on the first bad one."""
-    from carousel.errors import InputError
+    from core.errors import InputError
     from market.sources import TICKER_RE
 
     out: list[str] = []
@@ -70,14 +72,15 @@ def refresh_cmd(
     max_attempts: Annotated[int, typer.Option(min=1)] = 5,
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
-    from market.refresh import refresh, refresh_lock, universe
+    from carousel.universe import universe
+    from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
 
     # Validated before the lock and the database are touched.
     wanted = _symbols(tickers, "--tickers")
     if tickers is not None and not wanted:
         # `--tickers "$LIST"` with an empty variable must not silently refresh the whole universe.
-        from carousel.errors import InputError
+        from core.errors import InputError
 
         raise InputError("no symbol given (leave the option out to refresh the default universe)",
                          field="--tickers")

@@ -6,141 +6,29 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.conventions import BY_NAME
-from analysis.engine import DEFAULT_WINDOWS, EventStudy, Method, window_label
 from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult
-from carousel.db import DbOption
-from carousel.errors import InputError
+from analysis.study import load_inputs, run_study
+from analysis.window import DEFAULT_WINDOWS, EventWindow
+from carousel.cli.options import DbOption
+from carousel.db import connect
+from core.errors import InputError
 
 
-def parse_window(text: str) -> tuple[int, int]:
-    """``'-1,1'`` (also ``'[-1,+1]'``, ``'-1:1'``) -> (-1, 1); InputError naming the option otherwise."""
-    t = text.strip().strip("[]()").replace(":", ",").replace(" ", "")
-    parts = t.split(",")
+def parse_window(text: str) -> EventWindow:
+    """``'-1,1'`` (also ``'[-1,+1]'``, ``'-1:1'``) -> EventWindow(-1, 1); InputError naming the option."""
     try:
-        if len(parts) != 2:
-            raise ValueError
-        a, b = int(parts[0]), int(parts[1])
-    except ValueError:
-        raise InputError(
-            f"window {text!r} is not 'start,end' (e.g. -1,1)", field="--window"
-        ) from None
-    if a > b:
-        raise InputError(f"window {text!r} ends before it starts", field="--window")
-    return a, b
-
-
-def load_inputs(db: Path | None, extra_tickers: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(deals, returns) read-only from the database: ledger.api.deals, and market returns of the deals'
-    tickers, ``extra_tickers`` (benchmarks, peers) and SPY (the default trading-day grid)."""
-    from carousel.db import connect
-
-    ledger_api = importlib.import_module("ledger.api")
-    market_api = importlib.import_module("market.api")
-    market_returns = importlib.import_module("market.returns")
-    con = connect(db, read_only=True)
-    try:
-        deals = ledger_api.deals(con)
-        deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
-        tickers = sorted(set(deal_tickers) | set(extra_tickers) | {"SPY"})
-        prices = market_api.prices(con, tickers)
-    finally:
-        con.close()
-    returns = market_returns.compute_returns(prices)
-    return deals, returns
-
-
-def run_study(
-    deals: pl.DataFrame,
-    returns: pl.DataFrame,
-    *,
-    model: str = "market",
-    benchmarks: tuple[str, ...] = ("SPY",),
-    estimation: tuple[int, int] = (-250, -11),
-    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
-    min_obs: int = 120,
-    deal_filter: list[str] | None = None,
-    ticker_filter: list[str] | None = None,
-    conventions: str = "textbook",
-    method: str = "batch",
-    mask_other_events: bool = True,
-    peers: list[str] | None = None,
-    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
-    collapse_same_day: bool = True,
-    unknown_policy: str = "same_day",
-) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
-    from analysis.events import firm_events
-
-    if conventions not in BY_NAME:
-        raise InputError(
-            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
-            field="--conventions",
-        )
-    if unknown_policy not in ("same_day", "next_session"):
-        raise InputError(
-            f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
-        )
-    if firm_events_fn is not None:
-        events = firm_events_fn(deals)
-    else:
-        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
-    if deal_filter:
-        unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
-        if unknown:
-            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
-    if ticker_filter:
-        unknown = sorted(set(ticker_filter) - set(events["ticker"].to_list()))
-        if unknown:
-            raise InputError(
-                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
-                "of any live deal (add peers with --peer)",
-                field="--ticker",
-            )
-    if collapse_same_day:
-        from analysis.events import collapse_same_day as collapse
-
-        events = collapse(events)
-    # Filters choose which firm-events are reported, never how each is estimated: every event still
-    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
-    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
-    all_events = events
-    if deal_filter:
-        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
-        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
-    if ticker_filter:
-        events = events.filter(pl.col("ticker").is_in(ticker_filter))
-    # Every event's tickers must be priced; the study would only exclude them, but the benchmark
-    # itself is an input error.
-    try:
-        study = EventStudy(
-            returns.select("ticker", "date", "ret"),
-            events.select("event_id", "deal_id", "ticker", "t0"),
-            model=model,
-            benchmarks=benchmarks,
-            estimation=estimation,
-            windows=windows,
-            min_obs=min_obs,
-            conventions=BY_NAME[conventions],
-            mask_other_events=mask_other_events,
-            other_events=all_events.select("ticker", "t0"),
-        )
-        return study.fit(cast(Method, method))
+        return EventWindow.parse(text)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(str(exc), field="--window") from None
 
 
 def render_table(res: EventStudyResult, console: Console) -> None:
@@ -272,7 +160,8 @@ def register(app: typer.Typer) -> None:
                 "which only sets the trading-day grid",
                 field="--benchmark",
             )
-        deals, returns = load_inputs(db, [*benchmark_tickers(bench), *(peer or [])])
+        with connect(db, read_only=True) as con:
+            deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
         res = run_study(
             deals,
             returns,
@@ -305,4 +194,4 @@ def register(app: typer.Typer) -> None:
             render_table(res, console)
 
 
-__all__ = ["load_inputs", "parse_window", "register", "render_table", "run_study", "window_label"]
+__all__ = ["parse_window", "register", "render_table"]

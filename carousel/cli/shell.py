@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carousel.db import DbOption
-from carousel.errors import InputError
+from carousel.cli.options import DbOption
+from core.errors import InputError
 
 _out = Console(highlight=False, soft_wrap=True)
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report, figures and tables.")]

@@ -1,6 +1,6 @@
 """The ``carousel`` command line: one typer app assembled from each package's commands.
 
-Errors derived from :class:`carousel.errors.CarouselError` are printed as one clear line on stderr and
+Errors derived from :class:`core.errors.CarouselError` are printed as one clear line on stderr and
 turned into their exit code; nothing a user can cause should end in a traceback.
 """
 
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from carousel.errors import CarouselError
+from core.errors import CarouselError
 
 app = typer.Typer(
     name="carousel",
@@ -28,10 +28,10 @@ _err = Console(stderr=True)
 
 def _register() -> None:
     # Each package owns its commands; the shell only mounts them.
-    from analysis.cli import register as register_analysis
-    from carousel.shell import register as register_carousel
-    from ledger.cli import app as ledger_app
-    from market.cli import register as register_market
+    from carousel.cli.ledger import app as ledger_app
+    from carousel.cli.market import register as register_market
+    from carousel.cli.shell import register as register_carousel
+    from carousel.cli.study import register as register_analysis
 
     app.add_typer(ledger_app, name="ledger", help="The event-sourced deal ledger.")
     register_market(app)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except duckdb.Error as exc:
-        from carousel import db
+        from core import db
 
         if not db.is_storage_error(exc):
             raise  # a query or programming error: keep the traceback for the bug report

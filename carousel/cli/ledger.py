@@ -19,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from carousel.db import DbOption, connect, resolve_db
-from carousel.errors import ConflictError, InputError
+from carousel.cli.options import DbOption
+from carousel.db import connect
+from core.errors import ConflictError, InputError
+from core.paths import resolve_db
 from ledger import api, log, project
 from ledger.load import (
     company_events,

@@ -1,0 +1,116 @@
+"""The event study of the ledger's deals on the stored prices: inputs from the database, firm-events,
+the same-day merge and the engine, as one function every command and the Python API share.
+
+Why here and not in the CLI: ``carousel study``, ``carousel run`` and ``carousel report`` (and a
+notebook) must give the same numbers for the same specification, so the steps between the database and
+:class:`~analysis.engine.EventStudy` live once, below the shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+import duckdb
+import polars as pl
+
+from analysis.conventions import BY_NAME
+from analysis.engine import EventStudy, Method
+from analysis.results import EventStudyResult
+from analysis.window import DEFAULT_WINDOWS
+from core.errors import InputError
+from ledger import api as ledger_api
+from market import api as market_api
+from market.returns import compute_returns
+
+
+def load_inputs(
+    con: duckdb.DuckDBPyConnection, extra_tickers: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(deals, returns) from the database: ledger.api.deals, and market returns of the deals'
+    tickers, ``extra_tickers`` (benchmarks, peers) and SPY (the default trading-day grid)."""
+    deals = ledger_api.deals(con)
+    deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
+    tickers = sorted(set(deal_tickers) | set(extra_tickers) | {"SPY"})
+    prices = market_api.prices(con, tickers)
+    return deals, compute_returns(prices)
+
+
+def run_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    model: str = "market",
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    method: str = "batch",
+    mask_other_events: bool = True,
+    peers: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+) -> EventStudyResult:
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    from analysis.events import firm_events
+
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    if unknown_policy not in ("same_day", "next_session"):
+        raise InputError(
+            f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
+        )
+    if firm_events_fn is not None:
+        events = firm_events_fn(deals)
+    else:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
+    if deal_filter:
+        unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
+        if unknown:
+            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
+    if ticker_filter:
+        unknown = sorted(set(ticker_filter) - set(events["ticker"].to_list()))
+        if unknown:
+            raise InputError(
+                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
+                "of any live deal (add peers with --peer)",
+                field="--ticker",
+            )
+    if collapse_same_day:
+        from analysis.events import collapse_same_day as collapse
+
+        events = collapse(events)
+    # Filters choose which firm-events are reported, never how each is estimated: every event still
+    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
+    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
+    all_events = events
+    if deal_filter:
+        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
+        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
+    if ticker_filter:
+        events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    # Every event's tickers must be priced; the study would only exclude them, but the benchmark
+    # itself is an input error.
+    try:
+        study = EventStudy(
+            returns.select("ticker", "date", "ret"),
+            events.select("event_id", "deal_id", "ticker", "t0"),
+            model=model,
+            benchmarks=benchmarks,
+            estimation=estimation,
+            windows=windows,
+            min_obs=min_obs,
+            conventions=BY_NAME[conventions],
+            mask_other_events=mask_other_events,
+            other_events=all_events.select("ticker", "t0"),
+        )
+        return study.fit(cast(Method, method))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
