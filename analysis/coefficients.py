@@ -146,13 +146,19 @@ def render_text(title: str, header: Sequence[str], table: CoefficientTable, note
 
 
 def render_latex(
-    table: CoefficientTable,
+    table: CoefficientTable | Sequence[CoefficientTable],
     notes: Sequence[str],
     caption: str | None = None,
     label: str | None = None,
 ) -> str:
-    """A booktabs table of coef, SE, t and p per term (* p<0.10, ** p<0.05, *** p<0.01)."""
-    stat = "t" if table.df is not None else "z"
+    """A booktabs table of coef, SE, t and p per term (* p<0.10, ** p<0.05, *** p<0.01).
+
+    Several tables (tests with different reference distributions) stack their rows; the statistic's
+    column is then headed $t$/$z$ and the notes say which row uses which.
+    """
+    tables = [table] if isinstance(table, CoefficientTable) else list(table)
+    kinds = {"t" if t.df is not None else "z" for t in tables}
+    stat = kinds.pop() if len(kinds) == 1 else "t/z"
     out = [r"\begin{table}[htbp]", r"\centering"]
     if caption:
         out.append(rf"\caption{{{tex_escape(caption)}}}")
@@ -164,7 +170,8 @@ def render_latex(
         rf"Term & Coef. & SE & ${stat}$ & $p$ \\",
         r"\midrule",
     ]
-    for r in table.to_frame().iter_rows(named=True):
+    rows = [r for t in tables for r in t.to_frame().iter_rows(named=True)]
+    for r in rows:
         out.append(
             f"{tex_escape(r['term'])} & {_num(r['coef'], '.4g')}{_stars(r['p'])} & "
             f"{_num(r['se'], '.4g')} & {_num(r['t'], '.2f')} & {_num(r['p'], '.4f')} \\\\"
