@@ -20,6 +20,8 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from carousel.errors import InputError
+
 
 @dataclass(frozen=True)
 class CoefficientTable:
@@ -84,8 +86,6 @@ class CoefficientTable:
     def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
         """Two-sided (1 - alpha) intervals: term, lower, upper."""
         if not 0.0 < alpha < 1.0:
-            from carousel.errors import InputError
-
             raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha}", field="alpha")
         q = self.critical_value(alpha)
         se = self.se_array

@@ -215,6 +215,9 @@ def _wide_returns(returns: pl.DataFrame) -> pl.DataFrame:
             "returns must be long (ticker, date, ret) or wide (date plus one column per ticker)",
             field="date",
         )
+    if returns["date"].is_duplicated().any():
+        d = returns.filter(pl.col("date").is_duplicated())["date"][0]
+        raise InputError(f"date {d} appears twice in the wide returns", field="date")
     return returns.sort("date")
 
 
@@ -290,7 +293,7 @@ from typing import Literal
     if missing_cols:
         raise InputError(f"characteristic column(s) not found: {', '.join(missing_cols)}", field=missing_cols[0])
     dropped: dict[str, str] = {}
-    chars = characteristics.select("ticker", *needed)
+    chars = characteristics.select("ticker", *needed).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
     for r in chars.filter(pl.any_horizontal(pl.col(c).is_null() for c in needed) if needed else pl.lit(False)).iter_rows(named=True):
         dropped[r["ticker"]] = "missing characteristic"
     firms: list[str] = []

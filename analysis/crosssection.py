@@ -398,7 +398,9 @@ def _design(
     missing = [c for c in cols if c not in data.columns]
     if missing:
         raise InputError(f"column(s) not in the frame: {', '.join(missing)}", field=missing[0])
-    sub = data.select(cols)
+    # Decimal amounts (the ledger's amount_usd) would reach pandas as Python objects, which formulaic
+    # reads as categories: make them floats first.
+    sub = data.select(cols).with_columns(pl.col(pl.Decimal).cast(pl.Float64))
     # NaN in a float column is a missing value too (a CAR that could not be computed)
     null_masks = {
         c: (sub[c].is_null() | sub[c].is_nan()) if sub[c].dtype.is_float() else sub[c].is_null()

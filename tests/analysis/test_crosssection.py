@@ -132,6 +132,19 @@ def test_missing_rows_are_dropped_and_counted(firm_events: pl.DataFrame) -> None
     assert f"{res.n_dropped} row(s) dropped for missing values" in res.summary()
 
 
+def test_decimal_amounts_are_numbers_and_functions_apply(firm_events: pl.DataFrame) -> None:
+    """The ledger's amount_usd is Decimal(38,2): it must enter as a number, np.log must apply."""
+    frame = firm_events.with_columns(
+        (pl.col("log_amount").exp() * 1e9).round(2).cast(pl.Decimal(38, 2)).alias("amount_usd")
+    )
+    res = fit_crosssection(frame, "car ~ np.log(amount_usd) + on_round_trip + C(kind)")
+    ref = fit_crosssection(firm_events, FORMULA)
+    assert res.nobs == ref.nobs
+    # log(1e9 x) = log(x) + const: same slope up to the rounding to cents
+    assert res.params["np.log(amount_usd)"] == pytest.approx(ref.params["log_amount"], rel=1e-9)
+    assert res.bse["np.log(amount_usd)"] == pytest.approx(ref.bse["log_amount"], rel=1e-8)
+
+
 def test_results_frame_and_latex(firm_events: pl.DataFrame) -> None:
     res = fit_crosssection(firm_events, FORMULA, cov_type="cluster", cluster="t0")
     f = res.to_frame()
