@@ -1,0 +1,186 @@
+"""Tests on the cross-section of dollar abnormal returns (market value at t0-1 times CAR).
+
+A journalist's question is "how many dollars of market value did the announcements move?", not "what
+was the average percentage CAR?". The two differ in weighting: a dollar test weights each firm-event by
+its market capitalisation, so Nvidia's 1% counts for a hundred times a small cap's 1%. Saha and Ferrell
+(2011) argued that the significance of a dollar effect need not follow from that of the return, and
+derived a t statistic for the dollar effect; Duarte-Silva and Tripolski Kimel (2014) showed that, once
+the market value before the event is treated as known (it is observed at t0-1), a single firm's dollar
+t equals its return t, and attributed the difference to a biased estimator and the delta method.
+
+What carousel implements (docs/conventions.md, "Dollar abnormal returns") follows that resolution:
+the dollar CAR of firm-event i is D_i = V_i CAR_i with V_i the market value at t0-1, its standard
+error s_i = V_i se(CAR_i) (conditional on V_i); both are computed upstream and passed in. Over the
+cross-section:
+
+* **aggregate dollar test** (the total value moved): D = sum_i D_i, se(D) = sqrt(sum_i s_i^2) under
+  independent firm-events, z = D / se(D), standard normal. This is the value-weighted CAR test:
+  D / sum_i V_i has the same z.
+* **cross-sectional dollar t** (robust to misestimated s_i and event-induced variance, as the
+  cross-sectional t of CARs is): mean_i D_i / (sd_i(D_i) / sqrt(n)), Student t(n-1).
+
+Both assume independent firm-events; for several firms on one announcement day, cluster
+(``analysis.crosssection.fit_crosssection(frame, "dollar_car ~ 1", cov_type="cluster", cluster="t0")``)
+or use ``analysis.common_shock``.
+
+Entry point: :func:`dollar_test`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from analysis.coefficients import CoefficientTable, render_latex, render_text
+from carousel.errors import InputError
+
+
+@dataclass(frozen=True)
+class DollarTestResult:
+    """The aggregate (z) and cross-sectional (t) tests on dollar CARs.
+
+    ``params``/``bse``/``tvalues``/``pvalues`` describe the aggregate test (term
+    ``total_dollar_car``); ``mean_test`` holds the cross-sectional t on the mean dollar CAR.
+    """
+
+    table: CoefficientTable
+    mean_test: CoefficientTable
+    nobs: int
+    n_dropped: int
+    total_value: float | None
+    units: str
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.table.params
+
+    @property
+    def bse(self) -> dict[str, float]:
+        return self.table.bse
+
+    @property
+    def tvalues(self) -> dict[str, float]:
+        return self.table.tvalues
+
+    @property
+    def pvalues(self) -> dict[str, float]:
+        return self.table.pvalues
+
+    @property
+    def df_resid(self) -> float:
+        """Degrees of freedom of the cross-sectional t (n - 1)."""
+        assert self.mean_test.df is not None
+        return self.mean_test.df
+
+    @property
+    def value_weighted_car(self) -> float | None:
+        """Total dollar CAR over total market value at t0-1 (None without market values)."""
+        if self.total_value is None:
+            return None
+        return self.table.estimates[0] / self.total_value
+
+    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
+        return pl.concat([self.table.conf_int(alpha), self.mean_test.conf_int(alpha)])
+
+    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
+        """term, coef, se, t, p, lower, upper, dist ('normal' or 't(n-1)')."""
+        return pl.concat(
+            [
+                self.table.to_frame(alpha).with_columns(pl.lit("normal").alias("dist")),
+                self.mean_test.to_frame(alpha).with_columns(pl.lit(f"t({self.df_resid:g})").alias("dist")),
+            ]
+        )
+
+    def _notes(self) -> list[str]:
+        notes = [
+            f"total_dollar_car: sum of dollar CARs, SE sqrt(sum se_i^2), z against N(0,1); "
+            f"mean_dollar_car: cross-sectional t with {self.df_resid:g} df. Units: {self.units}.",
+            "Firm-events are taken as independent; cluster by announcement day when they are not.",
+        ]
+        if self.value_weighted_car is not None:
+            notes.append(f"Value-weighted CAR (total dollar CAR / total market value): {self.value_weighted_car:.4%}.")
+        notes.append(
+            f"{self.n_dropped} firm-event(s) dropped for a missing dollar CAR or SE."
+            if self.n_dropped
+            else "No firm-events dropped."
+        )
+        return notes
+
+    def summary(self) -> str:
+        head = [f"Firm-events: {self.nobs}"]
+        text = render_text("Dollar abnormal returns: total value moved (z test)", head, self.table, [])
+        return text + "\n\n" + render_text(
+            "Cross-sectional t on the mean dollar CAR", [], self.mean_test, self._notes()
+        )
+
+    def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
+        return render_latex([self.table, self.mean_test], self._notes(), caption=caption, label=label)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def dollar_test_arrays(d: np.ndarray, s: np.ndarray) -> tuple[CoefficientTable, CoefficientTable]:
+    """The two tests on arrays of dollar CARs ``d`` and their standard errors ``s`` (complete)."""
+    n = d.size
+    if n < 2:
+        raise InputError(f"{n} firm-event(s) with a dollar CAR and SE: the tests need at least 2")
+    total = CoefficientTable(
+        names=("total_dollar_car",), estimates=np.array([d.sum()]), cov=np.array([[np.sum(s**2)]]), df=None
+    )
+    var_mean = d.var(ddof=1) / n
+    mean = CoefficientTable(
+        names=("mean_dollar_car",), estimates=np.array([d.mean()]), cov=np.array([[var_mean]]), df=float(n - 1)
+    )
+    return total, mean
+
+
+def dollar_test(
+    frame: pl.DataFrame,
+    *,
+    dollar_car: str = "dollar_car",
+    se: str = "dollar_se",
+    market_value: str | None = None,
+    units: str = "USD",
+) -> DollarTestResult:
+    """Test the cross-section of dollar CARs: the total value moved (z) and the mean (t(n-1)).
+
+    ``frame`` holds one row per firm-event with the dollar CAR (V_{t0-1} x CAR) and its standard
+    error (V_{t0-1} x se(CAR)); ``market_value`` optionally names V_{t0-1} to report the
+    value-weighted CAR. Rows missing either value are dropped and counted.
+
+    Example:
+
+    >>> from analysis.dollar_test import dollar_test
+    >>> res = dollar_test(frame, dollar_car="dollar_car", se="dollar_se", market_value="mcap")  # doctest: +SKIP
+    >>> res.params["total_dollar_car"], res.pvalues["total_dollar_car"]  # doctest: +SKIP
+    >>> print(res.summary())  # doctest: +SKIP
+    """
+    cols = [dollar_car, se, *([market_value] if market_value else [])]
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise InputError(f"column(s) not in the frame: {', '.join(missing)}", field=missing[0])
+    sub = frame.select(pl.col(c).cast(pl.Float64) for c in cols)
+    ok = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in cols)
+    complete = sub.filter(ok)
+    d = complete[dollar_car].to_numpy()
+    s = complete[se].to_numpy()
+    if np.any(s <= 0):
+        raise InputError(f"column {se!r} must hold positive standard errors", field=se)
+    total, mean = dollar_test_arrays(d, s)
+    total_value = None
+    if market_value:
+        v = complete[market_value].to_numpy()
+        if np.any(v <= 0):
+            raise InputError(f"column {market_value!r} must hold positive market values", field=market_value)
+        total_value = float(v.sum())
+    return DollarTestResult(
+        table=total,
+        mean_test=mean,
+        nobs=int(d.size),
+        n_dropped=sub.height - complete.height,
+        total_value=total_value,
+        units=units,
+    )
