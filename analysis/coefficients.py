@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from carousel.errors import InputError
+from core.errors import InputError
 
 
 @dataclass(frozen=True)

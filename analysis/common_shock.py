@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from analysis.coefficients import CoefficientTable, render_latex, render_text
-from carousel.errors import InputError
+from core.errors import InputError
 
 # ---------------------------------------------------------------------------------------- core maths
 

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from analysis.coefficients import CoefficientTable, render_latex, render_text
-from carousel.errors import InputError
+from core.errors import InputError
 
 CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
 _COV_TYPES: tuple[str, ...] = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")

@@ -13,7 +13,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from analysis.common_shock import common_shock_test, portfolio_regression
-from carousel.errors import InputError
+from core.errors import InputError
 from market.returns import compute_returns
 from market.snapshot import read_snapshot
 

@@ -18,7 +18,7 @@ from analysis.crosssection import (
     fit_crosssection,
     wild_cluster_bootstrap_t,
 )
-from carousel.errors import InputError
+from core.errors import InputError
 
 DEALS = Path(__file__).resolve().parents[2] / "data" / "events" / "deals.csv"
 FORMULA = "car ~ log_amount + on_round_trip + C(kind)"

@@ -9,7 +9,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from analysis.dollar_test import dollar_test
-from carousel.errors import InputError
+from core.errors import InputError
 
 
 @pytest.fixture(scope="module")
