@@ -184,11 +184,11 @@ class CalendarTimeResult:
         return self.table.to_frame(alpha)
 
     def _header(self) -> list[str]:
-        p = self.portfolio
+        n_firms = self.portfolio["n_firms"].to_numpy()
         return [
             f"model={self.model} benchmark={self.benchmark} window=[{self.window[0]},{self.window[1]}] "
-            f"days={self.fit.nobs} firms per day: mean {p['n_firms'].mean():.2f}, max "
-            f"{p['n_firms'].max()}",
+            f"days={self.fit.nobs} firms per day: mean {float(n_firms.mean()):.2f}, max "
+            f"{int(n_firms.max())}",
             f"Newey-West lags={self.fit.maxlags}, "
             + ("T/(T-k) scaling, t(T-k) p-values" if self.small_sample else "no scaling, normal p-values")
             + (f", days without factors dropped: {self.days_without_factors}"
