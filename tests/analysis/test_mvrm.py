@@ -161,3 +161,24 @@ def test_bad_input(returns: pl.DataFrame) -> None:
         mvrm(returns, STARGATE, T0, estimation=(-250, 0), n_boot=0)
     with pytest.raises(InputError, match="degrees of freedom"):
         mvrm(returns, STARGATE, T0, estimation=(-6, -2), n_boot=0)
+
+
+def test_two_firm_cluster_equal_is_t_of_difference(returns: pl.DataFrame) -> None:
+    """The 2025-11-18 Anthropic reports (MSFT, NVDA): 'equal' is the t-test of the CAR difference."""
+    res = mvrm(returns, ["MSFT", "NVDA"], date(2025, 11, 18), window=(0, 1), n_boot=0)
+    d = res.data
+    tt = sm.OLS(d.y[:, 0] - d.y[:, 1], design(d.market, d.is_event)).fit().t_test(res.fit.lvec)
+    row = res.wald.filter(pl.col("hypothesis") == "equal").row(0, named=True)
+    assert row["df"] == 1
+    assert row["chi2"] == pytest.approx(float(tt.tvalue[0, 0]) ** 2, rel=1e-10)
+    assert row["p_F"] == pytest.approx(float(tt.pvalue), rel=1e-8)
+
+
+def test_tokyo_holiday_in_window_is_dropped(returns: pl.DataFrame) -> None:
+    """2025-02-11 is a NYSE session but a Tokyo holiday: day 0 has no common return."""
+    res = mvrm(returns, ["9984.T", "ORCL"], date(2025, 2, 11), window=(-1, 1), n_boot=0)
+    assert res.data.dropped_window_days == (0,)
+    assert res.data.rel_days[res.data.is_event].tolist() == [-1, 1]
+    assert "without a common return: [0]" in res.summary()
+    with pytest.raises(InputError, match="no event-window day"):
+        mvrm(returns, ["9984.T", "ORCL"], date(2025, 2, 11), window=(0, 0), n_boot=0)
