@@ -138,8 +138,9 @@ def event_portfolio(
             .join(bench.select("_i", "date"), on="_i", how="inner")
             .select("ticker", "date").unique())
     firm = returns.select("ticker", "date", "ret").filter(pl.col("ret").is_finite())
-    return (days.join(firm, on=["ticker", "date"], how="inner")
-            .group_by("date").agg(port_ret=pl.col("ret").mean(), n_firms=pl.len().cast(pl.Int64))
+    # Sorted before the mean so the summation order, and so every bit of the output, is reproducible.
+    return (days.join(firm, on=["ticker", "date"], how="inner").sort("date", "ticker")
+            .group_by("date", maintain_order=True).agg(port_ret=pl.col("ret").mean(), n_firms=pl.len().cast(pl.Int64))
             .join(bench.select("date", "mkt_ret"), on="date", how="inner")
             .sort("date"))
 

@@ -101,6 +101,7 @@ def test_results_object_and_frame(returns: pl.DataFrame, events: pl.DataFrame) -
     assert frame["coef"][0] == pytest.approx(res.params[0], abs=0)
     assert "alpha" in res.summary() and "Newey-West lags=" in res.summary()
     assert r"\begin{tabular}" in res.to_latex()
+    assert calendar_time(returns, events, window=(-1, 1)).to_frame().equals(frame)
     fewer = calendar_time(returns, events, window=(-1, 1), min_firms=2)
     assert fewer.nobs == int((res.portfolio["n_firms"] >= 2).sum()) < res.nobs
 
