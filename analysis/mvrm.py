@@ -32,7 +32,9 @@ identically zero under the dummies and are not drawn), so the cross-correlation 
 Y* = X B0 + E* with any B0 satisfying the null; refit; recompute W. Since W* depends on Y* only through
 (X'X)^-1 X'E* and the residuals of E*, B0 drops out and W* is computed from E* directly (the null is
 imposed exactly). p = (1 + #{W* >= W}) / (n_boot + 1). W is scale invariant, so the residuals need no
-degrees-of-freedom rescaling.
+degrees-of-freedom rescaling. Size under t(4) noise (bench/bench_inference_size.py): 4.6-5.1% with 240
+estimation days where the F form rejects 6.9-7.0% and chi2 7.4-7.9%; with 100 days 4.8-6.5% (F up to
+8.7%). The bootstrap cannot reproduce tails heavier than those of the residuals it resamples.
 
 Calendars: relative days count trading days of the benchmark (SPY: NYSE sessions; t0 must be one).
 A firm on another calendar (9984.T, Tokyo) enters only on the dates where *every* series of the cluster
@@ -87,8 +89,13 @@ def align_cluster(
     benchmark: str = "SPY",
     estimation: tuple[int, int] = (-250, -11),
     window: tuple[int, int] = (-1, 1),
+    exclude: Sequence[date] = (),
 ) -> ClusterData:
-    """Returns of the cluster on the dates where all series have one (see the module docstring)."""
+    """Returns of the cluster on the dates where all series have one (see the module docstring).
+
+    ``exclude``: dates to leave out of the estimation period (other announcements of the cluster's
+    firms, as the engine masks other events); dates inside the event window are never excluded.
+    """
     tickers = tuple(tickers)
     if not tickers:
         raise InputError("the cluster needs at least one ticker", field="tickers")
@@ -127,7 +134,9 @@ def align_cluster(
     wide = (returns.filter(pl.col("ticker").is_in(tickers) & pl.col("ret").is_finite())
             .select("ticker", "date", "ret")
             .pivot(on="ticker", index="date", values="ret", aggregate_function=None))
-    joined = span.join(wide, on="date", how="inner").drop_nulls(list(tickers)).sort("date")
+    joined = (span.join(wide, on="date", how="inner").drop_nulls(list(tickers))
+              .filter(~(pl.col("date").is_in(list(exclude)) & pl.col("rel").is_between(e0, e1)))
+              .sort("date"))
     rel = joined.get_column("rel").to_numpy()
     is_event = (rel >= w0) & (rel <= w1)
     dropped = tuple(sorted(set(range(w0, w1 + 1)) - set(rel[is_event].tolist())))
@@ -322,17 +331,19 @@ def mvrm(
     window: tuple[int, int] = (-1, 1),
     n_boot: int = 999,
     rng: np.random.Generator | int = 0,
+    exclude: Sequence[date] = (),
 ) -> MVRMResult:
     """Fit the MVRM to a cluster sharing t0 and run the three Wald tests (module docstring).
 
     ``returns``: ``market.returns.compute_returns`` output (ticker, date, ret, ...). ``estimation`` and
     ``window`` are in trading days of the benchmark relative to ``t0``. ``n_boot`` = 0 skips the
     bootstrap (p_boot NaN). ``rng``: a Generator or a seed for ``numpy.random.default_rng``.
+    ``exclude``: estimation-period dates to leave out (e.g. other announcements of these firms).
     """
     if n_boot < 0:
         raise InputError("n_boot must be >= 0", field="n_boot")
     data = align_cluster(returns, tickers, t0, benchmark=benchmark, estimation=estimation,
-                         window=window)
+                         window=window, exclude=exclude)
     fit = fit_system(data.y, data.market, data.is_event)
     n = len(data.tickers)
     c = float(fit.lvec @ fit.xtx_inv @ fit.lvec)

@@ -182,3 +182,14 @@ def test_tokyo_holiday_in_window_is_dropped(returns: pl.DataFrame) -> None:
     assert "without a common return: [0]" in res.summary()
     with pytest.raises(InputError, match="no event-window day"):
         mvrm(returns, ["9984.T", "ORCL"], date(2025, 2, 11), window=(0, 0), n_boot=0)
+
+
+def test_exclude_drops_estimation_dates_only(returns: pl.DataFrame) -> None:
+    full = mvrm(returns, STARGATE, T0, n_boot=0)
+    drop = full.data.dates[:10] + [T0]  # ten estimation dates, and t0 itself (never excluded)
+    res = mvrm(returns, STARGATE, T0, n_boot=0, exclude=drop)
+    assert len(res.data.dates) == len(full.data.dates) - 10
+    assert res.data.dates == full.data.dates[10:]
+    keep = np.arange(len(full.data.dates)) >= 10
+    ref = sm.OLS(full.data.y[keep, 0], design(full.data.market[keep], full.data.is_event[keep])).fit()
+    assert res.params[0] == pytest.approx(float(ref.params[2:].sum()), rel=1e-10)
