@@ -232,9 +232,10 @@ def _split_factors(dates: np.ndarray, shares: np.ndarray, splits: pd.Series | No
 
     A split dated after a count multiplies it by the split ratio, as in the CSV. Whether Yahoo's counts
     are on the basis in force (raw) or already split-adjusted is not documented, so the data decide per
-    split: if the nearest counts on either side (within 120 days) jump by about the ratio, they are raw
-    and the split applies; if they stay level, Yahoo already adjusted them and it does not. Without
-    counts on both sides the split applies (raw is what a filing prints).
+    split: if the median count of the 120 days after the split is about ``ratio`` times the median of
+    the 120 days before (nearer the ratio than 1 on a log scale), the counts are raw and the split
+    applies; if they stay level, Yahoo already adjusted them and it does not. Without counts on both
+    sides the split applies (raw is what a filing prints). Medians, so one outlier cannot decide.
     """
     factor = np.ones(len(dates))
     notes: list[str] = []
@@ -242,14 +243,15 @@ def _split_factors(dates: np.ndarray, shares: np.ndarray, splits: pd.Series | No
         return factor, notes
     sdates = _local_dates(splits.index)
     ratios = np.asarray(splits.to_numpy(dtype="float64"))
+    window = np.timedelta64(120, "D")
     for d, r in zip(sdates, ratios, strict=True):
         if not np.isfinite(r) or r <= 0 or r == 1.0:
             continue
-        before = (dates < d) & (dates >= d - np.timedelta64(120, "D"))
-        after = (dates >= d) & (dates <= d + np.timedelta64(120, "D"))
+        before = (dates < d) & (dates >= d - window)
+        after = (dates >= d) & (dates <= d + window)
         applies = True
         if before.any() and after.any():
-            jump = shares[after][0] / shares[before][-1]
+            jump = float(np.median(shares[after]) / np.median(shares[before]))
             applies = abs(np.log(jump / r)) < abs(np.log(jump))
             notes.append(f"split {r:g} on {d}: counts jump x{jump:.3f}, "
                          + ("raw basis, adjusted" if applies else "already adjusted by Yahoo"))
@@ -264,12 +266,14 @@ def parse_shares_full(series: pd.Series | None, ticker: str, splits: pd.Series |
 
     Rule (whole arrays, no interpolation, no averaging):
     1. non-finite or non-positive counts are dropped;
-    2. each count is compared with the median of the counts on *other* dates within ±30 days; one more
-       than 2 % away from it is an outlier and dropped (share counts move by well under 2 % a month;
-       a step such as an issuance or a split has most neighbours on each side at their own level);
-    3. a date still holding several different counts keeps the one nearest that median, or is dropped
+    2. counts are put on the split-adjusted basis (``splits`` = ``Ticker.splits``, see
+       :func:`_split_factors`), so that a split is not mistaken for an outlier;
+    3. each count is compared with the median of the counts on *other* dates within ±30 days; when
+       there are at least two such dates (so that a majority exists), one more than 2 % away from that
+       median is an outlier and dropped (share counts move by well under 2 % a month; a step such as
+       an issuance has most neighbours on each side at its own level when Yahoo's points are dense);
+    4. a date still holding several different counts keeps the one nearest that median, or is dropped
        when there is no neighbour to decide by.
-    ``splits`` (``Ticker.splits``) gives the split-adjusted basis (see :func:`_split_factors`).
     """
     if series is None or len(series) == 0:
         return SharesResult(ticker, error="no share counts returned")
@@ -284,42 +288,56 @@ def parse_shares_full(series: pd.Series | None, ticker: str, splits: pd.Series |
     dates, values = dates[good], values[good]
     if len(values) == 0:
         return SharesResult(ticker, error="no valid share counts returned", dropped=dropped)
+    order = np.argsort(dates, kind="stable")
+    dates, values = dates[order], values[order]
+    factor, notes = _split_factors(dates, values, splits)
+    adj = values * factor
     # Pairwise neighbour matrix: counts on other dates within the window.
-    gap = np.abs(dates[:, None] - dates[None, :]).astype("timedelta64[D]").astype(np.int64)
+    gap = np.abs((dates[:, None] - dates[None, :]).astype(np.int64))
     near = (gap <= NEIGHBOUR_DAYS) & (dates[:, None] != dates[None, :])
-    with np.errstate(all="ignore"):
-        ref = np.nanmedian(np.where(near, values[None, :], np.nan), axis=1) if near.any() else \
-            np.full(len(values), np.nan)
-    dev = np.abs(values / ref - 1)
-    outlier = np.isfinite(ref) & (dev > OUTLIER_REL)
+    n_dates = (near & _first_of_date(dates)[None, :]).sum(axis=1)  # distinct neighbouring dates
+    masked = np.where(near, adj[None, :], np.nan)
+    has = near.any(axis=1)
+    ref = np.full(len(adj), np.nan)
+    if has.any():
+        ref[has] = np.nanmedian(masked[has], axis=1)
+    dev = np.abs(adj / ref - 1)
+    outlier = (n_dates >= 2) & (dev > OUTLIER_REL)
     dropped += [f"{d}: outlier {int(v)} vs neighbours' median {int(m)}"
-                for d, v, m in zip(dates[outlier], values[outlier], ref[outlier], strict=True)]
+                for d, v, m in zip(dates[outlier], adj[outlier], ref[outlier], strict=True)]
     frame = pl.DataFrame({"as_of_date": dates[~outlier], "shares": values[~outlier],
-                          "dev": np.where(np.isfinite(ref), dev, np.nan)[~outlier]},
-                         schema={"as_of_date": pl.Date, "shares": pl.Float64, "dev": pl.Float64})
+                          "adjusted": adj[~outlier], "dev": dev[~outlier]},
+                         schema={"as_of_date": pl.Date, "shares": pl.Float64, "adjusted": pl.Float64,
+                                 "dev": pl.Float64}).with_columns(pl.col("dev").fill_nan(None))
+    nearest = pl.col("dev").fill_null(np.inf)
     per_date = frame.group_by("as_of_date").agg(
-        pl.col("shares").n_unique().alias("n_values"),
-        pl.col("shares").sort_by(pl.col("dev").fill_nan(None).fill_null(np.inf)).first(),
-        pl.col("dev").fill_nan(None).is_null().all().alias("undecidable"),
+        pl.col("adjusted").n_unique().alias("n_values"),
+        pl.col("shares").sort_by(nearest).first(),
+        pl.col("adjusted").sort_by(nearest).first(),
+        pl.col("dev").is_null().all().alias("undecidable"),
     )
-    ambiguous = per_date.filter((pl.col("n_values") > 1) & pl.col("undecidable"))
+    ambiguous = (pl.col("n_values") > 1) & pl.col("undecidable")
     dropped += [f"{d}: several counts and no neighbour to choose by"
-                for d in ambiguous["as_of_date"].to_list()]
-    kept = per_date.filter(~((pl.col("n_values") > 1) & pl.col("undecidable"))).sort("as_of_date")
+                for d in per_date.filter(ambiguous)["as_of_date"].sort().to_list()]
+    kept = per_date.filter(~ambiguous).sort("as_of_date")
     if kept.is_empty():
         return SharesResult(ticker, error="no unambiguous share counts returned", dropped=dropped)
-    kd = kept["as_of_date"].to_numpy().astype("datetime64[D]")
-    ks = kept["shares"].to_numpy()
-    factor, notes = _split_factors(kd, ks, splits)
     rows = kept.select(
         pl.lit(ticker).alias("ticker"), "as_of_date",
         pl.col("shares").round(0).cast(pl.Int64),
-        (pl.col("shares") * pl.Series(factor)).round(0).cast(pl.Int64).alias("shares_split_adjusted"),
+        pl.col("adjusted").round(0).cast(pl.Int64).alias("shares_split_adjusted"),
         pl.lit("yahoo shares_out timeseries").alias("count_basis"),
         pl.lit("yfinance Ticker.get_shares_full").alias("source_ref"),
         pl.lit("yahoo (cleaned: duplicates/outliers dropped)").alias("verification"),
     )
     return SharesResult(ticker, rows=conform_shares(rows), dropped=dropped + notes)
+
+
+def _first_of_date(dates: np.ndarray) -> np.ndarray:
+    """True at the first position of each date in a sorted date array (to count distinct dates)."""
+    first = np.ones(len(dates), dtype=bool)
+    first[1:] = dates[1:] != dates[:-1]
+    return first
 
 
 class YahooSharesSource:
