@@ -15,8 +15,8 @@ Conventions (docs/conventions.md, "Market capitalisation"):
   META A+B, CRWV A+B+C). Where a class trades under another symbol (Alphabet's class C as GOOG) and the
   row's ``class_detail`` splits the classes, that class is valued at its own close and the rest at the
   listing's (class B is unlisted and converts 1:1 into A, so it takes the A price). A row without the
-  split values every class at the listing's close (method ``total_at_listing``; GOOG and GOOGL closes
-  differ by under 1 % on the shipped data).
+  split values every class at the listing's close (method ``total_at_listing``; for Alphabet's rows of
+  that kind this understates the cap by 0.2-0.6 %, GOOG having closed 0.35-1.42 % above GOOGL then).
 * **ADRs**: the count is of ordinary shares; ``ordinary_per_quote`` of them make one quoted ADS
   (TSM 5), so the cap is count / ratio x ADS close (the ADR-implied cap).
 * **Currency**: the cap is in the listing's currency; without an FX series (none ships) a non-USD
