@@ -7,7 +7,8 @@ rounding, under 0.2 %, far below a CAR's), so t and p of a firm-event's dollar C
 
 Where the value cannot be computed the row keeps a null ``dollar_car`` and a ``dollar_reason`` (the
 market-cap reasons ``price_missing``, ``count_missing``, ``count_stale``, ``class_price_missing``,
-``fx_missing``, or ``car_missing`` when the engine has no CAR for the window); nothing is filled.
+``fx_missing``; ``mcap_missing`` when ``mcaps`` has no row for the firm-event; ``car_missing`` when the
+engine has no CAR for the window); nothing is filled.
 
 Aggregates (per deal, company, round-trip cycle) sum dollar CARs with ``se = sqrt(sum se_i^2)``, i.e.
 they treat the firm-events' abnormal returns as independent, as the cross-sectional t and Patell tests
@@ -58,7 +59,7 @@ def dollar_car(car: pl.DataFrame, mcaps: pl.DataFrame) -> pl.DataFrame:
     out = car.drop([c for c in keep if c in car.columns]).join(m, on=["ticker", "t0"], how="left")
     reason = (
         pl.when(pl.col("mcap_reason").is_not_null()).then(pl.col("mcap_reason"))
-        .when(pl.col("mcap_usd").is_null()).then(pl.lit("count_missing"))
+        .when(pl.col("mcap_usd").is_null()).then(pl.lit("mcap_missing"))
         .when(pl.col("car").is_null() | pl.col("se").is_null()).then(pl.lit("car_missing"))
     )
     out = out.with_columns(reason.alias("dollar_reason"))

@@ -140,12 +140,29 @@ def refresh_shares(con: duckdb.DuckDBPyConnection, source: SharesSource, tickers
     return rep
 
 
-def share_counts(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None) -> pl.DataFrame:
-    """Latest count per (ticker, as_of_date) as Polars, sorted; ``tickers=None`` means all."""
-    cols = ", ".join([*SHARE_SCHEMA, "batch_id"])
-    if tickers is None:
-        df = con.sql(f"SELECT {cols} FROM shares_outstanding ORDER BY ticker, as_of_date").pl()  # noqa: S608
-    else:
-        df = con.sql(f"SELECT {cols} FROM shares_outstanding WHERE list_contains(?, ticker) "  # noqa: S608
-                     "ORDER BY ticker, as_of_date", params=[list(tickers)]).pl()
+def share_counts(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None, *,
+                 sources: list[str] | None = None) -> pl.DataFrame:
+    """Latest count per (ticker, as_of_date) as Polars, sorted; ``tickers=None`` means all.
+
+    ``sources`` (e.g. ``["shares_csv"]``) keeps only batches of those sources, the latest among them:
+    Yahoo's daily counts and the hand-verified filings otherwise mix, the newer batch winning per date.
+    A database opened read-only that predates the share tables gives an empty frame (every market cap
+    then says ``count_missing``); load the counts with :func:`load_shares_snapshot`.
+    """
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = "
+                         "'share_rows' AND table_schema = current_schema()").fetchall()[0][0]
+    schema = {**SHARE_SCHEMA, "batch_id": pl.Int64()}
+    if not exists:
+        return pl.DataFrame(schema=schema)
+    cols = ", ".join(f"r.{c}" for c in [*SHARE_SCHEMA, "batch_id"])
+    df = con.sql(
+        f"""
+        SELECT {cols} FROM share_rows r JOIN share_batches b USING (batch_id)
+        WHERE (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], r.ticker))
+          AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], b.source))
+        QUALIFY row_number() OVER (PARTITION BY r.ticker, r.as_of_date ORDER BY r.batch_id DESC) = 1
+        ORDER BY r.ticker, r.as_of_date
+        """,  # noqa: S608 - only constant column names are interpolated
+        params=[tickers, tickers, sources, sources],
+    ).pl()
     return df.with_columns(pl.col("as_of_date").cast(pl.Date), pl.col("filing_date").cast(pl.Date))

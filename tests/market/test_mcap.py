@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -121,3 +122,27 @@ def test_t0_minus_one_is_the_tickers_previous_session(prices: pl.DataFrame, coun
     orcl = m.row(1, named=True)
     assert orcl["mcap_usd"] == pytest.approx(2_841_000_000 * _close("ORCL", "2025-09-09"), rel=1e-12)
     assert orcl["stale_days"] == 9
+
+
+def test_as_of_join_agrees_with_a_row_by_row_lookup(prices: pl.DataFrame, counts: pl.DataFrame) -> None:
+    """Random (ticker, date) pairs against the plainest route: scan the rows, pick the count in force."""
+    rng = np.random.default_rng(20261201)
+    tickers = ["AMD", "ORCL", "MSFT", "NVDA", "META", "AVGO", "AMZN", "INTC", "CRWV", "ARM", "TSM"]
+    days = pl.date_range(dt.date(2023, 12, 1), dt.date(2026, 8, 20), eager=True).to_list()
+    at = pl.DataFrame({"ticker": [tickers[i] for i in rng.integers(0, len(tickers), 400)],
+                       "date": [days[i] for i in rng.integers(0, len(days), 400)]})
+    got = market_caps(counts, prices, at)
+    rows = counts.to_dicts()
+    closes = {(r["ticker"], r["date"]): r["close"] for r in prices.select("ticker", "date", "close").to_dicts()}
+    n_valued = 0
+    for (t, d), g in zip(at.iter_rows(), got.iter_rows(named=True), strict=True):
+        in_force = [r for r in rows if r["ticker"] == t and r["as_of_date"] <= d]
+        best = max(in_force, key=lambda r: r["as_of_date"]) if in_force else None
+        close = closes.get((t, d))
+        if best is None or (d - best["as_of_date"]).days > MAX_STALE_DAYS or close is None:
+            assert g["mcap_usd"] is None and g["mcap_reason"] is not None
+            continue
+        per_quote = 5 if t == "TSM" else 1
+        assert g["mcap_usd"] == pytest.approx(best["shares_split_adjusted"] / per_quote * close, rel=1e-12)
+        n_valued += 1
+    assert n_valued > 200

@@ -7,12 +7,17 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
 
 from carousel.db import connect
 from carousel.errors import InputError
+from market.api import prices
+from market.mcap import market_caps_before
 from market.shares_sources import SHARES_CSV, parse_class_detail, read_shares_csv
-from market.shares_store import load_shares_snapshot, share_counts
+from market.shares_store import append_share_batch, load_shares_snapshot, share_counts
+from market.snapshot import load_snapshot
 
 
 def _rows() -> tuple[list[str], list[list[str]]]:
@@ -124,3 +129,41 @@ def test_duplicate_and_class_sum_and_structure_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="3 fields") as err:
         read_shares_csv(short)
     assert err.value.line == 2
+
+
+def test_sources_filter_and_a_database_without_share_tables(db_path: Path, tmp_path: Path) -> None:
+    con = connect(db_path)
+    load_shares_snapshot(con)
+    yahoo = pl.DataFrame({"ticker": ["ORCL", "ORCL"], "as_of_date": [dt.date(2025, 8, 31), dt.date(2025, 9, 5)],
+                          "shares": [2_845_000_000, 2_846_000_000],
+                          "shares_split_adjusted": [2_845_000_000, 2_846_000_000]})
+    append_share_batch(con, yahoo, source="yahoo", tickers=["ORCL"])
+    both = share_counts(con, ["ORCL"])
+    assert both.height == 9  # one new date; 2025-08-31 now Yahoo's (the newer batch)
+    assert both.filter(pl.col("as_of_date") == dt.date(2025, 8, 31))["shares"].item() == 2_845_000_000
+    filings = share_counts(con, ["ORCL"], sources=["shares_csv"])
+    assert filings.height == 8
+    assert filings.filter(pl.col("as_of_date") == dt.date(2025, 8, 31))["shares"].item() == 2_841_000_000
+    assert share_counts(con, sources=["yahoo"])["shares"].to_list() == [2_845_000_000, 2_846_000_000]
+    con.close()
+    old = tmp_path / "old.duckdb"
+    duckdb.connect(str(old)).close()  # a database created before the share tables existed
+    ro = connect(old, read_only=True)
+    empty = share_counts(ro)
+    assert empty.height == 0 and "shares_split_adjusted" in empty.columns
+    ro.close()
+
+
+def test_stored_counts_give_the_same_caps_as_the_csv(db_path: Path) -> None:
+    con = connect(db_path)
+    load_snapshot(con)
+    load_shares_snapshot(con)
+    ev = pl.DataFrame({"ticker": ["ORCL", "AMD", "GOOGL", "TSM", "9984.T"],
+                       "t0": [dt.date(2025, 9, 10), dt.date(2025, 10, 6), dt.date(2025, 10, 24),
+                              dt.date(2025, 10, 1), dt.date(2026, 1, 5)]})
+    px = prices(con)
+    via_db = market_caps_before(share_counts(con), px, ev)
+    via_csv = market_caps_before(read_shares_csv(), px, ev)
+    assert via_db.equals(via_csv)
+    assert via_db["mcap_usd"].null_count() == 1
+    con.close()
