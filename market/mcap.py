@@ -114,6 +114,12 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ValueError(f"{name} frame lacks column(s): {', '.join(missing)}")
+    # A duplicate key would make the as-of join pick one row arbitrarily, or the price join multiply rows.
+    for name, frame, key in (("counts", counts, ["ticker", "as_of_date"]), ("prices", prices, ["ticker", "date"])):
+        dup = frame.filter(pl.struct(key).is_duplicated())
+        if dup.height:
+            raise ValueError(f"{name} frame has {dup.height} rows sharing a ({', '.join(key)}), first "
+                             f"{dup[key[0]][0]} {dup[key[1]][0]}")
     detail = pl.col("class_detail") if "class_detail" in counts.columns else pl.lit(None, pl.Utf8)
     cnt = (
         counts.select(

@@ -146,3 +146,13 @@ def test_as_of_join_agrees_with_a_row_by_row_lookup(prices: pl.DataFrame, counts
         assert g["mcap_usd"] == pytest.approx(best["shares_split_adjusted"] / per_quote * close, rel=1e-12)
         n_valued += 1
     assert n_valued > 200
+
+
+def test_duplicate_keys_and_missing_columns_are_refused(prices: pl.DataFrame, counts: pl.DataFrame) -> None:
+    at = pl.DataFrame({"ticker": ["AMD"], "date": [dt.date(2025, 10, 3)]})
+    with pytest.raises(ValueError, match=r"counts frame has 2 rows sharing a \(ticker, as_of_date\), first AMD"):
+        market_caps(pl.concat([counts, counts.filter(pl.col("ticker") == "AMD").head(1)]), prices, at)
+    with pytest.raises(ValueError, match=r"prices frame has 2 rows sharing a \(ticker, date\)"):
+        market_caps(counts, pl.concat([prices, prices.head(1)]), at)
+    with pytest.raises(ValueError, match="prices frame lacks column"):
+        market_caps(counts, prices.drop("close"), at)
