@@ -143,9 +143,9 @@ def read_shares_csv(path: Path = SHARES_CSV) -> pl.DataFrame:
     """The shipped share-count file as SHARE_SCHEMA rows; every bad value raises InputError.
 
     Checked: ticker a Yahoo symbol; as_of_date an ISO date; both counts whole positive numbers;
-    ``split_adjusted_to_2026`` a whole multiple-or-equal of ``shares_outstanding`` only through splits
-    (ratio >= 1, as no reverse split is recorded); per-class counts that sum to the total (within the
-    rounding of per-class millions); one row per (ticker, as_of_date).
+    ``split_adjusted_to_2026`` not below ``shares_outstanding`` (only forward splits are recorded, so
+    adjusting can only multiply); per-class counts that sum to the total (within the rounding of
+    per-class millions); one row per (ticker, as_of_date).
     """
     path = Path(path)
     header, records = _read_records(path)
