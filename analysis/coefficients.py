@@ -24,6 +24,35 @@ from analysis.summary import tex_escape
 from core.errors import InputError
 
 
+class CoefficientResults:
+    """The statsmodels-style accessors of a result whose main estimates are one :class:`CoefficientTable`
+    in its ``table`` attribute (mixed into the cross-section, common-shock and dollar-test results)."""
+
+    table: CoefficientTable
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.table.params
+
+    @property
+    def bse(self) -> dict[str, float]:
+        return self.table.bse
+
+    @property
+    def tvalues(self) -> dict[str, float]:
+        return self.table.tvalues
+
+    @property
+    def pvalues(self) -> dict[str, float]:
+        return self.table.pvalues
+
+    def cov_params(self) -> np.ndarray:
+        return self.table.cov.copy()
+
+    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
+        return self.table.conf_int(alpha)
+
+
 @dataclass(frozen=True)
 class CoefficientTable:
     """Named estimates, their covariance and the distribution their t statistics are referred to.
