@@ -180,9 +180,6 @@ class CommonShockResult(CoefficientResults):
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
         return render_latex(self.table, self._notes(), caption=caption, label=label)
 
-    def __str__(self) -> str:
-        return self.summary()
-
 
 def _wide_returns(returns: pl.DataFrame) -> pl.DataFrame:
     if {"ticker", "date", "ret"} <= set(returns.columns):

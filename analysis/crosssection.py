@@ -265,10 +265,6 @@ class CrossSectionResult(CoefficientResults):
         assert self.table.df is not None
         return self.table.df
 
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        """term, coef, se, t, p, lower, upper."""
-        return self.table.to_frame(alpha)
-
     def _notes(self) -> list[str]:
         notes = [
             f"Covariance: {self._cov_label()}; t reference with {self.df_inference:g} df.",
@@ -304,9 +300,6 @@ class CrossSectionResult(CoefficientResults):
             *self._notes(),
         ]
         return render_latex(self.table, notes, caption=caption, label=label)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def wild_bootstrap(
         self,
