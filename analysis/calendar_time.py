@@ -44,6 +44,7 @@ import numpy as np
 import polars as pl
 
 from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import ols_fit
 from core.errors import InputError
 
 Model = Literal["market", "ff3"]
@@ -77,11 +78,8 @@ def ols_hac(y: np.ndarray, x: np.ndarray, maxlags: int, *, small_sample: bool = 
         raise InputError(f"maxlags must be >= 0, got {maxlags}", field="maxlags")
     if n <= k:
         raise InputError(f"{n} portfolio days cannot identify {k} coefficients", field="window")
-    q, r = np.linalg.qr(x)
-    params = np.linalg.solve(r, q.T @ y)
-    rinv = np.linalg.solve(r, np.eye(k))
-    bread = rinv @ rinv.T
-    resid = y - x @ params
+    ols = ols_fit(y, x)
+    params, bread, resid = ols.beta, ols.xtx_inv, ols.resid
     u = x * resid[:, None]
     s = u.T @ u
     for lag in range(1, min(maxlags, n - 1) + 1):  # L is a handful of lags, not a hot loop over rows

@@ -61,6 +61,7 @@ import polars as pl
 from scipy import special
 
 from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import ols_fit
 from core.errors import InputError
 
 HYPOTHESES = ("all_zero", "sum_zero", "equal")
@@ -210,13 +211,10 @@ def fit_system(y: np.ndarray, market: np.ndarray, is_event: np.ndarray) -> MVRMF
         raise InputError(f"{t} common dates leave {nu} residual degrees of freedom for "
                          f"{y.shape[1]} firms: Sigma cannot be estimated (widen the estimation window)",
                          field="estimation")
-    q, r = np.linalg.qr(x)
-    coef = np.linalg.solve(r, q.T @ y)
-    rinv = np.linalg.solve(r, np.eye(k))
-    resid = y - x @ coef
+    ols = ols_fit(y, x)
     lvec = np.r_[0.0, 0.0, np.ones(k - 2)]
-    return MVRMFit(coef=coef, sigma=resid.T @ resid / nu, xtx_inv=rinv @ rinv.T, resid=resid,
-                   nu=nu, lvec=lvec)
+    return MVRMFit(coef=ols.beta, sigma=ols.resid.T @ ols.resid / nu, xtx_inv=ols.xtx_inv,
+                   resid=ols.resid, nu=nu, lvec=lvec)
 
 
 def bootstrap_wald(fit: MVRMFit, x: np.ndarray, is_event: np.ndarray, ms: dict[str, np.ndarray],
