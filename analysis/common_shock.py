@@ -222,7 +222,6 @@ def common_shock_test(
     Example:
 
     >>> from datetime import date
-from typing import Literal
     >>> from analysis.common_shock import common_shock_test
     >>> res = common_shock_test(returns, exposures, date(2026, 2, 2),
     ...                         formula="~ openai_exposure", benchmark="SPY")  # doctest: +SKIP
