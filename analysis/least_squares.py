@@ -39,18 +39,27 @@ class OLSArrays:
         return int(self.X.shape[1])
 
 
+_RANK_TOL = 1e-10
+_COLLINEAR = ("the design matrix is rank deficient (a regressor is constant, or a category or boolean "
+              "is perfectly collinear with others among the complete rows)")
+
+
+def full_rank_qr(X: np.ndarray, collinear: str = _COLLINEAR) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced QR of X, or InputError(``collinear``) when a diagonal of R is below 1e-10 of the largest
+    (a column that is, to rounding, a linear combination of the others)."""
+    q, r = np.linalg.qr(X)
+    diag = np.abs(np.diag(r))
+    if diag.min() <= diag.max() * _RANK_TOL:
+        raise InputError(collinear)
+    return q, r
+
+
 def ols_fit(y: np.ndarray, X: np.ndarray) -> OLSArrays:
     """Least squares by QR (stable when dummies make X'X poorly conditioned); X must have full rank."""
     n, k = X.shape
     if n <= k:
         raise InputError(f"{n} complete observations for {k} regressors: need more observations than regressors")
-    q, r = np.linalg.qr(X)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= diag.max() * 1e-10:
-        raise InputError(
-            "the design matrix is rank deficient (a regressor is constant, or a category or boolean "
-            "is perfectly collinear with others among the complete rows)"
-        )
+    q, r = full_rank_qr(X)
     beta = np.linalg.solve(r, q.T @ y)
     r_inv = np.linalg.solve(r, np.eye(k))
     xtx_inv = r_inv @ r_inv.T

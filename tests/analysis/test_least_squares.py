@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from analysis.least_squares import ols_fit
+from analysis.least_squares import full_rank_qr, ols_fit
 from core.errors import InputError
 
 
@@ -33,3 +33,11 @@ def test_rank_deficient_and_short_designs_fail() -> None:
         ols_fit(np.ones(10), x)
     with pytest.raises(InputError, match="3 complete observations for 3 regressors"):
         ols_fit(np.ones(3), x[:3])
+
+
+def test_full_rank_qr_names_the_caller_problem() -> None:
+    z = np.column_stack([np.ones(6), np.arange(6.0)])
+    q, r = full_rank_qr(z)
+    np.testing.assert_allclose(q @ r, z, atol=1e-13)
+    with pytest.raises(InputError, match="characteristics are collinear"):
+        full_rank_qr(np.column_stack([z, z[:, 1] * 3.0]), "the characteristics are collinear")
