@@ -82,9 +82,12 @@ def test_results_object() -> None:
     res = caar_test(sample(5), n_resamples=199, rng=0)
     frame = res.to_frame()
     assert frame["term"].to_list() == ["CAAR"] and frame["p"][0] == res.pvalues["CAAR"]
-    assert "bootstrap" in res.summary() and r"\toprule" in res.to_latex()
+    assert "bootstrap" in res.summary() and r"\toprule" in res.to_latex() and str(res) == res.summary()
+    assert res.conf_int().row(0) == frame.select("term", "lower", "upper").row(0)
     with pytest.raises(InputError, match="alpha=0.05"):
         res.conf_int(0.1)
+    with pytest.raises(InputError, match="only standard errors"):
+        res.cov_params()
 
 
 def test_bad_input() -> None:
