@@ -36,33 +36,20 @@ def load_inputs(
     return deals, compute_returns(prices)
 
 
-def run_study(
+def study_events(
     deals: pl.DataFrame,
-    returns: pl.DataFrame,
     *,
-    model: str = "market",
-    benchmarks: tuple[str, ...] = ("SPY",),
-    estimation: tuple[int, int] = (-250, -11),
-    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
-    min_obs: int = 120,
     deal_filter: list[str] | None = None,
     ticker_filter: list[str] | None = None,
-    conventions: str = "textbook",
-    method: str = "batch",
-    mask_other_events: bool = True,
     peers: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
-) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(reported firm-events, every firm-event) of ``deals``: the filters choose the first, the
+    second masks estimation windows. Shared by the return, volume, GARCH and run-up studies."""
     from analysis.events import firm_events
 
-    if conventions not in BY_NAME:
-        raise InputError(
-            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
-            field="--conventions",
-        )
     if unknown_policy not in ("same_day", "next_session"):
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
@@ -96,6 +83,43 @@ def run_study(
         events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
     if ticker_filter:
         events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    return events, all_events
+
+
+def run_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    model: str = "market",
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    method: str = "batch",
+    mask_other_events: bool = True,
+    peers: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+) -> EventStudyResult:
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    events, all_events = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        firm_events_fn=firm_events_fn,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+    )
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
     try:
@@ -114,3 +138,50 @@ def run_study(
         return study.fit(cast(Method, method))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def run_garch_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    peers: list[str] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+) -> EventStudyResult:
+    """Pure: the GARCH(1,1) market model (:func:`analysis.volatility.garch_study`) on the same
+    firm-events, filters and windows as :func:`run_study` (``carousel study --model garch``)."""
+    from analysis.volatility import garch_study
+
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    if len(benchmarks) != 1:
+        raise InputError(
+            f"model 'garch' takes exactly one benchmark, got {len(benchmarks)}", field="--benchmark"
+        )
+    events, _ = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+    )
+    return garch_study(
+        returns.select("ticker", "date", "ret"),
+        events.select("event_id", "deal_id", "ticker", "t0"),
+        benchmark=benchmarks[0],
+        estimation=estimation,
+        windows=windows,
+        min_obs=min_obs,
+        conventions=BY_NAME[conventions],
+    )
