@@ -96,13 +96,12 @@ def runup_study(
 ) -> RunupResult:
     """The run-up (leak) test of ``deals`` on ``returns``: pure, same options as the return study.
 
-    ``model='garch'`` runs it on the GARCH(1,1) market model (:func:`analysis.study.run_garch_study`).
+    ``model='garch'`` runs it on the GARCH(1,1) market model (:func:`analysis.study.run_study`
+    dispatches it to :func:`analysis.volatility.garch_study`).
     """
-    from analysis.study import run_garch_study, run_study
+    from analysis.study import run_study
 
     wins = check_runup_windows(windows)
-    if model == "garch":
-        return RunupResult(run_garch_study(deals, returns, windows=wins, **study_options))
     return RunupResult(run_study(deals, returns, model=model, windows=wins, **study_options))
 
 

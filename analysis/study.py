@@ -16,6 +16,7 @@ import polars as pl
 
 from analysis.conventions import BY_NAME
 from analysis.engine import EventStudy, Method
+from analysis.models import model_spec
 from analysis.results import EventStudyResult
 from analysis.window import DEFAULT_WINDOWS
 from core.errors import InputError
@@ -110,6 +111,31 @@ def run_study(
         raise InputError(
             f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
             field="--conventions",
+        )
+    try:
+        spec = model_spec(model, tuple(benchmarks))
+    except ValueError as exc:
+        raise InputError(str(exc), field="--model") from None
+    if not getattr(spec, "batch_engine", True):
+        # GARCH: estimated per firm-event outside the batch engine (analysis.models.garch says why).
+        if method != "batch" or not mask_other_events or firm_events_fn is not None:
+            raise InputError(
+                f"model {spec.name!r} takes no --method, --flag-other-events or custom firm-events",
+                field="--model",
+            )
+        return run_garch_study(
+            deals,
+            returns,
+            benchmarks=benchmarks,
+            estimation=estimation,
+            windows=windows,
+            min_obs=min_obs,
+            deal_filter=deal_filter,
+            ticker_filter=ticker_filter,
+            conventions=conventions,
+            peers=peers,
+            collapse_same_day=collapse_same_day,
+            unknown_policy=unknown_policy,
         )
     events, all_events = study_events(
         deals,

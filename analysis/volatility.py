@@ -41,7 +41,7 @@ import polars as pl
 from scipy.special import chdtrc, fdtrc, ndtr
 
 from analysis.conventions import TEXTBOOK, Conventions
-from analysis.models import ModelSpec
+from analysis.models.garch import GARCH_PARAMS, GarchMarketModel
 from analysis.panel import ARPanel
 from analysis.results import EventStudyResult
 from analysis.window import DEFAULT_WINDOWS, window_label
@@ -49,7 +49,6 @@ from core.errors import InputError
 
 #: arch is fitted on returns in percent (its optimiser's scale); reported parameters are in decimals.
 _SCALE = 100.0
-GARCH_PARAMS = ("alpha", "beta_market", "omega", "arch_alpha", "garch_beta")
 
 
 # --------------------------------------------------------------------------- (a) variance ratio
@@ -396,7 +395,7 @@ def garch_study(
                 "reason": pl.String},
     )
     res = GarchStudyResult(
-        model=ModelSpec(name="garch", benchmarks=(benchmark,), param_names=GARCH_PARAMS),
+        model=GarchMarketModel((benchmark,)),
         method="arch",
         estimation=est,
         windows=wins,

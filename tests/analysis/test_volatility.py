@@ -13,6 +13,7 @@ import statsmodels.api as sm
 from arch import arch_model
 from scipy import stats
 
+from analysis.engine import EventStudy
 from analysis.study import run_garch_study, run_study
 from analysis.volatility import GARCH_PARAMS, garch_study, variance_ratio
 from carousel.db import connect
@@ -105,6 +106,15 @@ def test_garch_battery_runs_on_standardised_ars(garch) -> None:  # type: ignore[
     )
     assert garch.model.name == "garch" and garch.nobs == 5 and garch.excluded.height == 0
     assert "garch(1,1)" in garch.summary()
+
+
+def test_model_garch_is_registered_and_run_study_dispatches(deals, returns, garch) -> None:  # type: ignore[no-untyped-def]
+    via = run_study(deals, returns, model="garch", deal_filter=["stargate-2025-01-21"], windows=WINDOWS)
+    assert via.car.equals(garch.car) and via.params.equals(garch.params)
+    with pytest.raises(InputError, match="takes no --method"):
+        run_study(deals, returns, model="garch", method="statsmodels")
+    with pytest.raises(ValueError, match="not by the batch engine"):
+        EventStudy(returns, pl.DataFrame({"event_id": ["e"], "ticker": ["ORCL"], "t0": [T0]}), model="garch").fit()
 
 
 def test_variance_ratio_equals_statsmodels_prediction_errors(deals: pl.DataFrame, returns: pl.DataFrame) -> None:
