@@ -37,6 +37,17 @@ def load_inputs(
     return deals, compute_returns(prices)
 
 
+def load_prices(
+    con: duckdb.DuckDBPyConnection, extra_tickers: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(deals, prices) from the database: like :func:`load_inputs` but the stored prices themselves
+    (with ``volume``), for the abnormal-volume study."""
+    deals = ledger_api.deals(con)
+    deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
+    tickers = sorted(set(deal_tickers) | set(extra_tickers))
+    return deals, market_api.prices(con, tickers)
+
+
 def study_events(
     deals: pl.DataFrame,
     *,
