@@ -10,10 +10,12 @@ import json
 import math
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
 from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult
 from analysis.study import load_inputs, run_study
@@ -31,8 +33,12 @@ def parse_window(text: str) -> EventWindow:
         raise InputError(str(exc), field="--window") from None
 
 
-def render_table(res: EventStudyResult, console: Console) -> None:
-    """The CAR table (one row per firm-event and window), then exclusions by reason."""
+def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame | None = None) -> None:
+    """The CAR table (one row per firm-event and window), then exclusions by reason.
+
+    ``dollars`` (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR
+    in US$ bn, or its reason code where there is none.
+    """
     title = (
         f"Event study: {res.model.name}"
         + (
@@ -55,8 +61,15 @@ def render_table(res: EventStudyResult, console: Console) -> None:
         ("BHAR %", "right"),
     ):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    if dollars is not None:
+        table.add_column("$CAR bn", justify="right", no_wrap=True)
+    extra = dollars.iter_rows(named=True) if dollars is not None else None
     for r in res.car.iter_rows(named=True):
         sig = r["p"] is not None and r["p"] < 0.05
+        cells = []
+        if extra is not None:
+            d = next(extra)
+            cells = [(d["dollar_reason"] or "") if d["dollar_car"] is None else f"{d['dollar_car'] / 1e9:.1f}"]
         style = "bold" if sig else None
         table.add_row(
             str(r["deal_id"]),
@@ -68,6 +81,7 @@ def render_table(res: EventStudyResult, console: Console) -> None:
             _num(r["t"], ".2f"),
             _num(r["p"], ".4f"),
             _pct(r["bhar"]),
+            *cells,
             style=style,
         )
     console.print(table)
@@ -162,6 +176,7 @@ def register(app: typer.Typer) -> None:
             )
         with connect(db, read_only=True) as con:
             deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
+            dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
         res = run_study(
             deals,
             returns,
@@ -178,9 +193,14 @@ def register(app: typer.Typer) -> None:
             mask_other_events=not flag_other_events,
             unknown_policy=unknown_policy,
         )
+        # Dollar value moved (market value at t0-1 x CAR), row for row with res.car.
+        dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
         if fmt == "json":
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
+            for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
+                rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                            for k, v in extra.items()})
             typer.echo(json.dumps(records, indent=2))
             # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
             typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
@@ -191,7 +211,7 @@ def register(app: typer.Typer) -> None:
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
                 console = Console(width=200)
-            render_table(res, console)
+            render_table(res, console, dollars)
 
 
 __all__ = ["parse_window", "register", "render_table"]
