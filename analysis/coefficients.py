@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from analysis.summary import tex_escape
 from core.errors import InputError
 
 
@@ -223,21 +224,3 @@ def _num(v: float | None, spec: str) -> str:
         digits = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
         return format("nan", ">" + digits) if digits else "nan"
     return format(v, spec)
-
-
-_TEX = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(c, c) for c in s)

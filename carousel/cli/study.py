@@ -17,8 +17,10 @@ from rich.table import Table
 
 from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
 from analysis.models import benchmark_tickers, model_spec
-from analysis.results import EventStudyResult
+from analysis.results import EventStudyResult, car_columns
 from analysis.study import load_inputs, run_study
+from analysis.summary import Column
+from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
 from carousel.db import connect
@@ -36,8 +38,10 @@ def parse_window(text: str) -> EventWindow:
 def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame | None = None) -> None:
     """The CAR table (one row per firm-event and window), then exclusions by reason.
 
-    ``dollars`` (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR
-    in US$ bn, or its reason code where there is none.
+    Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05). ``dollars``
+    (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR in US$ bn,
+    or its reason code where there is none.
     """
     title = (
         f"Event study: {res.model.name}"
@@ -49,41 +53,19 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    for col, just in (
-        ("deal", "left"),
-        ("ticker", "left"),
-        ("t0", "left"),
-        ("window", "left"),
-        ("CAR %", "right"),
-        ("se %", "right"),
-        ("t", "right"),
-        ("p", "right"),
-        ("BHAR %", "right"),
-    ):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    frame, columns = res.car, car_columns()
     if dollars is not None:
-        table.add_column("$CAR bn", justify="right", no_wrap=True)
-    extra = dollars.iter_rows(named=True) if dollars is not None else None
-    for r in res.car.iter_rows(named=True):
-        sig = r["p"] is not None and r["p"] < 0.05
-        cells = []
-        if extra is not None:
-            d = next(extra)
-            cells = [(d["dollar_reason"] or "") if d["dollar_car"] is None else f"{d['dollar_car'] / 1e9:.1f}"]
-        style = "bold" if sig else None
-        table.add_row(
-            str(r["deal_id"]),
-            r["ticker"],
-            str(r["t0"]),
-            r["window"],
-            _pct(r["car"]),
-            _pct(r["se"]),
-            _num(r["t"], ".2f"),
-            _num(r["p"], ".4f"),
-            _pct(r["bhar"]),
-            *cells,
-            style=style,
-        )
+        cells = [(reason or "") if v is None else f"{v / 1e9:.1f}"
+                 for v, reason in zip(dollars["dollar_car"], dollars["dollar_reason"], strict=True)]
+        frame = frame.with_columns(pl.Series("_dollar_bn", cells, dtype=pl.Utf8))
+        columns = (*columns, Column("_dollar_bn", "$CAR bn", align="right"))
+    spec = SummaryTable(frame, columns)
+    for col in spec.columns:
+        table.add_column(col.header, justify=col.alignment, no_wrap=True)
+    rows, _ = spec.cells()
+    for cells, p in zip(rows, res.car["p"].to_list(), strict=True):
+        sig = p is not None and p < 0.05
+        table.add_row(*cells, style="bold" if sig else None)
     console.print(table)
     console.print(
         f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", highlight=False
@@ -91,14 +73,6 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
     if res.excluded.height:
         for r in res.excluded.sort("event_id").iter_rows(named=True):
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
-
-
-def _pct(v: float | None) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
-
-def _num(v: float | None, spec: str) -> str:
-    return "" if v is None or not math.isfinite(v) else format(v, spec)
 
 
 def register(app: typer.Typer) -> None:
