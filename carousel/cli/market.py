@@ -15,7 +15,6 @@ from rich.table import Table
 from carousel.cli.options import DbOption
 from carousel.db import connect
 from core.paths import DATA_DIR, resolve_db
-from market.shares_sources import SHARES_CSV
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
                          no_args_is_help=True)
@@ -146,8 +145,9 @@ def schedule_cmd(
 def load_snapshot_cmd(
     db: DbOption = None,
     prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
-    shares_csv: Annotated[Path, typer.Option(
-        "--shares-csv", help="Shares-outstanding CSV loaded with the prices (market values).")] = SHARES_CSV,
+    shares_csv: Annotated[Path | None, typer.Option(
+        "--shares-csv", help="Shares-outstanding CSV loaded with the prices (market values; default "
+        "data/shares/shares_outstanding.csv).")] = None,
 ) -> None:
     """Load the offline snapshot (prices, then share counts) as one batch each, skipped if unchanged."""
     from market.shares_store import load_shares_snapshot
@@ -157,7 +157,7 @@ def load_snapshot_cmd(
     warnings: list[str] = []
     try:
         rep = load_snapshot(con, prices_dir, warnings=warnings)
-        shares = load_shares_snapshot(con, shares_csv)
+        shares = load_shares_snapshot(con, shares_csv) if shares_csv else load_shares_snapshot(con)
     finally:
         con.close()
     if rep.skipped and rep.batch_id is not None:

@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
 from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult, car_columns
 from analysis.study import load_inputs, run_study
@@ -131,6 +130,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
+        # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
+        from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
+
         if fmt not in ("table", "json"):
             raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
         if method not in ("batch", "statsmodels", "event_dummy"):

@@ -155,3 +155,23 @@ def test_car_view_of_carousel_report_holds_the_dollars(priced_db: Path, tmp_path
                          "count(*) FILTER (dollar_car IS NULL AND dollar_reason IS NULL) AS silent FROM car"
                          ).encode()).row(0, named=True)
     assert n["n"] == 200 and n["valued"] == 148 and n["silent"] == 0
+
+
+def test_load_snapshot_shares_csv_option_appends_only_a_revision(priced_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "rev.duckdb"
+    path.write_bytes(priced_db.read_bytes())
+    src = (DATA / "shares" / "shares_outstanding.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    header = next(csv.reader([src[0]]))
+    row = next(csv.reader([src[1]]))
+    i, j = header.index("shares_outstanding"), header.index("split_adjusted_to_2026")
+    factor = int(row[j]) // int(row[i])
+    row[i], row[j] = str(int(row[i]) + 1), str((int(row[i]) + 1) * factor)
+    revised = tmp_path / "shares.csv"
+    with revised.open("w", newline="", encoding="utf-8") as fh:
+        fh.write(src[0])
+        csv.writer(fh, lineterminator="\n").writerow(row)
+        fh.writelines(src[2:])
+    out = _cli("market", "load-snapshot", "--db", str(path), "--shares-csv", str(revised))
+    assert "share counts batch 2: 1 rows appended (1 revised)" in out
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM share_rows").fetchall() == [(122,)]
