@@ -280,6 +280,10 @@ def garch_study(
     n_est_days = est[1] - est[0] + 1
     is_est = rel <= est[1]
     post = rel[~is_est]
+    # days inside at least one event window (the engine's no_event_returns test looks only there)
+    in_window = np.zeros(rel.shape[0], dtype=bool)
+    for a, b in wins:
+        in_window |= (rel >= a) & (rel <= b)
 
     keys: list[dict[str, Any]] = []
     excluded: list[dict[str, Any]] = []
@@ -304,7 +308,7 @@ def garch_study(
             m = np.full(rel.shape[0], np.nan)
             y[inside] = r[tickers.index(ev["ticker"]), idx[inside]]
             m[inside] = mret[idx[inside]]
-            if not np.isfinite(y[~is_est]).any():
+            if not np.isfinite(y[in_window]).any():
                 reason = "no_event_returns"
             elif int((np.isfinite(y[is_est]) & np.isfinite(m[is_est])).sum()) < min_obs:
                 reason = "insufficient_estimation_obs"

@@ -154,3 +154,22 @@ def test_bad_input(returns: pl.DataFrame) -> None:
         garch_study(returns, ev, benchmark="QQQ")
     with pytest.raises(InputError, match="empty"):
         garch_study(returns, ev, windows=((2, 1),))
+
+
+def test_garch_uses_the_engines_grid_returns_for_tokyo(deals: pl.DataFrame, returns: pl.DataFrame, garch) -> None:  # type: ignore[no-untyped-def]
+    # Both routes rebuild the grid return as AR + fitted mean: the GARCH study compounds a Tokyo-only
+    # session into the next US session exactly as the engine does (2025-01-20, MLK day, into day -1).
+    ols = run_study(deals, returns, deal_filter=["stargate-2025-01-21"], windows=WINDOWS, ticker_filter=["9984.T"])
+    spy = returns.filter(pl.col("ticker") == "SPY").sort("date")
+    days = spy["date"].to_list()
+    i0 = days.index(T0)
+    m = spy["ret"].to_numpy()[i0 - 10 : i0 + 11]
+    g = garch.params.filter(pl.col("ticker") == "9984.T").row(0, named=True)
+    o = ols.params.row(0, named=True)
+    r_garch = garch.ar.filter(pl.col("event_id") == "stargate-2025-01-21:9984.T").sort("rel_day")["ar"].to_numpy()
+    r_garch = r_garch + g["alpha"] + g["beta_market"] * m
+    r_ols = ols.ar.sort("rel_day")["ar"].to_numpy() + o["alpha"] + o["beta_SPY"] * m
+    np.testing.assert_allclose(r_garch, r_ols, rtol=0, atol=1e-12, equal_nan=True)
+    tokyo = returns.filter(pl.col("ticker") == "9984.T")
+    r20, r21 = (tokyo.filter(pl.col("date") == date(2025, 1, d))["ret"][0] for d in (20, 21))
+    assert r_garch[9] == pytest.approx((1 + r20) * (1 + r21) - 1, abs=1e-12)  # day -1 = 2025-01-21
