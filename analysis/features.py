@@ -38,6 +38,7 @@ Characteristics per firm-event (one row per row of the firm-events frame):
 * ``amount_to_mcap``: the deal amount over the firm's market capitalisation (the frame the caller
   passes, e.g. at t0-1), null with a reason code in ``amount_to_mcap_reason`` otherwise
   (``no_market_cap_frame``, ``undisclosed_amount``, ``no_market_cap`` or the frame's own reason).
+* ``deal_kind``: ``deal_type`` grouped into equity, compute, chips, venture, other (:data:`DEAL_KINDS`).
 
 The I/O is one function, :func:`ledger_as_known`; the rest are pure functions of its frames.
 """
@@ -68,6 +69,7 @@ FEATURE_SCHEMA: dict[str, Any] = {
     "company": pl.String,
     "role": pl.String,
     "deal_type": pl.String,
+    "deal_kind": pl.String,
     "amount_kind": pl.String,
     "amount_usd": pl.Float64,
     "log_amount": pl.Float64,
@@ -83,6 +85,25 @@ FEATURE_SCHEMA: dict[str, Any] = {
     "betweenness": pl.Float64,
     "amount_to_mcap": pl.Float64,
     "amount_to_mcap_reason": pl.String,
+}
+
+#: Coarse deal kinds for regressions: with 44 deals most ``deal_type`` values occur once, and a category
+#: with one firm-event has leverage 1 (its CAR is fitted exactly), which leaves HC2/HC3 undefined.
+DEAL_KINDS: dict[str, str] = {
+    "equity_investment": "equity",
+    "equity_investment_loi": "equity",
+    "equity_warrant": "equity",
+    "equity_for_contract": "equity",
+    "open_market_stake": "equity",
+    "stake_divestment": "equity",
+    "amendment_report": "equity",
+    "cloud_compute_purchase": "compute",
+    "compute_purchase_commitment": "compute",
+    "capacity_backstop": "compute",
+    "capacity_expansion": "compute",
+    "chip_purchase": "chips",
+    "custom_chip_supply": "chips",
+    "joint_venture_commitment": "venture",
 }
 
 _KIND = {"exact": "firm", "up_to": "up_to", "estimate": "estimate", "undisclosed": "undisclosed"}
@@ -305,6 +326,7 @@ def graph_features(
         "payers",
         "payees",
         "deal_type",
+        pl.col("deal_type").replace_strict(DEAL_KINDS, default="other", return_dtype=pl.String).alias("deal_kind"),
         pl.col("amount_kind").replace_strict(_KIND, default=pl.col("amount_kind")).alias("amount_kind"),
         pl.col("amount_usd").cast(pl.Float64).alias("amount_usd"),
     )
@@ -401,6 +423,7 @@ def firm_event_features(
 
 
 __all__ = [
+    "DEAL_KINDS",
     "FEATURE_SCHEMA",
     "KnownLedger",
     "firm_event_features",
