@@ -6,6 +6,7 @@ command runs, build the characteristics from the ledger as known at each announc
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -48,6 +49,15 @@ def register(app: typer.Typer) -> None:
             tuple[int, int], typer.Option(help="Estimation window start end, trading days from t0.")
         ] = (-250, -11),
         unknown_policy: Annotated[str, typer.Option(help="same_day | next_session")] = "same_day",
+        common_shock: Annotated[
+            str | None,
+            typer.Option(
+                "--common-shock",
+                help="Deal id of a one-day shock to many firms (e.g. nvda-openai-2026-01-30-stall): "
+                "the formula's right-hand side (e.g. '~ openai_share') over every listed firm, "
+                "Sefcik-Thompson portfolios, exposures as known the day before.",
+            ),
+        ] = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json | csv | latex")] = "table",
     ) -> None:
         """Which characteristics of a deal (size, round-trip, kind, exposure to OpenAI) go with larger CARs?
@@ -62,6 +72,9 @@ def register(app: typer.Typer) -> None:
             w = EventWindow.parse(window)
         except ValueError as exc:
             raise InputError(str(exc), field="--window") from None
+        if common_shock is not None:
+            _common_shock(db, common_shock, formula, benchmark, estimation, model, unknown_policy, fmt)
+            return
         with connect(db, read_only=True) as con:
             frame = study_frame(
                 con,
@@ -83,6 +96,52 @@ def register(app: typer.Typer) -> None:
             typer.echo(res.to_latex(), nl=False)
         else:
             typer.echo(res.summary())
+
+
+def _common_shock(
+    db: object,
+    deal_id: str,
+    formula: str,
+    benchmark: list[str] | None,
+    estimation: tuple[int, int],
+    model: str,
+    unknown_policy: str,
+    fmt: str,
+) -> None:
+    from analysis.shock_exposure import common_shock_exposure, primary_tickers
+    from analysis.study import load_inputs
+    from ledger import api as ledger_api
+
+    if benchmark and len(benchmark) > 1:
+        raise InputError("the common-shock test takes one benchmark", field="--benchmark")
+    if model not in ("market", "mean"):
+        raise InputError(f"the common-shock test takes --model market or mean, not {model!r}", field="--model")
+    bench = benchmark[0] if benchmark else "SPY"
+    with connect(db, read_only=True) as con:  # type: ignore[arg-type]
+        tickers = primary_tickers(ledger_api.companies(con))["ticker"].to_list()
+        _deals, returns = load_inputs(con, [*tickers, bench])
+        res, exposures = common_shock_exposure(
+            con, returns, deal_id, formula=formula, benchmark=bench, model=model,  # type: ignore[arg-type]
+            estimation=(int(estimation[0]), int(estimation[1])), unknown_policy=unknown_policy,
+        )
+    if fmt == "json":
+        doc = {
+            "deal_id": deal_id,
+            "event_date": res.event_date.isoformat(),
+            "formula": res.formula,
+            "firms": list(res.firms),
+            "dropped": res.dropped,
+            "df": res.df_resid,
+            "coefficients": res.to_frame().to_dicts(),
+            "exposures": exposures.to_dicts(),
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    elif fmt == "csv":
+        typer.echo(res.to_frame().write_csv(float_precision=None), nl=False)
+    elif fmt == "latex":
+        typer.echo(res.to_latex(), nl=False)
+    else:
+        typer.echo(res.summary())
 
 
 __all__ = ["register"]
