@@ -71,7 +71,13 @@ def event_day(deals: pl.DataFrame, deal_id: str, *, unknown_policy: str = "same_
         raise InputError(f"unknown deal id {deal_id!r}", field="--common-shock")
     if row["announced_date"][0] is None:
         raise InputError(f"deal {deal_id!r} has no announcement date", field="--common-shock")
-    aligned = align_t0(row.select("announced_date", "announced_time_et", "session"), "XNYS", unknown_policy=unknown_policy)
+    if unknown_policy not in ("same_day", "next_session"):
+        raise InputError(f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy")
+    aligned = align_t0(
+        row.select("announced_date", "announced_time_et", "session"),
+        "XNYS",
+        unknown_policy="same_day" if unknown_policy == "same_day" else "next_session",
+    )
     return row["announced_date"][0], aligned["t0"][0]
 
 
