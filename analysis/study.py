@@ -54,8 +54,15 @@ def run_study(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    spillover_hops: int = 0,
+    companies: pl.DataFrame | None = None,
 ) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``spillover_hops`` > 0 adds firm-events for the listed firms within that many hops of each deal's
+    parties (:mod:`analysis.spillovers`; needs ``companies``); they do not mask other events'
+    estimation windows, so every party's numbers are those of the run without them.
+    """
     from analysis.events import firm_events
 
     if conventions not in BY_NAME:
@@ -67,8 +74,17 @@ def run_study(
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    spill = None
+    if spillover_hops:
+        from analysis.spillovers import spillover_pairs
+
+        if companies is None:
+            raise InputError("spillovers need the ledger's companies", field="spillover_hops")
+        spill = spillover_pairs(deals, companies, spillover_hops)
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
+    elif spill is not None:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy, spillovers=spill)
     else:
         events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
     if deal_filter:
@@ -109,7 +125,9 @@ def run_study(
             min_obs=min_obs,
             conventions=BY_NAME[conventions],
             mask_other_events=mask_other_events,
-            other_events=all_events.select("ticker", "t0"),
+            other_events=all_events.filter(~pl.col("role").str.starts_with("spillover")).select("ticker", "t0")
+            if spill is not None
+            else all_events.select("ticker", "t0"),
         )
         return study.fit(cast(Method, method))
     except ValueError as exc:
