@@ -5,7 +5,8 @@ OpenAI in the flow graph. This module chooses, for every dated deal, the listed 
 steps of the deal's parties in the web of deals known on its announcement date (valid time: deals
 announced on or before it, so the choice has no look-ahead), and names each by its distance:
 ``spillover_k1``, ``spillover_k2``... They become firm-events of their own (``run_study(...,
-spillover_hops=k)``), measured exactly like the parties'.
+spillovers=spillover_pairs(deals, companies, k))`` or :func:`spillover_study`), measured exactly like
+the parties'.
 
 The relation graph is undirected and uses every live deal (a duplicate report still says who deals with
 whom). ledger companies carry no competitor or supplier lists, so proximity in the graph is the only
@@ -87,12 +88,13 @@ def spillover_study(
     from analysis.events import collapse_same_day, firm_events
     from analysis.study import run_study
 
-    res = run_study(deals, returns, spillover_hops=hops, companies=companies, **study)
+    pairs = spillover_pairs(deals, companies, hops)
+    res = run_study(deals, returns, spillovers=pairs, **study)
     events = firm_events(
         deals,
         peers=study.get("peers") or None,
         unknown_policy=study.get("unknown_policy", "same_day"),
-        spillovers=spillover_pairs(deals, companies, hops),
+        spillovers=pairs,
     )
     if study.get("collapse_same_day", True):
         events = collapse_same_day(events)

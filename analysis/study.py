@@ -54,14 +54,13 @@ def run_study(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
-    spillover_hops: int = 0,
-    companies: pl.DataFrame | None = None,
+    spillovers: pl.DataFrame | None = None,
 ) -> EventStudyResult:
     """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
 
-    ``spillover_hops`` > 0 adds firm-events for the listed firms within that many hops of each deal's
-    parties (:mod:`analysis.spillovers`; needs ``companies``); they do not mask other events'
-    estimation windows, so every party's numbers are those of the run without them.
+    ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
+    for non-party firms near each deal; they do not mask other events' estimation windows, so every
+    party's numbers are those of the run without them.
     """
     from analysis.events import firm_events
 
@@ -74,13 +73,7 @@ def run_study(
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
-    spill = None
-    if spillover_hops:
-        from analysis.spillovers import spillover_pairs
-
-        if companies is None:
-            raise InputError("spillovers need the ledger's companies", field="spillover_hops")
-        spill = spillover_pairs(deals, companies, spillover_hops)
+    spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
     elif spill is not None:
