@@ -131,17 +131,23 @@ def ledger_as_known(
 ) -> KnownLedger:
     """Deals and flows in effect on each of ``days`` as recorded by ``recorded_by`` (None: all records).
 
-    One replay of the log per distinct day (the shipped ledger has a few dozen); this is the one place
-    to switch to a vectorised as-of query of the ledger.
+    The log is read once and folded once per distinct day, with the functions ``ledger.api.deals`` /
+    ``flows(as_known_at=, in_effect_on=)`` use (``ledger.project``), so each day's frames are exactly
+    theirs (tested); this is the one place to switch to a vectorised as-of query of the ledger.
     """
+    from ledger import log, project
+
     if recorded_by is not None and recorded_by.tzinfo is None:
         raise InputError("recorded_by must be timezone-aware", field="recorded_by")
     deal_parts, flow_parts = [], []
     wanted = tuple(sorted(set(days)))
+    events = log.read(con, as_known_at=recorded_by) if wanted else []
     for day in wanted:
         lit = pl.lit(day, dtype=pl.Date).alias("known_on")
-        deal_parts.append(ledger_api.deals(con, as_known_at=recorded_by, in_effect_on=day).with_columns(lit))
-        flow_parts.append(ledger_api.flows(con, as_known_at=recorded_by, in_effect_on=day).with_columns(lit))
+        state = project.fold(events, in_effect_on=day)
+        rows = project.deal_rows(state)
+        deal_parts.append(project.deals_frame(state, rows).with_columns(lit))
+        flow_parts.append(project.flows_frame(state, rows=rows).with_columns(lit))
     current = ledger_api.deals(con, as_known_at=recorded_by)
     if not deal_parts:
         return KnownLedger(
@@ -180,12 +186,15 @@ def with_stand_in_reports(flows: pl.DataFrame, current_deals: pl.DataFrame) -> p
     ).drop("_contract_counts", "_multi")
 
 
-def graph_measures(flows: pl.DataFrame, max_cycle_length: int = 6) -> tuple[pl.DataFrame, pl.DataFrame]:
+def graph_measures(
+    flows: pl.DataFrame, max_cycle_length: int = 6, node_days: set[dt.date] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per ``known_on``: (cycle hops, node measures).
 
     Cycle hops: known_on, payer, payee, cycle (one row per hop of every simple cycle).
     Node measures: known_on, company, degree, in_degree, out_degree, betweenness, openai_flows_usd,
-    openai_share. One graph per distinct day (a loop over days, not rows).
+    openai_share, on the days in ``node_days`` (default every day). One graph per distinct day (a loop
+    over days, not rows).
     """
     hop_parts: list[pl.DataFrame] = []
     node_parts: list[pl.DataFrame] = []
@@ -202,7 +211,8 @@ def graph_measures(flows: pl.DataFrame, max_cycle_length: int = 6) -> tuple[pl.D
             pl.DataFrame(hops, schema={"payer": pl.String, "payee": pl.String, "cycle": pl.String}, orient="row")
             .with_columns(pl.lit(day, dtype=pl.Date).alias("known_on"))
         )
-        node_parts.append(_node_measures(g, e).with_columns(pl.lit(day, dtype=pl.Date).alias("known_on")))
+        if node_days is None or day in node_days:
+            node_parts.append(_node_measures(g, e).with_columns(pl.lit(day, dtype=pl.Date).alias("known_on")))
     hop_schema = {"payer": pl.String, "payee": pl.String, "cycle": pl.String, "known_on": pl.Date}
     hop_frame = pl.concat(hop_parts) if hop_parts else pl.DataFrame(schema=hop_schema)
     node_frame = pl.concat(node_parts) if node_parts else pl.DataFrame(schema={**_NODE_SCHEMA, "known_on": pl.Date})
@@ -288,7 +298,7 @@ def graph_features(
         lack = sorted(wanted - have)
         raise InputError(f"the known ledger lacks day(s) {', '.join(map(str, lack[:5]))}; use known_days()")
     flows = with_stand_in_reports(known.flows, known.current_deals)
-    hops, nodes = graph_measures(flows, max_cycle_length)
+    hops, nodes = graph_measures(flows, max_cycle_length, node_days=set(dated["known_on"].to_list()))
 
     # the deal's (and its same-day group's) edges, as known that day
     group_edges = (

@@ -155,6 +155,17 @@ def test_amount_relative_to_market_cap_and_reason_codes(seeded_ledger: Path, shi
         _features(seeded_ledger, market_caps=caps.drop("mcap_usd"))
 
 
+def test_known_ledger_is_ledger_api_per_day(seeded_ledger: Path) -> None:
+    from analysis.features import ledger_as_known
+
+    days = [dt.date(2025, 7, 1), dt.date(2025, 9, 10), dt.date(2026, 2, 27)]
+    with connect(seeded_ledger, read_only=True) as con:
+        known = ledger_as_known(con, days)
+        for d in days:
+            assert known.deals.filter(pl.col("known_on") == d).drop("known_on").equals(api.deals(con, in_effect_on=d))
+            assert known.flows.filter(pl.col("known_on") == d).drop("known_on").equals(api.flows(con, in_effect_on=d))
+
+
 def test_naive_recorded_by_is_refused(seeded_ledger: Path) -> None:
     with pytest.raises(InputError, match="timezone"):
         _features(seeded_ledger, recorded_by=dt.datetime(2025, 9, 10))
