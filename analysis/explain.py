@@ -222,8 +222,39 @@ def study_frame(
         unknown_policy=unknown_policy,
     )
     events = collapse_same_day(firm_events(deals, unknown_policy=unknown_policy))
+    if market_caps is None:
+        market_caps = market_caps_at_t0(con, events)
     feats = firm_event_features(con, events, market_caps=market_caps, recorded_by=recorded_by)
     return explain_frame(res, feats, w)
 
 
-__all__ = ["CLUSTER_ALIASES", "ExplainResult", "explain", "explain_frame", "parse_cov", "study_frame"]
+def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> pl.DataFrame | None:
+    """ticker, t0, mcap_usd, mcap_reason: market value at t0-1 (:func:`market.mcap.market_caps_before`)
+    from the stored share counts, or None when the database holds none (``amount_to_mcap`` then says
+    ``no_market_cap_frame``)."""
+    from ledger import api as ledger_api
+    from market import api as market_api
+    from market.mcap import market_caps_before
+    from market.shares_store import share_counts
+
+    counts = share_counts(con)
+    if counts.height == 0:
+        return None
+    keys = events.filter(pl.col("t0").is_not_null()).select("ticker", "t0").unique().sort("ticker", "t0")
+    companies = ledger_api.companies(con)
+    pairs = companies.select("tickers", "currencies").explode(["tickers", "currencies"]).drop_nulls()
+    currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
+    prices = market_api.prices(con, keys["ticker"].unique().to_list())
+    caps = market_caps_before(counts, prices, keys, currencies=currencies)
+    return caps.select("ticker", "t0", "mcap_usd", "mcap_reason")
+
+
+__all__ = [
+    "CLUSTER_ALIASES",
+    "ExplainResult",
+    "explain",
+    "explain_frame",
+    "market_caps_at_t0",
+    "parse_cov",
+    "study_frame",
+]

@@ -25,12 +25,14 @@ FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
 @pytest.fixture(scope="module")
 def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ledger.load import import_file
+    from market.shares_store import load_shares_snapshot
     from market.snapshot import load_snapshot
 
     path = tmp_path_factory.mktemp("explain") / "c.duckdb"
     with connect(path) as con:
         import_file(con, DATA / "events" / "deals.csv")
         load_snapshot(con)
+        load_shares_snapshot(con)
     return path
 
 
@@ -58,6 +60,16 @@ def _statsmodels(frame: pl.DataFrame, *, wls: bool, cov: str, groups: list[str])
         kw = {"groups": codes[0] if len(codes) == 1 else np.column_stack(codes)}
     model = smf.wls(FORMULA, c, weights=1.0 / c["se"] ** 2) if wls else smf.ols(FORMULA, c)
     return model.fit(cov_type=cov, cov_kwds=kw or None, use_t=True)
+
+
+def test_amount_relative_to_market_cap_from_the_stored_share_counts(frame: pl.DataFrame) -> None:
+    rows = {r["event_id"]: r for r in frame.to_dicts()}
+    # ORCL: 2,841M shares (10-Q balance sheet 2025-08-31, data/shares) x $241.509995 close on 2025-09-09
+    orcl = rows["openai-orcl-2025-09-10:ORCL"]
+    assert orcl["amount_to_mcap"] == pytest.approx(300e9 / (2_841_000_000 * 241.509995), rel=1e-9)
+    assert orcl["amount_to_mcap_reason"] == "ok"
+    assert rows["softbank-openai-2026-02-27:9984.T"]["amount_to_mcap_reason"] == "fx_missing"
+    assert rows["amd-openai-2025-10-06:AMD"]["amount_to_mcap_reason"] == "undisclosed_amount"
 
 
 def test_frame_holds_the_study_and_the_characteristics(frame: pl.DataFrame) -> None:
