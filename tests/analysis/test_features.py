@@ -160,10 +160,33 @@ def test_known_ledger_is_ledger_api_per_day(seeded_ledger: Path) -> None:
 
     days = [dt.date(2025, 7, 1), dt.date(2025, 9, 10), dt.date(2026, 2, 27)]
     with connect(seeded_ledger, read_only=True) as con:
+        for vectorised in (True, False):
+            known = ledger_as_known(con, days, vectorised=vectorised)
+            for d in days:
+                assert known.deals.filter(pl.col("known_on") == d).drop("known_on").equals(api.deals(con, in_effect_on=d))
+                assert known.flows.filter(pl.col("known_on") == d).drop("known_on").equals(api.flows(con, in_effect_on=d))
+
+
+def test_known_ledger_with_an_amendment_folds_per_day(ledger_db: Path) -> None:
+    """An amendment effective later must not show before its date: the per-day fold is used."""
+    import subprocess
+    import sys
+
+    from analysis.features import ledger_as_known
+
+    res = subprocess.run(
+        [sys.executable, "-m", "carousel", "ledger", "amend", "openai-orcl-2025-09-10", "--set", "amount_usd=350000000000",
+         "--effective", "2025-12-01", "--db", str(ledger_db)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    days = [dt.date(2025, 11, 30), dt.date(2025, 12, 1)]
+    with connect(ledger_db, read_only=True) as con:
         known = ledger_as_known(con, days)
         for d in days:
             assert known.deals.filter(pl.col("known_on") == d).drop("known_on").equals(api.deals(con, in_effect_on=d))
-            assert known.flows.filter(pl.col("known_on") == d).drop("known_on").equals(api.flows(con, in_effect_on=d))
+    amounts = known.deals.filter(pl.col("deal_id") == "openai-orcl-2025-09-10").sort("known_on")["amount_usd"]
+    assert [float(a) for a in amounts] == [300e9, 350e9]
 
 
 def test_naive_recorded_by_is_refused(seeded_ledger: Path) -> None:
