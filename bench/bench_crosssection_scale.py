@@ -9,9 +9,11 @@ counterparties, so the flow graph has cycles but not an explosion of them), and 
 as CSV files and imported through the real importer (``ledger.load.import_file``).
 
 1. As-of feature build (``analysis.features.firm_event_features``): one ledger replay per distinct day
-   needed (each announcement day and the day before) plus one graph per day. Alternative measured in
-   the same run: one replay per firm-event (what a per-row loop over ``ledger.api`` would do), timed
-   on ``--sample`` firm-events and scaled to N (stated as such).
+   needed (each announcement day and the day before) plus one graph per day; the log has no
+   amendments, so one fold and a range join give every day. Alternative measured in the same run: a
+   per-row loop (for each firm-event, the ledger replayed for its day and the day before, as
+   ``ledger.api.deals/flows(in_effect_on=)`` do, then its graphs), timed on ``--sample`` firm-events
+   and scaled to N (stated as such).
 2. Regression (``analysis.explain.explain`` -> ``fit_crosssection``) of a synthetic CAR on the built
    characteristics, HC3 and two-way clustered (date, firm), against statsmodels OLS with the same
    covariance on the same rows (pandas design from patsy).
@@ -125,7 +127,7 @@ def main() -> None:
             def per_row() -> None:
                 for r in sample.iter_rows(named=True):
                     d = r["announced_date"]
-                    known = ledger_as_known(con, [d, d - dt.timedelta(days=1)])
+                    known = ledger_as_known(con, [d, d - dt.timedelta(days=1)], vectorised=False)
                     graph_features(sample.filter(pl.col("event_id") == r["event_id"]), known, companies)
 
             alt, _ = timed(per_row, args.repeat)
