@@ -57,17 +57,22 @@ def study_events(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(reported firm-events, every firm-event) of ``deals``: the filters choose the first, the
-    second masks estimation windows. Shared by the return, volume, GARCH and run-up studies."""
+    """(reported firm-events, the events that mask estimation windows) of ``deals``: the filters
+    choose the first; the second is every firm-event but the spillover ones. Shared by the return,
+    volume, GARCH and run-up studies."""
     from analysis.events import firm_events
 
     if unknown_policy not in ("same_day", "next_session"):
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
+    elif spill is not None:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy, spillovers=spill)
     else:
         events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
     if deal_filter:
@@ -95,6 +100,10 @@ def study_events(
         events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
     if ticker_filter:
         events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    if spill is not None:
+        # spillover firm-events do not mask other events' estimation windows, so every party's
+        # numbers are those of the run without them
+        all_events = all_events.filter(~pl.col("role").str.starts_with("spillover"))
     return events, all_events
 
 
@@ -116,8 +125,14 @@ def run_study(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
 ) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
+    for non-party firms near each deal; they do not mask other events' estimation windows, so every
+    party's numbers are those of the run without them.
+    """
     if conventions not in BY_NAME:
         raise InputError(
             f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
@@ -147,6 +162,7 @@ def run_study(
             peers=peers,
             collapse_same_day=collapse_same_day,
             unknown_policy=unknown_policy,
+            spillovers=spillovers,
         )
     events, all_events = study_events(
         deals,
@@ -156,6 +172,7 @@ def run_study(
         firm_events_fn=firm_events_fn,
         collapse_same_day=collapse_same_day,
         unknown_policy=unknown_policy,
+        spillovers=spillovers,
     )
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
@@ -191,6 +208,7 @@ def run_garch_study(
     peers: list[str] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
 ) -> EventStudyResult:
     """Pure: the GARCH(1,1) market model (:func:`analysis.volatility.garch_study`) on the same
     firm-events, filters and windows as :func:`run_study` (``carousel study --model garch``)."""
@@ -212,6 +230,7 @@ def run_garch_study(
         peers=peers,
         collapse_same_day=collapse_same_day,
         unknown_policy=unknown_policy,
+        spillovers=spillovers,
     )
     return garch_study(
         returns.select("ticker", "date", "ret"),
