@@ -71,10 +71,9 @@ def announcement_sizes(deals: pl.DataFrame) -> pl.DataFrame:
 def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
     """Where this report's numbers come from, read from the database (not assumed)."""
     from analysis.factors import load_ff3
+    from ledger import log as ledger_log
 
-    n_events, head, head_hash = con.execute(
-        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log"
-    ).fetchall()[0]
+    n_events, head, head_hash = ledger_log.head_summary(con)
     batches = con.execute(
         "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
         "WHERE row_count > 0 GROUP BY source ORDER BY source"

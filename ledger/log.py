@@ -43,6 +43,7 @@ from core.errors import ConflictError
 from ledger import project
 from ledger.model import (
     CURRENT_VERSION,
+    REGISTRY,
     NewEvent,
     StoredEvent,
     company_stream,
@@ -210,12 +211,14 @@ def _set_head(con: duckdb.DuckDBPyConnection, position: int, hash_: str, *, exis
 
 
 def _check_deal_streams(fresh: Sequence[NewEvent], current: Mapping[str, Any]) -> None:
-    """A deal stream must start with DealAnnounced, and only deal events may follow it."""
+    """A deal stream must start with DealAnnounced, and only deal events may follow it (the event types
+    say which start a stream, :data:`ledger.model.REGISTRY`)."""
     seen = set(current)
     for e in fresh:
-        if e.event_type == "DealAnnounced" and e.stream_id in seen:
-            raise ConflictError(f"deal stream {e.stream_id} already has a DealAnnounced")
-        if e.event_type in ("DealAmended", "DealCorrected", "DealRetracted") and e.stream_id not in seen:
+        kind = REGISTRY[e.event_type]
+        if kind.stream_kind == "deal" and kind.starts_stream and e.stream_id in seen:
+            raise ConflictError(f"deal stream {e.stream_id} already has a {e.event_type}")
+        if kind.stream_kind == "deal" and not kind.starts_stream and e.stream_id not in seen:
             raise ConflictError(f"{e.event_type} for unknown deal stream {e.stream_id}")
         seen.add(e.stream_id)
 
@@ -247,6 +250,40 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
         con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _ledger_proj")  # noqa: S608
     finally:
         con.unregister("_ledger_proj")
+
+
+def stored_payloads(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> dict[str, str]:
+    """event id -> stored payload text, for those of ``event_ids`` the log holds (one query)."""
+    return dict(con.execute(
+        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(event_ids)],
+    ).fetchall())
+
+
+def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]) -> set[str]:
+    """Those of ``stream_ids`` that hold a DealCorrected recorded by a re-import (``origin: import``)."""
+    return {r[0] for r in con.execute(
+        "SELECT DISTINCT stream_id FROM ledger_log WHERE event_type = 'DealCorrected' "
+        "AND json_extract_string(payload, '$.origin') = 'import' AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(stream_ids)],
+    ).fetchall()}
+
+
+def head_summary(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None, str | None]:
+    """(number of events, head position, head hash); (0, None, None) for an empty log."""
+    n, pos, hash_ = con.execute(
+        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log").fetchall()[0]
+    return int(n), (None if pos is None else int(pos)), hash_
+
+
+def seed_head(con: duckdb.DuckDBPyConnection) -> None:
+    """Record the log's current head in an empty ``ledger_head`` (schema setup: databases created before
+    ``ledger_head`` existed, and new ones), so the writer only ever UPDATEs the single row."""
+    con.execute(
+        "INSERT INTO ledger_head SELECT * FROM (SELECT coalesce(max(position), 0), "
+        "coalesce(arg_max(hash, position), ?) FROM ledger_log) WHERE NOT EXISTS (SELECT 1 FROM ledger_head)",
+        [GENESIS],
+    )
 
 
 def read(

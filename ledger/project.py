@@ -34,17 +34,18 @@ the state in effect today.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from ledger.model import StoredEvent
+from ledger.model import REGISTRY, StoredEvent
+from ledger.state import DealTrail as DealTrail  # re-exported: callers build states through project
+from ledger.state import LedgerState as LedgerState
+from ledger.state import parse_date
 
 DEAL_COLUMNS: dict[str, Any] = {
     "deal_id": pl.String,
@@ -92,40 +93,7 @@ COMPANY_COLUMNS: dict[str, Any] = {
 }
 
 
-@dataclass
-class DealTrail:
-    """What the log says about one deal, from which its state on any valid date is derived.
-
-    ``base`` is the announced record with every correction applied (valid at every date);
-    ``amendments`` are ``(sort key, changes)`` kept sorted by (effective date, log position);
-    ``retractions`` are the retractions' effective dates (None = always).
-    """
-
-    base: dict[str, Any]
-    amendments: list[tuple[tuple[dt.date, int], dict[str, Any]]] = field(default_factory=list)
-    retractions: list[dt.date | None] = field(default_factory=list)
-    version: int = 0
-
-
-@dataclass
-class LedgerState:
-    """Companies and deals after a sequence of events. ``history`` keeps each deal's event trail.
-
-    ``deals`` is derived: after every event, the touched deal is re-derived from its :class:`DealTrail`
-    (for the valid date the fold was asked for), so the order in which amendments were recorded cannot
-    leak into the result.
-    """
-
-    companies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    trails: dict[str, DealTrail] = field(default_factory=dict)
-
-
-def _date(value: Any) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    return dt.date.fromisoformat(str(value))
+_date = parse_date
 
 
 def _in_effect(effective: dt.date | None, on: dt.date | None) -> bool:
@@ -150,44 +118,12 @@ def derive(trail: DealTrail, in_effect_on: dt.date | None = None) -> dict[str, A
 
 
 def apply(state: LedgerState, ev: StoredEvent, *, in_effect_on: dt.date | None = None) -> LedgerState:
-    """Apply one event to ``state`` in place and return it (the fold step)."""
-    p = ev.payload
-    if ev.event_type == "CompanyRegistered":
-        tickers = p.get("tickers", [])
-        state.companies[p["company_id"]] = {
-            "company_id": p["company_id"],
-            "name": p["name"],
-            "listed": bool(p["listed"]),
-            "tickers": [t["symbol"] for t in tickers],
-            "exchanges": [t["exchange"] for t in tickers],
-            "currencies": [t["currency"] for t in tickers],
-        }
-        return state
-    deal_id = p["deal_id"]
-    state.history.setdefault(deal_id, []).append(
-        {"position": ev.position, "event_type": ev.event_type, "payload": p, "recorded_at_us": ev.recorded_at_us}
-    )
-    if ev.event_type == "DealAnnounced":
-        # A shallow copy is enough: a deal's values are only ever replaced (dict.update), never mutated in
-        # place, so the payload kept in ``history`` is not affected (deepcopy was most of the fold's time).
-        trail = state.trails[deal_id] = DealTrail({k: v for k, v in p.items() if k != "note"})
-    else:
-        found = state.trails.get(deal_id)
-        if found is None:  # the store rejects this; a projection of a foreign log simply ignores it
-            return state
-        trail = found
-        if ev.event_type == "DealCorrected":
-            trail.base = {**trail.base, **p["changes"]}
-        elif ev.event_type == "DealAmended":
-            effective = _date(p.get("effective_date")) or dt.date.min
-            key = (effective, ev.position)
-            # Positions increase along the log, so appending keeps ties in log order; insort keeps the
-            # list sorted when an amendment is recorded after one with a later effective date.
-            bisect.insort(trail.amendments, (key, p["changes"]), key=lambda a: a[0])
-        elif ev.event_type == "DealRetracted":
-            trail.retractions.append(_date(p.get("effective_date")))
-    trail.version = ev.stream_version
-    state.deals[deal_id] = derive(trail, in_effect_on)
+    """Apply one event to ``state`` in place and return it (the fold step): the event's type
+    (:data:`ledger.model.REGISTRY`) says how it changes the state; the touched deal is then re-derived."""
+    trail = REGISTRY[ev.event_type].apply(state, ev)
+    if trail is not None:
+        trail.version = ev.stream_version
+        state.deals[ev.payload["deal_id"]] = derive(trail, in_effect_on)
     return state
 
 
