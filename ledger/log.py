@@ -176,17 +176,22 @@ def _append_locked(
         "payload", "recorded_at_us", "prev_hash", "hash")}
     prev, pos, ts = head_hash, head_pos, max(_now_us(), last_us + 1)
     versions = {s: int(v) for s, v in current.items()}
+    stored: list[StoredEvent] = []
     for e in fresh:
         pos += 1
-        versions[e.stream_id] = versions.get(e.stream_id, 0) + 1
+        sv = versions[e.stream_id] = versions.get(e.stream_id, 0) + 1
         payload = e.payload_json
-        h = chain_hash(prev, pos, e.event_id, e.stream_id, versions[e.stream_id], e.event_type,
-                       e.version, ts, payload)
+        h = chain_hash(prev, pos, e.event_id, e.stream_id, sv, e.event_type, e.version, ts, payload)
         for k, v in (("position", pos), ("event_id", e.event_id), ("stream_id", e.stream_id),
-                     ("stream_version", versions[e.stream_id]), ("event_type", e.event_type),
+                     ("stream_version", sv), ("event_type", e.event_type),
                      ("schema_version", e.version), ("payload", payload), ("recorded_at_us", ts),
                      ("prev_hash", prev), ("hash", h)):
             rows[k].append(v)
+        # Exactly what read() gives back (parsed from the canonical text, so a Decimal or tuple in the
+        # caller's payload projects as its stored string or list; upcast if given in an older version).
+        data = upcast(e.event_type, e.version, json.loads(payload, parse_float=Decimal))
+        stored.append(StoredEvent(pos, e.event_id, e.stream_id, sv, e.event_type, CURRENT_VERSION[e.event_type],
+                                  data, ts))
         prev, ts = h, ts + 1
     batch = pl.DataFrame(rows, schema_overrides={"recorded_at_us": pl.Int64}).to_arrow()
     con.register("_ledger_batch", batch)
@@ -197,7 +202,7 @@ def _append_locked(
         )
     finally:
         con.unregister("_ledger_batch")
-    _refresh_projections(con, fresh)
+    _refresh_projections(con, stored, current)
     _set_head(con, pos, prev, exists=bool(recorded))
     return AppendResult(len(fresh), len(events) - len(fresh), pos, prev)
 
@@ -223,18 +228,31 @@ def _check_deal_streams(fresh: Sequence[NewEvent], current: Mapping[str, Any]) -
         seen.add(e.stream_id)
 
 
-def _refresh_projections(con: duckdb.DuckDBPyConnection, fresh: Sequence[NewEvent]) -> None:
-    """Rewrite the projection rows of the streams touched by this append (same transaction)."""
-    streams = sorted({e.stream_id for e in fresh})
-    state = project.fold(read(con, streams=streams))
+def _refresh_projections(
+    con: duckdb.DuckDBPyConnection, fresh: Sequence[StoredEvent], existing_streams: Iterable[str]
+) -> None:
+    """Rewrite the projection rows of the streams touched by this append (same transaction).
+
+    The new events come from the in-memory batch (already canonical, current schema version), not
+    re-read from the table just written; only streams that held events *before* this batch are read,
+    for their older events. A new deal (the bulk of an import) therefore costs no query at all.
+    """
+    older = sorted(set(existing_streams))
+    events = read(con, streams=older) if older else []
+    state = project.fold([*events, *fresh])
     deal_ids = sorted({e.payload["deal_id"] for e in fresh if "deal_id" in e.payload})
     company_ids = sorted({e.payload["company_id"] for e in fresh if e.event_type == "CompanyRegistered"})
+    old_companies = {e.payload["company_id"] for e in events if e.event_type == "CompanyRegistered"}
+    old_deals = {e.payload["deal_id"] for e in events if "deal_id" in e.payload}
     if company_ids:
-        con.execute("DELETE FROM ledger_companies WHERE company_id IN (SELECT unnest(?::VARCHAR[]))", [company_ids])
+        if old_companies:
+            con.execute("DELETE FROM ledger_companies WHERE company_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [sorted(old_companies)])
         _insert(con, "ledger_companies", project.companies_frame(state))
     if deal_ids:
-        con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
-        con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
+        if old_deals:
+            con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(old_deals)])
+            con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(old_deals)])
         rows = project.deal_rows(state)
         _insert(con, "ledger_deals", project.deals_frame(state, rows))
         _insert(con, "ledger_flows", project.flows_frame(state, active_only=False, rows=rows))

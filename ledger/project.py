@@ -161,32 +161,31 @@ def _amount(value: Any) -> Decimal | None:
 
 def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     ids = sorted(state.deals) if deal_ids is None else sorted(set(deal_ids) & set(state.deals))
-    rows = []
-    for k in ids:
-        d = state.deals[k]
-        rows.append(
-            {
-                "deal_id": k,
-                "contract_id": d.get("contract_id") or k,
-                "status": d["status"],
-                "announced_date": _date(d.get("announced_date")),
-                "announced_time_et": d.get("announced_time_et"),
-                "session": d.get("session") or "unknown",
-                "payers": list(d.get("payers", [])),
-                "payees": list(d.get("payees", [])),
-                "amount_usd": _amount(d.get("amount_usd")),
-                "amount_kind": d.get("amount_kind") or "undisclosed",
-                "deal_type": d["deal_type"],
-                "horizon": d.get("horizon"),
-                "tickers": list(d.get("tickers", [])),
-                "counts_toward_total": bool(d.get("counts_toward_total", True)),
-                "title": d.get("title"),
-                "confidence": d.get("confidence"),
-                "version": int(d["version"]),
-                "payer_amount_usd": _amount(d.get("payer_amount_usd")),
-            }
-        )
-    return rows
+    return [deal_row(k, state.deals[k]) for k in ids]
+
+
+def deal_row(k: str, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ledger_deals`` row of deal ``k`` in state ``d`` (a derived deal record)."""
+    return {
+        "deal_id": k,
+        "contract_id": d.get("contract_id") or k,
+        "status": d["status"],
+        "announced_date": _date(d.get("announced_date")),
+        "announced_time_et": d.get("announced_time_et"),
+        "session": d.get("session") or "unknown",
+        "payers": list(d.get("payers", [])),
+        "payees": list(d.get("payees", [])),
+        "amount_usd": _amount(d.get("amount_usd")),
+        "amount_kind": d.get("amount_kind") or "undisclosed",
+        "deal_type": d["deal_type"],
+        "horizon": d.get("horizon"),
+        "tickers": list(d.get("tickers", [])),
+        "counts_toward_total": bool(d.get("counts_toward_total", True)),
+        "title": d.get("title"),
+        "confidence": d.get("confidence"),
+        "version": int(d["version"]),
+        "payer_amount_usd": _amount(d.get("payer_amount_usd")),
+    }
 
 
 def new_problem(
