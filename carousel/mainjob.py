@@ -142,7 +142,9 @@ def run(
             # record_changes: shipped deal data revised by a newer carousel reaches an existing database
             # as corrections (the event-sourced way) instead of stopping the main job with a conflict.
             rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True)
-        summary.events_appended = rep.appended
+            # The timing evidence of the shipped deals (beside, never over, their official announced times).
+            timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
+        summary.events_appended = rep.appended + timing.appended
         summary.deals_corrected = len(rep.corrected)
         summary.retracted_changed = len(rep.retracted_changed)
 

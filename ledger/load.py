@@ -31,7 +31,7 @@ import duckdb
 
 from core.errors import ConflictError, InputError
 from core.paths import DATA_DIR
-from ledger import log, project
+from ledger import log, project, timing
 from ledger.fields import (
     _ID_RE,
     BN,
@@ -208,6 +208,9 @@ def import_file(
 ) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
 
+    A timing-evidence CSV (its header has ``first_public_time_et``, ``data/events/timing_evidence.csv``)
+    is imported as DealTimingEvidenced events instead (:mod:`ledger.timing`), equally atomic and idempotent.
+
     A row whose deal was imported before with different content cannot be appended (events are
     immutable; its DealAnnounced id exists). What the *file* says about a deal is its announcement plus
     the corrections earlier imports recorded (marked ``origin: import``); corrections made by hand are
@@ -222,6 +225,9 @@ def import_file(
     """
     path = Path(path)
     check_file(path)  # before looking for companies.csv beside it
+    if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
+        rows, appended, skipped = timing.import_timing(con, path, today=today)
+        return ImportReport(str(path), rows, appended, skipped)
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
     companies = company_events(reg)

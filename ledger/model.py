@@ -292,9 +292,37 @@ class DealRetracted(EventType):
         return trail
 
 
+#: What a DealTimingEvidenced sets on the deal record (payload key -> deal field).
+TIMING_FIELDS = {
+    "first_report_date": "first_report_date",
+    "first_report_time_et": "first_report_time_et",
+    "first_report_session": "first_report_session",
+    "first_public_time_et": "timing_time_et",
+    "session": "timing_session",
+    "evidence_kind": "timing_evidence_kind",
+    "confidence": "timing_confidence",
+}
+
+
+class DealTimingEvidenced(EventType):
+    """Evidence of when the announcement first became public (``ledger.timing``): sets the ``timing_*``
+    and ``first_report_*`` fields at every valid date, beside (never over) the official announced_*
+    fields; a later evidence event of the deal supersedes an earlier one."""
+
+    name = "DealTimingEvidenced"
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        trail = _trail(state, ev)
+        if trail is not None:
+            trail.base = {**trail.base, **{f: ev.payload.get(k) for k, f in TIMING_FIELDS.items()}}
+        return trail
+
+
 #: Every event type, by name: the one place the ledger learns about a kind of event.
 REGISTRY: dict[str, type[EventType]] = {
-    t.name: t for t in (CompanyRegistered, DealAnnounced, DealAmended, DealCorrected, DealRetracted)
+    t.name: t for t in (CompanyRegistered, DealAnnounced, DealAmended, DealCorrected, DealRetracted,
+                        DealTimingEvidenced)
 }
 #: Event types and their current schema versions (derived from :data:`REGISTRY`).
 CURRENT_VERSION: dict[str, int] = {name: t.schema_version for name, t in REGISTRY.items()}

@@ -67,6 +67,15 @@ DEAL_COLUMNS: dict[str, Any] = {
     "version": pl.Int64,
     # The part of amount_usd the payer(s) pay themselves when others share the deal (NULL: all of it).
     "payer_amount_usd": pl.Decimal(38, 2),
+    # Timing evidence (ledger.timing; NULL where none is recorded), beside the official announced_* fields:
+    # the first credible report (an earlier leak where one is known) and the earliest public time found.
+    "first_report_date": pl.Date,
+    "first_report_time_et": pl.String,
+    "first_report_session": pl.String,
+    "timing_time_et": pl.String,
+    "timing_session": pl.String,
+    "timing_evidence_kind": pl.String,
+    "timing_confidence": pl.String,
 }
 FLOW_COLUMNS: dict[str, Any] = {
     "deal_id": pl.String,
@@ -185,6 +194,13 @@ def deal_row(k: str, d: Mapping[str, Any]) -> dict[str, Any]:
         "confidence": d.get("confidence"),
         "version": int(d["version"]),
         "payer_amount_usd": _amount(d.get("payer_amount_usd")),
+        "first_report_date": _date(d.get("first_report_date")),
+        "first_report_time_et": d.get("first_report_time_et"),
+        "first_report_session": d.get("first_report_session"),
+        "timing_time_et": d.get("timing_time_et"),
+        "timing_session": d.get("timing_session"),
+        "timing_evidence_kind": d.get("timing_evidence_kind"),
+        "timing_confidence": d.get("timing_confidence"),
     }
 
 

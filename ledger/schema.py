@@ -68,6 +68,14 @@ _DDL = [
     """,
     # Databases created before the column existed (no event of theirs sets it, so NULL is their value).
     "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS payer_amount_usd DECIMAL(38, 2)",
+    # Timing evidence (ledger.timing): older databases hold no such event, so NULL is their value.
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_date DATE",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_time_et VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_session VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_time_et VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_session VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_evidence_kind VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_confidence VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS ledger_flows (
         deal_id             VARCHAR NOT NULL,

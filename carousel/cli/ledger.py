@@ -18,6 +18,7 @@ import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from carousel.cli.options import DbOption
 from carousel.db import connect
@@ -35,7 +36,9 @@ class _Out:
 
     def print(self, *objects: Any) -> None:
         width = None if sys.stdout.isatty() else 200
-        Console(highlight=False, soft_wrap=True, width=width).print(*objects)
+        # markup=False: every ledger command prints user data (titles, ids, file names, quotes), which must
+        # never be read as rich markup ("[/b] x" would vanish or crash the command).
+        Console(highlight=False, markup=False, soft_wrap=True, width=width).print(*objects)
 
 
 _out = _Out()
@@ -131,12 +134,19 @@ def show_cmd(deal_id: str, db: DbOption = None) -> None:
     if d.height == 0:
         raise InputError(f"unknown deal {deal_id!r}", field="deal_id")
     row = d.row(0, named=True)
-    t = Table(title=deal_id, show_header=False)
+    # User data is plain text, never rich markup: a title such as "[/b] x" is printed as written.
+    t = Table(title=Text(deal_id), show_header=False)
     for k, v in row.items():
-        t.add_row(k, str(v))
+        t.add_row(k, Text(str(v)))
     _out.print(t)
     for h in hist:
-        _out.print(f"  v{h['version']} #{h['position']} {h['type']}")
+        _out.print(Text(f"  v{h['version']} #{h['position']} {h['type']}"))
+        if h["type"] == "DealTimingEvidenced":
+            p = h["payload"]
+            assert isinstance(p, dict)
+            for key in ("evidence_kind", "confidence", "evidence_url", "evidence_quote", "second_source_url", "notes"):
+                if p.get(key):
+                    _out.print(Text(f"      {key}: {p[key]}"))
 
 
 @app.command("log")

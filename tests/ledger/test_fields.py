@@ -43,5 +43,6 @@ def test_after_close_on_half_days_follows_the_exchange_calendar(day: str) -> Non
 
 
 def test_event_types_come_from_one_registry() -> None:
-    assert set(REGISTRY) == {"CompanyRegistered", "DealAnnounced", "DealAmended", "DealCorrected", "DealRetracted"}
+    assert set(REGISTRY) == {"CompanyRegistered", "DealAnnounced", "DealAmended", "DealCorrected", "DealRetracted",
+                             "DealTimingEvidenced"}
     assert REGISTRY["DealAnnounced"].schema_version == 2 and 1 in REGISTRY["DealAnnounced"].upcasters
