@@ -7,7 +7,6 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated
 
 import typer
@@ -15,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.models import benchmark_tickers, model_spec
-from analysis.results import EventStudyResult
+from analysis.results import EventStudyResult, car_columns
 from analysis.study import load_inputs, run_study
+from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
 from carousel.db import connect
@@ -32,44 +32,24 @@ def parse_window(text: str) -> EventWindow:
 
 
 def render_table(res: EventStudyResult, console: Console) -> None:
-    """The CAR table (one row per firm-event and window), then exclusions by reason."""
+    """The CAR table (one row per firm-event and window), then exclusions by reason.
+
+    Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05).
+    """
     title = (
         f"Event study: {res.model.name}"
-        + (
-            f" on {', '.join(res.model.benchmarks)}"
-            if res.model.name not in ("mean", "ff3")
-            else ""
-        )
+        + (f" on {', '.join(res.model.benchmarks)}" if res.model.reads_benchmark_returns else "")
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    for col, just in (
-        ("deal", "left"),
-        ("ticker", "left"),
-        ("t0", "left"),
-        ("window", "left"),
-        ("CAR %", "right"),
-        ("se %", "right"),
-        ("t", "right"),
-        ("p", "right"),
-        ("BHAR %", "right"),
-    ):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    for r in res.car.iter_rows(named=True):
-        sig = r["p"] is not None and r["p"] < 0.05
-        style = "bold" if sig else None
-        table.add_row(
-            str(r["deal_id"]),
-            r["ticker"],
-            str(r["t0"]),
-            r["window"],
-            _pct(r["car"]),
-            _pct(r["se"]),
-            _num(r["t"], ".2f"),
-            _num(r["p"], ".4f"),
-            _pct(r["bhar"]),
-            style=style,
-        )
+    spec = SummaryTable(res.car, car_columns())
+    for col in spec.columns:
+        table.add_column(col.header, justify=col.alignment, no_wrap=True)
+    rows, _ = spec.cells()
+    for cells, p in zip(rows, res.car["p"].to_list(), strict=True):
+        sig = p is not None and p < 0.05
+        table.add_row(*cells, style="bold" if sig else None)
     console.print(table)
     console.print(
         f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", highlight=False
@@ -77,14 +57,6 @@ def render_table(res: EventStudyResult, console: Console) -> None:
     if res.excluded.height:
         for r in res.excluded.sort("event_id").iter_rows(named=True):
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
-
-
-def _pct(v: float | None) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
-
-def _num(v: float | None, spec: str) -> str:
-    return "" if v is None or not math.isfinite(v) else format(v, spec)
 
 
 def register(app: typer.Typer) -> None:
@@ -150,13 +122,13 @@ def register(app: typer.Typer) -> None:
         wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
         bench = tuple(benchmark) if benchmark else ("SPY",)
         try:
-            resolved = model_spec(model, bench).name
+            resolved = model_spec(model, bench)
         except ValueError as exc:
             raise InputError(str(exc), field="--model") from None
-        if resolved in ("mean", "ff3") and len(bench) > 1:
+        if not resolved.reads_benchmark_returns and len(bench) > 1:
             # These models read no benchmark returns; a second -b would be silently ignored.
             raise InputError(
-                f"model {resolved!r} uses no benchmark returns: give at most one --benchmark, "
+                f"model {resolved.name!r} uses no benchmark returns: give at most one --benchmark, "
                 "which only sets the trading-day grid",
                 field="--benchmark",
             )
