@@ -19,7 +19,7 @@ import duckdb
 
 from core.errors import ConflictError, InputError
 from ledger import api, log, project
-from ledger.fields import parse_change, session_problem
+from ledger.fields import parse_change, self_deal_problem, session_problem, ticker_owner_problem
 from ledger.load import company_events, load_registry, parse_deals
 from ledger.model import (
     CURRENT_VERSION,
@@ -108,32 +108,33 @@ def date_option(value: str | None, option: str) -> str | None:
 
 
 def amend(con: duckdb.DuckDBPyConnection, deal_id: str, *, effective: str, changes: list[str], reason: str = "",
-          expected_version: int | None = None) -> Recorded:
+          expected_version: int | None = None, dry_run: bool = False) -> Recorded:
     """Record a business change of a deal with its effective date (valid time)."""
     eff = date_option(effective, "--effective")
     return record(con, deal_id, "DealAmended", lambda c: {"deal_id": deal_id, "effective_date": eff,
                                                           "changes": parse_changes(c, changes), "reason": reason},
-                  expected_version)
+                  expected_version, dry_run=dry_run)
 
 
 def correct(con: duckdb.DuckDBPyConnection, deal_id: str, *, changes: list[str], reason: str = "",
-            expected_version: int | None = None) -> Recorded:
+            expected_version: int | None = None, dry_run: bool = False) -> Recorded:
     """Correct our record of a deal (it was wrong from the start)."""
     return record(con, deal_id, "DealCorrected",
                   lambda c: {"deal_id": deal_id, "changes": parse_changes(c, changes), "reason": reason},
-                  expected_version)
+                  expected_version, dry_run=dry_run)
 
 
 def retract(con: duckdb.DuckDBPyConnection, deal_id: str, *, reason: str = "", effective: str | None = None,
-            expected_version: int | None = None) -> Recorded:
+            expected_version: int | None = None, dry_run: bool = False) -> Recorded:
     """Record that a deal announcement was retracted (from ``effective``, default always)."""
     eff = date_option(effective, "--effective")
     return record(con, deal_id, "DealRetracted", lambda c: {"deal_id": deal_id, "reason": reason, "effective_date": eff},
-                  expected_version)
+                  expected_version, dry_run=dry_run)
 
 
 def record(con: duckdb.DuckDBPyConnection, deal_id: str, event_type: str,
-           build: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]], expected_version: int | None) -> Recorded:
+           build: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]], expected_version: int | None,
+           *, dry_run: bool = False) -> Recorded:
     """Append one amend/correct/retract event, idempotently.
 
     The event id derives from the payload and the id of the event it follows (the stream's event at the
@@ -146,6 +147,8 @@ def record(con: duckdb.DuckDBPyConnection, deal_id: str, event_type: str,
     * a different change at a version that has moved on is an optimistic-concurrency conflict.
 
     ``build(con)`` validates the arguments and returns the payload; it runs before anything is written.
+    ``dry_run``: run every check (on a read-only connection) and report what would be recorded, writing
+    nothing, so that bad input is refused before the database is opened read-write.
     """
     stream = deal_stream(deal_id)
     events = log.read(con, streams=[stream])
@@ -177,6 +180,12 @@ def record(con: duckdb.DuckDBPyConnection, deal_id: str, event_type: str,
         _check_amount_pair(events, new)
         _check_payer_share(events, new)
         _check_session_time(events, new)
+        _refuse_new_problem(events, new, ("payers", "payees"), self_deal_problem)
+        owners = {t: c["company_id"] for c in api.companies(con).to_dicts() for t in c["tickers"] or []}
+        _refuse_new_problem(events, new, ("tickers", "payers", "payees"),
+                            lambda d: ticker_owner_problem(d, owners))
+    if dry_run:  # every check passed; the caller re-runs it on a read-write connection to record it
+        return Recorded(event_type, deal_id, True, head.position + 1, base.stream_version + 1)
     res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
     return Recorded(event_type, deal_id, True, res.head_position, base.stream_version + 1)
 

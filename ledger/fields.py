@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -32,6 +32,8 @@ BN = Decimal(10**9)
 #: Largest plausible headline amount, US$ billions (checked before quantizing, which overflows beyond it).
 MAX_BN = Decimal(100_000)
 SOURCE_KEYS = ("publisher", "title", "url", "date")
+#: Smallest amount (US dollars) a deal field accepts: a value below is a unit slip or a stand-in for "none".
+MIN_AMOUNT_USD = Decimal(1000)
 
 #: Makes an InputError for a message and a field name (binds the file and line, where there is one).
 ErrFn = Callable[[str, str], InputError]
@@ -49,11 +51,52 @@ class Known(Protocol):
 
 
 
+#: Characters that reorder or hide text on screen (bidirectional overrides, isolates and marks): in an
+#: identifier or a source they make what a reader sees differ from what is stored ("Trojan Source").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _check_text(value: str, err: ErrFn, fld: str) -> None:
     if len(value) > MAX_FIELD:
         raise err(f"value is {len(value)} characters long (limit {MAX_FIELD})", fld)
-    if any(ord(c) < 32 and c not in "\t" for c in value):
+    if any(ord(c) < 32 and c != "\t" for c in value):
         raise err("contains control characters", fld)
+    bidi = next((c for c in value if c in _BIDI), None)
+    if bidi is not None:
+        raise err(f"contains the bidirectional control character U+{ord(bidi):04X}, which makes text display "
+                  "differently from what is stored", fld)
+
+
+def self_deal_problem(deal: Mapping[str, Any]) -> str | None:
+    """Why a deal pays itself (a company both payer and payee), or None: a self-edge would count a company's
+    money toward its own flow totals."""
+    both = sorted(set(deal.get("payers") or []) & set(deal.get("payees") or []))
+    if both:
+        return f"{', '.join(both)} cannot be both payer and payee (a self-deal)"
+    return None
+
+
+def ticker_owner_problem(deal: Mapping[str, Any], owners: Mapping[str, str], named: Iterable[str] = ()) -> str | None:
+    """Why a deal's ticker belongs to a company the deal neither has as a party nor names, or None.
+
+    ``owners`` maps ticker -> company id; ``named`` are the companies the row's own text names (Stargate's
+    technology partners Arm, Microsoft and Nvidia, whose tickers the shipped row lists on purpose). Any
+    other ticker is a bystander's, whose returns would enter the deal's event study as a counterparty's.
+    """
+    allowed = set(deal.get("payers") or []) | set(deal.get("payees") or []) | set(named)
+    for t in deal.get("tickers") or []:
+        owner = owners.get(t)
+        if owner is not None and owner not in allowed:
+            return (f"ticker {t} belongs to {owner}, which is neither payer nor payee of the deal nor named in "
+                    "its note or title")
+    return None
+
+
+def named_companies(text: str, aliases: Mapping[str, str]) -> set[str]:
+    """Company ids whose name or alias appears as a whole word in ``text`` (case-insensitive)."""
+    low = text.lower()
+    return {cid for alias, cid in aliases.items()
+            if alias and re.search(r"(?<!\w)" + re.escape(alias) + r"(?!\w)", low)}
 
 
 def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | None:
@@ -226,6 +269,11 @@ def _money(text: str, err: ErrFn, fld: str, *, scale: Decimal, unit: str) -> Dec
     # is_finite first: NaN and Infinity parse, and comparing a signalling NaN raises.
     if not value.is_finite() or value < 0:
         raise err(f"{text!r} must be a non-negative amount in {unit}", fld)
+    # '-0', '0' and '1e-400' would be stored as an exact $0.00: an amount is positive and at least the
+    # stated minimum, and an undisclosed one is left empty (never 0).
+    if value * scale < MIN_AMOUNT_USD:
+        raise err(f"{text!r} {unit} is below the minimum amount of US$ {MIN_AMOUNT_USD:,} (amounts are positive; "
+                  "leave the field empty when the amount is undisclosed)", fld)
     # Checked before quantize, which raises InvalidOperation beyond the context's 28 digits.
     if value * scale > MAX_BN * BN:
         raise err(f"{text!r} {unit} is implausibly large (limit US$ {MAX_BN} billion)", fld)
@@ -247,6 +295,9 @@ def _sources(text: str, err: ErrFn, fld: str, today: dt.date) -> list[dict[str, 
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise err(f"not valid JSON ({exc.msg} at character {exc.pos})", fld) from None
+        except RecursionError:
+            raise err("nested too deeply (a list of {publisher, title, url, date} objects is two levels)",
+                      fld) from None
     else:
         items = [{"url": u.strip()} for u in text.split(";") if u.strip()]
     if not items:

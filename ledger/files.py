@@ -82,6 +82,10 @@ def csv_rows(
             done = reader.line_num
             if None in row:
                 raise InputError(f"{len(row[None])} value(s) more than the header has", file=path, line=line)
+            short = sum(1 for k, v in row.items() if k is not None and v is None)
+            if short:
+                # DictReader fills a short row with None: a value would silently shift or go missing.
+                raise InputError(f"{short} value(s) fewer than the header has", file=path, line=line)
             yield line, {k: (v or "").strip() for k, v in row.items()}
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file=path, line=done + 1) from None
@@ -102,6 +106,10 @@ def yaml_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", file=path,
                          line=(mark.line + 1) if mark else None) from None
+    except RecursionError:
+        raise InputError("YAML nested too deeply (a deals file is a list of flat mappings)", file=path) from None
+    if root is not None:
+        _refuse_unknown_tags(root, path)
     if isinstance(root, yaml.MappingNode):
         top = _yaml_mapping(root, path)
         if "deals" not in top:
@@ -126,6 +134,25 @@ def yaml_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                                  file=path, line=value.start_mark.line + 1, field=k)
             row[k] = "" if value is None or value.tag == "tag:yaml.org,2002:null" else str(value.value).strip()
         yield line, row
+
+
+#: The YAML tags a deals file may use (plain scalars resolve to these; an explicit ``!tag`` or
+#: ``!!python/...`` would otherwise be silently read as its text).
+_YAML_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp",
+                                                          "map", "seq"))
+
+
+def _refuse_unknown_tags(root: yaml.Node, path: Path) -> None:
+    """InputError at the first node with a tag outside :data:`_YAML_TAGS` (iterative: no recursion)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.tag not in _YAML_TAGS:
+            raise InputError(f"unknown YAML tag {node.tag!r}", file=path, line=node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _yaml_mapping(node: yaml.MappingNode, path: Path) -> dict[str, yaml.Node]:

@@ -42,7 +42,10 @@ from ledger.fields import (
     _parse_date,
     _session_fits_time,
     _url,
+    named_companies,
+    self_deal_problem,
     session_problem,
+    ticker_owner_problem,
 )
 from ledger.fields import (
     _TICKER_RE as _TICKER_RE,  # re-exported: market.sources and tests pin the pattern
@@ -75,6 +78,18 @@ class ImportReport:
     corrected: tuple[str, ...] = ()
     #: Deals whose row changed but which were retracted, so nothing was recorded (``record_changes``).
     retracted_changed: tuple[str, ...] = ()
+
+
+def validate_file(path: str | Path, *, today: dt.date | None = None) -> None:
+    """Validate a deals or timing-evidence file without a database (InputError naming file, line and
+    field): what the CLI runs before it opens the database read-write."""
+    path = Path(path)
+    check_file(path)
+    if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
+        for _ in timing.parse_timing(path, today=today):
+            pass
+        return
+    parse_deals(path, load_registry(path.parent), today=today)
 
 
 def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None) -> list[NewEvent]:
@@ -151,7 +166,15 @@ def deal_payload(
         raise err(f"amount_terms.csv gives a payer share of US$ {_bn_text(terms.payer_amount)} billion, but "
                   + ("a share must be positive" if terms.payer_amount == 0 else
                      "the deal has several payers or payees, so no single payer's share"), "payer")
+    problem = self_deal_problem({"payers": payers, "payees": payees})
+    if problem:
+        raise err(problem, "payee")
     tickers = field("tickers")
+    named = named_companies(" ".join((note, row.get("source_title", ""), row.get("headline_reaction", ""))),
+                            reg.aliases)
+    problem = ticker_owner_problem({"payers": payers, "payees": payees, "tickers": tickers}, reg.tickers, named)
+    if problem:
+        raise err(problem, "counterparty_tickers")
     conf = field("confidence", "partial")
     url = _url(row["source_url"], err, "source_url")
     contract_id, counts = reg.contracts.get(did, (did, True))
@@ -205,6 +228,7 @@ def import_file(
     *,
     today: dt.date | None = None,
     record_changes: bool = False,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
 
@@ -220,13 +244,17 @@ def import_file(
     carousel). So an import never reverts a hand correction of a field the file did not change, and
     re-importing an older version of the file is a change like any other.
 
+    ``dry_run``: validate and reconcile exactly as an import would, on a read-only connection, and report
+    how many events it *would* append (an event already stored with the same content counts as present;
+    one with other content counts as new, so the real import then raises the conflict).
+
     A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
     be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
     """
     path = Path(path)
     check_file(path)  # before looking for companies.csv beside it
     if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
-        rows, appended, skipped = timing.import_timing(con, path, today=today)
+        rows, appended, skipped = timing.import_timing(con, path, today=today, dry_run=dry_run)
         return ImportReport(str(path), rows, appended, skipped)
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
@@ -234,6 +262,10 @@ def import_file(
     _refuse_changed_companies(con, companies, path.parent)
     kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes)
     events = companies + kept + corrections
+    if dry_run:
+        new = len(events) - len(log.already_stored(con, events))
+        return ImportReport(str(path), len(deals), new, len(events) - new,
+                            tuple(str(e.payload["deal_id"]) for e in corrections), retracted)
     res = log.append(con, events, expected=expected)
     skipped = res.skipped + len(deals) - len(kept) - len(corrections)
     return ImportReport(str(path), len(deals), res.appended, skipped,

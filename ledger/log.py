@@ -278,6 +278,12 @@ def stored_payloads(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) ->
     ).fetchall())
 
 
+def already_stored(con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent]) -> set[str]:
+    """Ids of ``events`` the log already holds with the very same content (an append would skip them)."""
+    stored = stored_payloads(con, [e.event_id for e in events])
+    return {e.event_id for e in events if stored.get(e.event_id) == e.payload_json}
+
+
 def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]) -> set[str]:
     """Those of ``stream_ids`` that hold a DealCorrected recorded by a re-import (``origin: import``)."""
     return {r[0] for r in con.execute(
@@ -338,6 +344,7 @@ class VerifyReport:
     * ``"chain"``: the hash chain (``broken_position`` is the first bad event);
     * ``"head"``: the log's head differs from the recorded ``ledger_head`` (``broken_position`` is the
       first missing or unrecorded position);
+    * ``"missing"``: a ledger table was dropped (``broken_position`` is None);
     * ``"projection"``: a stored projection table differs from the replayed log (``broken_position`` is
       the last event of the differing deal's or company's stream, or the head position if the stored row
       has no stream in the log; ``reason`` names the table, the key and the first differing field).
@@ -380,6 +387,10 @@ def verify(con: duckdb.DuckDBPyConnection, *, projections: bool = True) -> Verif
 
 
 def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyReport:
+    missing = [t for t in ("ledger_log", "ledger_companies", "ledger_deals", "ledger_flows") if not _has_table(con, t)]
+    if missing:
+        return VerifyReport(False, 0, 0, GENESIS, None,
+                            f"table(s) {', '.join(missing)} missing: dropped outside carousel", "missing")
     rows = con.execute(
         "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
         "epoch_us(recorded_at), prev_hash, hash FROM ledger_log ORDER BY position"
@@ -411,7 +422,7 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
             try:
                 ev = StoredEvent(pos, eid, sid, int(sv), et, CURRENT_VERSION[et], upcast(et, int(ver), data), int(us))
                 project.apply(state, ev)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 return broken(f"the event cannot be projected ({type(exc).__name__}: {exc})")
             last_of_stream[sid] = pos
         prev, last_us, expected_pos = h, int(us), expected_pos + 1
@@ -468,9 +479,16 @@ def _canonical_payload(text: str) -> tuple[bool, Any]:
     try:
         data = json.loads(text, parse_float=_refuse, parse_constant=_refuse)
         same = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) == text
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # nested deeper than any payload carousel writes
         return False, None
     return (True, data) if same else (False, None)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()", [name]
+    ).fetchall()[0][0])
 
 
 def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[tuple[int, str]]]:

@@ -141,11 +141,16 @@ def timing_events(con: duckdb.DuckDBPyConnection, path: Path, rows: list[tuple[i
     return events
 
 
-def import_timing(con: duckdb.DuckDBPyConnection, path: Path, *, today: dt.date | None = None) -> tuple[int, int, int]:
-    """Validate the whole file, then append its evidence events in one batch: (rows, appended, skipped)."""
+def import_timing(con: duckdb.DuckDBPyConnection, path: Path, *, today: dt.date | None = None,
+                  dry_run: bool = False) -> tuple[int, int, int]:
+    """Validate the whole file, then append its evidence events in one batch: (rows, appended, skipped);
+    ``dry_run`` counts what would be appended without writing."""
     rows = list(parse_timing(path, today=today))
     if not rows:
         raise InputError("no rows in file", file=path)
     events = timing_events(con, path, rows)
+    if dry_run:
+        new = len(events) - len(log.already_stored(con, events))
+        return len(rows), new, len(events) - new
     res = log.append(con, events)
     return len(rows), res.appended, res.skipped

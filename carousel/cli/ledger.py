@@ -22,10 +22,10 @@ from rich.text import Text
 
 from carousel.cli.options import DbOption
 from carousel.db import connect
-from core.errors import ConflictError, InputError
+from core.errors import ConflictError, DatabaseError, InputError
 from core.paths import resolve_db
 from ledger import api, commands, log
-from ledger.load import import_file
+from ledger.load import import_file, validate_file
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -52,9 +52,22 @@ def import_cmd(
         "(default: refused, exit 5).")] = False,
     db: DbOption = None,
 ) -> None:
-    """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0)."""
-    with connect(db) as con:
-        rep = import_file(con, file, record_changes=record_changes)
+    """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0).
+
+    The file is validated before the database is opened read-write, and an import that would add nothing
+    (a re-import) never opens it read-write, so the database file is not touched."""
+    validate_file(file)
+    rep = None
+    if resolve_db(db).exists():
+        try:
+            with connect(db, read_only=True) as con:
+                dry = import_file(con, file, record_changes=record_changes, dry_run=True)
+            rep = dry if dry.appended == 0 else None
+        except (duckdb.Error, DatabaseError):
+            rep = None  # an older or damaged database: the read-write path below says what is wrong
+    if rep is None:
+        with connect(db) as con:
+            rep = import_file(con, file, record_changes=record_changes)
     _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
                f"{rep.skipped} already present")
     if rep.corrected:
@@ -74,12 +87,17 @@ def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the ne
                f"head position {res.head_position}")
 
 
-def _record(db: Path | None, deal_id: str, run: Callable[[duckdb.DuckDBPyConnection], commands.Recorded]) -> None:
-    """Open the database for one amend/correct/retract (never creating one for a change) and report."""
+def _record(db: Path | None, deal_id: str,
+            run: Callable[[duckdb.DuckDBPyConnection, bool], commands.Recorded]) -> None:
+    """One amend/correct/retract: every check runs first on a read-only connection (bad input, or a retry
+    already recorded, never opens the database read-write), then the change is recorded."""
     if not resolve_db(db).exists():  # no deal to change; a read-write open would create an empty database
         raise InputError(f"unknown deal {deal_id!r} (database {resolve_db(db)} does not exist)", field="deal_id")
-    with connect(db) as con:
-        rec = run(con)
+    with connect(db, read_only=True) as con:
+        rec = run(con, True)
+    if rec.written:
+        with connect(db) as con:
+            rec = run(con, False)
     if rec.written:
         _out.print(f"{rec.event_type} recorded for {deal_id} at position {rec.position}")
     else:
@@ -104,16 +122,16 @@ _IDEMPOTENT = (
 def amend_cmd(deal_id: str, effective: Annotated[str, typer.Option(help="Effective date YYYY-MM-DD of the business change.")],
               set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None, db: DbOption = None) -> None:
     commands.date_option(effective, "--effective")  # checked before the database is opened
-    _record(db, deal_id, lambda con: commands.amend(con, deal_id, effective=effective, changes=set_, reason=reason,
-                                                    expected_version=expected_version))
+    _record(db, deal_id, lambda con, dry: commands.amend(con, deal_id, effective=effective, changes=set_, reason=reason,
+                                                         expected_version=expected_version, dry_run=dry))
 
 
 @app.command("correct", help="Correct our record of a deal (it was wrong from the start)."
              " Values are checked as import checks them." + _IDEMPOTENT)
 def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None,
                 db: DbOption = None) -> None:
-    _record(db, deal_id, lambda con: commands.correct(con, deal_id, changes=set_, reason=reason,
-                                                      expected_version=expected_version))
+    _record(db, deal_id, lambda con, dry: commands.correct(con, deal_id, changes=set_, reason=reason,
+                                                           expected_version=expected_version, dry_run=dry))
 
 
 @app.command("retract", help="Record that a deal announcement was retracted." + _IDEMPOTENT)
@@ -121,8 +139,8 @@ def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
                 effective: Annotated[str | None, typer.Option(help="Effective date YYYY-MM-DD (default: always).")] = None,
                 expected_version: _VersionOpt = None, db: DbOption = None) -> None:
     commands.date_option(effective, "--effective")
-    _record(db, deal_id, lambda con: commands.retract(con, deal_id, reason=reason, effective=effective,
-                                                      expected_version=expected_version))
+    _record(db, deal_id, lambda con, dry: commands.retract(con, deal_id, reason=reason, effective=effective,
+                                                           expected_version=expected_version, dry_run=dry))
 
 
 @app.command("show")
@@ -171,7 +189,8 @@ def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON fro
         rep = log.verify(con)
         bad_anchor = log.check_anchor(con, doc) if doc is not None and rep.ok else None
     if not rep.ok:
-        raise ConflictError(f"ledger verification FAILED at position {rep.broken_position}: {rep.reason}")
+        where = "" if rep.broken_position is None else f" at position {rep.broken_position}"
+        raise ConflictError(f"ledger verification FAILED{where}: {rep.reason}")
     if bad_anchor:
         raise ConflictError(f"ledger verification FAILED: {bad_anchor}")
     _out.print(f"ledger OK: {rep.events} events, head position {rep.head_position}, hash {rep.head_hash}")
@@ -200,10 +219,26 @@ def _read_anchor(path: Path) -> dict[str, Any]:
 
 
 @app.command("anchor")
-def anchor_cmd(db: DbOption = None) -> None:
-    """Print the chain head (position and hash) as JSON, to publish or keep."""
+def anchor_cmd(out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the anchor to this file (outside the database) instead of printing it.")] = None,
+        db: DbOption = None) -> None:
+    """Print the chain head (position and hash) as JSON, to publish or keep; check it later with
+    `ledger verify --anchor FILE`."""
+    if out is not None and (out.is_dir() or out.is_symlink()):
+        raise InputError("is a directory or a symbolic link; give a new or regular file", file=out)
     with connect(db, read_only=True) as con:
-        print(json.dumps(log.anchor(con), sort_keys=True))
+        text = json.dumps(log.anchor(con), sort_keys=True)
+    if out is None:
+        print(text)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:  # written whole, then renamed: a reader never sees half an anchor
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the anchor: {exc.strerror or exc}", file=out) from None
+    _out.print(f"anchor written to {out}: position {json.loads(text)['position']}")
 
 
 @app.command("asof")
