@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from scipy import special
 
 from analysis.conventions import TEXTBOOK, Conventions
 from analysis.grid import (
@@ -294,7 +295,7 @@ class EventStudy:
             oth[outside] = 0
             for g in gathered.values():
                 g[outside] = np.nan
-        planes, off = self.model.design(gathered, y.shape)
+        planes, off = self.model.design(gathered)
         if off is None:
             return y, y, planes, np.zeros((1, 1)), oth
         return y, y - off, planes, off, oth
@@ -610,39 +611,9 @@ class EventStudy:
             "t0",
             pl.Series("reason", reason[excluded_mask].tolist(), dtype=pl.Utf8),
         )
-        n_w = len(self.windows)
-        car, se = out["car"], out["car_se"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = car / se
-        dfw = np.repeat(df[:, None], n_w, axis=1).astype(float)
-        # Imported here, not at module level: scipy.stats takes about 0.7 s to import, and every CLI
-        # command (`carousel ledger ...`, `carousel sql`) imports this module to register `study`.
-        from scipy import stats
-
-        p = 2.0 * stats.t.sf(np.abs(t), dfw)
-        labels = [EventWindow.of(w).label for w in self.windows]
         base = keys.select("event_id", "deal_id", "ticker", "t0")
-        car_frame = (
-            pl.concat(
-                [
-                    base.with_columns(
-                        pl.lit(labels[w]).alias("window"),
-                        pl.lit(w, dtype=pl.Int32).alias("_w"),
-                        pl.Series("car", car[:, w]).fill_nan(None),
-                        pl.Series("se", se[:, w]).fill_nan(None),
-                        pl.Series("t", t[:, w]).fill_nan(None),
-                        pl.Series("p", p[:, w]).fill_nan(None),
-                        pl.Series("bhar", out["bhar"][:, w]).fill_nan(None),
-                        pl.Series("n_days", out["n_days"][:, w]),
-                    )
-                    for w in range(n_w)
-                ]
-            )
-            .with_row_index("_r")
-            .with_columns((pl.col("_r") % max(keys.height, 1)).alias("_e"))
-            .sort("_e", "_w")
-            .drop("_r", "_e", "_w")
-        )
+        labels = [EventWindow.of(w).label for w in self.windows]
+        car_frame = _car_frame(base, labels, df, out)
         names = list(self.model.param_names)
         params = base.with_columns(*[pl.Series(nm, out["b"][:, j]) for j, nm in enumerate(names)])
         bse = base.with_columns(*[pl.Series(nm, out["bse"][:, j]) for j, nm in enumerate(names)])
@@ -666,3 +637,37 @@ class EventStudy:
             excluded=excluded,
             mask_other_events=self.mask_other_events,
         )
+
+
+def _car_frame(base: pl.DataFrame, labels: list[str], df: np.ndarray, out: dict[str, np.ndarray]) -> pl.DataFrame:
+    """One row per firm-event and window (firm-event order, then window order): car, se, t, p with
+    Student t(df), bhar, n_days; NaN becomes null."""
+    n_w = len(labels)
+    car, se = out["car"], out["car_se"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = car / se
+    dfw = np.repeat(df[:, None], n_w, axis=1).astype(float)
+    # scipy.special, not scipy.stats: stats takes about 0.7 s to import, and every CLI command imports
+    # this module to register `study`. stdtr(df, -|t|) is the t distribution's lower tail.
+    p = 2.0 * special.stdtr(dfw, -np.abs(t))
+    return (
+        pl.concat(
+            [
+                base.with_columns(
+                    pl.lit(labels[w]).alias("window"),
+                    pl.lit(w, dtype=pl.Int32).alias("_w"),
+                    pl.Series("car", car[:, w]).fill_nan(None),
+                    pl.Series("se", se[:, w]).fill_nan(None),
+                    pl.Series("t", t[:, w]).fill_nan(None),
+                    pl.Series("p", p[:, w]).fill_nan(None),
+                    pl.Series("bhar", out["bhar"][:, w]).fill_nan(None),
+                    pl.Series("n_days", out["n_days"][:, w]),
+                )
+                for w in range(n_w)
+            ]
+        )
+        .with_row_index("_r")
+        .with_columns((pl.col("_r") % max(base.height, 1)).alias("_e"))
+        .sort("_e", "_w")
+        .drop("_r", "_e", "_w")
+    )

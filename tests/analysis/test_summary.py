@@ -176,10 +176,10 @@ def test_same_input_same_bytes_and_bad_spec() -> None:
 
 def test_the_car_table_reads_the_same_everywhere() -> None:
     from rich.console import Console
+    from test_engine import synthetic
 
     from analysis.engine import EventStudy
     from carousel.cli.study import render_table
-    from tests.analysis.test_engine import synthetic
 
     ret, events, _ = synthetic(3, seed=3, inject=0.05)
     res = EventStudy(ret, events, benchmarks=("MKT",)).fit()
