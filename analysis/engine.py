@@ -322,38 +322,36 @@ class EventStudy:
             raise ValueError("cov_type other than 'nonrobust' needs method='event_dummy'")
         if method == "event_dummy" and self.model.k == 0:
             raise ValueError(
-                "the event-dummy regression needs a model with parameters (not market_adjusted)"
+                f"the event-dummy regression needs a model with parameters ({self.model.name!r} has none)"
             )
         t_start = time.perf_counter()
         prep = self._prepare()
         t_prep = time.perf_counter()
+        kept, reason, n_masked, out = self._estimate(prep, method, cov_type, cov_kwds)
+        t_est = time.perf_counter()
+        result = self._assemble(prep, method, kept, reason, n_masked, out)
+        self.timings = {
+            "prepare": t_prep - t_start,
+            "estimate": t_est - t_prep,
+            "assemble": time.perf_counter() - t_est,
+        }
+        return result
+
+    def _estimate(
+        self, prep: _Prepared, method: str, cov_type: str, cov_kwds: dict[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Estimate the candidate firm-events chunk by chunk: (kept event rows, exclusion reason and
+        masked-day count per event, estimates of the kept rows by field of ``_ChunkOut``)."""
         ev = prep.events
         cand = np.flatnonzero(ev["_reason"].is_null().to_numpy())
         i0_all = ev["_i0"].to_numpy()
         tix_all = ev["_tix"].to_numpy()
         reason = ev["_reason"].to_numpy().astype(object)
         n_masked = np.zeros(ev.height, dtype=np.int64)
-
-        k, n_len, n_w = self.model.k, prep.rel.shape[0], len(self.windows)
-        ne_cols = np.flatnonzero(~prep.is_est)
-        m_cap = cand.shape[0]
-        out = {
-            "b": np.empty((m_cap, k)),
-            "bse": np.empty((m_cap, k)),
-            "sigma": np.empty(m_cap),
-            "n_est": np.empty(m_cap, dtype=np.int64),
-            "ar": np.empty((m_cap, n_len)),
-            "pe": np.empty((m_cap, n_len)),
-            "x_event": np.empty((m_cap, ne_cols.shape[0], k)),
-            "a_pe": np.empty((m_cap, k, k)),
-            "car": np.empty((m_cap, n_w)),
-            "car_se": np.empty((m_cap, n_w)),
-            "bhar": np.empty((m_cap, n_w)),
-            "n_days": np.empty((m_cap, n_w), dtype=np.int64),
-        }
+        out = self._empty_estimates(prep, cand.shape[0])
         kept_rows: list[np.ndarray] = []
         filled = 0
-        for start in range(0, m_cap, self.chunk_size):
+        for start in range(0, cand.shape[0], self.chunk_size):
             rows = cand[start : start + self.chunk_size]
             y, yy, planes, off, oth = self._gather(prep, tix_all[rows], i0_all[rows])
             if method == "batch":
@@ -368,17 +366,29 @@ class EventStudy:
                 out[name][filled : filled + m] = getattr(co, name)
             filled += m
             kept_rows.append(rows[co.keep])
-        if filled < m_cap:
+        if filled < cand.shape[0]:
             out = {name: arr[:filled] for name, arr in out.items()}
         kept = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
-        t_est = time.perf_counter()
-        result = self._assemble(prep, method, kept, reason, n_masked, out)
-        self.timings = {
-            "prepare": t_prep - t_start,
-            "estimate": t_est - t_prep,
-            "assemble": time.perf_counter() - t_est,
+        return kept, reason, n_masked, out
+
+    def _empty_estimates(self, prep: _Prepared, m_cap: int) -> dict[str, np.ndarray]:
+        """Preallocated estimate arrays for at most ``m_cap`` firm-events (filled chunk by chunk)."""
+        k, n_len, n_w = self.model.k, prep.rel.shape[0], len(self.windows)
+        n_ne = int((~prep.is_est).sum())
+        return {
+            "b": np.empty((m_cap, k)),
+            "bse": np.empty((m_cap, k)),
+            "sigma": np.empty(m_cap),
+            "n_est": np.empty(m_cap, dtype=np.int64),
+            "ar": np.empty((m_cap, n_len)),
+            "pe": np.empty((m_cap, n_len)),
+            "x_event": np.empty((m_cap, n_ne, k)),
+            "a_pe": np.empty((m_cap, k, k)),
+            "car": np.empty((m_cap, n_w)),
+            "car_se": np.empty((m_cap, n_w)),
+            "bhar": np.empty((m_cap, n_w)),
+            "n_days": np.empty((m_cap, n_w), dtype=np.int64),
         }
-        return result
 
     def _valid_masks(
         self, prep: _Prepared, yy: np.ndarray, planes: list[Plane], oth: np.ndarray
