@@ -7,8 +7,10 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +18,7 @@ from rich.table import Table
 from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult, car_columns
 from analysis.study import load_inputs, run_study
+from analysis.summary import Column
 from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
@@ -31,11 +34,13 @@ def parse_window(text: str) -> EventWindow:
         raise InputError(str(exc), field="--window") from None
 
 
-def render_table(res: EventStudyResult, console: Console) -> None:
+def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame | None = None) -> None:
     """The CAR table (one row per firm-event and window), then exclusions by reason.
 
     Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
-    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05).
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05). ``dollars``
+    (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR in US$ bn,
+    or its reason code where there is none.
     """
     title = (
         f"Event study: {res.model.name}"
@@ -43,7 +48,13 @@ def render_table(res: EventStudyResult, console: Console) -> None:
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    spec = SummaryTable(res.car, car_columns())
+    frame, columns = res.car, car_columns()
+    if dollars is not None:
+        cells = [(reason or "") if v is None else f"{v / 1e9:.1f}"
+                 for v, reason in zip(dollars["dollar_car"], dollars["dollar_reason"], strict=True)]
+        frame = frame.with_columns(pl.Series("_dollar_bn", cells, dtype=pl.Utf8))
+        columns = (*columns, Column("_dollar_bn", "$CAR bn", align="right"))
+    spec = SummaryTable(frame, columns)
     for col in spec.columns:
         table.add_column(col.header, justify=col.alignment, no_wrap=True)
     rows, _ = spec.cells()
@@ -115,6 +126,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
+        # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
+        from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
+
         if fmt not in ("table", "json"):
             raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
         if method not in ("batch", "statsmodels", "event_dummy"):
@@ -134,6 +148,7 @@ def register(app: typer.Typer) -> None:
             )
         with connect(db, read_only=True) as con:
             deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
+            dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
         res = run_study(
             deals,
             returns,
@@ -150,9 +165,14 @@ def register(app: typer.Typer) -> None:
             mask_other_events=not flag_other_events,
             unknown_policy=unknown_policy,
         )
+        # Dollar value moved (market value at t0-1 x CAR), row for row with res.car.
+        dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
         if fmt == "json":
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
+            for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
+                rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                            for k, v in extra.items()})
             typer.echo(json.dumps(records, indent=2))
             # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
             typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
@@ -163,7 +183,7 @@ def register(app: typer.Typer) -> None:
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
                 console = Console(width=200)
-            render_table(res, console)
+            render_table(res, console, dollars)
 
 
 __all__ = ["parse_window", "register", "render_table"]
