@@ -110,7 +110,7 @@ def _car(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
 def _car_var_factor(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
     """(N,) L + 1'X_w (X'X)^-1 X_w'1: Var(CAR) / sigma^2 including the cross-day covariance term."""
     L = cols.shape[0]
-    if panel.n_params == 0 or panel.x_event.shape[-1] == 0:
+    if panel.x_event.shape[-1] == 0 or not np.any(np.asarray(panel.n_params)):
         return np.full(panel.n, float(L))
     s = panel.x_event[:, _event_pos(panel, cols), :].sum(axis=1)  # (N, k)
     return L + np.einsum("nk,nkj,nj->n", s, panel.xtx_inv, s)
@@ -192,7 +192,8 @@ def patell_z(
     cols, is_w = _cols(panel, day, window)
     sar = _standardized(panel, cols, is_w)
     ok = np.isfinite(sar)
-    k = panel.n_params if panel.n_params else 1
+    # k per row when groups with different models are pooled (analysis.pooled); 0 counts as 1.
+    k = np.maximum(np.asarray(panel.n_params), 1)
     m = panel.n_est.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         # (M-k)/(M-k-2) is the variance of a t(M-k) standardized AR; estudy2's (M-2)/(M-4) is k = 2.

@@ -16,8 +16,10 @@ import polars as pl
 
 from analysis.conventions import BY_NAME
 from analysis.engine import EventStudy, Method
+from analysis.pooled import pool_results
 from analysis.results import EventStudyResult
-from analysis.window import DEFAULT_WINDOWS
+from analysis.spec import DEFAULT_SPEC, StudySpec
+from analysis.window import DEFAULT_WINDOWS, EventWindow
 from core.errors import InputError
 from ledger import api as ledger_api
 from market import api as market_api
@@ -34,6 +36,107 @@ def load_inputs(
     tickers = sorted(set(deal_tickers) | set(extra_tickers) | {"SPY"})
     prices = market_api.prices(con, tickers)
     return deals, compute_returns(prices)
+
+
+def study_events(
+    deals: pl.DataFrame,
+    *,
+    peers: list[str] | tuple[str, ...] | None = None,
+    unknown_policy: str = "same_day",
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+) -> pl.DataFrame:
+    """The study's firm-events of ``deals``: one per (deal, listed ticker), then same-day reports of one
+    ticker merged into one market event (:func:`analysis.events.collapse_same_day`).
+
+    The one route from a deals frame to the events every command estimates: the CLI, the main job and
+    the Python API call it, so ``study_events(queries.deals())`` has the CLI's 11 NVDA firm-events (the
+    unmerged :func:`analysis.events.firm_events` has 13: two announcements carried two deal rows).
+    """
+    from analysis.events import collapse_same_day as collapse
+    from analysis.events import firm_events
+
+    if unknown_policy not in ("same_day", "next_session"):
+        raise InputError(
+            f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
+        )
+    if firm_events_fn is not None:
+        events = firm_events_fn(deals)
+    else:
+        events = firm_events(deals, peers=list(peers) if peers else None, unknown_policy=unknown_policy)
+    return collapse(events) if collapse_same_day else events
+
+
+def run_spec(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    spec: StudySpec = DEFAULT_SPEC,
+    *,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+) -> EventStudyResult:
+    """Pure: the firm-events of ``deals`` (optionally filtered) estimated on ``returns`` as ``spec``
+    says, each benchmark group (:meth:`StudySpec.groups`) with its own model, pooled into one result."""
+    raw = study_events(
+        deals,
+        peers=spec.peers,
+        unknown_policy=spec.unknown_policy,
+        firm_events_fn=firm_events_fn,
+        collapse_same_day=False,
+    )
+    if deal_filter:
+        unknown = sorted(set(deal_filter) - set(raw["deal_id"].to_list()))
+        if unknown:
+            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
+    if ticker_filter:
+        unknown = sorted(set(ticker_filter) - set(raw["ticker"].to_list()))
+        if unknown:
+            raise InputError(
+                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
+                "of any live deal (add peers with --peer)",
+                field="--ticker",
+            )
+    if collapse_same_day:
+        from analysis.events import collapse_same_day as collapse
+
+        raw = collapse(raw)
+    # Filters choose which firm-events are reported, never how each is estimated: every event still
+    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
+    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
+    all_events = raw
+    events = raw
+    if deal_filter:
+        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
+        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
+    if ticker_filter:
+        events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    groups = spec.groups(all_events["ticker"].unique().to_list())
+    named = {t for g in groups[1:] for t in g.tickers}
+    parts = []
+    for i, group in enumerate(groups):
+        member = pl.col("ticker").is_in(list(group.tickers)) if i else ~pl.col("ticker").is_in(list(named))
+        sub = events.filter(member)
+        if i and sub.height == 0:
+            continue  # a filter left this group empty; the default group always runs (it names the model)
+        try:
+            study = EventStudy(
+                returns.select("ticker", "date", "ret"),
+                sub.select("event_id", "deal_id", "ticker", "t0"),
+                model=group.model,
+                benchmarks=group.benchmarks,
+                estimation=spec.estimation,
+                windows=spec.windows,
+                min_obs=spec.min_obs,
+                conventions=BY_NAME[spec.conventions],
+                mask_other_events=spec.mask_other_events,
+                other_events=all_events.select("ticker", "t0"),
+            )
+            parts.append(study.fit(cast(Method, spec.method)))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return pool_results(parts)
 
 
 def run_study(
@@ -54,10 +157,10 @@ def run_study(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    lag_non_us_listings: bool = True,
+    benchmarks_by_ticker: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
-    from analysis.events import firm_events
-
+    """:func:`run_spec` with the specification given as keywords (the defaults are :class:`StudySpec`'s)."""
     if conventions not in BY_NAME:
         raise InputError(
             f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
@@ -67,50 +170,64 @@ def run_study(
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
-    if firm_events_fn is not None:
-        events = firm_events_fn(deals)
-    else:
-        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
-    if deal_filter:
-        unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
-        if unknown:
-            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
-    if ticker_filter:
-        unknown = sorted(set(ticker_filter) - set(events["ticker"].to_list()))
-        if unknown:
-            raise InputError(
-                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
-                "of any live deal (add peers with --peer)",
-                field="--ticker",
-            )
-    if collapse_same_day:
-        from analysis.events import collapse_same_day as collapse
-
-        events = collapse(events)
-    # Filters choose which firm-events are reported, never how each is estimated: every event still
-    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
-    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
-    all_events = events
-    if deal_filter:
-        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
-        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
-    if ticker_filter:
-        events = events.filter(pl.col("ticker").is_in(ticker_filter))
-    # Every event's tickers must be priced; the study would only exclude them, but the benchmark
-    # itself is an input error.
     try:
-        study = EventStudy(
-            returns.select("ticker", "date", "ret"),
-            events.select("event_id", "deal_id", "ticker", "t0"),
-            model=model,
-            benchmarks=benchmarks,
-            estimation=estimation,
-            windows=windows,
-            min_obs=min_obs,
-            conventions=BY_NAME[conventions],
-            mask_other_events=mask_other_events,
-            other_events=all_events.select("ticker", "t0"),
-        )
-        return study.fit(cast(Method, method))
+        wins = tuple(EventWindow.of(w) for w in windows)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(str(exc), field="--window") from None
+    spec = StudySpec(
+        model=model,
+        benchmarks=tuple(benchmarks),
+        benchmarks_by_ticker=benchmarks_by_ticker,
+        lag_non_us_listings=lag_non_us_listings,
+        windows=wins,
+        estimation=(int(estimation[0]), int(estimation[1])),
+        min_obs=min_obs,
+        unknown_policy=unknown_policy,
+        conventions=conventions,
+        method=method,
+        mask_other_events=mask_other_events,
+        peers=tuple(peers or ()),
+    )
+    return run_spec(
+        deals,
+        returns,
+        spec,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        firm_events_fn=firm_events_fn,
+        collapse_same_day=collapse_same_day,
+    )
+
+
+def study(
+    con: duckdb.DuckDBPyConnection,
+    spec: StudySpec = DEFAULT_SPEC,
+    *,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+) -> EventStudyResult:
+    """The study of the database's ledger and prices as ``spec`` says: what ``carousel study`` prints."""
+    deals, returns = load_inputs(con, spec.extra_tickers())
+    return run_spec(deals, returns, spec, deal_filter=deal_filter, ticker_filter=ticker_filter)
+
+
+def announcement_sizes(deals: pl.DataFrame, spec: StudySpec = DEFAULT_SPEC) -> pl.DataFrame:
+    """Per firm-event (as the study builds them): the disclosed size of its announcement, in $bn.
+
+    A firm-event stands for every deal row announced with it (two-way deals are two rows; one
+    announcement can carry three), so its size is the sum over those rows' contracts, each contract
+    once at its largest report; null when no amount is disclosed.
+    """
+    ev = study_events(deals, peers=spec.peers, unknown_policy=spec.unknown_policy)
+    ev = ev.select("event_id", "deal_ids").explode("deal_ids")
+    amounts = deals.select("deal_id", "contract_id", pl.col("amount_usd").cast(pl.Float64))
+    return (
+        ev.join(amounts, left_on="deal_ids", right_on="deal_id", how="left")
+        .group_by("event_id", "contract_id")
+        .agg(pl.col("amount_usd").max())
+        .group_by("event_id")
+        .agg((pl.col("amount_usd").sum() / 1e9).alias("amount_bn"), pl.col("amount_usd").count().alias("_n"))
+        .with_columns(pl.when(pl.col("_n") > 0).then(pl.col("amount_bn")).alias("amount_bn"))
+        .drop("_n")
+        .sort("event_id")
+    )

@@ -8,17 +8,33 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult
-from analysis.study import load_inputs, run_study
-from analysis.window import DEFAULT_WINDOWS, EventWindow
-from carousel.cli.options import DbOption
+from analysis.study import study as run_db_study
+from analysis.window import EventWindow
+from carousel.cli.options import (
+    BenchmarkOpt,
+    ConfigOpt,
+    ConventionsOpt,
+    DbOption,
+    EstimationOpt,
+    LagOpt,
+    MaskOpt,
+    MethodOpt,
+    MinObsOpt,
+    ModelOpt,
+    PeerOpt,
+    UnknownOpt,
+    WindowOpt,
+    build_spec,
+)
 from carousel.db import connect
 from core.errors import InputError
 
@@ -87,111 +103,82 @@ def _num(v: float | None, spec: str) -> str:
     return "" if v is None or not math.isfinite(v) else format(v, spec)
 
 
+RECORD_KEYS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
+FORMATS = ("table", "json", "csv", "parquet")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``carousel study`` to the shell's app."""
 
     @app.command("study")
     def study(
         db: DbOption = None,
-        model: Annotated[
-            str, typer.Option(help="mean | market_adjusted | market | multifactor | ff3")
-        ] = "market",
-        benchmark: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--benchmark",
-                "-b",
-                help="Benchmark ticker (repeatable); 'SPY[-1]' lags it one trading day (Tokyo). "
-                "For mean and ff3 one ticker, which only sets the trading-day grid.",
-            ),
-        ] = None,
-        estimation: Annotated[
-            tuple[int, int], typer.Option(help="Estimation window start end, trading days from t0.")
-        ] = (-250, -11),
-        window: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--window", "-w", help="Event window 'start,end' (repeatable), e.g. -1,1."
-            ),
-        ] = None,
-        min_obs: Annotated[int, typer.Option(help="Minimum estimation observations.")] = 120,
+        config: ConfigOpt = None,
+        model: ModelOpt = None,
+        benchmark: BenchmarkOpt = None,
+        estimation: EstimationOpt = None,
+        window: WindowOpt = None,
+        min_obs: MinObsOpt = None,
         deal: Annotated[
             list[str] | None, typer.Option("--deal", help="Only this deal id (repeatable).")
         ] = None,
         ticker: Annotated[
             list[str] | None, typer.Option("--ticker", help="Only this ticker (repeatable).")
         ] = None,
-        peer: Annotated[
-            list[str] | None,
-            typer.Option("--peer", help="Add this ticker to every deal as a peer (repeatable)."),
+        peer: PeerOpt = None,
+        conventions: ConventionsOpt = None,
+        method: MethodOpt = None,
+        mask_other_events: MaskOpt = None,
+        lag_non_us: LagOpt = None,
+        unknown_policy: UnknownOpt = None,
+        fmt: Annotated[str, typer.Option("--format", help="table | json | csv | parquet (needs --out)")] = "table",
+        out: Annotated[
+            Path | None, typer.Option("--out", help="File for --format parquet (csv/json: stdout unless given).",
+                                      dir_okay=False)
         ] = None,
-        conventions: Annotated[str, typer.Option(help="textbook | estudy2")] = "textbook",
-        method: Annotated[str, typer.Option(help="batch | statsmodels | event_dummy")] = "batch",
-        flag_other_events: Annotated[
-            bool,
-            typer.Option(
-                help="Keep (and count) other events in the estimation window instead of masking."
-            ),
-        ] = False,
-        unknown_policy: Annotated[
-            str,
-            typer.Option(
-                help="t0 of announcements whose time of day is unknown: same_day (the US business day "
-                "of the date; next Tokyo session for 9984.T) | next_session (as if after the close)."
-            ),
-        ] = "same_day",
-        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
-        if fmt not in ("table", "json"):
-            raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
-        if method not in ("batch", "statsmodels", "event_dummy"):
-            raise InputError(f"unknown method {method!r}", field="--method")
-        wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
-        bench = tuple(benchmark) if benchmark else ("SPY",)
-        try:
-            resolved = model_spec(model, bench).name
-        except ValueError as exc:
-            raise InputError(str(exc), field="--model") from None
-        if resolved in ("mean", "ff3") and len(bench) > 1:
-            # These models read no benchmark returns; a second -b would be silently ignored.
-            raise InputError(
-                f"model {resolved!r} uses no benchmark returns: give at most one --benchmark, "
-                "which only sets the trading-day grid",
-                field="--benchmark",
-            )
-        with connect(db, read_only=True) as con:
-            deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
-        res = run_study(
-            deals,
-            returns,
-            model=model,
-            benchmarks=bench,
-            estimation=(int(estimation[0]), int(estimation[1])),
-            windows=wins,
-            min_obs=min_obs,
-            deal_filter=deal,
-            ticker_filter=ticker,
-            peers=peer,
-            conventions=conventions,
-            method=method,
-            mask_other_events=not flag_other_events,
-            unknown_policy=unknown_policy,
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose {', '.join(FORMATS)}", field="--format")
+        if fmt == "parquet" and out is None:
+            raise InputError("--format parquet writes a file: give --out FILE.parquet", field="--out")
+        spec = build_spec(
+            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
+            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
-        if fmt == "json":
-            keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
-            records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
-            typer.echo(json.dumps(records, indent=2))
-            # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
-            typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
-            for r in res.excluded.sort("event_id").iter_rows(named=True):
-                typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
-        else:
+        with connect(db, read_only=True) as con:
+            res = run_db_study(con, spec, deal_filter=deal, ticker_filter=ticker)
+        if fmt == "table":
             console = Console()
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
                 console = Console(width=200)
             render_table(res, console)
+            return
+        if fmt == "json":
+            records = [{k: rec[k] for k in RECORD_KEYS} for rec in res.to_json_records()]
+            text = json.dumps(records, indent=2)
+            if out is None:
+                typer.echo(text)
+            else:
+                out.write_text(text + "\n", encoding="utf-8")
+        else:
+            frame = res.car.select(RECORD_KEYS)
+            if fmt == "csv":
+                if out is None:
+                    sys.stdout.write(frame.write_csv(float_precision=10))
+                else:
+                    frame.write_csv(out, float_precision=10)
+            else:
+                try:
+                    frame.write_parquet(out)  # type: ignore[arg-type]
+                except OSError as exc:
+                    raise InputError(f"cannot write {out}: {exc.strerror or exc}", field="--out") from None
+        # stdout stays pure data for scripts; what was left out (and why) goes to stderr.
+        typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
+        for r in res.excluded.sort("event_id").iter_rows(named=True):
+            typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
 
 
 __all__ = ["parse_window", "register", "render_table"]

@@ -271,7 +271,7 @@ def test_report_after_a_yahoo_refresh_keeps_yahoos_prices(tmp_path: Path) -> Non
 
 
 def test_announcement_sizes_sum_every_row_of_an_announcement(tmp_path: Path) -> None:
-    from carousel.mainjob import announcement_sizes
+    from analysis.study import announcement_sizes
 
     with connect(tmp_path / "s.duckdb") as con:
         import_file(con, DEALS)
