@@ -20,7 +20,37 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from analysis.summary import tex_escape
 from core.errors import InputError
+
+
+class CoefficientResults:
+    """The statsmodels-style accessors of a result whose main estimates are one :class:`CoefficientTable`
+    in its ``table`` attribute (mixed into the cross-section, common-shock and dollar-test results)."""
+
+    table: CoefficientTable
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.table.params
+
+    @property
+    def bse(self) -> dict[str, float]:
+        return self.table.bse
+
+    @property
+    def tvalues(self) -> dict[str, float]:
+        return self.table.tvalues
+
+    @property
+    def pvalues(self) -> dict[str, float]:
+        return self.table.pvalues
+
+    def cov_params(self) -> np.ndarray:
+        return self.table.cov.copy()
+
+    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
+        return self.table.conf_int(alpha)
 
 
 @dataclass(frozen=True)
@@ -194,21 +224,3 @@ def _num(v: float | None, spec: str) -> str:
         digits = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
         return format("nan", ">" + digits) if digits else "nan"
     return format(v, spec)
-
-
-_TEX = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(c, c) for c in s)

@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analysis.coefficients import CoefficientTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
 from core.errors import InputError
 
 # ---------------------------------------------------------------------------------------- core maths
@@ -118,7 +118,7 @@ def portfolio_regression(
 
 
 @dataclass(frozen=True)
-class CommonShockResult:
+class CommonShockResult(CoefficientResults):
     """Sefcik-Thompson coefficients (``table``) and, for comparison only, the naive cross-section."""
 
     formula: str
@@ -136,22 +136,6 @@ class CommonShockResult:
     ar: pl.DataFrame
 
     @property
-    def params(self) -> dict[str, float]:
-        return self.table.params
-
-    @property
-    def bse(self) -> dict[str, float]:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> dict[str, float]:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        return self.table.pvalues
-
-    @property
     def nobs(self) -> int:
         """Number of firms in the cross-section."""
         return len(self.firms)
@@ -161,9 +145,6 @@ class CommonShockResult:
         """Degrees of freedom of each portfolio's time-series regression."""
         assert self.table.df is not None
         return self.table.df
-
-    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.conf_int(alpha)
 
     def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
         """term, coef, se, t, p, lower, upper, plus the naive cross-sectional se and t beside them."""

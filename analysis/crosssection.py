@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analysis.coefficients import CoefficientTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
 from core.errors import InputError
 
 CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
@@ -240,7 +240,7 @@ def bootstrap_pvalue(tstat: float, t_boot: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class CrossSectionResult:
+class CrossSectionResult(CoefficientResults):
     """A fitted cross-sectional regression of CARs (statsmodels-like accessors, Polars frames)."""
 
     formula: str
@@ -260,32 +260,10 @@ class CrossSectionResult:
     cluster_values: dict[str, np.ndarray]
 
     @property
-    def params(self) -> dict[str, float]:
-        return self.table.params
-
-    @property
-    def bse(self) -> dict[str, float]:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> dict[str, float]:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        return self.table.pvalues
-
-    @property
     def df_inference(self) -> float:
         """Degrees of freedom of the t reference distribution (n-k, or G-1 when clustered)."""
         assert self.table.df is not None
         return self.table.df
-
-    def cov_params(self) -> np.ndarray:
-        return self.table.cov.copy()
-
-    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.conf_int(alpha)
 
     def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
         """term, coef, se, t, p, lower, upper."""

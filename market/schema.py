@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from market.returns import ADJ_BASIS_BREAK_TOL
+from market.shares_schema import ensure_shares_schema
 
 _DDL = [
     """
@@ -86,3 +87,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the market tables and (re)create the views. Idempotent; run outside write transactions."""
     for stmt in _DDL:
         con.execute(stmt)
+    ensure_shares_schema(con)  # shares outstanding live beside prices (market.shares_schema)

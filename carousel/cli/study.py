@@ -7,7 +7,6 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.results import EventStudyResult
+from analysis.results import EventStudyResult, car_columns
 from analysis.study import study as run_db_study
+from analysis.summary import Table as SummaryTable
 from analysis.window import EventWindow
 from carousel.cli.options import (
     BenchmarkOpt,
@@ -48,7 +48,11 @@ def parse_window(text: str) -> EventWindow:
 
 
 def render_table(res: EventStudyResult, console: Console) -> None:
-    """The CAR table (one row per firm-event and window), then exclusions by reason."""
+    """The CAR table (one row per firm-event and window), then exclusions by reason.
+
+    Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05).
+    """
     title = (
         f"Event study: {res.model.name}"
         + (
@@ -59,33 +63,13 @@ def render_table(res: EventStudyResult, console: Console) -> None:
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    for col, just in (
-        ("deal", "left"),
-        ("ticker", "left"),
-        ("t0", "left"),
-        ("window", "left"),
-        ("CAR %", "right"),
-        ("se %", "right"),
-        ("t", "right"),
-        ("p", "right"),
-        ("BHAR %", "right"),
-    ):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    for r in res.car.iter_rows(named=True):
-        sig = r["p"] is not None and r["p"] < 0.05
-        style = "bold" if sig else None
-        table.add_row(
-            str(r["deal_id"]),
-            r["ticker"],
-            str(r["t0"]),
-            r["window"],
-            _pct(r["car"]),
-            _pct(r["se"]),
-            _num(r["t"], ".2f"),
-            _num(r["p"], ".4f"),
-            _pct(r["bhar"]),
-            style=style,
-        )
+    spec = SummaryTable(res.car, car_columns())
+    for col in spec.columns:
+        table.add_column(col.header, justify=col.alignment, no_wrap=True)
+    rows, _ = spec.cells()
+    for cells, p in zip(rows, res.car["p"].to_list(), strict=True):
+        sig = p is not None and p < 0.05
+        table.add_row(*cells, style="bold" if sig else None)
     console.print(table)
     console.print(
         f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", highlight=False
@@ -93,14 +77,6 @@ def render_table(res: EventStudyResult, console: Console) -> None:
     if res.excluded.height:
         for r in res.excluded.sort("event_id").iter_rows(named=True):
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
-
-
-def _pct(v: float | None) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
-
-def _num(v: float | None, spec: str) -> str:
-    return "" if v is None or not math.isfinite(v) else format(v, spec)
 
 
 RECORD_KEYS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
