@@ -207,13 +207,15 @@ def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
 def make_tables(job: Job, res: EventStudyResult, fa: FlowAnalysis) -> tuple[pl.DataFrame, pl.DataFrame, list[Path]]:
     """The paper tables (CAR table, test battery, cycles, concentration, stress) under out/tables."""
     from analysis import papertables
-    from analysis.report import model_label
+    from analysis.maintable import write_main
+    from analysis.report import groups_note, model_label
 
     tabs, spec = job.tables, job.spec
     t = papertables.car_table(res.car)
     caption = (f"Cumulative abnormal returns around AI deal announcements ({model_label(spec)}, "
                f"estimation window {spec.estimation[0]} to {spec.estimation[1]})")
-    files = papertables.write_all(t, tabs, "event_study_car", caption)
+    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
+    files = write_main(res, tabs, caption, header=(note,) if note else ())
     main = spec.main_window
     battery = res.tests(main).to_frame()
     name = f"tests_window_{_slug(main.start)}_{_slug(main.end)}.csv"
