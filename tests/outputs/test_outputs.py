@@ -181,8 +181,9 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     for name in ("flow_network", "car_path", "caar", "forest_event_day", "timeline", "size_vs_car"):
         for fmt in ("pdf", "svg", "png"):
             assert (out / "figures" / f"{name}.{fmt}").stat().st_size > 1000
-    # the per-event appendix is one longtable (its header repeats on every page), the main table one tabular
-    assert (out / "tables" / "event_study_car.tex").read_text().count(r"\begin{longtable}") == 1
+    # the per-event appendix is a longtable (its header repeats on every page) followed by the list of
+    # firm-events not estimated; the main table is one tabular
+    assert (out / "tables" / "event_study_car.tex").read_text().count(r"\begin{longtable}") == 2
     assert (out / "tables" / "main_results.tex").read_text().count(r"\toprule") == 1
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "No deal row has CoreWeave paying Nvidia" in page  # the article's circle the data cannot show
