@@ -31,7 +31,7 @@ Example:
     >>> from analysis.calendar_time import calendar_time
     >>> events = pl.DataFrame({"ticker": ["ORCL", "NVDA"], "t0": [date(2025, 1, 22)] * 2})
     >>> res = calendar_time(returns, events, window=(0, 5))                   # doctest: +SKIP
-    >>> res.params[0], res.pvalues[0]            # alpha (mean daily AR) and its p  # doctest: +SKIP
+    >>> res.params["alpha"], res.pvalues["alpha"]   # mean daily AR and its p     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analysis.coef_table import CoefTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import ols_fit
 from core.errors import InputError
 
 Model = Literal["market", "ff3"]
@@ -77,11 +78,8 @@ def ols_hac(y: np.ndarray, x: np.ndarray, maxlags: int, *, small_sample: bool = 
         raise InputError(f"maxlags must be >= 0, got {maxlags}", field="maxlags")
     if n <= k:
         raise InputError(f"{n} portfolio days cannot identify {k} coefficients", field="window")
-    q, r = np.linalg.qr(x)
-    params = np.linalg.solve(r, q.T @ y)
-    rinv = np.linalg.solve(r, np.eye(k))
-    bread = rinv @ rinv.T
-    resid = y - x @ params
+    ols = ols_fit(y, x)
+    params, bread, resid = ols.beta, ols.xtx_inv, ols.resid
     u = x * resid[:, None]
     s = u.T @ u
     for lag in range(1, min(maxlags, n - 1) + 1):  # L is a handful of lags, not a hot loop over rows
@@ -146,10 +144,10 @@ def event_portfolio(
 
 
 @dataclass(frozen=True)
-class CalendarTimeResult:
+class CalendarTimeResult(CoefficientResults):
     """alpha (mean daily abnormal return) and factor loadings of the calendar-time portfolio."""
 
-    table: CoefTable
+    table: CoefficientTable
     fit: HACFit
     portfolio: pl.DataFrame
     model: str
@@ -159,30 +157,8 @@ class CalendarTimeResult:
     days_without_factors: int
 
     @property
-    def params(self) -> np.ndarray:
-        return self.table.params
-
-    @property
-    def bse(self) -> np.ndarray:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> np.ndarray:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> np.ndarray:
-        return self.table.pvalues
-
-    @property
     def nobs(self) -> int:
         return self.fit.nobs
-
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        return self.table.conf_int(alpha)
-
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.to_frame(alpha)
 
     def _header(self) -> list[str]:
         n_firms = self.portfolio["n_firms"].to_numpy()
@@ -201,10 +177,7 @@ class CalendarTimeResult:
                            self._header(), self.table)
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
-        return render_latex(self.table, caption, label, " ".join(self._header()))
-
-    def __str__(self) -> str:
-        return self.summary()
+        return render_latex(self.table, self._header(), caption=caption, label=label)
 
 
 def calendar_time(
@@ -252,8 +225,8 @@ def calendar_time(
         raise InputError(f"unknown model {model!r}; use 'market' or 'ff3'", field="model")
     lags = newey_west_lags(port.height) if maxlags is None else maxlags
     fit = ols_hac(y, x, lags, small_sample=small_sample)
-    table = CoefTable(names=names, params=fit.params, bse=np.sqrt(np.diag(fit.cov)),
-                      df=float(fit.df_resid) if small_sample else None)
+    table = CoefficientTable(names=names, estimates=fit.params, cov=fit.cov,
+                             df=float(fit.df_resid) if small_sample else None)
     return CalendarTimeResult(table=table, fit=fit, portfolio=port, model=model, window=window,
                               benchmark=benchmark, small_sample=small_sample,
                               days_without_factors=dropped)

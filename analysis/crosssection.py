@@ -19,7 +19,7 @@ Conventions are statsmodels' (``OLS(...).fit(cov_type=...)``), so a reader can r
 * WLS runs OLS on sqrt(w)-scaled data (as statsmodels' ``wexog``/``wresid`` do); R^2 is centred on
   the weighted mean.
 
-The functional core is :func:`ols_fit` (arrays in, estimates out) and :func:`wild_cluster_bootstrap`;
+The functional core is :func:`analysis.least_squares.ols_fit` (arrays in, estimates out) and :func:`wild_cluster_bootstrap`;
 :func:`fit_crosssection` is the entry point on a Polars frame with a formula.
 """
 
@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import OLSArrays, ols_fit
 from core.errors import InputError
 
 CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
@@ -41,46 +42,6 @@ BootWeights = Literal["rademacher", "webb"]
 
 
 # ---------------------------------------------------------------------------------------- core maths
-
-
-@dataclass(frozen=True)
-class OLSArrays:
-    """An OLS fit on (already weighted) arrays: what the covariance estimators and the bootstrap need."""
-
-    y: np.ndarray
-    X: np.ndarray
-    beta: np.ndarray
-    resid: np.ndarray
-    xtx_inv: np.ndarray
-    hat_diag: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def k(self) -> int:
-        return int(self.X.shape[1])
-
-
-def ols_fit(y: np.ndarray, X: np.ndarray) -> OLSArrays:
-    """Least squares by QR (stable when dummies make X'X poorly conditioned); X must have full rank."""
-    n, k = X.shape
-    if n <= k:
-        raise InputError(f"{n} complete observations for {k} regressors: need more observations than regressors")
-    q, r = np.linalg.qr(X)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= diag.max() * 1e-10:
-        raise InputError(
-            "the design matrix is rank deficient (a regressor is constant, or a category or boolean "
-            "is perfectly collinear with others among the complete rows)"
-        )
-    beta = np.linalg.solve(r, q.T @ y)
-    r_inv = np.linalg.solve(r, np.eye(k))
-    xtx_inv = r_inv @ r_inv.T
-    resid = y - X @ beta
-    hat_diag = np.einsum("ij,ij->i", q, q)
-    return OLSArrays(y=y, X=X, beta=beta, resid=resid, xtx_inv=xtx_inv, hat_diag=hat_diag)
 
 
 def _group_codes(g: np.ndarray) -> tuple[np.ndarray, int]:
@@ -265,10 +226,6 @@ class CrossSectionResult(CoefficientResults):
         assert self.table.df is not None
         return self.table.df
 
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        """term, coef, se, t, p, lower, upper."""
-        return self.table.to_frame(alpha)
-
     def _notes(self) -> list[str]:
         notes = [
             f"Covariance: {self._cov_label()}; t reference with {self.df_inference:g} df.",
@@ -304,9 +261,6 @@ class CrossSectionResult(CoefficientResults):
             *self._notes(),
         ]
         return render_latex(self.table, notes, caption=caption, label=label)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def wild_bootstrap(
         self,

@@ -102,9 +102,6 @@ class DollarTestResult(CoefficientResults):
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
         return render_latex([self.table, self.mean_test], self._notes(), caption=caption, label=label)
 
-    def __str__(self) -> str:
-        return self.summary()
-
 
 def dollar_test_arrays(d: np.ndarray, s: np.ndarray) -> tuple[CoefficientTable, CoefficientTable]:
     """The two tests on arrays of dollar CARs ``d`` and their standard errors ``s`` (complete)."""

@@ -60,7 +60,8 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from analysis.coef_table import CoefTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import ols_fit
 from core.errors import InputError
 
 HYPOTHESES = ("all_zero", "sum_zero", "equal")
@@ -210,13 +211,10 @@ def fit_system(y: np.ndarray, market: np.ndarray, is_event: np.ndarray) -> MVRMF
         raise InputError(f"{t} common dates leave {nu} residual degrees of freedom for "
                          f"{y.shape[1]} firms: Sigma cannot be estimated (widen the estimation window)",
                          field="estimation")
-    q, r = np.linalg.qr(x)
-    coef = np.linalg.solve(r, q.T @ y)
-    rinv = np.linalg.solve(r, np.eye(k))
-    resid = y - x @ coef
+    ols = ols_fit(y, x)
     lvec = np.r_[0.0, 0.0, np.ones(k - 2)]
-    return MVRMFit(coef=coef, sigma=resid.T @ resid / nu, xtx_inv=rinv @ rinv.T, resid=resid,
-                   nu=nu, lvec=lvec)
+    return MVRMFit(coef=ols.beta, sigma=ols.resid.T @ ols.resid / nu, xtx_inv=ols.xtx_inv,
+                   resid=ols.resid, nu=nu, lvec=lvec)
 
 
 def bootstrap_wald(fit: MVRMFit, x: np.ndarray, is_event: np.ndarray, ms: dict[str, np.ndarray],
@@ -244,41 +242,18 @@ def bootstrap_wald(fit: MVRMFit, x: np.ndarray, is_event: np.ndarray, ms: dict[s
 
 
 @dataclass(frozen=True)
-class MVRMResult:
+class MVRMResult(CoefficientResults):
     """Per-firm CARs of the cluster and the joint Wald tests (frame ``wald``)."""
 
     data: ClusterData
     fit: MVRMFit
-    table: CoefTable
+    table: CoefficientTable
     wald: pl.DataFrame
     benchmark: str
     t0: date
     estimation: tuple[int, int]
     window: tuple[int, int]
     n_boot: int
-
-    @property
-    def params(self) -> np.ndarray:
-        return self.table.params
-
-    @property
-    def bse(self) -> np.ndarray:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> np.ndarray:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> np.ndarray:
-        return self.table.pvalues
-
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        return self.table.conf_int(alpha)
-
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        """One row per firm CAR (and the cluster mean): term, coef, se, t, p (t(nu)), interval."""
-        return self.table.to_frame(alpha)
 
     def equation_params(self) -> pl.DataFrame:
         """Every coefficient of every equation: ticker, term (const, market, d<rel day>), coef, se."""
@@ -306,8 +281,8 @@ class MVRMResult:
 
     def summary(self) -> str:
         return render_text("MVRM (SUR with event-day dummies), CAR per firm", self._header(),
-                           self.table, [("Wald tests (chi2 asymptotic, F exact Hotelling, "
-                                         "bootstrap Hein-Westfall)", self.wald)])
+                           self.table, extra=[("Wald tests (chi2 asymptotic, F exact Hotelling, "
+                                               "bootstrap Hein-Westfall)", self.wald)])
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
         note = "; ".join(
@@ -315,10 +290,7 @@ class MVRMResult:
             f"{r['df_den']})={r['F']:.3f} (p={r['p_F']:.4f}), bootstrap p={r['p_boot']:.4f}"
             for r in self.wald.iter_rows(named=True)
         )
-        return render_latex(self.table, caption, label, note)
-
-    def __str__(self) -> str:
-        return self.summary()
+        return render_latex(self.table, [note], caption=caption, label=label)
 
 
 def mvrm(
@@ -348,12 +320,13 @@ def mvrm(
     n = len(data.tickers)
     c = float(fit.lvec @ fit.xtx_inv @ fit.lvec)
     car = fit.lvec @ fit.coef
-    car_se = np.sqrt(c * np.diag(fit.sigma))
-    mean_car = car.mean()
-    mean_se = np.sqrt(c * fit.sigma.sum()) / n
+    # The CARs and their mean are linear in the equations' dummies: Cov = c L Sigma L', L = [I_N; 1'/N],
+    # so cov_params() carries the cross-firm correlation that makes the joint tests necessary.
+    lmat = np.vstack([np.eye(n), np.full((1, n), 1.0 / n)])
     label = f"CAR[{window[0]:+d},{window[1]:+d}]"
-    table = CoefTable(names=(*[f"{t} {label}" for t in data.tickers], f"mean {label}"),
-                      params=np.r_[car, mean_car], bse=np.r_[car_se, mean_se], df=float(fit.nu))
+    table = CoefficientTable(names=(*[f"{t} {label}" for t in data.tickers], f"mean {label}"),
+                             estimates=np.r_[car, car.mean()], cov=c * (lmat @ fit.sigma @ lmat.T),
+                             df=float(fit.nu))
     ms = hypothesis_matrices(n)
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     x = design(data.market, data.is_event)

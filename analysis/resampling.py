@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import polars as pl
 
-from analysis.coef_table import CoefTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
 from core.errors import InputError
 
 Method = Literal["bootstrap", "sign_flip"]
@@ -73,38 +72,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class CAARResamplingResult:
+class CAARResamplingResult(CoefficientResults):
     """CAAR with its se, t and the resampling p-value (and bootstrap-t interval)."""
 
-    table: CoefTable
+    table: CoefficientTable
     method: str
     n: int
     n_clusters: int
     n_resamples: int
     exact: bool
     t_star: np.ndarray
-
-    @property
-    def params(self) -> np.ndarray:
-        return self.table.params
-
-    @property
-    def bse(self) -> np.ndarray:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> np.ndarray:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> np.ndarray:
-        return self.table.pvalues
-
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        return self.table.conf_int(alpha)
-
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.to_frame(alpha)
 
     def _header(self) -> list[str]:
         how = ("exact enumeration of all 2^G sign patterns" if self.exact
@@ -115,10 +92,7 @@ class CAARResamplingResult:
         return render_text("CAAR resampling test (H0: CAAR = 0)", self._header(), self.table)
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
-        return render_latex(self.table, caption, label, self._header()[0])
-
-    def __str__(self) -> str:
-        return self.summary()
+        return render_latex(self.table, self._header(), caption=caption, label=label)
 
 
 def caar_test(
@@ -170,8 +144,8 @@ def caar_test(
             for b in _blocks(n_resamples)
         ])
         p = (1.0 + np.sum(np.abs(t_star) >= abs(t) * (1 - 1e-12))) / (n_resamples + 1.0)
-    table = CoefTable(names=("CAAR",), params=np.array([mean]), bse=np.array([se]), df=None,
-                      pvalues_override=np.array([p]), ci=ci)
+    table = CoefficientTable(names=("CAAR",), estimates=np.array([mean]), se=np.array([se]), df=None,
+                             resampled_p=np.array([p]), resampled_ci=ci)
     return CAARResamplingResult(table=table, method=method, n=x.size, n_clusters=g,
                                 n_resamples=int(t_star.size), exact=exact, t_star=t_star)
 

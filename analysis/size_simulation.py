@@ -138,5 +138,5 @@ def caar_bootstrap_null_pvalues(
     for s in range(n_sims):  # one simulated cross-section per iteration
         cars = 0.03 * _fat_noise(rng, (n,))
         out[s] = caar_test(cars, method=method, n_resamples=n_boot,  # type: ignore[arg-type]
-                           rng=rng, exact_max_clusters=0).pvalues[0]
+                           rng=rng, exact_max_clusters=0).pvalues["CAAR"]
     return out

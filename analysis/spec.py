@@ -88,7 +88,7 @@ class StudySpec:
             resolved = model_spec(self.model, self.benchmarks)
         except ValueError as exc:
             raise InputError(str(exc), field="model") from None
-        if resolved.name in ("mean", "ff3") and len(self.benchmarks) > 1:
+        if not resolved.reads_benchmark_returns and len(self.benchmarks) > 1:
             # These models read no benchmark returns; a second benchmark would be silently ignored.
             raise InputError(
                 f"model {resolved.name!r} uses no benchmark returns: give at most one benchmark, "
@@ -137,7 +137,7 @@ class StudySpec:
         explicit = dict(self.benchmarks_by_ticker)
         special: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for t in sorted(set(tickers)):
-            if base.model in ("mean", "ff3", "market_adjusted"):
+            if not model_spec(base.model, base.benchmarks).reads_benchmark_returns or base.model == "market_adjusted":
                 continue  # no benchmark regressor to lag or replace
             if t in explicit:
                 key = _group_for(self.model, explicit[t])

@@ -78,11 +78,15 @@ def test_equals_statsmodels_hac(returns: pl.DataFrame, events: pl.DataFrame, mod
     assert res.fit.maxlags == newey_west_lags(p.height) >= 3
     ref = sm.OLS(y, x).fit(cov_type="HAC", use_t=small_sample,
                            cov_kwds={"maxlags": res.fit.maxlags, "use_correction": small_sample})
-    np.testing.assert_allclose(res.params, ref.params, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(res.bse, ref.bse, rtol=1e-10)
-    np.testing.assert_allclose(res.tvalues, ref.tvalues, rtol=1e-10)
-    np.testing.assert_allclose(res.pvalues, ref.pvalues, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(res.conf_int(0.1), ref.conf_int(0.1), rtol=1e-10)
+    names = ["alpha", "beta_mkt"] if model == "market" else ["alpha", "mkt_rf", "smb", "hml"]
+    assert list(res.params) == list(res.bse) == list(res.tvalues) == list(res.pvalues) == names
+    np.testing.assert_allclose(list(res.params.values()), ref.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(list(res.bse.values()), ref.bse, rtol=1e-10)
+    np.testing.assert_allclose(list(res.tvalues.values()), ref.tvalues, rtol=1e-10)
+    np.testing.assert_allclose(list(res.pvalues.values()), ref.pvalues, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.conf_int(0.1).select("lower", "upper").to_numpy(), ref.conf_int(0.1),
+                               rtol=1e-10)
+    np.testing.assert_allclose(res.cov_params(), ref.cov_params(), rtol=1e-10)
 
 
 def test_hac_maxlags_zero_is_white_and_hand_value() -> None:
@@ -98,7 +102,7 @@ def test_results_object_and_frame(returns: pl.DataFrame, events: pl.DataFrame) -
     res = calendar_time(returns, events, window=(-1, 1))
     frame = res.to_frame()
     assert frame["term"].to_list() == ["alpha", "beta_mkt"]
-    assert frame["coef"][0] == pytest.approx(res.params[0], abs=0)
+    assert frame["coef"][0] == pytest.approx(res.params["alpha"], abs=0)
     assert "alpha" in res.summary() and "Newey-West lags=" in res.summary()
     assert r"\begin{tabular}" in res.to_latex()
     assert calendar_time(returns, events, window=(-1, 1)).to_frame().equals(frame)

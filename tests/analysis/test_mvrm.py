@@ -29,17 +29,22 @@ def returns() -> pl.DataFrame:
     return compute_returns(pl.concat([read_snapshot_file(f) for f in files]))
 
 
-def wald_linearmodels(res, method: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """W = (R theta)'(R V R')^-1 (R theta) from linearmodels' SUR params and covariance."""
+def sur_linearmodels(res, method: str) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """linearmodels' SUR params and covariance of the cluster (equations stacked in ticker order)."""
     d = res.data
     x = design(d.market, d.is_event)
     names = ["const", "market", *[f"d{i}" for i in range(x.shape[1] - 2)]]
     eqs = {t: {"dependent": pd.Series(d.y[:, j], name=t), "exog": pd.DataFrame(x, columns=names)}
            for j, t in enumerate(d.tickers)}
     lm = SUR(eqs).fit(method=method, cov_type="unadjusted", debiased=True)
-    theta, v = lm.params.to_numpy(), lm.cov.to_numpy()
+    return lm.params.to_numpy(), lm.cov.to_numpy()
+
+
+def wald_linearmodels(res, method: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """W = (R theta)'(R V R')^-1 (R theta) from linearmodels' SUR params and covariance."""
+    theta, v = sur_linearmodels(res, method)
     out = {}
-    for h, m in hypothesis_matrices(len(d.tickers)).items():
+    for h, m in hypothesis_matrices(len(res.data.tickers)).items():
         r = np.kron(m.T, res.fit.lvec)
         out[h] = float((r @ theta) @ np.linalg.solve(r @ v @ r.T, r @ theta))
     return out
@@ -84,7 +89,19 @@ def test_stargate_numbers_and_calendar(returns: pl.DataFrame) -> None:
         assert row["se"] == pytest.approx(float(tt.sd[0, 0]), rel=1e-10)
         assert row["p"] == pytest.approx(float(tt.pvalue), rel=1e-8)
     # ORCL's Stargate CAR over [-1,+1] is large (leak on the 21st, +6.8% on the 22nd)
-    assert 0.10 < res.params[0] < 0.14
+    assert 0.10 < res.params["ORCL CAR[-1,+1]"] < 0.14
+
+
+def test_car_covariance_equals_linearmodels_sur(returns: pl.DataFrame) -> None:
+    """cov_params(): the firm CARs and their mean as contrasts R theta of the SUR, Cov = R V R'."""
+    res = mvrm(returns, STARGATE, T0, n_boot=0)
+    theta, v = sur_linearmodels(res, "ols")
+    n = len(STARGATE)
+    r = np.kron(np.vstack([np.eye(n), np.full((1, n), 1.0 / n)]), res.fit.lvec)
+    assert list(res.params) == [f"{t} CAR[-1,+1]" for t in STARGATE] + ["mean CAR[-1,+1]"]
+    np.testing.assert_allclose(list(res.params.values()), r @ theta, rtol=1e-10)
+    np.testing.assert_allclose(res.cov_params(), r @ v @ r.T, rtol=1e-8)
+    np.testing.assert_allclose(list(res.bse.values()), np.sqrt(np.diag(r @ v @ r.T)), rtol=1e-8)
 
 
 def test_f_form_is_exact_hotelling(returns: pl.DataFrame) -> None:
@@ -97,7 +114,7 @@ def test_f_form_is_exact_hotelling(returns: pl.DataFrame) -> None:
     assert row["F"] == pytest.approx(float(tt.tvalue[0, 0]) ** 2, rel=1e-10)
     assert row["p_F"] == pytest.approx(float(tt.pvalue), rel=1e-8)
     # the mean row of the coefficient table is the same contrast, scaled by 1/N
-    assert res.tvalues[-1] ** 2 == pytest.approx(row["F"], rel=1e-10)
+    assert res.tvalues["mean CAR[-1,+1]"] ** 2 == pytest.approx(row["F"], rel=1e-10)
     for r in res.wald.iter_rows(named=True):
         p, nu = r["df"], res.fit.nu
         assert r["F"] == pytest.approx((nu - p + 1) / (nu * p) * r["chi2"], rel=1e-12)
@@ -137,9 +154,10 @@ def test_results_object(returns: pl.DataFrame) -> None:
     res = mvrm(returns, STARGATE, T0, n_boot=99, rng=1)
     ci = res.conf_int()
     q = stats.t.ppf(0.975, res.fit.nu)
-    np.testing.assert_allclose(ci[:, 1] - res.params, q * res.bse, rtol=1e-10)
+    np.testing.assert_allclose(ci["upper"].to_numpy() - list(res.params.values()),
+                               q * np.array(list(res.bse.values())), rtol=1e-10)
     frame = res.to_frame()
-    assert frame.columns == ["term", "coef", "se", "t", "p", "ci_low", "ci_high"]
+    assert frame.columns == ["term", "coef", "se", "t", "p", "lower", "upper"]
     assert frame.height == 6
     eq = res.equation_params()
     assert eq.height == 5 * 5
@@ -192,4 +210,4 @@ def test_exclude_drops_estimation_dates_only(returns: pl.DataFrame) -> None:
     assert res.data.dates == full.data.dates[10:]
     keep = np.arange(len(full.data.dates)) >= 10
     ref = sm.OLS(full.data.y[keep, 0], design(full.data.market[keep], full.data.is_event[keep])).fit()
-    assert res.params[0] == pytest.approx(float(ref.params[2:].sum()), rel=1e-10)
+    assert res.params["ORCL CAR[-1,+1]"] == pytest.approx(float(ref.params[2:].sum()), rel=1e-10)
