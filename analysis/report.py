@@ -113,6 +113,9 @@ def build_report(
     sections = [
         sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
             + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
+            + (fig("flow_network_history", "The carousel on four dates: the deals in effect on each "
+                   "(announced by then and not retracted), drawn in one layout.")
+               if (figures / "flow_network_history.png").exists() else "")
             + htmlreport.table_html(fa.cycles.select(
                 "cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"),
                 (pl.col("volume_upper_bound_usd") / 1e9).alias("at_most_bn"), pl.col("bottleneck").list.join("; "),

@@ -87,6 +87,8 @@ class Inputs:
     companies: pl.DataFrame
     returns: pl.DataFrame
     provenance: Provenance
+    #: (date, flows of the deals in effect on it) at four dates, for the small multiples
+    flow_history: tuple[tuple[str, pl.DataFrame], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,21 @@ def read_inputs(job: Job, con: duckdb.DuckDBPyConnection) -> Inputs:
         ff3_end=str(load_ff3()["date"].max()),
     )
     return Inputs(deals=deals, flows=ledger_api.flows(con), companies=ledger_api.companies(con),
-                  returns=returns, provenance=prov)
+                  returns=returns, provenance=prov, flow_history=flow_history(con, deals))
+
+
+def flow_history(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> tuple[tuple[str, pl.DataFrame], ...]:
+    """The flows in effect on four dates: the quarter-quantiles of the announcement dates (the last
+    is the latest announcement). Valid time (``in_effect_on``), not transaction time: in a database
+    built from the shipped file every event was recorded on the same day, so ``as_known_at`` would
+    draw one picture four times."""
+    from ledger import api as ledger_api
+
+    dates = deals["announced_date"].drop_nulls().sort()
+    if dates.len() == 0:
+        return ()
+    picks = sorted({dates[min(dates.len() - 1, int(q * (dates.len() - 1)))] for q in (0.25, 0.5, 0.75, 1.0)})
+    return tuple((str(d), ledger_api.flows(con, in_effect_on=d)) for d in picks)
 
 
 def estimate(job: Job, inputs: Inputs) -> EventStudyResult:
@@ -194,13 +210,18 @@ def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
     end = max(10, *(w.end for w in spec.windows))
     path_df = plots.car_path(res.panel, keys.index(focus), start, end)
     made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
-    made += plots.save(plots.caar_figure(res.aar), figs, "caar")
+    made += plots.save(plots.caar_figure(plots.caar_path(res.panel, start, end)), figs, "caar")
     made += plots.save(plots.forest_figure(res.car.filter(window=spec.day_window.label)), figs, "forest_event_day")
     main = spec.main_window.label
     car1 = res.car.filter(window=main)
     made += plots.save(plots.timeline_figure(car1, main), figs, "timeline")
     sizes = car1.join(announcement_sizes(inputs.deals, spec), on="event_id", how="left")
-    made += plots.save(plots.size_figure(sizes, main), figs, "size_vs_car")
+    made += plots.save(plots.size_figure(sizes, main, n_total=car1.height), figs, "size_vs_car")
+    if inputs.flow_history:
+        from analysis import network
+
+        history = [(d, network.analyse(f)) for d, f in inputs.flow_history]
+        made += plots.save(plots.network_history_figure(history, names), figs, "flow_network_history")
     return focus, made
 
 

@@ -80,3 +80,16 @@ def test_appendix_orders_windows_and_footnotes_blanks(res) -> None:  # type: ign
     latex = appendix_summary(t, res.excluded).to_latex("x", "tab:x", longtable=True)
     assert r"\begin{longtable}" in latex and latex.count(r"\textsuperscript{a}") >= 2
     assert "no announcement date" in latex
+
+
+def test_caar_path_band_is_the_cross_sectional_se(res) -> None:  # type: ignore[no-untyped-def]
+    from analysis.plots import caar_path
+
+    path = caar_path(res.panel, -1, 1)
+    last = path.filter(rel_day=1).row(0, named=True)
+    car = res.car.filter(window="[-1,+1]")["car"].drop_nulls().to_numpy()
+    ols = sm.OLS(car, np.ones((car.size, 1))).fit()
+    assert last["n"] == car.size
+    assert last["caar"] == pytest.approx(ols.params[0], rel=1e-12)
+    assert last["se"] == pytest.approx(ols.bse[0], rel=1e-12)
+    assert path["rel_day"].to_list() == [-1, 0, 1]
