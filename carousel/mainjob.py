@@ -258,7 +258,8 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
 
     page = build_report(res=res, fa=fa, spec=job.spec, provenance=inputs.provenance, figures=job.figures,
                         car_table=o.car_table, battery=o.battery, focus=o.focus,
-                        main_window=job.spec.main_window.label)
+                        main_window=job.spec.main_window.label,
+                        company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -217,7 +217,8 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
     _, out = run_out
     report = out / "report.html"
     html = report.read_text()
-    assert "http://" not in html.split("<body>")[0] and "<script" not in html  # self-contained
+    # self-contained: the sorting/hover script is inlined, nothing is fetched
+    assert "http://" not in html.split("<body>")[0] and "<script src" not in html and "cdn" not in html.lower()
     probe = tmp_path / "probe.html"
     probe.write_text(html.replace(
         "</body>",
@@ -228,7 +229,7 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}"]
     dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120)
-    assert 'data-ok="6"' in dom.stdout, dom.stderr[-500:]
+    assert 'data-ok="7"' in dom.stdout, dom.stderr[-500:]  # six figures and the four-date small multiples
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
                    capture_output=True, timeout=120)
