@@ -30,8 +30,8 @@ class Provenance:
 
     active_deals: int
     ledger_events: int
-    ledger_head: int
-    ledger_hash: str
+    ledger_head: int | None
+    ledger_hash: str | None
     price_tickers: int
     price_first: str
     price_last: str

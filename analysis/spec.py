@@ -134,6 +134,8 @@ class StudySpec:
         from market.calendars import calendar_for
 
         base = BenchmarkGroup(self.resolved_model, self.benchmarks)
+        if not getattr(model_spec(self.model, self.benchmarks), "batch_engine", True):
+            return (base,)  # GARCH is estimated per firm-event outside the batch engine, on one benchmark
         explicit = dict(self.benchmarks_by_ticker)
         special: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         for t in sorted(set(tickers)):

@@ -16,10 +16,11 @@ import polars as pl
 
 from analysis.conventions import BY_NAME
 from analysis.engine import EventStudy, Method
+from analysis.models import model_spec
 from analysis.pooled import pool_results
 from analysis.results import EventStudyResult
 from analysis.spec import DEFAULT_SPEC, StudySpec
-from analysis.window import DEFAULT_WINDOWS, EventWindow
+from analysis.window import DEFAULT_WINDOWS
 from core.errors import InputError
 from ledger import api as ledger_api
 from market import api as market_api
@@ -38,33 +39,210 @@ def load_inputs(
     return deals, compute_returns(prices)
 
 
+def load_prices(
+    con: duckdb.DuckDBPyConnection, extra_tickers: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(deals, prices) from the database: like :func:`load_inputs` but the stored prices themselves
+    (with ``volume``), for the abnormal-volume study."""
+    deals = ledger_api.deals(con)
+    deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
+    tickers = sorted(set(deal_tickers) | set(extra_tickers))
+    return deals, market_api.prices(con, tickers)
+
+
 def study_events(
     deals: pl.DataFrame,
     *,
-    peers: list[str] | tuple[str, ...] | None = None,
-    unknown_policy: str = "same_day",
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    peers: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
-) -> pl.DataFrame:
-    """The study's firm-events of ``deals``: one per (deal, listed ticker), then same-day reports of one
-    ticker merged into one market event (:func:`analysis.events.collapse_same_day`).
-
-    The one route from a deals frame to the events every command estimates: the CLI, the main job and
-    the Python API call it, so ``study_events(queries.deals())`` has the CLI's 11 NVDA firm-events (the
-    unmerged :func:`analysis.events.firm_events` has 13: two announcements carried two deal rows).
-    """
-    from analysis.events import collapse_same_day as collapse
+    unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(reported firm-events, the events that mask estimation windows) of ``deals``: the filters
+    choose the first; the second is every firm-event but the spillover ones. Shared by the return,
+    volume, GARCH and run-up studies."""
     from analysis.events import firm_events
 
     if unknown_policy not in ("same_day", "next_session"):
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
+    elif spill is not None:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy, spillovers=spill)
     else:
-        events = firm_events(deals, peers=list(peers) if peers else None, unknown_policy=unknown_policy)
-    return collapse(events) if collapse_same_day else events
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
+    if deal_filter:
+        unknown = sorted(set(deal_filter) - set(events["deal_id"].to_list()))
+        if unknown:
+            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
+    if ticker_filter:
+        unknown = sorted(set(ticker_filter) - set(events["ticker"].to_list()))
+        if unknown:
+            raise InputError(
+                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
+                "of any live deal (add peers with --peer)",
+                field="--ticker",
+            )
+    if collapse_same_day:
+        from analysis.events import collapse_same_day as collapse
+
+        events = collapse(events)
+    # Filters choose which firm-events are reported, never how each is estimated: every event still
+    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
+    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
+    all_events = events
+    if deal_filter:
+        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
+        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
+    if ticker_filter:
+        events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    if spill is not None:
+        # spillover firm-events do not mask other events' estimation windows, so every party's
+        # numbers are those of the run without them
+        all_events = all_events.filter(~pl.col("role").str.starts_with("spillover"))
+    return events, all_events
+
+
+def run_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    model: str = "market",
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    method: str = "batch",
+    mask_other_events: bool = True,
+    peers: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
+) -> EventStudyResult:
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
+    for non-party firms near each deal; they do not mask other events' estimation windows, so every
+    party's numbers are those of the run without them.
+    """
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    try:
+        spec = model_spec(model, tuple(benchmarks))
+    except ValueError as exc:
+        raise InputError(str(exc), field="--model") from None
+    if not getattr(spec, "batch_engine", True):
+        # GARCH: estimated per firm-event outside the batch engine (analysis.models.garch says why).
+        if method != "batch" or not mask_other_events or firm_events_fn is not None:
+            raise InputError(
+                f"model {spec.name!r} takes no --method, --flag-other-events or custom firm-events",
+                field="--model",
+            )
+        return run_garch_study(
+            deals,
+            returns,
+            benchmarks=benchmarks,
+            estimation=estimation,
+            windows=windows,
+            min_obs=min_obs,
+            deal_filter=deal_filter,
+            ticker_filter=ticker_filter,
+            conventions=conventions,
+            peers=peers,
+            collapse_same_day=collapse_same_day,
+            unknown_policy=unknown_policy,
+            spillovers=spillovers,
+        )
+    events, all_events = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        firm_events_fn=firm_events_fn,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+        spillovers=spillovers,
+    )
+    # Every event's tickers must be priced; the study would only exclude them, but the benchmark
+    # itself is an input error.
+    try:
+        study = EventStudy(
+            returns.select("ticker", "date", "ret"),
+            events.select("event_id", "deal_id", "ticker", "t0"),
+            model=model,
+            benchmarks=benchmarks,
+            estimation=estimation,
+            windows=windows,
+            min_obs=min_obs,
+            conventions=BY_NAME[conventions],
+            mask_other_events=mask_other_events,
+            other_events=all_events.select("ticker", "t0"),
+        )
+        return study.fit(cast(Method, method))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def run_garch_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    peers: list[str] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
+) -> EventStudyResult:
+    """Pure: the GARCH(1,1) market model (:func:`analysis.volatility.garch_study`) on the same
+    firm-events, filters and windows as :func:`run_study` (``carousel study --model garch``)."""
+    from analysis.volatility import garch_study
+
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    if len(benchmarks) != 1:
+        raise InputError(
+            f"model 'garch' takes exactly one benchmark, got {len(benchmarks)}", field="--benchmark"
+        )
+    events, _ = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+        spillovers=spillovers,
+    )
+    return garch_study(
+        returns.select("ticker", "date", "ret"),
+        events.select("event_id", "deal_id", "ticker", "t0"),
+        benchmark=benchmarks[0],
+        estimation=estimation,
+        windows=windows,
+        min_obs=min_obs,
+        conventions=BY_NAME[conventions],
+    )
 
 
 def run_spec(
@@ -76,42 +254,22 @@ def run_spec(
     ticker_filter: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
+    spillovers: pl.DataFrame | None = None,
 ) -> EventStudyResult:
     """Pure: the firm-events of ``deals`` (optionally filtered) estimated on ``returns`` as ``spec``
-    says, each benchmark group (:meth:`StudySpec.groups`) with its own model, pooled into one result."""
-    raw = study_events(
-        deals,
-        peers=spec.peers,
-        unknown_policy=spec.unknown_policy,
-        firm_events_fn=firm_events_fn,
-        collapse_same_day=False,
+    says, each benchmark group (:meth:`StudySpec.groups`) with its own model, pooled into one result
+    (:mod:`analysis.pooled`). What ``carousel study``, ``run`` and ``report`` compute."""
+    if not getattr(model_spec(spec.model, spec.benchmarks), "batch_engine", True):
+        return run_study(deals, returns, model=spec.model, benchmarks=spec.benchmarks,
+                         estimation=spec.estimation, windows=spec.windows, min_obs=spec.min_obs,
+                         deal_filter=deal_filter, ticker_filter=ticker_filter, conventions=spec.conventions,
+                         method=spec.method, mask_other_events=spec.mask_other_events,
+                         peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy, spillovers=spillovers)
+    events, all_events = study_events(
+        deals, deal_filter=deal_filter, ticker_filter=ticker_filter, peers=list(spec.peers) or None,
+        firm_events_fn=firm_events_fn, collapse_same_day=collapse_same_day, unknown_policy=spec.unknown_policy,
+        spillovers=spillovers,
     )
-    if deal_filter:
-        unknown = sorted(set(deal_filter) - set(raw["deal_id"].to_list()))
-        if unknown:
-            raise InputError(f"unknown deal id(s): {', '.join(unknown)}", field="--deal")
-    if ticker_filter:
-        unknown = sorted(set(ticker_filter) - set(raw["ticker"].to_list()))
-        if unknown:
-            raise InputError(
-                f"no firm-event for ticker(s) {', '.join(unknown)}: not a listed counterparty "
-                "of any live deal (add peers with --peer)",
-                field="--ticker",
-            )
-    if collapse_same_day:
-        from analysis.events import collapse_same_day as collapse
-
-        raw = collapse(raw)
-    # Filters choose which firm-events are reported, never how each is estimated: every event still
-    # masks its span in the others' estimation windows, and a deal filter matches any deal of a
-    # collapsed same-day group, so a filtered firm-event has the same id and numbers as in the full run.
-    all_events = raw
-    events = raw
-    if deal_filter:
-        ids = pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")
-        events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
-    if ticker_filter:
-        events = events.filter(pl.col("ticker").is_in(ticker_filter))
     groups = spec.groups(all_events["ticker"].unique().to_list())
     named = {t for g in groups[1:] for t in g.tickers}
     parts = []
@@ -139,66 +297,6 @@ def run_spec(
     return pool_results(parts)
 
 
-def run_study(
-    deals: pl.DataFrame,
-    returns: pl.DataFrame,
-    *,
-    model: str = "market",
-    benchmarks: tuple[str, ...] = ("SPY",),
-    estimation: tuple[int, int] = (-250, -11),
-    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
-    min_obs: int = 120,
-    deal_filter: list[str] | None = None,
-    ticker_filter: list[str] | None = None,
-    conventions: str = "textbook",
-    method: str = "batch",
-    mask_other_events: bool = True,
-    peers: list[str] | None = None,
-    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
-    collapse_same_day: bool = True,
-    unknown_policy: str = "same_day",
-    lag_non_us_listings: bool = True,
-    benchmarks_by_ticker: tuple[tuple[str, tuple[str, ...]], ...] = (),
-) -> EventStudyResult:
-    """:func:`run_spec` with the specification given as keywords (the defaults are :class:`StudySpec`'s)."""
-    if conventions not in BY_NAME:
-        raise InputError(
-            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
-            field="--conventions",
-        )
-    if unknown_policy not in ("same_day", "next_session"):
-        raise InputError(
-            f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
-        )
-    try:
-        wins = tuple(EventWindow.of(w) for w in windows)
-    except ValueError as exc:
-        raise InputError(str(exc), field="--window") from None
-    spec = StudySpec(
-        model=model,
-        benchmarks=tuple(benchmarks),
-        benchmarks_by_ticker=benchmarks_by_ticker,
-        lag_non_us_listings=lag_non_us_listings,
-        windows=wins,
-        estimation=(int(estimation[0]), int(estimation[1])),
-        min_obs=min_obs,
-        unknown_policy=unknown_policy,
-        conventions=conventions,
-        method=method,
-        mask_other_events=mask_other_events,
-        peers=tuple(peers or ()),
-    )
-    return run_spec(
-        deals,
-        returns,
-        spec,
-        deal_filter=deal_filter,
-        ticker_filter=ticker_filter,
-        firm_events_fn=firm_events_fn,
-        collapse_same_day=collapse_same_day,
-    )
-
-
 def study(
     con: duckdb.DuckDBPyConnection,
     spec: StudySpec = DEFAULT_SPEC,
@@ -218,7 +316,7 @@ def announcement_sizes(deals: pl.DataFrame, spec: StudySpec = DEFAULT_SPEC) -> p
     announcement can carry three), so its size is the sum over those rows' contracts, each contract
     once at its largest report; null when no amount is disclosed.
     """
-    ev = study_events(deals, peers=spec.peers, unknown_policy=spec.unknown_policy)
+    ev, _ = study_events(deals, peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy)
     ev = ev.select("event_id", "deal_ids").explode("deal_ids")
     amounts = deals.select("deal_id", "contract_id", pl.col("amount_usd").cast(pl.Float64))
     return (

@@ -112,7 +112,9 @@ def import_ledger(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary)
     from ledger.load import import_file
 
     rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True, origin="shipped")
-    summary.events_appended = rep.appended
+    # The timing evidence of the shipped deals (beside, never over, their official announced times).
+    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
+    summary.events_appended = rep.appended + timing.appended
     summary.deals_corrected = len(rep.corrected)
     summary.retracted_changed = len(rep.retracted_changed)
 
@@ -122,6 +124,10 @@ def load_prices(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary, c
     from market.snapshot import load_snapshot
 
     summary.price_rows_appended = load_snapshot(con).appended_rows
+    # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
+    from market.shares_store import load_shares_snapshot
+
+    load_shares_snapshot(con)
     if not job.online:
         return
     from carousel.universe import universe
@@ -143,6 +149,7 @@ def read_inputs(job: Job, con: duckdb.DuckDBPyConnection) -> Inputs:
     from analysis.factors import load_ff3
     from analysis.study import load_inputs
     from ledger import api as ledger_api
+    from ledger import log as ledger_log
 
     deals, returns = load_inputs(con, job.spec.extra_tickers())
     if deals.height == 0:
@@ -151,8 +158,7 @@ def read_inputs(job: Job, con: duckdb.DuckDBPyConnection) -> Inputs:
     if returns.height == 0:
         raise CarouselError(f"{job.db}: no prices stored; run `carousel market load-snapshot` or "
                             "`carousel refresh` first")
-    n_events, head, head_hash = con.execute(
-        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log").fetchall()[0]
+    n_events, head, head_hash = ledger_log.head_summary(con)
     batches = con.execute(
         "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
         "WHERE row_count > 0 GROUP BY source ORDER BY source").fetchall()

@@ -45,7 +45,7 @@ def _fit(returns: pl.DataFrame, events: pl.DataFrame, all_events: pl.DataFrame, 
 
 def test_a_split_with_one_model_pools_back_to_the_unsplit_study(inputs: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     deals, returns = inputs
-    ev = study_events(deals)
+    ev = study_events(deals)[0]
     whole = _fit(returns, ev, ev, "market", ("SPY",)).fit()
     mask = pl.col("ticker").is_in(["NVDA", "ORCL", "9984.T"])
     parts = [_fit(returns, ev.filter(mask), ev, "market", ("SPY",)).fit(),
@@ -65,13 +65,13 @@ def test_a_split_with_one_model_pools_back_to_the_unsplit_study(inputs: tuple[pl
 def test_softbank_gets_the_dimson_regression_by_default(inputs: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     deals, returns = inputs
     spec = StudySpec(windows=WINDOWS)
-    tickers = study_events(deals)["ticker"].unique().to_list()
+    tickers = study_events(deals)[0]["ticker"].unique().to_list()
     assert spec.groups(tickers) == (BenchmarkGroup("market", ("SPY",)),
                                     BenchmarkGroup("multifactor", ("SPY", "SPY[-1]"), ("9984.T",)))
     assert spec.with_(lag_non_us_listings=False).groups(tickers) == (BenchmarkGroup("market", ("SPY",)),)
     assert spec.with_(model="ff3").groups(tickers) == (BenchmarkGroup("ff3", ("SPY",)),)
     pooled = run_spec(deals, returns, spec)
-    ev = study_events(deals)
+    ev = study_events(deals)[0]
     sb = ev.filter(pl.col("ticker") == "9984.T")
     alone = _fit(returns, sb, ev, "multifactor", ("SPY", "SPY[-1]")).fit()
     got = pooled.car.filter(pl.col("ticker") == "9984.T")

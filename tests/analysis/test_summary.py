@@ -195,3 +195,15 @@ def test_the_car_table_reads_the_same_everywhere() -> None:
     shown = console.export_text()
     assert "CAR %" in shown and "BHAR %" in shown and cell in shown
     assert "CAAR over firm-events with a complete window" in text
+
+
+def test_latex_row_starting_with_a_bracket_is_not_an_optional_argument() -> None:
+    """`\\\\` followed by `[0,0]` would be read as a vertical skip of length "0,0": LaTeX stops with
+    "Missing number". The renderer puts an empty group in front of such a row."""
+    import polars as pl
+
+    from analysis.summary import Column, Summary, Table
+
+    t = Table(pl.DataFrame({"window": ["[0,0]", "[-1,+1]"], "n": [1, 2]}), (Column("window"), Column("n")))
+    tex = Summary((t,)).to_latex()
+    assert "{}[0,0] & 1 \\\\" in tex and "{}[-1,+1] & 2 \\\\" in tex
