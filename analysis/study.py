@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from analysis.conventions import BY_NAME
+from analysis.date_basis import apply_date_basis
 from analysis.engine import EventStudy, Method
 from analysis.models import model_spec
 from analysis.pooled import pool_results
@@ -60,6 +61,7 @@ def study_events(
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
     spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(reported firm-events, the events that mask estimation windows) of ``deals``: the filters
     choose the first; the second is every firm-event but the spillover ones. Shared by the return,
@@ -70,6 +72,7 @@ def study_events(
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    deals = apply_date_basis(deals, date_basis)
     spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
@@ -128,8 +131,12 @@ def run_study(
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
     spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
 ) -> EventStudyResult:
     """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``date_basis`` chooses the moment taken as the news (:mod:`analysis.date_basis`): the official
+    announcement (default), its evidenced time of day, or the first credible report.
 
     ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
     for non-party firms near each deal; they do not mask other events' estimation windows, so every
@@ -165,6 +172,7 @@ def run_study(
             collapse_same_day=collapse_same_day,
             unknown_policy=unknown_policy,
             spillovers=spillovers,
+            date_basis=date_basis,
         )
     events, all_events = study_events(
         deals,
@@ -175,6 +183,7 @@ def run_study(
         collapse_same_day=collapse_same_day,
         unknown_policy=unknown_policy,
         spillovers=spillovers,
+        date_basis=date_basis,
     )
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
@@ -211,6 +220,7 @@ def run_garch_study(
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
     spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
 ) -> EventStudyResult:
     """Pure: the GARCH(1,1) market model (:func:`analysis.volatility.garch_study`) on the same
     firm-events, filters and windows as :func:`run_study` (``carousel study --model garch``)."""
@@ -233,6 +243,7 @@ def run_garch_study(
         collapse_same_day=collapse_same_day,
         unknown_policy=unknown_policy,
         spillovers=spillovers,
+        date_basis=date_basis,
     )
     return garch_study(
         returns.select("ticker", "date", "ret"),

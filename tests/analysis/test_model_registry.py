@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from test_engine import synthetic
 
 from analysis import models
 from analysis.engine import EventStudy
 from analysis.models import REGISTRY, LinearModel, lagged, model_spec, register
 from analysis.prediction_error import Plane
-from tests.analysis.test_engine import synthetic
 
 
 def test_registry_resolves_names_and_aliases() -> None:
@@ -47,9 +47,7 @@ class Dimson(LinearModel):
     def series(self) -> tuple[str, ...]:
         return (self.benchmarks[0], f"{self.benchmarks[0]}[-1]")
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, *(series[s] for s in self.series())], None
 
 
