@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,7 +215,10 @@ class YahooSource:
 
         # yfinance's `end` is exclusive.
         yf_end = (end + timedelta(days=1)).isoformat() if end is not None else None
-        with _capture_yf_errors() as cap:
+        # yfinance's own deprecation warnings (pandas' inplace keyword...) are not the user's to act on
+        # and would be printed once per download group; failures still arrive through its log.
+        with _capture_yf_errors() as cap, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
                 frame = yf.download(
                     tickers, start=start.isoformat(), end=yf_end, auto_adjust=False, actions=True,

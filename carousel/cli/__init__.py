@@ -7,6 +7,8 @@ turned into their exit code; nothing a user can cause should end in a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import duckdb
 import typer
@@ -24,6 +26,21 @@ app = typer.Typer(
 )
 
 _err = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="DuckDB database file for the command that follows (same as its own "
+                     "--db; env CAROUSEL_DB; default data/carousel.duckdb).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Measure the circular AI deal web: ledger, market data, event studies, figures."""
+    # Read by every command's --db (carousel.cli.options.DbOption) when it has none of its own.
+    if db is not None:
+        ctx.meta["carousel.db"] = db
 
 
 def _register() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from enum import StrEnum
@@ -49,6 +50,24 @@ def _symbols(values: list[str] | None, option: str) -> list[str]:
         if sym not in out:
             out.append(sym)
     return out
+
+
+_NO_NETWORK = re.compile(
+    r"Could not resolve host|DNSError|Failed to establish a new connection|Network is unreachable|"
+    r"Name or service not known|Temporary failure in name resolution|Connection refused|"
+    r"ConnectionError|curl: \((6|7)\)", re.I)
+#: What yfinance says for a ticker when its time-zone lookup failed, which offline is every ticker.
+_NO_TIMEZONE = "no timezone found"
+
+
+def network_unreachable(failed: dict[str, str]) -> bool:
+    """True when the failures say the network is down: at least one connection error, and every
+    other failure is one or yfinance's 'no timezone found' that the failed lookup causes."""
+    if not failed:
+        return False
+    errors = list(failed.values())
+    return any(_NO_NETWORK.search(e) for e in errors) and all(
+        _NO_NETWORK.search(e) or _NO_TIMEZONE in e for e in errors)
 
 
 def refresh_cmd(
@@ -120,8 +139,15 @@ def refresh_cmd(
         shown = ", ".join(str(d) for d in days[:5]) + (" ..." if len(days) > 5 else "")
         _out.print(f"warning: {t}: {len(days)} row(s) on weekdays that are not sessions of the "
                    f"calendar (stored; check the source): {shown}", soft_wrap=True)
-    for t, e in sorted(rep.failed.items()):
-        print(f"failed: {t}: {e}", file=sys.stderr)
+    if not rep.ok and network_unreachable(rep.failed):
+        # One line instead of one per ticker: offline, every ticker fails for the same reason, and
+        # yfinance words it as "possibly delisted; no timezone found", which misleads.
+        print(f"error: Yahoo Finance cannot be reached (no network): none of the {len(rep.failed)} tickers "
+              "was fetched and nothing was stored. Offline, load the shipped prices with "
+              "`carousel refresh --source snapshot` (or `carousel market load-snapshot`).", file=sys.stderr)
+    else:
+        for t, e in sorted(rep.failed.items()):
+            print(f"failed: {t}: {e}", file=sys.stderr)
     if rep.exit_code:
         # typer.Exit works both standalone and under carousel.cli.main (which exits with the code).
         raise typer.Exit(rep.exit_code)
