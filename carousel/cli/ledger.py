@@ -12,27 +12,18 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.errors import ConflictError, InputError
 from core.paths import resolve_db
-from ledger import api, log, project
-from ledger.load import (
-    company_events,
-    import_file,
-    load_registry,
-    parse_change,
-    parse_deals,
-    registry_from_companies,
-    session_problem,
-)
+
+# duckdb, polars and pyarrow (through carousel.db and ledger.api/log/load) are imported inside the
+# commands: `carousel --help` must not pay for them (carousel/cli/__init__.py). ledger.model is light.
 from ledger.model import (
     CURRENT_VERSION,
     MUTABLE_FIELDS,
@@ -42,6 +33,9 @@ from ledger.model import (
     deal_stream,
     event_id_for,
 )
+
+if TYPE_CHECKING:
+    import duckdb
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -67,6 +61,9 @@ def import_cmd(
     db: DbOption = None,
 ) -> None:
     """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0)."""
+    from carousel.db import connect
+    from ledger.load import import_file
+
     with connect(db) as con:
         rep = import_file(con, file, record_changes=record_changes)
     _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
@@ -81,6 +78,10 @@ def import_cmd(
 @app.command("add")
 def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the new deal(s)")], db: DbOption = None) -> None:
     """Record new deal announcements (same format as import; existing deals are refused)."""
+    from carousel.db import connect
+    from ledger import log
+    from ledger.load import company_events, load_registry, parse_deals
+
     reg = load_registry(file.parent)
     deals = parse_deals(file, reg)
     # The companies come along, as with import: a deal must never name a company the ledger has not
@@ -98,6 +99,9 @@ def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the ne
 
 def _parse_changes(con: duckdb.DuckDBPyConnection, pairs: list[str]) -> dict[str, Any]:
     """``--set`` pairs, each validated exactly as import validates that field (``ledger.load.parse_change``)."""
+    from ledger import api
+    from ledger.load import parse_change, registry_from_companies
+
     reg = registry_from_companies(api.companies(con).to_dicts())
     today = dt.date.today()
     changes: dict[str, Any] = {}
@@ -146,6 +150,9 @@ def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected
 
     ``build(con)`` validates the arguments and returns the payload; it runs before anything is written.
     """
+    from carousel.db import connect
+    from ledger import log
+
     stream = deal_stream(deal_id)
     if not resolve_db(db).exists():  # no deal to change; a read-write open would create an empty database
         raise InputError(f"unknown deal {deal_id!r} (database {resolve_db(db)} does not exist)", field="deal_id")
@@ -197,6 +204,8 @@ def _check_amount_pair(events: list[StoredEvent], new: StoredEvent) -> None:
     """Refuse a change that leaves the deal with an amount but kind 'undisclosed', or a kind but no amount,
     on some valid date (import never produces either; ``_parse_changes`` catches it only when one command
     sets both fields). A pair that was already inconsistent before the change is not blamed on it."""
+    from ledger import project
+
     changes = new.payload.get("changes", {})
     if not {"amount_usd", "amount_kind"} & set(changes):
         return
@@ -213,17 +222,23 @@ def _check_payer_share(events: list[StoredEvent], new: StoredEvent) -> None:
     """Refuse a change after which the deal's payer share (``payer_amount_usd``) cannot stand on some valid
     date: above the amount, without an amount, zero, or on a multi-party deal. Checked whenever a field
     the rule reads changes, so amending the amount below an existing share is refused too."""
+    from ledger import project
+
     _refuse_new_problem(events, new, ("payer_amount_usd", "amount_usd", "payers", "payees"),
                         project.payer_share_problem)
 
 
 def _check_session_time(events: list[StoredEvent], new: StoredEvent) -> None:
     """Refuse a change after which the session label contradicts the time of day (what import refuses)."""
+    from ledger.load import session_problem
+
     _refuse_new_problem(events, new, ("announced_time_et", "session", "announced_date"), session_problem)
 
 
 def _refuse_new_problem(events: list[StoredEvent], new: StoredEvent, fields: tuple[str, ...],
                         check: Callable[[dict[str, Any]], str | None]) -> None:
+    from ledger import project
+
     changes = new.payload.get("changes", {})
     if not set(fields) & set(changes):
         return
@@ -281,6 +296,9 @@ def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
 @app.command("show")
 def show_cmd(deal_id: str, db: DbOption = None) -> None:
     """Show a deal's current state and its event history."""
+    from carousel.db import connect
+    from ledger import api
+
     with connect(db, read_only=True) as con:
         d = api.deals(con).filter(deal_id=deal_id)
         hist = api.history(con, deal_id)
@@ -299,6 +317,9 @@ def show_cmd(deal_id: str, db: DbOption = None) -> None:
 def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e.g. deal-<id>).")] = None,
             limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50, db: DbOption = None) -> None:
     """Print the latest events of the log."""
+    from carousel.db import connect
+    from ledger import log
+
     with connect(db, read_only=True) as con:
         events = log.read(con, streams=[stream] if stream else None)
     t = Table("pos", "stream", "v", "type", "recorded_at")
@@ -312,6 +333,9 @@ def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e
 def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON from `ledger anchor` to check too.")] = None,
                db: DbOption = None) -> None:
     """Recompute the hash chain; name the first broken position (exit 5)."""
+    from carousel.db import connect
+    from ledger import log
+
     doc = _read_anchor(anchor) if anchor else None
     with connect(db, read_only=True) as con:
         rep = log.verify(con)
@@ -348,6 +372,9 @@ def _read_anchor(path: Path) -> dict[str, Any]:
 @app.command("anchor")
 def anchor_cmd(db: DbOption = None) -> None:
     """Print the chain head (position and hash) as JSON, to publish or keep."""
+    from carousel.db import connect
+    from ledger import log
+
     with connect(db, read_only=True) as con:
         print(json.dumps(log.anchor(con), sort_keys=True))
 
@@ -372,6 +399,9 @@ def asof_cmd(known_at: Annotated[str | None, typer.Option(help="Transaction time
             day = dt.date.fromisoformat(in_effect)
         except ValueError:
             raise InputError(f"{in_effect!r} is not a date YYYY-MM-DD", field="--in-effect") from None
+    from carousel.db import connect
+    from ledger import api
+
     with connect(db, read_only=True) as con:
         frame = (api.flows if flows else api.deals)(con, as_known_at=ts, in_effect_on=day)
     cols = (["deal_id", "payer", "payee", "amount_usd", "counts_toward_total"] if flows

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
@@ -72,6 +71,7 @@ def refresh_cmd(
     max_attempts: Annotated[int, typer.Option(min=1)] = 5,
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
+    from carousel.db import connect
     from carousel.universe import universe
     from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
@@ -147,6 +147,7 @@ def load_snapshot_cmd(
     prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
 ) -> None:
     """Load the offline snapshot as one batch (skipped if identical content is already loaded)."""
+    from carousel.db import connect
     from market.snapshot import load_snapshot
 
     con = connect(db)
@@ -172,6 +173,8 @@ def load_snapshot_cmd(
 @market_app.command("status")
 def status_cmd(db: DbOption = None) -> None:
     """Per ticker: rows, first/last date, latest batch; then the last batches."""
+    from carousel.db import connect
+
     con = connect(db, read_only=True)
     try:
         per = con.execute(

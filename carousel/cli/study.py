@@ -7,20 +7,20 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.models import benchmark_tickers, model_spec
-from analysis.results import EventStudyResult, car_columns
-from analysis.study import load_inputs, run_study
-from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.errors import InputError
+
+# The study's modules (polars, numpy, duckdb under them) are imported when the command runs, not when
+# it is registered: `carousel --help` must not pay for them (carousel/cli/__init__.py).
+if TYPE_CHECKING:
+    from analysis.results import EventStudyResult
 
 
 def parse_window(text: str) -> EventWindow:
@@ -46,6 +46,9 @@ def render_table(res: EventStudyResult, console: Console) -> None:
         )
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
+    from analysis.results import car_columns
+    from analysis.summary import Table as SummaryTable
+
     table = Table(title=title, show_lines=False)
     spec = SummaryTable(res.car, car_columns())
     for col in spec.columns:
@@ -119,6 +122,10 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
+        from analysis.models import benchmark_tickers, model_spec
+        from analysis.study import load_inputs, run_study
+        from carousel.db import connect
+
         if fmt not in ("table", "json"):
             raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
         if method not in ("batch", "statsmodels", "event_dummy"):

@@ -105,8 +105,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         }
     )
     returns = _shipped_returns()
-    monkeypatch.setattr(cli, "load_inputs", lambda con, extra: (deals, returns))
-    monkeypatch.setattr(cli, "connect", lambda db, read_only: contextlib.nullcontext(None))
+    # The command imports these when it runs (cold start), so they are replaced where they live.
+    monkeypatch.setattr(study, "load_inputs", lambda con, extra: (deals, returns))
+    monkeypatch.setattr("carousel.db.connect", lambda db, read_only: contextlib.nullcontext(None))
     monkeypatch.setattr(
         events_mod,
         "firm_events",
@@ -179,7 +180,7 @@ def test_parse_window() -> None:
 
 
 def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> None:
-    deals, returns = cli.load_inputs(None, ["SPY"])
+    deals, returns = study.load_inputs(None, ["SPY"])
     res = study.run_study(deals, returns, windows=((0, 0),))
     assert dict(res.excluded.select("event_id", "reason").iter_rows()) == {"undated:MSFT": "no_t0"}
     assert res.nobs == 3
