@@ -149,7 +149,7 @@ class EventStudyResult:
         return json.dumps(self.to_json_records(), indent=None, sort_keys=False)
 
     def _header(self) -> list[str]:
-        bench = ", ".join(self.model.benchmarks) if self.model.name != "mean" else "-"
+        bench = ", ".join(self.model.benchmarks) if self.model.reads_benchmark_returns else "-"
         return [
             f"model={self.model.name} benchmarks={bench} method={self.method} "
             f"conventions={self.conventions.name}",

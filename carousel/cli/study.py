@@ -39,11 +39,7 @@ def render_table(res: EventStudyResult, console: Console) -> None:
     """
     title = (
         f"Event study: {res.model.name}"
-        + (
-            f" on {', '.join(res.model.benchmarks)}"
-            if res.model.name not in ("mean", "ff3")
-            else ""
-        )
+        + (f" on {', '.join(res.model.benchmarks)}" if res.model.reads_benchmark_returns else "")
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     from analysis.results import car_columns
@@ -133,13 +129,13 @@ def register(app: typer.Typer) -> None:
         wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
         bench = tuple(benchmark) if benchmark else ("SPY",)
         try:
-            resolved = model_spec(model, bench).name
+            resolved = model_spec(model, bench)
         except ValueError as exc:
             raise InputError(str(exc), field="--model") from None
-        if resolved in ("mean", "ff3") and len(bench) > 1:
+        if not resolved.reads_benchmark_returns and len(bench) > 1:
             # These models read no benchmark returns; a second -b would be silently ignored.
             raise InputError(
-                f"model {resolved!r} uses no benchmark returns: give at most one --benchmark, "
+                f"model {resolved.name!r} uses no benchmark returns: give at most one --benchmark, "
                 "which only sets the trading-day grid",
                 field="--benchmark",
             )

@@ -172,3 +172,26 @@ def test_same_input_same_bytes_and_bad_spec() -> None:
     assert Summary.of(_table()).to_latex() == Summary.of(_table()).to_latex()
     with pytest.raises(ValueError, match="'pv' is not in the frame"):
         Table(pl.DataFrame({"a": [1.0]}), (Column("a", stars="pv"),))
+
+
+def test_the_car_table_reads_the_same_everywhere() -> None:
+    from rich.console import Console
+
+    from analysis.engine import EventStudy
+    from carousel.cli.study import render_table
+    from tests.analysis.test_engine import synthetic
+
+    ret, events, _ = synthetic(3, seed=3, inject=0.05)
+    res = EventStudy(ret, events, benchmarks=("MKT",)).fit()
+    row = res.car.row(1, named=True)  # e0000 [-1,+1]
+    cell = f"{100 * row['car']:.2f}{stars(row['p'])}"
+    assert row["window"] == "[-1,+1]" and cell.endswith("*")
+    text, tex = res.summary(), res.to_latex()
+    line = next(ln for ln in text.splitlines() if ln.startswith("d0000") and "[-1,+1]" in ln)
+    assert line.split()[4:7] == [cell, f"{100 * row['se']:.2f}", f"{row['t']:.2f}"]
+    assert f"d0000 & F0000 & {row['t0']} & [-1,+1] & {cell} & {100 * row['se']:.2f} & " in tex
+    console = Console(width=200, record=True)
+    render_table(res, console)
+    shown = console.export_text()
+    assert "CAR %" in shown and "BHAR %" in shown and cell in shown
+    assert "CAAR over firm-events with a complete window" in text
