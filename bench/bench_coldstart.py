@@ -1,6 +1,9 @@
 """Cold starts: `carousel --help`, `carousel study` for one deal, and a first fit, each in fresh processes.
 
-    python3 bench/bench_coldstart.py [--repeat 7]
+    python3 bench/bench_coldstart.py [--repeat 7] [--root CHECKOUT]
+
+``--root`` measures another checkout (e.g. ``git worktree add /tmp/before <commit>``) with the same
+script and floors, for a before/after comparison in one session.
 
 Every figure is a new Python process (``sys.executable``, this checkout first on PYTHONPATH), timed from
 spawn to exit, min and median over ``--repeat`` runs, wall clock and CPU (user + system of the child).
@@ -8,8 +11,10 @@ Beside each target the script times its floor in the same run, so the ratio says
 to what it cannot avoid:
 
 * ``python -c pass`` (the interpreter and site-packages' .pth files), ``import typer`` (the CLI
-  framework), ``import duckdb, polars, numpy`` (what any command that reads the database must load),
-  and ``import scipy.special`` (the t and normal tails of the study's p-values);
+  framework), the ``--help`` of a two-command typer app (typer's rich help formatter alone imports
+  rich.markdown, markdown_it and rich.traceback), ``import duckdb, polars, numpy`` (what any command
+  that reads the database must load), plus pyarrow (DuckDB's ``.pl()`` goes through it) and
+  scipy.special (the t tails of the study's p-values);
 * the study with an empty calendar cache (each run builds the exchange_calendars calendars, as every
   run did before market.session_cache) against the study with the cache in place;
 * the first ``run_study`` on the shipped deals in a fresh process against the second one in the same
@@ -36,6 +41,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEAL = "amd-openai-2025-10-06"
+
+TYPER_APP = """
+import typer
+app = typer.Typer(add_completion=False)
+@app.command()
+def one(x: int = 1) -> None:
+    "First command."
+@app.command()
+def two(y: str = "") -> None:
+    "Second command."
+try:
+    app(["--help"])
+except SystemExit:
+    pass
+"""
 
 FIRST_FIT = r"""
 import json, sys, time
@@ -92,32 +112,39 @@ def line(label: str, s: dict[str, float], floor: dict[str, float] | None = None,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7, help="measured runs per figure (>= 5 recommended)")
+    ap.add_argument("--root", type=Path, default=ROOT, help="carousel checkout to measure (default: this one)")
     a = ap.parse_args()
+    root = a.root.resolve()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="carousel-coldstart-"))
     try:
         cache = tmp / "xdg"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cache)}
+        env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(cache)}
         env.pop("CAROUSEL_DB", None)
         db = tmp / "c.duckdb"
-        for args in (["ledger", "import", str(ROOT / "data" / "events" / "deals.csv")],
+        for args in (["ledger", "import", str(root / "data" / "events" / "deals.csv")],
                      ["market", "load-snapshot"]):
             timed([py, "-m", "carousel", *args, "--db", str(db)], env)
-        print(f"cold starts, {a.repeat} fresh processes each (+1 unmeasured), python {sys.version.split()[0]}")
+        print(f"cold starts of {root}, {a.repeat} fresh processes each (+1 unmeasured), "
+              f"python {sys.version.split()[0]}")
 
         print("floors:")
         f_pass = series([py, "-c", "pass"], env, a.repeat)
         line("python -c pass", f_pass)
         f_typer = series([py, "-c", "import typer"], env, a.repeat)
         line("python -c 'import typer'", f_typer)
+        f_app = series([py, "-c", TYPER_APP], env, a.repeat)
+        line("--help of a two-command typer app", f_app)
         f_data = series([py, "-c", "import duckdb, polars, numpy"], env, a.repeat)
         line("python -c 'import duckdb, polars, numpy'", f_data)
-        f_special = series([py, "-c", "import duckdb, polars, numpy, scipy.special"], env, a.repeat)
-        line("... + scipy.special", f_special)
+        f_special = series([py, "-c", "import typer, duckdb, polars, numpy, pyarrow, scipy.special"],
+                           env, a.repeat)
+        line("... + typer, pyarrow, scipy.special", f_special)
 
         print("carousel --help (target < 0.3 s):")
         helped = series([py, "-m", "carousel", "--help"], env, a.repeat)
         line("carousel --help", helped, f_typer, "import typer")
+        line("", helped, f_app, "typer app --help")
         print(f"  {'':<46} {helped['median'] - f_pass['median']:+.3f} s wall, "
               f"{helped['cpu_median'] - f_pass['cpu_median']:+.3f} s CPU above python -c pass")
 
