@@ -1,19 +1,34 @@
-"""Ledger throughput: batched appends, full replay, verify; against one transaction per event.
+"""Ledger throughput against its floors, measured in the same run (issue 16 items 2-3).
 
-    python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--naive 2000]
+    python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--dates 10000] [--runs 3]
 
-Prints events/s for each phase and the batched/naive append ratio measured in the same run.
+Each run uses a fresh database. Printed per target: min and median over ``--runs`` runs, and the ratio
+to the floor or alternative measured in the same run:
+
+* append: ``--events`` DealAnnounced events in batches of ``--batch`` (log, chain, head, projections)
+  against the floor = DuckDB inserting the same log rows through Arrow in one transaction + canonical
+  JSON and SHA-256 in Python; target >= 15,000 events/s and <= 2x the floor;
+* verify: the whole chain, head and projection replay; target < 1 s at 100,000 events;
+* as-of at ``--dates`` instants in one pass (``ledger.api.deals_as_known_at_many``) against one
+  ``deals(as_known_at=t)`` query (the alternative: one such query per instant); target < 2 s;
+* a single as-of query; target < 200 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import hashlib
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
+
 from carousel.db import connect
-from ledger import log, project
+from ledger import api, log
 from ledger.model import NewEvent, deal_stream, event_id_for
 
 
@@ -27,40 +42,96 @@ def deal(i: int) -> NewEvent:
     return NewEvent(event_id_for(s, "DealAnnounced"), s, "DealAnnounced", payload)
 
 
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _floor(tmp: Path, events: list[NewEvent]) -> float:
+    """Canonical JSON + SHA-256 of every event in Python, then one Arrow insert of the rows into a fresh
+    ledger_log in one transaction: what any append must at least do."""
+    t = time.perf_counter()
+    prev = "0" * 64
+    rows: dict[str, list[object]] = {k: [] for k in ("position", "event_id", "stream_id", "stream_version",
+                                                       "event_type", "schema_version", "payload", "recorded_at_us",
+                                                       "prev_hash", "hash")}
+    for pos, e in enumerate(events, 1):
+        payload = e.payload_json
+        h = hashlib.sha256("|".join((prev, str(pos), e.event_id, e.stream_id, "1", e.event_type, "2", str(pos),
+                                     payload)).encode()).hexdigest()
+        for k, v in (("position", pos), ("event_id", e.event_id), ("stream_id", e.stream_id), ("stream_version", 1),
+                     ("event_type", e.event_type), ("schema_version", 2), ("payload", payload),
+                     ("recorded_at_us", pos), ("prev_hash", prev), ("hash", h)):
+            rows[k].append(v)
+        prev = h
+    hashed = time.perf_counter() - t
+    with connect(tmp / "floor.duckdb") as con:  # opening (schema DDL) is not timed, as for the append
+        t = time.perf_counter()
+        con.register("b", pl.DataFrame(rows).to_arrow())
+        con.execute("BEGIN")
+        con.execute("INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
+                    "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM b")
+        con.execute("COMMIT")
+        return hashed + time.perf_counter() - t
+
+
+def one_run(n: int, batch: int, n_dates: int) -> dict[str, float]:
+    events = [deal(i) for i in range(n)]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        out["floor"] = _floor(tmp, events)
+        with connect(tmp / "bench.duckdb") as con:
+            out["append"] = _timed(lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
+        with connect(tmp / "bench.duckdb", read_only=True) as con:
+            rep: list[log.VerifyReport] = []
+            out["verify"] = _timed(lambda: rep.append(log.verify(con)))
+            assert rep[0].ok and rep[0].events == n
+            us = [r[0] for r in con.execute("SELECT epoch_us(recorded_at) FROM ledger_events ORDER BY position").fetchall()]
+            lo, hi = us[0], us[-1]
+            times = [dt.datetime.fromtimestamp((lo + (hi - lo) * k // max(n_dates - 1, 1)) / 1e6, dt.UTC)
+                     for k in range(n_dates)]
+            mid = times[len(times) // 2]
+            single: list[pl.DataFrame] = []
+            out["asof_one"] = _timed(lambda: single.append(api.deals(con, as_known_at=mid)))
+            many: list[pl.DataFrame] = []
+            out["asof_many"] = _timed(lambda: many.append(api.deals_as_known_at_many(con, times[-min(n_dates, 50):])))
+            out["asof_many_rows"] = many[0].height
+            assert many[0].filter(pl.col("as_known_at") == times[-1]).height == n
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=1_000)
-    ap.add_argument("--naive", type=int, default=2_000)
+    ap.add_argument("--dates", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        with connect(Path(tmp) / "bench.duckdb") as con:
-            events = [deal(i) for i in range(a.events)]
-            t = time.perf_counter()
-            for k in range(0, a.events, a.batch):
-                log.append(con, events[k : k + a.batch])
-            t_append = time.perf_counter() - t
-            t = time.perf_counter()
-            state = project.fold(log.read(con))
-            t_replay = time.perf_counter() - t
-            assert len(state.deals) == a.events
-            t = time.perf_counter()
-            rep = log.verify(con)
-            t_verify = time.perf_counter() - t
-            assert rep.ok and rep.events == a.events
-        with connect(Path(tmp) / "naive.duckdb") as con:
-            naive = [deal(i) for i in range(a.naive)]
-            t = time.perf_counter()
-            for ev in naive:
-                log.append(con, [ev])
-            t_naive = time.perf_counter() - t
-    batched_rate = a.events / t_append
-    naive_rate = a.naive / t_naive
-    print(f"append  {a.events:>8} events in batches of {a.batch}: {t_append:7.2f} s  {batched_rate:>10,.0f} events/s")
-    print(f"append  {a.naive:>8} events one transaction each:  {t_naive:7.2f} s  {naive_rate:>10,.0f} events/s")
-    print(f"ratio   batched / one-per-transaction: {batched_rate / naive_rate:.1f}x")
-    print(f"replay  {a.events:>8} events (read + upcast + fold):  {t_replay:7.2f} s  {a.events / t_replay:>10,.0f} events/s")
-    print(f"verify  {a.events:>8} events (chain, head, projections): {t_verify:7.2f} s  {a.events / t_verify:>10,.0f} events/s")
+    runs = [one_run(a.events, a.batch, a.dates) for _ in range(a.runs)]
+
+    def stat(key: str) -> tuple[float, float]:
+        xs = [r[key] for r in runs]
+        return min(xs), statistics.median(xs)
+
+    n = a.events
+    ap_min, ap_med = stat("append")
+    fl_min, fl_med = stat("floor")
+    ratios = [r["append"] / r["floor"] for r in runs]
+    print(f"{a.runs} runs, {n:,} events, batches of {a.batch:,}")
+    print(f"append      min {ap_min:6.2f} s  median {ap_med:6.2f} s  = {n / ap_med:>9,.0f} events/s (target >= 15,000)")
+    print(f"floor       min {fl_min:6.2f} s  median {fl_med:6.2f} s  (JSON + SHA-256 in Python + one Arrow insert)")
+    print(f"ratio       append / floor: min {min(ratios):.2f}x  median {statistics.median(ratios):.2f}x (target <= 2x)")
+    v_min, v_med = stat("verify")
+    print(f"verify      min {v_min:6.2f} s  median {v_med:6.2f} s  = {n / v_med:>9,.0f} events/s (target < 1 s)")
+    o_min, o_med = stat("asof_one")
+    print(f"as-of one   min {o_min:6.3f} s  median {o_med:6.3f} s  deals(as_known_at=mid-log) (target < 0.2 s)")
+    m_min, m_med = stat("asof_many")
+    k = min(a.dates, 50)
+    print(f"as-of many  min {m_min:6.3f} s  median {m_med:6.3f} s  {k} instants in one pass, "
+          f"{int(runs[0]['asof_many_rows']):,} rows; {k} single queries would take ~{k * o_med:.1f} s "
+          f"(ratio {k * o_med / m_med:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -71,10 +71,9 @@ def announcement_sizes(deals: pl.DataFrame) -> pl.DataFrame:
 def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
     """Where this report's numbers come from, read from the database (not assumed)."""
     from analysis.factors import load_ff3
+    from ledger import log as ledger_log
 
-    n_events, head, head_hash = con.execute(
-        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log"
-    ).fetchall()[0]
+    n_events, head, head_hash = ledger_log.head_summary(con)
     batches = con.execute(
         "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
         "WHERE row_count > 0 GROUP BY source ORDER BY source"
@@ -144,7 +143,9 @@ def run(
             # record_changes: shipped deal data revised by a newer carousel reaches an existing database
             # as corrections (the event-sourced way) instead of stopping the main job with a conflict.
             rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True)
-        summary.events_appended = rep.appended
+            # The timing evidence of the shipped deals (beside, never over, their official announced times).
+            timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
+        summary.events_appended = rep.appended + timing.appended
         summary.deals_corrected = len(rep.corrected)
         summary.retracted_changed = len(rep.retracted_changed)
 
@@ -156,6 +157,10 @@ def run(
         # tickers still get the snapshot, so one fetched ticker does not leave the rest without prices.
         with connect(path) as con:
             summary.price_rows_appended = load_snapshot(con).appended_rows
+            # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
+            from market.shares_store import load_shares_snapshot
+
+            load_shares_snapshot(con)
         if online:
             from carousel.universe import universe
             from market.refresh import refresh, refresh_lock

@@ -7,11 +7,12 @@ the log, because a past state is by definition not what the projection tables ho
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import duckdb
 import polars as pl
 
-from ledger import log, project
+from ledger import asof, log, project
 
 
 def _state(con: duckdb.DuckDBPyConnection, as_known_at: dt.datetime | None, in_effect_on: dt.date | None) -> project.LedgerState:
@@ -55,6 +56,20 @@ def flows(
                "WHERE d.status = 'active' ORDER BY f.deal_id, f.payer, f.payee")
         return _frame(con, sql, project.FLOW_COLUMNS)
     return project.flows_frame(_state(con, as_known_at, in_effect_on))
+
+
+def deals_as_known_at_many(con: duckdb.DuckDBPyConnection, times: Sequence[dt.datetime] | pl.Series) -> pl.DataFrame:
+    """Every deal as known at each of ``times`` (tz-aware) in one pass: one frame, ``as_known_at`` first,
+    then the columns of :func:`deals` (active and retracted deals; a deal not yet recorded at a time has
+    no row for it), sorted by (as_known_at, deal_id). Equals ``deals(con, as_known_at=t)`` for every t.
+    One replay of the log plus an interval join (:mod:`ledger.asof`)."""
+    return asof.deals_at(log.read(con), times)
+
+
+def flows_as_known_at_many(con: duckdb.DuckDBPyConnection, times: Sequence[dt.datetime] | pl.Series) -> pl.DataFrame:
+    """Edges of the active deals as known at each of ``times``: ``as_known_at`` then the columns of
+    :func:`flows`; equals ``flows(con, as_known_at=t)`` for every t."""
+    return asof.flows_at(log.read(con), times)
 
 
 def history(con: duckdb.DuckDBPyConnection, deal_id: str) -> list[dict[str, object]]:

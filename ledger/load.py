@@ -11,36 +11,50 @@ Companies come from ``companies.csv`` next to the deals file (or ``data/events/c
 deal's ``amount_kind`` and ``horizon`` explicitly (see ``data/events/NOTES.md``). Deals it does not list
 fall back to reading the leading clause of ``amount_note`` (:func:`note_terms`).
 
-The field validators here are the only ones: ``carousel ledger amend/correct`` run the same checks on
-``--set`` values (:func:`parse_change`), so no value can enter the ledger by a route that import refuses.
+Each field is validated by its rule in :data:`ledger.fields.FIELDS`, the rule ``carousel ledger
+amend/correct`` apply to ``--set`` values, so no value can enter the ledger by a route that import
+refuses. Reading files is :mod:`ledger.files`, the reference files :mod:`ledger.registry`, the notes'
+amount terms :mod:`ledger.notes`.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
-import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from functools import partial
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 
 from core.errors import ConflictError, InputError
 from core.paths import DATA_DIR
-from ledger import log, project
+from ledger import log, project, timing
+from ledger.fields import (
+    _ID_RE,
+    BN,
+    FIELDS,
+    REQUIRED,
+    Context,
+    _check_text,
+    _parse_date,
+    _session_fits_time,
+    _url,
+    named_companies,
+    self_deal_problem,
+    session_problem,
+    ticker_owner_problem,
+)
+from ledger.fields import (
+    _TICKER_RE as _TICKER_RE,  # re-exported: market.sources and tests pin the pattern
+)
+from ledger.fields import session_time_problem as session_time_problem
+from ledger.files import DEAL_FIELDS, check_file, csv_rows, yaml_rows
 from ledger.model import (
-    AMOUNT_KINDS,
     CURRENT_VERSION,
-    DEAL_TYPES,
     MUTABLE_FIELDS,
-    SESSIONS,
     NewEvent,
     StoredEvent,
     canonical_json,
@@ -48,27 +62,10 @@ from ledger.model import (
     deal_stream,
     event_id_for,
 )
-
-DEAL_FIELDS = (
-    "id", "announced_date", "announced_time_et", "session", "payer", "payee", "amount_usd_bn",
-    "amount_note", "deal_type", "counterparty_tickers", "headline_reaction", "source_publisher",
-    "source_title", "source_date", "source_url", "confidence",
-)
-REQUIRED = ("id", "session", "payer", "payee", "deal_type", "source_url")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{2,119}$")
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$", re.ASCII)  # ASCII: \d would take any script's digits
-_TICKER_RE = re.compile(r"^\^?[A-Z0-9]{1,10}(\.[A-Z]{1,3})?$")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_HORIZON_RE = re.compile(r"^(?:[1-9]\d?y|through (?:19|20)\d\d)$", re.ASCII)
-CONFIDENCE = ("verified", "partial", "memory")
-MAX_FIELD = 4000
-BN = Decimal(10**9)
-#: Largest plausible headline amount, US$ billions (checked before quantizing, which overflows beyond it).
-MAX_BN = Decimal(100_000)
-SOURCE_KEYS = ("publisher", "title", "url", "date")
-
-#: Makes an InputError for a message and a field name (binds the file and line, where there is one).
-ErrFn = Callable[[str, str], InputError]
+from ledger.notes import note_terms
+from ledger.registry import AmountTerms as AmountTerms
+from ledger.registry import Registry, _bn_text, load_registry
+from ledger.registry import registry_from_companies as registry_from_companies
 
 
 @dataclass(frozen=True)
@@ -83,233 +80,16 @@ class ImportReport:
     retracted_changed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class AmountTerms:
-    """What a deal's headline amount is (``amount_kind``), over what period (``horizon``), and how much of
-    it the named payer pays itself (``payer_amount``, US dollars) when others share the deal: the $40B
-    SoftBank-led round of 2025-03-31 had co-investors for about $10B (``data/events/NOTES.md``)."""
-
-    amount_kind: str
-    horizon: str | None
-    payer_amount: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class Registry:
-    """Known companies: alias -> company id, and ticker -> company id; per-deal contract and amount terms."""
-
-    companies: dict[str, dict[str, Any]]
-    aliases: dict[str, str]
-    tickers: dict[str, str]
-    contracts: dict[str, tuple[str, bool]]
-    terms: dict[str, AmountTerms] = field(default_factory=dict)
-
-
-def load_registry(folder: Path) -> Registry:
-    comp_file = folder / "companies.csv"
-    if not comp_file.exists():
-        comp_file = DATA_DIR / "events" / "companies.csv"
-    companies: dict[str, dict[str, Any]] = {}
-    aliases: dict[str, str] = {}
-    tickers: dict[str, str] = {}
-    for line, row in _csv_rows(comp_file, ("company_id", "name", "listed", "tickers", "aliases"), allowed=("note",)):
-        cid = row["company_id"]
-        if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", cid):
-            raise InputError(f"invalid company id {cid!r}", file=comp_file, line=line, field="company_id")
-        listed = row["listed"].strip().lower()
-        if listed not in ("true", "false"):
-            raise InputError("must be true or false", file=comp_file, line=line, field="listed")
-        tlist = []
-        for spec in filter(None, row["tickers"].split("|")):
-            parts = spec.split(":")
-            if len(parts) != 3 or not _TICKER_RE.match(parts[0]):
-                raise InputError(f"ticker {spec!r} is not SYMBOL:EXCHANGE:CCY", file=comp_file, line=line, field="tickers")
-            tlist.append({"symbol": parts[0], "exchange": parts[1], "currency": parts[2]})
-            tickers[parts[0]] = cid
-        companies[cid] = {"company_id": cid, "name": row["name"], "listed": listed == "true", "tickers": tlist}
-        for alias in {row["name"], cid, *filter(None, row["aliases"].split("|"))}:
-            aliases[alias.strip().lower()] = cid
-    contracts: dict[str, tuple[str, bool]] = {}
-    con_file = folder / "contracts.csv"
-    if not con_file.exists():
-        con_file = DATA_DIR / "events" / "contracts.csv"
-    if con_file.exists():
-        for line, row in _csv_rows(con_file, ("deal_id", "contract_id", "counts_toward_total"), allowed=("note",)):
-            flag = row["counts_toward_total"].strip().lower()
-            if flag not in ("true", "false"):
-                raise InputError("must be true or false", file=con_file, line=line, field="counts_toward_total")
-            contracts[row["deal_id"]] = (row["contract_id"], flag == "true")
-    return Registry(companies, aliases, tickers, contracts, _load_terms(folder))
-
-
-def _load_terms(folder: Path) -> dict[str, AmountTerms]:
-    """``amount_terms.csv``: explicit amount_kind/horizon per deal id (beside the deals file, else shipped)."""
-    path = folder / "amount_terms.csv"
-    if not path.is_file():
-        path = DATA_DIR / "events" / "amount_terms.csv"
-    if not path.is_file():
-        return {}
-    terms: dict[str, AmountTerms] = {}
-    first: dict[str, int] = {}
-    for line, row in _csv_rows(path, ("deal_id", "amount_kind", "horizon"), allowed=("note", "payer_share_bn")):
-        did = row["deal_id"]
-        if did in first:
-            raise InputError(f"duplicate deal id {did!r} (first on line {first[did]})", file=path, line=line, field="deal_id")
-        first[did] = line
-        kind = row["amount_kind"]
-        # Only a disclosed amount has a kind worth stating; an empty amount is 'undisclosed' by definition.
-        if kind not in AMOUNT_KINDS or kind == "undisclosed":
-            raise InputError(f"{kind!r} is not one of exact, up_to, estimate", file=path, line=line, field="amount_kind")
-        horizon = row["horizon"] or None
-        if horizon is not None and not _HORIZON_RE.match(horizon):
-            raise InputError(f"{horizon!r} is not a horizon like '5y' or 'through 2032'", file=path, line=line,
-                             field="horizon")
-        share = _money(row.get("payer_share_bn") or "", partial(_terms_error, path, line), "payer_share_bn",
-                       scale=BN, unit="US$ billions")
-        terms[did] = AmountTerms(kind, horizon, share)
-    return terms
-
-
-def _terms_error(path: Path, line: int, message: str, fld: str) -> InputError:
-    return InputError(message, file=path, line=line, field=fld)
-
-
-def _bn_text(dollars: Decimal) -> str:
-    """US dollars as plain billions: 40000000000.00 -> '40', 12500000000.00 -> '12.5'."""
-    return format((dollars / BN).normalize(), "f")
-
-
-def registry_from_companies(companies: list[dict[str, Any]]) -> Registry:
-    """A registry of the companies a database has registered (for ``amend``/``correct``).
-
-    The database, not a CSV beside the working directory, is what a change must agree with: a deal may only
-    name companies and tickers that the ledger itself knows.
-    """
-    aliases: dict[str, str] = {}
-    tickers: dict[str, str] = {}
-    for c in companies:
-        cid = c["company_id"]
-        aliases[cid.lower()] = cid
-        aliases[str(c["name"]).strip().lower()] = cid
-        for t in c["tickers"] or []:
-            tickers[t] = cid
-    return Registry({c["company_id"]: c for c in companies}, aliases, tickers, {})
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError("file not found", file=path)
-    if not path.is_file():
-        raise InputError("not a regular file (a directory?)", file=path)
-
-
-def _read_text(path: Path) -> str:
-    """The file's text; every way of failing to read it is an InputError naming the file."""
-    _check_file(path)
-    try:
-        # utf-8-sig: Excel saves "CSV UTF-8" with a byte-order mark, which would otherwise become part of
-        # the first column's name.
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
-
-
-def _csv_rows(
-    path: Path, required: tuple[str, ...], *, allowed: tuple[str, ...] | None = ()
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV file with its line numbers.
-
-    ``allowed`` names optional columns beyond ``required``; any other column is an error, because a
-    misspelt column (``amount_usd_bm``) would otherwise be dropped silently and its values lost. ``None``
-    allows any extra column.
-    """
-    text = _read_text(path)
-    # newline="": lines end only at \r, \n or \r\n, as in CSV (str.splitlines would also end them at
-    # U+2028, U+0085, form feeds..., splitting a record in two inside an unquoted field).
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", file=path, line=1) from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"missing column(s): {', '.join(missing)}", file=path, line=1, field=missing[0])
-    dups = sorted({c for c in header if header.count(c) > 1})
-    if dups:
-        raise InputError(f"column(s) appear more than once: {', '.join(dups)}", file=path, line=1, field=dups[0])
-    if allowed is not None:
-        unknown = [c for c in header if c not in required and c not in allowed]
-        if unknown:
-            raise InputError(f"unknown column(s): {', '.join(map(repr, unknown))}; expected {', '.join(required + allowed)}",
-                             file=path, line=1, field=unknown[0])
-    done = reader.line_num  # the last line of the last record read (csv does not advance it on an error)
-    try:
-        for row in reader:
-            # The line the record starts on: line_num is where it ends (quoted fields may hold line breaks).
-            raw = [v for k, v in row.items() if k is not None] + list(row.get(None) or [])
-            line = reader.line_num - sum(len(_LINE_BREAK.findall(v)) for v in raw if isinstance(v, str))
-            done = reader.line_num
-            if None in row:
-                raise InputError(f"{len(row[None])} value(s) more than the header has", file=path, line=line)
-            yield line, {k: (v or "").strip() for k, v in row.items()}
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", file=path, line=done + 1) from None
-
-
-def _yaml_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a YAML deals file, read from the composed node tree rather than constructed values.
-
-    Why nodes: YAML 1.1 *constructs* ``16:30`` as the sexagesimal integer 990 and ``0.1`` as a binary
-    float, and silently keeps the last of two equal keys. A plain scalar's node keeps the text as written,
-    so times stay ``16:30``, amounts reach :class:`~decimal.Decimal` from their digits, and a duplicate key
-    can be reported with its line.
-    """
-    text = _read_text(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", file=path,
-                         line=(mark.line + 1) if mark else None) from None
-    if isinstance(root, yaml.MappingNode):
-        top = _yaml_mapping(root, path)
-        if "deals" not in top:
-            raise InputError("expected a list of deals (or a mapping with a 'deals' list)", file=path, line=1)
-        root = top["deals"]
-    if not isinstance(root, yaml.SequenceNode):
-        raise InputError("expected a list of deals (or a mapping with a 'deals' list)", file=path,
-                         line=(root.start_mark.line + 1) if root is not None else 1)
-    for node in root.value:
-        line = node.start_mark.line + 1
-        if not isinstance(node, yaml.MappingNode):
-            raise InputError("each deal must be a mapping", file=path, line=line)
-        item = _yaml_mapping(node, path)
-        unknown = sorted(set(item) - set(DEAL_FIELDS))
-        if unknown:
-            raise InputError(f"unknown field(s): {', '.join(unknown)}", file=path, line=line, field=unknown[0])
-        row = {}
-        for k in DEAL_FIELDS:
-            value = item.get(k)
-            if value is not None and not isinstance(value, yaml.ScalarNode):
-                raise InputError("expected a single value, not a list or mapping (separate several with ';')",
-                                 file=path, line=value.start_mark.line + 1, field=k)
-            row[k] = "" if value is None or value.tag == "tag:yaml.org,2002:null" else str(value.value).strip()
-        yield line, row
-
-
-def _yaml_mapping(node: yaml.MappingNode, path: Path) -> dict[str, yaml.Node]:
-    out: dict[str, yaml.Node] = {}
-    lines: dict[str, int] = {}
-    for key_node, value_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise InputError("keys must be plain names", file=path, line=key_node.start_mark.line + 1)
-        key, line = str(key_node.value), key_node.start_mark.line + 1
-        if key in out:
-            raise InputError(f"duplicate key {key!r} (first on line {lines[key]})", file=path, line=line, field=key)
-        out[key], lines[key] = value_node, line
-    return out
+def validate_file(path: str | Path, *, today: dt.date | None = None) -> None:
+    """Validate a deals or timing-evidence file without a database (InputError naming file, line and
+    field): what the CLI runs before it opens the database read-write."""
+    path = Path(path)
+    check_file(path)
+    if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
+        for _ in timing.parse_timing(path, today=today):
+            pass
+        return
+    parse_deals(path, load_registry(path.parent), today=today)
 
 
 def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None) -> list[NewEvent]:
@@ -317,9 +97,9 @@ def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None)
     today = today or dt.date.today()
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        rows: Iterator[tuple[int, dict[str, str]]] = _yaml_rows(path)
+        rows: Iterator[tuple[int, dict[str, str]]] = yaml_rows(path)
     elif suffix == ".csv":
-        rows = _csv_rows(path, DEAL_FIELDS)
+        rows = csv_rows(path, DEAL_FIELDS)
     else:
         raise InputError("unsupported file type (use .csv, .yaml or .yml)", file=path)
     events: list[NewEvent] = []
@@ -351,15 +131,26 @@ def deal_payload(
     did = row["id"]
     if not _ID_RE.match(did):
         raise err(f"{did!r} is not a deal id (lowercase letters, digits, '-', '.')", "id")
-    ann = _parse_date(row.get("announced_date", ""), err, "announced_date", today)
+    # Each field by its rule in ledger.fields.FIELDS (the rule amend/correct apply to --set), in the order
+    # errors have always been reported.
+    ctx = Context(reg, err, today, scale=BN, unit="US$ billions")
+
+    def field(name: str, default: str = "") -> Any:
+        rule = FIELDS[name]
+        assert rule.column is not None
+        return rule.parse(row.get(rule.column) or default, ctx, rule.column)
+
+    ann_text = field("announced_date")
+    ann = dt.date.fromisoformat(ann_text) if ann_text else None
     _parse_date(row.get("source_date", ""), err, "source_date", today)
-    time_et = _time(row.get("announced_time_et", ""), err, "announced_time_et")
-    session = _session(row["session"], err, "session")
+    time_et = field("announced_time_et")
+    session = field("session")
     _session_fits_time(session, time_et, ann, err)
-    deal_type = _deal_type(row["deal_type"], err, "deal_type")
-    payers = _parties(row["payer"], reg, err, "payer")
-    payees = _parties(row["payee"], reg, err, "payee")
-    amount = _money(row.get("amount_usd_bn", ""), err, "amount_usd_bn", scale=BN, unit="US$ billions")
+    deal_type = field("deal_type")
+    payers = field("payers")
+    payees = field("payees")
+    amount_text = field("amount_usd")
+    amount = None if amount_text is None else Decimal(amount_text)
     note = row.get("amount_note", "")
     terms = reg.terms.get(did)
     if terms is None:
@@ -375,25 +166,33 @@ def deal_payload(
         raise err(f"amount_terms.csv gives a payer share of US$ {_bn_text(terms.payer_amount)} billion, but "
                   + ("a share must be positive" if terms.payer_amount == 0 else
                      "the deal has several payers or payees, so no single payer's share"), "payer")
-    tickers = _tickers(row.get("counterparty_tickers", ""), reg, err, "counterparty_tickers")
-    conf = _confidence(row.get("confidence") or "partial", err, "confidence")
+    problem = self_deal_problem({"payers": payers, "payees": payees})
+    if problem:
+        raise err(problem, "payee")
+    tickers = field("tickers")
+    named = named_companies(" ".join((note, row.get("source_title", ""), row.get("headline_reaction", ""))),
+                            reg.aliases)
+    problem = ticker_owner_problem({"payers": payers, "payees": payees, "tickers": tickers}, reg.tickers, named)
+    if problem:
+        raise err(problem, "counterparty_tickers")
+    conf = field("confidence", "partial")
     url = _url(row["source_url"], err, "source_url")
     contract_id, counts = reg.contracts.get(did, (did, True))
     payload: dict[str, Any] = {
         "deal_id": did,
         "contract_id": contract_id,
         "counts_toward_total": counts,
-        "announced_date": ann.isoformat() if ann else None,
+        "announced_date": ann_text,
         "announced_time_et": time_et,
         "session": session,
         "payers": payers,
         "payees": payees,
-        "amount_usd": None if amount is None else format(amount, "f"),
+        "amount_usd": amount_text,
         "amount_kind": terms.amount_kind,
         "deal_type": deal_type,
         "horizon": terms.horizon,
         "tickers": tickers,
-        "title": row.get("source_title") or None,
+        "title": field("title"),
         "confidence": conf,
         "note": note or None,
         "headline_reaction": row.get("headline_reaction") or None,
@@ -413,307 +212,6 @@ def deal_payload(
     return payload
 
 
-# --- field validators (shared by import and by amend/correct) ---------------------------------------
-
-
-def _check_text(value: str, err: ErrFn, fld: str) -> None:
-    if len(value) > MAX_FIELD:
-        raise err(f"value is {len(value)} characters long (limit {MAX_FIELD})", fld)
-    if any(ord(c) < 32 and c not in "\t" for c in value):
-        raise err("contains control characters", fld)
-
-
-def _parse_date(text: str, err: ErrFn, fld: str, today: dt.date) -> dt.date | None:
-    if not text:
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
-        raise err(f"{text!r} is not an ISO date YYYY-MM-DD", fld)
-    try:
-        d = dt.date.fromisoformat(text)
-    except ValueError:
-        raise err(f"{text!r} is not a real calendar date", fld) from None
-    if d > today:
-        raise err(f"{text} is in the future (today is {today})", fld)
-    if d.year < 1990:
-        raise err(f"{text} is implausibly early", fld)
-    return d
-
-
-#: NYSE regular hours in minutes after midnight ET; half days close at 13:00.
-_OPEN, _HALF_CLOSE, _CLOSE = 9 * 60 + 30, 13 * 60, 16 * 60
-
-
-def _maybe_half_day(day: dt.date | None) -> bool:
-    """Whether NYSE may close at 13:00 on ``day``: 3 July, 24 December or the day after Thanksgiving
-    (the fourth Thursday of November). Without a calendar (the ledger does not depend on the market
-    layer) this is the superset of its early closes; an unknown date may be one."""
-    if day is None:
-        return True
-    if (day.month, day.day) in ((7, 3), (12, 24)):
-        return True
-    first_thursday = 1 + (3 - dt.date(day.year, 11, 1).weekday()) % 7
-    return day.month == 11 and day.day == first_thursday + 22
-
-
-def session_time_problem(session: str | None, time_et: str | None, day: dt.date | str | None) -> str | None:
-    """Why a session label contradicts the time of day, or None. The time decides t0, so a 16:05 row
-    labelled 'intraday' would silently move to the next session. Checked against NYSE hours: 'after_close'
-    before 16:00 only on a possible half day (from 13:00); 'unknown' and 'non_trading' fit any time."""
-    if not time_et or session in (None, "unknown", "non_trading"):
-        return None
-    if isinstance(day, str):
-        day = dt.date.fromisoformat(day)
-    h, m = time_et.split(":")
-    minutes = int(h) * 60 + int(m)
-    after = _HALF_CLOSE if _maybe_half_day(day) else _CLOSE
-    fits = {
-        "pre_market": minutes < _OPEN,
-        "intraday": _OPEN <= minutes < _CLOSE,
-        "after_close": minutes >= after,
-    }.get(session, True)
-    if fits:
-        return None
-    return (f"{session!r} does not fit announced_time_et {time_et}"
-            f"{'' if day is None else f' on {day}'} (NYSE trades 09:30-16:00 ET, half days to 13:00; the time "
-            "decides t0): fix the label or the time")
-
-
-def session_problem(deal: Mapping[str, Any]) -> str | None:
-    """:func:`session_time_problem` of a deal record (projection or payload)."""
-    return session_time_problem(deal.get("session"), deal.get("announced_time_et"), deal.get("announced_date"))
-
-
-def _session_fits_time(session: str, time_et: str | None, day: dt.date | None, err: ErrFn) -> None:
-    problem = session_time_problem(session, time_et, day)
-    if problem:
-        raise err(problem, "session")
-
-
-def _time(text: str, err: ErrFn, fld: str) -> str | None:
-    if not text:
-        return None
-    if not _TIME_RE.match(text):
-        if "T" in text or "+" in text or text.endswith("Z"):
-            raise err(f"{text!r}: give the US/Eastern time of day as HH:MM, not a timestamp", fld)
-        raise err(f"{text!r} is not a time of day HH:MM (US/Eastern)", fld)
-    return text
-
-
-def _session(text: str, err: ErrFn, fld: str) -> str:
-    session = "non_trading" if text == "weekend" else text
-    if session not in SESSIONS:
-        raise err(f"{text!r} is not one of {', '.join(SESSIONS)}, weekend", fld)
-    return session
-
-
-def _deal_type(text: str, err: ErrFn, fld: str) -> str:
-    if text not in DEAL_TYPES:
-        raise err(f"unknown deal type {text!r}", fld)
-    return text
-
-
-def _parties(text: str, reg: Registry, err: ErrFn, fld: str) -> list[str]:
-    out = []
-    for name in (p.strip() for p in text.split(";")):
-        if not name:
-            raise err("empty party name", fld)
-        cid = reg.aliases.get(name.lower())
-        if cid is None:
-            raise err(f"unknown company {name!r} (add it to companies.csv)", fld)
-        if cid not in out:
-            out.append(cid)
-    return out
-
-
-def _tickers(text: str, reg: Registry, err: ErrFn, fld: str) -> list[str]:
-    tickers = [t.strip() for t in text.split(";") if t.strip()]
-    for t in tickers:
-        if not _TICKER_RE.match(t):
-            raise err(f"{t!r} is not a ticker symbol", fld)
-        if t not in reg.tickers:
-            raise err(f"unknown ticker {t!r} (not listed for any company in companies.csv)", fld)
-    return tickers
-
-
-def _confidence(text: str, err: ErrFn, fld: str) -> str:
-    if text not in CONFIDENCE:
-        raise err(f"{text!r} is not one of {', '.join(CONFIDENCE)}", fld)
-    return text
-
-
-def _url(text: str, err: ErrFn, fld: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise err(f"{text[:60]!r} is not an http(s) URL", fld)
-    return text
-
-
-def _money(text: str, err: ErrFn, fld: str, *, scale: Decimal, unit: str) -> Decimal | None:
-    """A non-negative amount given in ``unit`` (= ``scale`` dollars), as whole cents of US dollars."""
-    if not text:
-        return None
-    # Decimal() also reads '1_0' as 10 and digits of any script ('１４'); in a deals file those are typos
-    # or paste artefacts, not amounts.
-    if "_" in text or not text.isascii():
-        raise err(f"{text!r} is not a number ({unit})", fld)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise err(f"{text!r} is not a number ({unit})", fld) from None
-    # is_finite first: NaN and Infinity parse, and comparing a signalling NaN raises.
-    if not value.is_finite() or value < 0:
-        raise err(f"{text!r} must be a non-negative amount in {unit}", fld)
-    # Checked before quantize, which raises InvalidOperation beyond the context's 28 digits.
-    if value * scale > MAX_BN * BN:
-        raise err(f"{text!r} {unit} is implausibly large (limit US$ {MAX_BN} billion)", fld)
-    return (value * scale).quantize(Decimal("0.01"))
-
-
-def _horizon_value(text: str, err: ErrFn, fld: str) -> str | None:
-    if not text:
-        return None
-    if not _HORIZON_RE.match(text):
-        raise err(f"{text!r} is not a horizon like '5y' or 'through 2032'", fld)
-    return text
-
-
-def _sources(text: str, err: ErrFn, fld: str, today: dt.date) -> list[dict[str, str | None]]:
-    """``sources`` as a JSON list of {publisher, title, url, date} objects, or ';'-separated URLs."""
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise err(f"not valid JSON ({exc.msg} at character {exc.pos})", fld) from None
-    else:
-        items = [{"url": u.strip()} for u in text.split(";") if u.strip()]
-    if not items:
-        raise err("give at least one source (a URL, or a JSON list of {publisher, title, url, date})", fld)
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise err(f"source {i + 1} is not an object with {', '.join(SOURCE_KEYS)}", fld)
-        extra = sorted(set(item) - set(SOURCE_KEYS))
-        if extra:
-            raise err(f"source {i + 1} has unknown key(s) {', '.join(map(str, extra))}", fld)
-        if any(v is not None and not isinstance(v, str) for v in item.values()):
-            raise err(f"source {i + 1}: values must be strings or null", fld)
-        src = {k: (item.get(k) or None) for k in SOURCE_KEYS}
-        _url(src["url"] or "", err, fld)
-        _parse_date(src["date"] or "", err, fld, today)
-        out.append(src)
-    return out
-
-
-def _flag(text: str, err: ErrFn, fld: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise err("must be true or false", fld)
-    return text.lower() == "true"
-
-
-def _required(text: str, err: ErrFn, fld: str) -> str:
-    if not text:
-        raise err("required value is empty", fld)
-    return text
-
-
-def parse_change(key: str, value: str, reg: Registry, *, today: dt.date) -> Any:
-    """Validate one ``--set FIELD=VALUE`` of amend/correct with the checks import applies to that field.
-
-    Returns the value as it is stored in a payload (``None`` clears an optional field). ``reg`` is the
-    database's own registry (:func:`registry_from_companies`).
-    """
-
-    def err(msg: str, fld: str) -> InputError:
-        return InputError(msg, field=fld)
-
-    value = value.strip()
-    _check_text(value, err, key)
-    if key == "announced_date":
-        d = _parse_date(value, err, key, today)
-        return d.isoformat() if d else None
-    if key == "announced_time_et":
-        return _time(value, err, key)
-    if key == "session":
-        return _session(_required(value, err, key), err, key)
-    if key in ("payers", "payees"):
-        return _parties(_required(value, err, key), reg, err, key)
-    if key == "amount_usd":
-        amount = _money(value, err, key, scale=Decimal(1), unit="US dollars")
-        return None if amount is None else format(amount, "f")
-    if key == "payer_amount_usd":
-        share = _money(value, err, key, scale=Decimal(1), unit="US dollars")
-        return None if share is None else format(share, "f")
-    if key == "amount_kind":
-        if value not in AMOUNT_KINDS:
-            raise err(f"{value!r} is not one of {', '.join(AMOUNT_KINDS)}", key)
-        return value
-    if key == "deal_type":
-        return _deal_type(_required(value, err, key), err, key)
-    if key == "horizon":
-        return _horizon_value(value, err, key)
-    if key == "tickers":
-        return _tickers(value, reg, err, key)
-    if key == "contract_id":
-        if not _ID_RE.match(_required(value, err, key)):
-            raise err(f"{value!r} is not a contract id (lowercase letters, digits, '-', '.')", key)
-        return value
-    if key == "counts_toward_total":
-        return _flag(value, err, key)
-    if key == "title":
-        return value or None
-    if key == "confidence":
-        return _confidence(_required(value, err, key), err, key)
-    if key == "sources":
-        return _sources(value, err, key, today)
-    raise err(f"unknown or immutable field {key!r}; one of {', '.join(sorted(MUTABLE_FIELDS))}", "--set")
-
-
-# --- amount terms from the note (fallback for deals amount_terms.csv does not list) --------------------
-
-_ESTIMATE_WORDS = re.compile(r"~|\b(?:about|approx\w*|around|roughly|estimated?|reported|report|not confirmed)\b", re.I)
-_NUMBER_WORDS = {"two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
-                 "nine": "9", "ten": "10"}
-
-
-def _leading_clause(note: str) -> str:
-    """What the note says about the headline amount itself: its first clause, without asides.
-
-    Notes lead with the amount and then add context (stakes, later expansions, IP terms, other figures);
-    words such as '~' or 'up to' in that context describe other numbers, not the headline amount.
-    """
-    head = re.split(r";|\.\s", note, maxsplit=1)[0]
-    return re.sub(r"\([^)]*\)", "", head)
-
-
-def note_terms(note: str, *, disclosed: bool) -> AmountTerms:
-    """amount_kind and horizon read from the leading clause of ``amount_note``.
-
-    ``up to``/``ceiling`` -> up_to; '~', about, approx., around, roughly, estimate(d), report(ed), not
-    confirmed -> estimate; otherwise exact. Horizon: 'over N years' or 'N-year' -> 'Ny'; 'through/until
-    [December |end-]YYYY' -> 'through YYYY'. Shipped deals are listed in ``amount_terms.csv`` instead,
-    where a person has read the whole note.
-    """
-    lead = _leading_clause(note)
-    low = lead.lower()
-    if not disclosed:
-        kind = "undisclosed"
-    elif "up to" in low or "ceiling" in low:
-        kind = "up_to"
-    elif _ESTIMATE_WORDS.search(lead):
-        kind = "estimate"
-    else:
-        kind = "exact"
-    horizon = None
-    words = "|".join(_NUMBER_WORDS)
-    m = re.search(rf"\bover (?:about |~)?(\d+|{words})[- ]years?\b|\b(\d+|{words})-year\b", lead, re.I)
-    if m:
-        n = (m.group(1) or m.group(2)).lower()
-        horizon = f"{_NUMBER_WORDS.get(n, n)}y"
-    else:
-        t = re.search(r"\b(?:through|until|till) (?:December |end-)?(20\d\d)\b", lead)
-        horizon = f"through {t.group(1)}" if t else None
-    return AmountTerms(kind, horizon)
-
-
 def company_events(reg: Registry, used: set[str] | None = None) -> list[NewEvent]:
     out = []
     for cid in sorted(reg.companies):
@@ -730,8 +228,12 @@ def import_file(
     *,
     today: dt.date | None = None,
     record_changes: bool = False,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
+
+    A timing-evidence CSV (its header has ``first_public_time_et``, ``data/events/timing_evidence.csv``)
+    is imported as DealTimingEvidenced events instead (:mod:`ledger.timing`), equally atomic and idempotent.
 
     A row whose deal was imported before with different content cannot be appended (events are
     immutable; its DealAnnounced id exists). What the *file* says about a deal is its announcement plus
@@ -742,17 +244,28 @@ def import_file(
     carousel). So an import never reverts a hand correction of a field the file did not change, and
     re-importing an older version of the file is a change like any other.
 
+    ``dry_run``: validate and reconcile exactly as an import would, on a read-only connection, and report
+    how many events it *would* append (an event already stored with the same content counts as present;
+    one with other content counts as new, so the real import then raises the conflict).
+
     A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
     be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
     """
     path = Path(path)
-    _check_file(path)  # before looking for companies.csv beside it
+    check_file(path)  # before looking for companies.csv beside it
+    if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
+        rows, appended, skipped = timing.import_timing(con, path, today=today, dry_run=dry_run)
+        return ImportReport(str(path), rows, appended, skipped)
     reg = load_registry(path.parent)
     deals = parse_deals(path, reg, today=today)
     companies = company_events(reg)
     _refuse_changed_companies(con, companies, path.parent)
     kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes)
     events = companies + kept + corrections
+    if dry_run:
+        new = len(events) - len(log.already_stored(con, events))
+        return ImportReport(str(path), len(deals), new, len(events) - new,
+                            tuple(str(e.payload["deal_id"]) for e in corrections), retracted)
     res = log.append(con, events, expected=expected)
     skipped = res.skipped + len(deals) - len(kept) - len(corrections)
     return ImportReport(str(path), len(deals), res.appended, skipped,
@@ -766,10 +279,7 @@ def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[Ne
     change would move results), so the log's own "same id, other content" conflict would be right but
     would name only an event id.
     """
-    stored = dict(con.execute(
-        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-        [[e.event_id for e in companies]],
-    ).fetchall())
+    stored = log.stored_payloads(con, [e.event_id for e in companies])
     for e in companies:
         old = stored.get(e.event_id)
         if old is None or old == e.payload_json:
@@ -795,15 +305,8 @@ def _reconcile(
     import corrected (their row may equal the announcement and still differ from what the file said
     last). Only those deals' streams are read.
     """
-    stored = dict(con.execute(
-        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-        [[e.event_id for e in deals]],
-    ).fetchall())
-    imported_corrections = {r[0] for r in con.execute(
-        "SELECT DISTINCT stream_id FROM ledger_log WHERE event_type = 'DealCorrected' "
-        "AND json_extract_string(payload, '$.origin') = 'import' AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
-        [[e.stream_id for e in deals]],
-    ).fetchall()}
+    stored = log.stored_payloads(con, [e.event_id for e in deals])
+    imported_corrections = log.streams_corrected_by_import(con, [e.stream_id for e in deals])
     changed = [e for e in deals if e.event_id in stored
                and (stored[e.event_id] != e.payload_json or e.stream_id in imported_corrections)]
     if not changed:

@@ -43,6 +43,7 @@ from core.errors import ConflictError
 from ledger import project
 from ledger.model import (
     CURRENT_VERSION,
+    REGISTRY,
     NewEvent,
     StoredEvent,
     company_stream,
@@ -175,17 +176,22 @@ def _append_locked(
         "payload", "recorded_at_us", "prev_hash", "hash")}
     prev, pos, ts = head_hash, head_pos, max(_now_us(), last_us + 1)
     versions = {s: int(v) for s, v in current.items()}
+    stored: list[StoredEvent] = []
     for e in fresh:
         pos += 1
-        versions[e.stream_id] = versions.get(e.stream_id, 0) + 1
+        sv = versions[e.stream_id] = versions.get(e.stream_id, 0) + 1
         payload = e.payload_json
-        h = chain_hash(prev, pos, e.event_id, e.stream_id, versions[e.stream_id], e.event_type,
-                       e.version, ts, payload)
+        h = chain_hash(prev, pos, e.event_id, e.stream_id, sv, e.event_type, e.version, ts, payload)
         for k, v in (("position", pos), ("event_id", e.event_id), ("stream_id", e.stream_id),
-                     ("stream_version", versions[e.stream_id]), ("event_type", e.event_type),
+                     ("stream_version", sv), ("event_type", e.event_type),
                      ("schema_version", e.version), ("payload", payload), ("recorded_at_us", ts),
                      ("prev_hash", prev), ("hash", h)):
             rows[k].append(v)
+        # Exactly what read() gives back (parsed from the canonical text, so a Decimal or tuple in the
+        # caller's payload projects as its stored string or list; upcast if given in an older version).
+        data = upcast(e.event_type, e.version, json.loads(payload, parse_float=Decimal))
+        stored.append(StoredEvent(pos, e.event_id, e.stream_id, sv, e.event_type, CURRENT_VERSION[e.event_type],
+                                  data, ts))
         prev, ts = h, ts + 1
     batch = pl.DataFrame(rows, schema_overrides={"recorded_at_us": pl.Int64}).to_arrow()
     con.register("_ledger_batch", batch)
@@ -196,7 +202,7 @@ def _append_locked(
         )
     finally:
         con.unregister("_ledger_batch")
-    _refresh_projections(con, fresh)
+    _refresh_projections(con, stored, current)
     _set_head(con, pos, prev, exists=bool(recorded))
     return AppendResult(len(fresh), len(events) - len(fresh), pos, prev)
 
@@ -210,28 +216,43 @@ def _set_head(con: duckdb.DuckDBPyConnection, position: int, hash_: str, *, exis
 
 
 def _check_deal_streams(fresh: Sequence[NewEvent], current: Mapping[str, Any]) -> None:
-    """A deal stream must start with DealAnnounced, and only deal events may follow it."""
+    """A deal stream must start with DealAnnounced, and only deal events may follow it (the event types
+    say which start a stream, :data:`ledger.model.REGISTRY`)."""
     seen = set(current)
     for e in fresh:
-        if e.event_type == "DealAnnounced" and e.stream_id in seen:
-            raise ConflictError(f"deal stream {e.stream_id} already has a DealAnnounced")
-        if e.event_type in ("DealAmended", "DealCorrected", "DealRetracted") and e.stream_id not in seen:
+        kind = REGISTRY[e.event_type]
+        if kind.stream_kind == "deal" and kind.starts_stream and e.stream_id in seen:
+            raise ConflictError(f"deal stream {e.stream_id} already has a {e.event_type}")
+        if kind.stream_kind == "deal" and not kind.starts_stream and e.stream_id not in seen:
             raise ConflictError(f"{e.event_type} for unknown deal stream {e.stream_id}")
         seen.add(e.stream_id)
 
 
-def _refresh_projections(con: duckdb.DuckDBPyConnection, fresh: Sequence[NewEvent]) -> None:
-    """Rewrite the projection rows of the streams touched by this append (same transaction)."""
-    streams = sorted({e.stream_id for e in fresh})
-    state = project.fold(read(con, streams=streams))
+def _refresh_projections(
+    con: duckdb.DuckDBPyConnection, fresh: Sequence[StoredEvent], existing_streams: Iterable[str]
+) -> None:
+    """Rewrite the projection rows of the streams touched by this append (same transaction).
+
+    The new events come from the in-memory batch (already canonical, current schema version), not
+    re-read from the table just written; only streams that held events *before* this batch are read,
+    for their older events. A new deal (the bulk of an import) therefore costs no query at all.
+    """
+    older = sorted(set(existing_streams))
+    events = read(con, streams=older) if older else []
+    state = project.fold([*events, *fresh])
     deal_ids = sorted({e.payload["deal_id"] for e in fresh if "deal_id" in e.payload})
     company_ids = sorted({e.payload["company_id"] for e in fresh if e.event_type == "CompanyRegistered"})
+    old_companies = {e.payload["company_id"] for e in events if e.event_type == "CompanyRegistered"}
+    old_deals = {e.payload["deal_id"] for e in events if "deal_id" in e.payload}
     if company_ids:
-        con.execute("DELETE FROM ledger_companies WHERE company_id IN (SELECT unnest(?::VARCHAR[]))", [company_ids])
+        if old_companies:
+            con.execute("DELETE FROM ledger_companies WHERE company_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [sorted(old_companies)])
         _insert(con, "ledger_companies", project.companies_frame(state))
     if deal_ids:
-        con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
-        con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [deal_ids])
+        if old_deals:
+            con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(old_deals)])
+            con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(old_deals)])
         rows = project.deal_rows(state)
         _insert(con, "ledger_deals", project.deals_frame(state, rows))
         _insert(con, "ledger_flows", project.flows_frame(state, active_only=False, rows=rows))
@@ -247,6 +268,46 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
         con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _ledger_proj")  # noqa: S608
     finally:
         con.unregister("_ledger_proj")
+
+
+def stored_payloads(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> dict[str, str]:
+    """event id -> stored payload text, for those of ``event_ids`` the log holds (one query)."""
+    return dict(con.execute(
+        "SELECT event_id, payload FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(event_ids)],
+    ).fetchall())
+
+
+def already_stored(con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent]) -> set[str]:
+    """Ids of ``events`` the log already holds with the very same content (an append would skip them)."""
+    stored = stored_payloads(con, [e.event_id for e in events])
+    return {e.event_id for e in events if stored.get(e.event_id) == e.payload_json}
+
+
+def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]) -> set[str]:
+    """Those of ``stream_ids`` that hold a DealCorrected recorded by a re-import (``origin: import``)."""
+    return {r[0] for r in con.execute(
+        "SELECT DISTINCT stream_id FROM ledger_log WHERE event_type = 'DealCorrected' "
+        "AND json_extract_string(payload, '$.origin') = 'import' AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(stream_ids)],
+    ).fetchall()}
+
+
+def head_summary(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None, str | None]:
+    """(number of events, head position, head hash); (0, None, None) for an empty log."""
+    n, pos, hash_ = con.execute(
+        "SELECT count(*), max(position), arg_max(hash, position) FROM ledger_log").fetchall()[0]
+    return int(n), (None if pos is None else int(pos)), hash_
+
+
+def seed_head(con: duckdb.DuckDBPyConnection) -> None:
+    """Record the log's current head in an empty ``ledger_head`` (schema setup: databases created before
+    ``ledger_head`` existed, and new ones), so the writer only ever UPDATEs the single row."""
+    con.execute(
+        "INSERT INTO ledger_head SELECT * FROM (SELECT coalesce(max(position), 0), "
+        "coalesce(arg_max(hash, position), ?) FROM ledger_log) WHERE NOT EXISTS (SELECT 1 FROM ledger_head)",
+        [GENESIS],
+    )
 
 
 def read(
@@ -283,6 +344,7 @@ class VerifyReport:
     * ``"chain"``: the hash chain (``broken_position`` is the first bad event);
     * ``"head"``: the log's head differs from the recorded ``ledger_head`` (``broken_position`` is the
       first missing or unrecorded position);
+    * ``"missing"``: a ledger table was dropped (``broken_position`` is None);
     * ``"projection"``: a stored projection table differs from the replayed log (``broken_position`` is
       the last event of the differing deal's or company's stream, or the head position if the stored row
       has no stream in the log; ``reason`` names the table, the key and the first differing field).
@@ -325,6 +387,10 @@ def verify(con: duckdb.DuckDBPyConnection, *, projections: bool = True) -> Verif
 
 
 def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyReport:
+    missing = [t for t in ("ledger_log", "ledger_companies", "ledger_deals", "ledger_flows") if not _has_table(con, t)]
+    if missing:
+        return VerifyReport(False, 0, 0, GENESIS, None,
+                            f"table(s) {', '.join(missing)} missing: dropped outside carousel", "missing")
     rows = con.execute(
         "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
         "epoch_us(recorded_at), prev_hash, hash FROM ledger_log ORDER BY position"
@@ -356,7 +422,7 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
             try:
                 ev = StoredEvent(pos, eid, sid, int(sv), et, CURRENT_VERSION[et], upcast(et, int(ver), data), int(us))
                 project.apply(state, ev)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
                 return broken(f"the event cannot be projected ({type(exc).__name__}: {exc})")
             last_of_stream[sid] = pos
         prev, last_us, expected_pos = h, int(us), expected_pos + 1
@@ -413,9 +479,16 @@ def _canonical_payload(text: str) -> tuple[bool, Any]:
     try:
         data = json.loads(text, parse_float=_refuse, parse_constant=_refuse)
         same = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) == text
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # nested deeper than any payload carousel writes
         return False, None
     return (True, data) if same else (False, None)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()", [name]
+    ).fetchall()[0][0])
 
 
 def _recorded_head(con: duckdb.DuckDBPyConnection) -> tuple[bool, list[tuple[int, str]]]:

@@ -6,27 +6,25 @@ floats cannot represent money exactly and would make hashes depend on formatting
 
 Why upcasters: events are immutable, so when a payload's shape changes we never rewrite stored events.
 Each event type has a current ``schema_version``; older payloads are upgraded on read by a chain of pure
-functions registered in :data:`UPCASTERS`.
+functions (its ``upcasters``).
+
+Why one registry of event classes (:data:`REGISTRY`): everything the ledger knows about an event type,
+its name, schema version, upcasters, which stream it belongs to and how it changes the projected state,
+lives in one class, so a new event type is one class plus one registry entry.
 """
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-#: Event types and their current schema versions.
-CURRENT_VERSION: dict[str, int] = {
-    "CompanyRegistered": 1,
-    "DealAnnounced": 2,
-    "DealAmended": 1,
-    "DealCorrected": 1,
-    "DealRetracted": 1,
-}
-EVENT_TYPES = frozenset(CURRENT_VERSION)
+from ledger.state import DealTrail, LedgerState, parse_date
 
 SESSIONS = ("pre_market", "intraday", "after_close", "non_trading", "unknown")
 AMOUNT_KINDS = ("exact", "up_to", "estimate", "undisclosed")
@@ -148,7 +146,7 @@ class NewEvent:
     schema_version: int | None = None
 
     def __post_init__(self) -> None:
-        if self.event_type not in EVENT_TYPES:
+        if self.event_type not in REGISTRY:
             raise ValueError(f"unknown event type {self.event_type!r}")
 
     @property
@@ -174,7 +172,7 @@ class StoredEvent:
     recorded_at_us: int  # microseconds since the epoch, UTC (transaction time)
 
 
-# --- upcasters -------------------------------------------------------------------------------------
+# --- event types -----------------------------------------------------------------------------------
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -188,8 +186,150 @@ def _deal_announced_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
     return q
 
 
+class EventType:
+    """One kind of event: its name in the log, current schema version, upcasters (from version v to
+    v + 1, keyed by v), the stream kind it belongs to, and how it changes a :class:`LedgerState`.
+
+    ``apply`` updates the state in place and returns the trail of the deal it touched (None for a
+    company event, or a deal event of a stream the state does not know, which a projection of a foreign
+    log ignores): :func:`ledger.project.apply` then re-derives that deal.
+    """
+
+    name: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    upcasters: ClassVar[Mapping[int, Upcaster]] = {}
+    stream_kind: ClassVar[str] = "deal"
+    #: Whether the event must follow an existing stream (amend/correct/retract) or start one.
+    starts_stream: ClassVar[bool] = False
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        raise NotImplementedError
+
+
+class CompanyRegistered(EventType):
+    name = "CompanyRegistered"
+    stream_kind = "company"
+    starts_stream = True
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        p = ev.payload
+        tickers = p.get("tickers", [])
+        state.companies[p["company_id"]] = {
+            "company_id": p["company_id"],
+            "name": p["name"],
+            "listed": bool(p["listed"]),
+            "tickers": [t["symbol"] for t in tickers],
+            "exchanges": [t["exchange"] for t in tickers],
+            "currencies": [t["currency"] for t in tickers],
+        }
+        return None
+
+
+def _trail(state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+    """The deal's trail, with ``ev`` added to its history; None if the deal was never announced."""
+    deal_id = ev.payload["deal_id"]
+    state.history.setdefault(deal_id, []).append(
+        {"position": ev.position, "event_type": ev.event_type, "payload": ev.payload,
+         "recorded_at_us": ev.recorded_at_us}
+    )
+    return state.trails.get(deal_id)
+
+
+class DealAnnounced(EventType):
+    name = "DealAnnounced"
+    schema_version = 2
+    upcasters = {1: _deal_announced_v1_to_v2}
+    starts_stream = True
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        _trail(state, ev)
+        # A shallow copy is enough: a deal's values are only ever replaced (dict.update), never mutated in
+        # place, so the payload kept in ``history`` is not affected (deepcopy was most of the fold's time).
+        trail = state.trails[ev.payload["deal_id"]] = DealTrail({k: v for k, v in ev.payload.items() if k != "note"})
+        return trail
+
+
+class DealCorrected(EventType):
+    """Our record was wrong from the start: fixes the base record at every valid date."""
+
+    name = "DealCorrected"
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        trail = _trail(state, ev)
+        if trail is not None:
+            trail.base = {**trail.base, **ev.payload["changes"]}
+        return trail
+
+
+class DealAmended(EventType):
+    """A business change with an effective date (valid time)."""
+
+    name = "DealAmended"
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        trail = _trail(state, ev)
+        if trail is not None:
+            effective = parse_date(ev.payload.get("effective_date")) or dt.date.min
+            # Positions increase along the log, so appending keeps ties in log order; insort keeps the
+            # list sorted when an amendment is recorded after one with a later effective date.
+            bisect.insort(trail.amendments, ((effective, ev.position), ev.payload["changes"]), key=lambda a: a[0])
+        return trail
+
+
+class DealRetracted(EventType):
+    name = "DealRetracted"
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        trail = _trail(state, ev)
+        if trail is not None:
+            trail.retractions.append(parse_date(ev.payload.get("effective_date")))
+        return trail
+
+
+#: What a DealTimingEvidenced sets on the deal record (payload key -> deal field).
+TIMING_FIELDS = {
+    "first_report_date": "first_report_date",
+    "first_report_time_et": "first_report_time_et",
+    "first_report_session": "first_report_session",
+    "first_public_time_et": "timing_time_et",
+    "session": "timing_session",
+    "evidence_kind": "timing_evidence_kind",
+    "confidence": "timing_confidence",
+}
+
+
+class DealTimingEvidenced(EventType):
+    """Evidence of when the announcement first became public (``ledger.timing``): sets the ``timing_*``
+    and ``first_report_*`` fields at every valid date, beside (never over) the official announced_*
+    fields; a later evidence event of the deal supersedes an earlier one."""
+
+    name = "DealTimingEvidenced"
+
+    @classmethod
+    def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
+        trail = _trail(state, ev)
+        if trail is not None:
+            trail.base = {**trail.base, **{f: ev.payload.get(k) for k, f in TIMING_FIELDS.items()}}
+        return trail
+
+
+#: Every event type, by name: the one place the ledger learns about a kind of event.
+REGISTRY: dict[str, type[EventType]] = {
+    t.name: t for t in (CompanyRegistered, DealAnnounced, DealAmended, DealCorrected, DealRetracted,
+                        DealTimingEvidenced)
+}
+#: Event types and their current schema versions (derived from :data:`REGISTRY`).
+CURRENT_VERSION: dict[str, int] = {name: t.schema_version for name, t in REGISTRY.items()}
+EVENT_TYPES = frozenset(REGISTRY)
+#: Upcasters by (event type, from version), derived from :data:`REGISTRY`.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    ("DealAnnounced", 1): _deal_announced_v1_to_v2,
+    (name, v): f for name, t in REGISTRY.items() for v, f in t.upcasters.items()
 }
 
 

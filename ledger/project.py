@@ -34,17 +34,18 @@ the state in effect today.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from ledger.model import StoredEvent
+from ledger.model import REGISTRY, StoredEvent
+from ledger.state import DealTrail as DealTrail  # re-exported: callers build states through project
+from ledger.state import LedgerState as LedgerState
+from ledger.state import parse_date
 
 DEAL_COLUMNS: dict[str, Any] = {
     "deal_id": pl.String,
@@ -66,6 +67,15 @@ DEAL_COLUMNS: dict[str, Any] = {
     "version": pl.Int64,
     # The part of amount_usd the payer(s) pay themselves when others share the deal (NULL: all of it).
     "payer_amount_usd": pl.Decimal(38, 2),
+    # Timing evidence (ledger.timing; NULL where none is recorded), beside the official announced_* fields:
+    # the first credible report (an earlier leak where one is known) and the earliest public time found.
+    "first_report_date": pl.Date,
+    "first_report_time_et": pl.String,
+    "first_report_session": pl.String,
+    "timing_time_et": pl.String,
+    "timing_session": pl.String,
+    "timing_evidence_kind": pl.String,
+    "timing_confidence": pl.String,
 }
 FLOW_COLUMNS: dict[str, Any] = {
     "deal_id": pl.String,
@@ -92,40 +102,7 @@ COMPANY_COLUMNS: dict[str, Any] = {
 }
 
 
-@dataclass
-class DealTrail:
-    """What the log says about one deal, from which its state on any valid date is derived.
-
-    ``base`` is the announced record with every correction applied (valid at every date);
-    ``amendments`` are ``(sort key, changes)`` kept sorted by (effective date, log position);
-    ``retractions`` are the retractions' effective dates (None = always).
-    """
-
-    base: dict[str, Any]
-    amendments: list[tuple[tuple[dt.date, int], dict[str, Any]]] = field(default_factory=list)
-    retractions: list[dt.date | None] = field(default_factory=list)
-    version: int = 0
-
-
-@dataclass
-class LedgerState:
-    """Companies and deals after a sequence of events. ``history`` keeps each deal's event trail.
-
-    ``deals`` is derived: after every event, the touched deal is re-derived from its :class:`DealTrail`
-    (for the valid date the fold was asked for), so the order in which amendments were recorded cannot
-    leak into the result.
-    """
-
-    companies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    trails: dict[str, DealTrail] = field(default_factory=dict)
-
-
-def _date(value: Any) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    return dt.date.fromisoformat(str(value))
+_date = parse_date
 
 
 def _in_effect(effective: dt.date | None, on: dt.date | None) -> bool:
@@ -150,44 +127,12 @@ def derive(trail: DealTrail, in_effect_on: dt.date | None = None) -> dict[str, A
 
 
 def apply(state: LedgerState, ev: StoredEvent, *, in_effect_on: dt.date | None = None) -> LedgerState:
-    """Apply one event to ``state`` in place and return it (the fold step)."""
-    p = ev.payload
-    if ev.event_type == "CompanyRegistered":
-        tickers = p.get("tickers", [])
-        state.companies[p["company_id"]] = {
-            "company_id": p["company_id"],
-            "name": p["name"],
-            "listed": bool(p["listed"]),
-            "tickers": [t["symbol"] for t in tickers],
-            "exchanges": [t["exchange"] for t in tickers],
-            "currencies": [t["currency"] for t in tickers],
-        }
-        return state
-    deal_id = p["deal_id"]
-    state.history.setdefault(deal_id, []).append(
-        {"position": ev.position, "event_type": ev.event_type, "payload": p, "recorded_at_us": ev.recorded_at_us}
-    )
-    if ev.event_type == "DealAnnounced":
-        # A shallow copy is enough: a deal's values are only ever replaced (dict.update), never mutated in
-        # place, so the payload kept in ``history`` is not affected (deepcopy was most of the fold's time).
-        trail = state.trails[deal_id] = DealTrail({k: v for k, v in p.items() if k != "note"})
-    else:
-        found = state.trails.get(deal_id)
-        if found is None:  # the store rejects this; a projection of a foreign log simply ignores it
-            return state
-        trail = found
-        if ev.event_type == "DealCorrected":
-            trail.base = {**trail.base, **p["changes"]}
-        elif ev.event_type == "DealAmended":
-            effective = _date(p.get("effective_date")) or dt.date.min
-            key = (effective, ev.position)
-            # Positions increase along the log, so appending keeps ties in log order; insort keeps the
-            # list sorted when an amendment is recorded after one with a later effective date.
-            bisect.insort(trail.amendments, (key, p["changes"]), key=lambda a: a[0])
-        elif ev.event_type == "DealRetracted":
-            trail.retractions.append(_date(p.get("effective_date")))
-    trail.version = ev.stream_version
-    state.deals[deal_id] = derive(trail, in_effect_on)
+    """Apply one event to ``state`` in place and return it (the fold step): the event's type
+    (:data:`ledger.model.REGISTRY`) says how it changes the state; the touched deal is then re-derived."""
+    trail = REGISTRY[ev.event_type].apply(state, ev)
+    if trail is not None:
+        trail.version = ev.stream_version
+        state.deals[ev.payload["deal_id"]] = derive(trail, in_effect_on)
     return state
 
 
@@ -225,32 +170,38 @@ def _amount(value: Any) -> Decimal | None:
 
 def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     ids = sorted(state.deals) if deal_ids is None else sorted(set(deal_ids) & set(state.deals))
-    rows = []
-    for k in ids:
-        d = state.deals[k]
-        rows.append(
-            {
-                "deal_id": k,
-                "contract_id": d.get("contract_id") or k,
-                "status": d["status"],
-                "announced_date": _date(d.get("announced_date")),
-                "announced_time_et": d.get("announced_time_et"),
-                "session": d.get("session") or "unknown",
-                "payers": list(d.get("payers", [])),
-                "payees": list(d.get("payees", [])),
-                "amount_usd": _amount(d.get("amount_usd")),
-                "amount_kind": d.get("amount_kind") or "undisclosed",
-                "deal_type": d["deal_type"],
-                "horizon": d.get("horizon"),
-                "tickers": list(d.get("tickers", [])),
-                "counts_toward_total": bool(d.get("counts_toward_total", True)),
-                "title": d.get("title"),
-                "confidence": d.get("confidence"),
-                "version": int(d["version"]),
-                "payer_amount_usd": _amount(d.get("payer_amount_usd")),
-            }
-        )
-    return rows
+    return [deal_row(k, state.deals[k]) for k in ids]
+
+
+def deal_row(k: str, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ledger_deals`` row of deal ``k`` in state ``d`` (a derived deal record)."""
+    return {
+        "deal_id": k,
+        "contract_id": d.get("contract_id") or k,
+        "status": d["status"],
+        "announced_date": _date(d.get("announced_date")),
+        "announced_time_et": d.get("announced_time_et"),
+        "session": d.get("session") or "unknown",
+        "payers": list(d.get("payers", [])),
+        "payees": list(d.get("payees", [])),
+        "amount_usd": _amount(d.get("amount_usd")),
+        "amount_kind": d.get("amount_kind") or "undisclosed",
+        "deal_type": d["deal_type"],
+        "horizon": d.get("horizon"),
+        "tickers": list(d.get("tickers", [])),
+        "counts_toward_total": bool(d.get("counts_toward_total", True)),
+        "title": d.get("title"),
+        "confidence": d.get("confidence"),
+        "version": int(d["version"]),
+        "payer_amount_usd": _amount(d.get("payer_amount_usd")),
+        "first_report_date": _date(d.get("first_report_date")),
+        "first_report_time_et": d.get("first_report_time_et"),
+        "first_report_session": d.get("first_report_session"),
+        "timing_time_et": d.get("timing_time_et"),
+        "timing_session": d.get("timing_session"),
+        "timing_evidence_kind": d.get("timing_evidence_kind"),
+        "timing_confidence": d.get("timing_confidence"),
+    }
 
 
 def new_problem(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ledger.log import rebuild_projections
+from ledger.log import head_summary, rebuild_projections, seed_head
 
 _DDL = [
     """
@@ -68,6 +68,14 @@ _DDL = [
     """,
     # Databases created before the column existed (no event of theirs sets it, so NULL is their value).
     "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS payer_amount_usd DECIMAL(38, 2)",
+    # Timing evidence (ledger.timing): older databases hold no such event, so NULL is their value.
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_date DATE",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_time_et VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS first_report_session VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_time_et VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_session VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_evidence_kind VARCHAR",
+    "ALTER TABLE ledger_deals ADD COLUMN IF NOT EXISTS timing_confidence VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS ledger_flows (
         deal_id             VARCHAR NOT NULL,
@@ -133,13 +141,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     upgrading = upgrading or bool(
         con.execute("SELECT count(*) FROM ledger_flows WHERE duplicate_report IS NULL").fetchall()[0][0]
     )
-    if upgrading and con.execute("SELECT count(*) FROM ledger_log").fetchall()[0][0]:
+    if upgrading and head_summary(con)[0]:
         rebuild_projections(con)
     con.execute(_HEAD_DDL)
     # Databases created before ledger_head existed (and new ones): record the current head once, so the
     # writer only ever UPDATEs the single row.
-    con.execute(
-        "INSERT INTO ledger_head SELECT * FROM (SELECT coalesce(max(position), 0), "
-        "coalesce(arg_max(hash, position), ?) FROM ledger_log) WHERE NOT EXISTS (SELECT 1 FROM ledger_head)",
-        ["0" * 64],
-    )
+    seed_head(con)

@@ -17,25 +17,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from carousel.cli.options import DbOption
-from core.errors import ConflictError, InputError
+from core.errors import ConflictError, DatabaseError, InputError
 from core.paths import resolve_db
 
-# duckdb, polars and pyarrow (through carousel.db and ledger.api/log/load) are imported inside the
-# commands: `carousel --help` must not pay for them (carousel/cli/__init__.py). ledger.model is light.
-from ledger.model import (
-    CURRENT_VERSION,
-    MUTABLE_FIELDS,
-    NewEvent,
-    StoredEvent,
-    canonical_json,
-    deal_stream,
-    event_id_for,
-)
-
+# duckdb, polars and pyarrow (through carousel.db and the ledger's modules) are imported inside the
+# commands: `carousel --help` must not pay for them (carousel/cli/__init__.py).
 if TYPE_CHECKING:
     import duckdb
+
+    from ledger import commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -46,7 +39,9 @@ class _Out:
 
     def print(self, *objects: Any) -> None:
         width = None if sys.stdout.isatty() else 200
-        Console(highlight=False, soft_wrap=True, width=width).print(*objects)
+        # markup=False: every ledger command prints user data (titles, ids, file names, quotes), which must
+        # never be read as rich markup ("[/b] x" would vanish or crash the command).
+        Console(highlight=False, markup=False, soft_wrap=True, width=width).print(*objects)
 
 
 _out = _Out()
@@ -60,12 +55,27 @@ def import_cmd(
         "(default: refused, exit 5).")] = False,
     db: DbOption = None,
 ) -> None:
-    """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0)."""
-    from carousel.db import connect
-    from ledger.load import import_file
+    """Import a deals file: atomic (one bad row imports nothing) and idempotent (re-import adds 0).
 
-    with connect(db) as con:
-        rep = import_file(con, file, record_changes=record_changes)
+    The file is validated before the database is opened read-write, and an import that would add nothing
+    (a re-import) never opens it read-write, so the database file is not touched."""
+    import duckdb
+
+    from carousel.db import connect
+    from ledger.load import import_file, validate_file
+
+    validate_file(file)
+    rep = None
+    if resolve_db(db).exists():
+        try:
+            with connect(db, read_only=True) as con:
+                dry = import_file(con, file, record_changes=record_changes, dry_run=True)
+            rep = dry if dry.appended == 0 else None
+        except (duckdb.Error, DatabaseError):
+            rep = None  # an older or damaged database: the read-write path below says what is wrong
+    if rep is None:
+        with connect(db) as con:
+            rep = import_file(con, file, record_changes=record_changes)
     _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
                f"{rep.skipped} already present")
     if rep.corrected:
@@ -79,179 +89,33 @@ def import_cmd(
 def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the new deal(s)")], db: DbOption = None) -> None:
     """Record new deal announcements (same format as import; existing deals are refused)."""
     from carousel.db import connect
-    from ledger import log
-    from ledger.load import company_events, load_registry, parse_deals
+    from ledger import commands
 
-    reg = load_registry(file.parent)
-    deals = parse_deals(file, reg)
-    # The companies come along, as with import: a deal must never name a company the ledger has not
-    # registered (on a fresh database ``companies`` would stay empty). Already registered ones are skipped.
-    events = company_events(reg) + deals
+    events = commands.parse_deal_file(file)  # validated before the database is opened
     with connect(db) as con:
-        known = {r[0] for r in con.execute(
-            "SELECT event_id FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-            [[e.event_id for e in deals]]).fetchall()}
-        res = log.append(con, events, expected={e.stream_id: "no_stream" for e in deals})
-    added = sum(e.event_id not in known for e in deals)
-    _out.print(f"added {added} deal(s), {res.appended - added} company registration(s); "
+        res = commands.add(con, events)
+    _out.print(f"added {res.deals} deal(s), {res.companies} company registration(s); "
                f"head position {res.head_position}")
 
 
-def _parse_changes(con: duckdb.DuckDBPyConnection, pairs: list[str]) -> dict[str, Any]:
-    """``--set`` pairs, each validated exactly as import validates that field (``ledger.load.parse_change``)."""
-    from ledger import api
-    from ledger.load import parse_change, registry_from_companies
-
-    reg = registry_from_companies(api.companies(con).to_dicts())
-    today = dt.date.today()
-    changes: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise InputError(f"{pair!r} is not FIELD=VALUE", field="--set")
-        if key not in MUTABLE_FIELDS:
-            raise InputError(f"unknown or immutable field {key!r}; one of {', '.join(sorted(MUTABLE_FIELDS))}", field="--set")
-        if key in changes:
-            raise InputError(f"{key!r} is given twice", field="--set")
-        changes[key] = parse_change(key, value, reg, today=today)
-    if not changes:
-        raise InputError("nothing to change: give at least one --set FIELD=VALUE", field="--set")
-    # A disclosed amount has a kind and an undisclosed one has none: keep the pair consistent when both move.
-    if ("amount_usd" in changes and "amount_kind" in changes
-            and (changes["amount_usd"] is None) != (changes["amount_kind"] == "undisclosed")):
-        raise InputError("amount_kind 'undisclosed' goes with an empty amount_usd, and only with it",
-                             field="amount_kind")
-    return changes
-
-
-def _date_option(value: str | None, option: str) -> str | None:
-    if value is None:
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise InputError(f"{value!r} is not a date YYYY-MM-DD", field=option)
-    try:
-        return dt.date.fromisoformat(value.strip()).isoformat()
-    except ValueError:
-        raise InputError(f"{value!r} is not a real calendar date", field=option) from None
-
-
-def _record(db: Path | None, deal_id: str, event_type: str, build: Any, expected_version: int | None) -> None:
-    """Append one amend/correct/retract event, idempotently.
-
-    The event id derives from the payload and the id of the event it follows (the stream's event at the
-    expected version, or its latest), so:
-
-    * an identical retry (same command, nothing recorded on the deal since) writes nothing and says where
-      the event already is. Without ``--expected-version`` a retry is recognised because the deal's latest
-      event has the same type and content; with it, because the id is the same;
-    * amending A, then B, then A again records three events: the third follows B, so it has a new id;
-    * a different change at a version that has moved on is an optimistic-concurrency conflict.
-
-    ``build(con)`` validates the arguments and returns the payload; it runs before anything is written.
-    """
+def _record(db: Path | None, deal_id: str,
+            run: Callable[[duckdb.DuckDBPyConnection, bool], commands.Recorded]) -> None:
+    """One amend/correct/retract: every check runs first on a read-only connection (bad input, or a retry
+    already recorded, never opens the database read-write), then the change is recorded."""
     from carousel.db import connect
-    from ledger import log
 
-    stream = deal_stream(deal_id)
     if not resolve_db(db).exists():  # no deal to change; a read-write open would create an empty database
         raise InputError(f"unknown deal {deal_id!r} (database {resolve_db(db)} does not exist)", field="deal_id")
-    with connect(db) as con:
-        events = log.read(con, streams=[stream])
-        if not events:
-            raise InputError(f"unknown deal {deal_id!r}", field="deal_id")
-        payload: dict[str, Any] = build(con)
-        content = canonical_json(payload)
-        head = events[-1]
-        if expected_version is None:
-            if head.event_type == event_type and canonical_json(head.payload) == content:
-                _already(event_type, deal_id, head)
-                return
-            base = head
-        else:
-            found = [e for e in events if e.stream_version == expected_version]
-            if not found:
-                raise ConflictError(f"stream {stream} is at version {head.stream_version}, expected {expected_version}")
-            base = found[0]
-        eid = event_id_for(stream, event_type, f"{content}\x1fafter {base.event_id}")
-        same = [e for e in events if e.event_id == eid]
-        if same:
-            _already(event_type, deal_id, same[0])
-            return
-        retracted = [e for e in events if e.event_type == "DealRetracted"]
-        if retracted:
-            raise ConflictError(f"deal {deal_id!r} was retracted (position {retracted[0].position}); "
-                                f"a retracted deal cannot be amended, corrected or retracted again")
-        if base is head:  # (otherwise the append below refuses the stale version)
-            new = StoredEvent(head.position + 1, eid, stream, head.stream_version + 1, event_type,
-                              CURRENT_VERSION[event_type], payload, 0)
-            _check_amount_pair(events, new)
-            _check_payer_share(events, new)
-            _check_session_time(events, new)
-        res = log.append(con, [NewEvent(eid, stream, event_type, payload)], expected={stream: base.stream_version})
-    _out.print(f"{event_type} recorded for {deal_id} at position {res.head_position}")
-
-
-def _amount_pair_problem(deal: dict[str, Any]) -> str | None:
-    """The deal's amount without a kind, or kind without an amount, described; None if consistent."""
-    amount, kind = deal.get("amount_usd"), deal.get("amount_kind") or "undisclosed"
-    if (amount is None) == (kind == "undisclosed"):
-        return None
-    return f"amount_usd {amount} with amount_kind {kind!r}" if amount is not None else f"no amount_usd with amount_kind {kind!r}"
-
-
-def _check_amount_pair(events: list[StoredEvent], new: StoredEvent) -> None:
-    """Refuse a change that leaves the deal with an amount but kind 'undisclosed', or a kind but no amount,
-    on some valid date (import never produces either; ``_parse_changes`` catches it only when one command
-    sets both fields). A pair that was already inconsistent before the change is not blamed on it."""
-    from ledger import project
-
-    changes = new.payload.get("changes", {})
-    if not {"amount_usd", "amount_kind"} & set(changes):
-        return
-    found = project.new_problem(events, new, _amount_pair_problem)
-    if found is not None:
-        day, state = found
-        when = "" if day == dt.date.min else f" from {day}"
-        fld = "amount_kind" if "amount_kind" in changes else "amount_usd"
-        raise InputError(f"the deal would have {state}{when}; an amount has a kind (exact, up_to, estimate) and only "
-                         "an empty amount is 'undisclosed': set amount_usd and amount_kind together", field=fld)
-
-
-def _check_payer_share(events: list[StoredEvent], new: StoredEvent) -> None:
-    """Refuse a change after which the deal's payer share (``payer_amount_usd``) cannot stand on some valid
-    date: above the amount, without an amount, zero, or on a multi-party deal. Checked whenever a field
-    the rule reads changes, so amending the amount below an existing share is refused too."""
-    from ledger import project
-
-    _refuse_new_problem(events, new, ("payer_amount_usd", "amount_usd", "payers", "payees"),
-                        project.payer_share_problem)
-
-
-def _check_session_time(events: list[StoredEvent], new: StoredEvent) -> None:
-    """Refuse a change after which the session label contradicts the time of day (what import refuses)."""
-    from ledger.load import session_problem
-
-    _refuse_new_problem(events, new, ("announced_time_et", "session", "announced_date"), session_problem)
-
-
-def _refuse_new_problem(events: list[StoredEvent], new: StoredEvent, fields: tuple[str, ...],
-                        check: Callable[[dict[str, Any]], str | None]) -> None:
-    from ledger import project
-
-    changes = new.payload.get("changes", {})
-    if not set(fields) & set(changes):
-        return
-    found = project.new_problem(events, new, check)
-    if found is not None:
-        day, problem = found
-        when = "" if day == dt.date.min else f" from {day}"
-        raise InputError(f"after this change {problem}{when}", field=next(f for f in fields if f in changes))
-
-
-def _already(event_type: str, deal_id: str, ev: StoredEvent) -> None:
-    _out.print(f"{event_type} for {deal_id} already recorded at position {ev.position} (version "
-               f"{ev.stream_version}); nothing written")
+    with connect(db, read_only=True) as con:
+        rec = run(con, True)
+    if rec.written:
+        with connect(db) as con:
+            rec = run(con, False)
+    if rec.written:
+        _out.print(f"{rec.event_type} recorded for {deal_id} at position {rec.position}")
+    else:
+        _out.print(f"{rec.event_type} for {deal_id} already recorded at position {rec.position} (version "
+                   f"{rec.version}); nothing written")
 
 
 _SetOpt = Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeatable); lists use ';'")]
@@ -270,27 +134,32 @@ _IDEMPOTENT = (
              " Values are checked as import checks them." + _IDEMPOTENT)
 def amend_cmd(deal_id: str, effective: Annotated[str, typer.Option(help="Effective date YYYY-MM-DD of the business change.")],
               set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None, db: DbOption = None) -> None:
-    eff = _date_option(effective, "--effective")
-    _record(db, deal_id, "DealAmended", lambda con: {"deal_id": deal_id, "effective_date": eff,
-                                                     "changes": _parse_changes(con, set_), "reason": reason},
-            expected_version)
+    from ledger import commands
+
+    commands.date_option(effective, "--effective")  # checked before the database is opened
+    _record(db, deal_id, lambda con, dry: commands.amend(con, deal_id, effective=effective, changes=set_, reason=reason,
+                                                         expected_version=expected_version, dry_run=dry))
 
 
 @app.command("correct", help="Correct our record of a deal (it was wrong from the start)."
              " Values are checked as import checks them." + _IDEMPOTENT)
 def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None,
                 db: DbOption = None) -> None:
-    _record(db, deal_id, "DealCorrected",
-            lambda con: {"deal_id": deal_id, "changes": _parse_changes(con, set_), "reason": reason}, expected_version)
+    from ledger import commands
+
+    _record(db, deal_id, lambda con, dry: commands.correct(con, deal_id, changes=set_, reason=reason,
+                                                           expected_version=expected_version, dry_run=dry))
 
 
 @app.command("retract", help="Record that a deal announcement was retracted." + _IDEMPOTENT)
 def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
                 effective: Annotated[str | None, typer.Option(help="Effective date YYYY-MM-DD (default: always).")] = None,
                 expected_version: _VersionOpt = None, db: DbOption = None) -> None:
-    eff = _date_option(effective, "--effective")
-    _record(db, deal_id, "DealRetracted", lambda con: {"deal_id": deal_id, "reason": reason, "effective_date": eff},
-            expected_version)
+    from ledger import commands
+
+    commands.date_option(effective, "--effective")
+    _record(db, deal_id, lambda con, dry: commands.retract(con, deal_id, reason=reason, effective=effective,
+                                                           expected_version=expected_version, dry_run=dry))
 
 
 @app.command("show")
@@ -305,12 +174,19 @@ def show_cmd(deal_id: str, db: DbOption = None) -> None:
     if d.height == 0:
         raise InputError(f"unknown deal {deal_id!r}", field="deal_id")
     row = d.row(0, named=True)
-    t = Table(title=deal_id, show_header=False)
+    # User data is plain text, never rich markup: a title such as "[/b] x" is printed as written.
+    t = Table(title=Text(deal_id), show_header=False)
     for k, v in row.items():
-        t.add_row(k, str(v))
+        t.add_row(k, Text(str(v)))
     _out.print(t)
     for h in hist:
-        _out.print(f"  v{h['version']} #{h['position']} {h['type']}")
+        _out.print(Text(f"  v{h['version']} #{h['position']} {h['type']}"))
+        if h["type"] == "DealTimingEvidenced":
+            p = h["payload"]
+            assert isinstance(p, dict)
+            for key in ("evidence_kind", "confidence", "evidence_url", "evidence_quote", "second_source_url", "notes"):
+                if p.get(key):
+                    _out.print(Text(f"      {key}: {p[key]}"))
 
 
 @app.command("log")
@@ -341,7 +217,8 @@ def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON fro
         rep = log.verify(con)
         bad_anchor = log.check_anchor(con, doc) if doc is not None and rep.ok else None
     if not rep.ok:
-        raise ConflictError(f"ledger verification FAILED at position {rep.broken_position}: {rep.reason}")
+        where = "" if rep.broken_position is None else f" at position {rep.broken_position}"
+        raise ConflictError(f"ledger verification FAILED{where}: {rep.reason}")
     if bad_anchor:
         raise ConflictError(f"ledger verification FAILED: {bad_anchor}")
     _out.print(f"ledger OK: {rep.events} events, head position {rep.head_position}, hash {rep.head_hash}")
@@ -370,13 +247,29 @@ def _read_anchor(path: Path) -> dict[str, Any]:
 
 
 @app.command("anchor")
-def anchor_cmd(db: DbOption = None) -> None:
-    """Print the chain head (position and hash) as JSON, to publish or keep."""
+def anchor_cmd(out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the anchor to this file (outside the database) instead of printing it.")] = None,
+        db: DbOption = None) -> None:
+    """Print the chain head (position and hash) as JSON, to publish or keep; check it later with
+    `ledger verify --anchor FILE`."""
+    if out is not None and (out.is_dir() or out.is_symlink()):
+        raise InputError("is a directory or a symbolic link; give a new or regular file", file=out)
     from carousel.db import connect
     from ledger import log
 
     with connect(db, read_only=True) as con:
-        print(json.dumps(log.anchor(con), sort_keys=True))
+        text = json.dumps(log.anchor(con), sort_keys=True)
+    if out is None:
+        print(text)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:  # written whole, then renamed: a reader never sees half an anchor
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the anchor: {exc.strerror or exc}", file=out) from None
+    _out.print(f"anchor written to {out}: position {json.loads(text)['position']}")
 
 
 @app.command("asof")

@@ -47,13 +47,15 @@ def test_top_level_help_imports_no_heavy_library() -> None:
     # Every command is still listed with its help line (registration did not become lazy or lossy).
     for name, words in [("refresh", "Incremental price refresh"), ("schedule", "crontab"),
                         ("study", "Abnormal returns"), ("sql", "read-only SQL"), ("run", "The main job"),
-                        ("report", "HTML report"), ("ledger", "deal ledger"), ("market", "Price store")]:
+                        ("report", "HTML report"), ("explain", "characteristics"), ("ledger", "deal ledger"),
+                        ("market", "Price store")]:
         assert any(line.strip("│ ").startswith(name) and words in line for line in text.splitlines()), name
 
 
 @pytest.mark.parametrize("args", [["study", "--help"], ["ledger", "--help"], ["ledger", "import", "--help"],
                                   ["ledger", "asof", "--help"], ["market", "--help"], ["refresh", "--help"],
-                                  ["sql", "--help"], ["run", "--help"], ["report", "--help"]])
+                                  ["sql", "--help"], ["run", "--help"], ["report", "--help"],
+                                  ["explain", "--help"]])
 def test_command_help_imports_no_heavy_library(args: list[str]) -> None:
     probe, text = _help(args)
     assert probe == {"code": 0, "loaded": []}

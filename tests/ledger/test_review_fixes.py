@@ -248,7 +248,9 @@ SB = "softbank-openai-2025-03-31"  # $40B round, SoftBank's own share $30B
          "field 'amount_usd': after this change payer_amount_usd 30000000000.00 is more than amount_usd "
          "20000000000.00 from 2026-01-01"),
         (["correct", SB, "--set", "payer_amount_usd=0"],
-         "field 'payer_amount_usd': after this change payer_amount_usd 0.00 must be positive"),
+         # refused by the field rule itself now: amounts are at least ledger.fields.MIN_AMOUNT_USD
+         "field 'payer_amount_usd': '0' US dollars is below the minimum amount of US$ 1,000 (amounts are positive; "
+         "leave the field empty when the amount is undisclosed)"),
         (["correct", "stargate-2025-01-21", "--set", "payer_amount_usd=1000000000"],
          "field 'payer_amount_usd': after this change a payer share needs exactly one payer and one payee (a "
          "multi-party deal has no attributable amount)"),
