@@ -35,11 +35,11 @@ from analysis.dollar import expand_to_deals, per_committed_dollar, per_cycle_vol
 from analysis.dollar_test import dollar_test
 from analysis.network import build_graph, cycle_members, cycles, edges
 from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
-from analysis.window import label_order
+from analysis.window import EventWindow, label_order
 from core.errors import InputError
 
 BN = 1e9
-WINDOW = "[-1,+1]"
+WINDOW = EventWindow(-1, 1).label
 _NEEDED = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "p", "mcap_usd", "dollar_car",
            "dollar_se", "dollar_reason")
 _INDEPENDENCE = ("Standard errors treat firm-events as independent (sqrt of the summed squared errors); "

@@ -47,9 +47,7 @@ class GarchMarketModel(NormalReturnModel):
     def param_names(self) -> tuple[str, ...]:
         return GARCH_PARAMS
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, series[self.benchmarks[0]]], None
 
     def fit(
