@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
@@ -91,6 +90,7 @@ def refresh_cmd(
     max_attempts: Annotated[int, typer.Option(min=1)] = 5,
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
+    from carousel.db import connect
     from carousel.universe import universe
     from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
@@ -176,6 +176,7 @@ def load_snapshot_cmd(
         "data/shares/shares_outstanding.csv).")] = None,
 ) -> None:
     """Load the offline snapshot (prices, then share counts) as one batch each, skipped if unchanged."""
+    from carousel.db import connect
     from market.shares_store import load_shares_snapshot
     from market.snapshot import load_snapshot
 
@@ -208,6 +209,8 @@ def load_snapshot_cmd(
 @market_app.command("status")
 def status_cmd(db: DbOption = None) -> None:
     """Per ticker: rows, first/last date, latest batch; then the last batches."""
+    from carousel.db import connect
+
     con = connect(db, read_only=True)
     try:
         per = con.execute(

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -50,6 +49,8 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Run a read-only SQL query (writes are refused)."""
+        import polars as pl
+
         from carousel.queries import query
 
         if fmt not in ("table", "csv", "json", "jsonl"):

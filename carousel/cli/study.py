@@ -11,18 +11,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.models import benchmark_tickers
-from analysis.results import EventStudyResult, car_columns
-from analysis.study import load_inputs, load_prices
-from analysis.summary import Column
-from analysis.summary import Table as SummaryTable
 from analysis.window import EventWindow
 from carousel.cli.options import (
     BenchmarkOpt,
@@ -40,8 +34,14 @@ from carousel.cli.options import (
     WindowOpt,
     build_spec,
 )
-from carousel.db import connect
 from core.errors import InputError
+
+# The study's modules (polars, numpy, duckdb under them) are imported when the command runs, not when
+# it is registered: `carousel --help` must not pay for them (carousel/cli/__init__.py).
+if TYPE_CHECKING:
+    import polars as pl
+
+    from analysis.results import EventStudyResult
 
 
 def parse_window(text: str) -> EventWindow:
@@ -65,6 +65,12 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
         + (f" on {', '.join(res.model.benchmarks)}" if res.model.reads_benchmark_returns else "")
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
+    import polars as pl
+
+    from analysis.results import car_columns
+    from analysis.summary import Column
+    from analysis.summary import Table as SummaryTable
+
     table = Table(title=title, show_lines=False)
     frame, columns = res.car, car_columns()
     if dollars is not None:
@@ -164,7 +170,9 @@ def register(app: typer.Typer) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
         # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
         from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
-        from analysis.study import run_spec
+        from analysis.models import benchmark_tickers
+        from analysis.study import load_inputs, load_prices, run_spec
+        from carousel.db import connect
 
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose {', '.join(FORMATS)}", field="--format")

@@ -105,9 +105,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         }
     )
     returns = _shipped_returns()
-    monkeypatch.setattr(cli, "load_inputs", lambda con, extra: (deals, returns))
+    # The command imports these when it runs (cold start), so they are replaced where they live.
     monkeypatch.setattr(study, "load_inputs", lambda con, extra: (deals, returns))
-    monkeypatch.setattr(cli, "connect", lambda db, read_only: contextlib.nullcontext(None))
+    monkeypatch.setattr("carousel.db.connect", lambda db, read_only: contextlib.nullcontext(None))
     # The dollar columns' inputs, from the shipped share counts and closes instead of the database.
     import analysis.dollar_columns as dollar_columns
     from analysis.dollar_columns import DollarInputs
