@@ -131,8 +131,12 @@ def event_portfolio(
         r = off.row(0, named=True)
         raise InputError(f"t0 {r['t0']} of {r['ticker']} is not a trading day of the benchmark "
                          f"{benchmark} (align it with market.calendars.align_t0 first)", field="t0")
+    # Window days before the benchmark's first or after its last return fall outside the data at either
+    # end alike (the inner join drops them); cast only the in-range positions.
     days = (ev.with_columns(_k=pl.int_ranges(a, b + 1)).explode("_k")
-            .select("ticker", _i=(pl.col("_i").cast(pl.Int64) + pl.col("_k")).cast(pl.UInt32))
+            .select("ticker", _i=pl.col("_i").cast(pl.Int64) + pl.col("_k"))
+            .filter((pl.col("_i") >= 0) & (pl.col("_i") < bench.height))
+            .with_columns(pl.col("_i").cast(pl.UInt32))
             .join(bench.select("_i", "date"), on="_i", how="inner")
             .select("ticker", "date").unique())
     firm = returns.select("ticker", "date", "ret").filter(pl.col("ret").is_finite())

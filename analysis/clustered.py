@@ -127,22 +127,32 @@ def clustered_inference(
     n_boot: int = 999,
     n_resamples: int = 9999,
     seed: int = 20250122,
+    mask_span: tuple[int, int] | None = None,
 ) -> ClusteredInference:
     """The joint, calendar-time and resampling views for a study's CAR table (``EventStudyResult.car``).
 
-    ``returns`` is the study's returns frame (``market.returns.compute_returns``). Other announcements of
-    a cluster's firms are left out of its estimation period, as the study masks them. Deterministic: every
+    ``returns`` is the study's returns frame (``market.returns.compute_returns``). Every benchmark session
+    of another announcement's span by a cluster's firm (``mask_span``, default the union of ``windows``,
+    which is how the engine masks other events) is left out of the cluster's estimation period. Deterministic: every
     resampling draws from ``numpy.random.default_rng(seed)`` streams fixed per cluster and window.
     """
     _require(car)
     wins = tuple(EventWindow.of(w) for w in windows)
+    span = mask_span or (min(w.start for w in wins), max(w.end for w in wins))
     clusters = date_clusters(car)
     own_dates = car.filter(pl.col("t0").is_not_null()).group_by("ticker").agg(
         pl.col("t0").unique().sort().alias("dates"))
     dates_of = {r["ticker"]: r["dates"] for r in own_dates.iter_rows(named=True)}
+    sessions = returns.filter(pl.col("ticker") == benchmark).sort("date")["date"].to_list()
+    position = {d: i for i, d in enumerate(sessions)}
     joint_rows: list[dict[str, object]] = []
     for ci, cl in enumerate(clusters.iter_rows(named=True)):
-        others = sorted({d for t in cl["tickers"] for d in dates_of.get(t, []) if d != cl["t0"]})
+        # Every session of another announcement's span (the union of the windows, as the engine masks
+        # it) leaves the cluster's estimation period: their reaction days are not normal returns.
+        other_t0 = {d for t in cl["tickers"] for d in dates_of.get(t, []) if d != cl["t0"]}
+        others = sorted({sessions[j] for d in other_t0 if d in position
+                         for j in range(position[d] + span[0], position[d] + span[1] + 1)
+                         if 0 <= j < len(sessions) and sessions[j] != cl["t0"]})
         for wi, w in enumerate(wins):
             try:
                 res = mvrm(returns, cl["tickers"], cl["t0"], benchmark=benchmark, estimation=estimation,

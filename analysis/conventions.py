@@ -21,9 +21,6 @@ class Conventions:
     #: prediction-error correction computed from the market days of the estimation dates even where the
     #: firm has no return (estudy2) rather than only the firm's own estimation observations (textbook).
     pe_over_all_market_days: bool = False
-    #: Patell denominator: "per_firm" = sqrt(sum_i (M_i-k)/(M_i-k-2)) with k params (textbook,
-    #: market model k=2 -> (M-2)/(M-4)); estudy2 uses the same (M_i - 2)/(M_i - 4) form.
-    patell_denominator: str = "per_firm"
     #: generalized sign p-hat: "per_firm_mean" (Cowan 1992) or "pooled" (estudy2).
     sign_phat: str = "per_firm_mean"
     #: rank test: "corrado" (textbook) or "estudy2" (row means times the number of columns).
@@ -38,7 +35,6 @@ ESTUDY2 = Conventions(
     name="estudy2",
     sigma_ddof=1,
     pe_over_all_market_days=True,
-    patell_denominator="per_firm",
     sign_phat="pooled",
     rank_variant="estudy2",
     patell_over="all_firms",

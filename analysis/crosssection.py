@@ -62,6 +62,16 @@ def covariance(fit: OLSArrays, cov_type: str, groups: Sequence[np.ndarray] = ())
     if cov_type == "nonrobust":
         return bread * (fit.resid @ fit.resid / (n - k))
     if cov_type in ("HC0", "HC1", "HC2", "HC3"):
+        if cov_type in ("HC2", "HC3") and np.any(fit.hat_diag > 1.0 - 1e-8):
+            # h_ii = 1 (a category with one observation): its residual is 0 and u^2/(1-h)^k is 0/0;
+            # statsmodels returns whatever the rounding gives, so refuse instead of printing noise.
+            n_one = int(np.sum(fit.hat_diag > 1.0 - 1e-8))
+            raise InputError(
+                f"{cov_type} is undefined: {n_one} observation(s) have leverage 1 (a category or "
+                "dummy with a single observation is fitted exactly); merge rare categories, or use "
+                "HC1 or a cluster covariance",
+                field="cov_type",
+            )
         u2 = fit.resid**2
         if cov_type == "HC1":
             u2 = u2 * n / (n - k)

@@ -19,7 +19,8 @@ holds the sum of the members that have one, and ``missing`` lists the others wit
 Their p-values are two-sided normal (sums over firms; the firm-level t's have ~200 degrees of freedom).
 
 Entry point: :func:`dollar_abnormal_value` -> :class:`DollarResult` (``by_deal``, ``by_company``,
-``by_cycle``, ``per_committed_dollar``).
+``by_cycle``, ``per_committed_dollar``, ``per_cycle_volume``); :func:`expand_to_deals` gives every deal of
+a same-day announcement its firm-events before a per-deal or per-cycle total.
 """
 
 from __future__ import annotations
@@ -134,6 +135,59 @@ def by_cycle(frame: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
     return _sum(_dedupe(f, ["cycle"]), ["cycle"])
 
 
+def expand_to_deals(frame: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """One row per deal a firm-event stands for: the study collapses deals announced together.
+
+    The study keeps one firm-event per (ticker, t0) under the first deal id of the announcement
+    (``analysis.events.collapse_same_day``: AMD's chips deal and its warrant are one move), so a
+    member deal of a round-trip other than that first one would find no row by its own id. Joining on
+    (ticker, t0) with the uncollapsed firm-events gives each deal its listed parties' moves.
+
+    Args:
+        frame: ``DollarResult.frame`` (deal_id, ticker, t0, window, dollar_car, ...).
+        events: uncollapsed firm-events (``analysis.events.firm_events(deals)``: deal_id, ticker, t0).
+
+    Returns:
+        ``frame`` with ``deal_id`` replaced by each deal of the announcement and ``study_deal_id`` the
+        id the study reported; a row whose (ticker, t0) no event has is kept as it is. A deal's totals
+        then include a move it shares with the deals announced with it, so totals over several deals
+        must deduplicate (ticker, t0), as :func:`by_cycle` and :func:`by_company` do.
+    """
+    _require(events, "events", ["deal_id", "ticker", "t0"])
+    ev = events.select(pl.col("deal_id").cast(pl.Utf8).alias("_deal"), pl.col("ticker").cast(pl.Utf8),
+                       pl.col("t0").cast(pl.Date)).drop_nulls().unique()
+    out = frame.rename({"deal_id": "study_deal_id"}).join(ev, on=["ticker", "t0"], how="left")
+    return out.with_columns(pl.coalesce("_deal", "study_deal_id").alias("deal_id")).drop("_deal").select(
+        "deal_id", *[c for c in frame.columns if c != "deal_id"], "study_deal_id"
+    ).sort("deal_id", "event_id", "window")
+
+
+def per_cycle_volume(frame: pl.DataFrame, members: pl.DataFrame, cycles: pl.DataFrame) -> pl.DataFrame:
+    """Value a round-trip moved per dollar that can circulate on it (its bottleneck volume).
+
+    ``by_cycle`` joined with ``analysis.network.cycles`` (cycle, volume_usd, volume_is_firm,
+    volume_is_lower_bound, volume_upper_bound_usd). ``ratio_reason``: ``volume_undisclosed`` (an edge
+    of the cycle is undisclosed, so the bottleneck is unknown; never divided by a bound),
+    ``parties_missing`` (a member's move has no dollar CAR), or null. A volume that is a lower bound
+    makes the ratio an upper bound; one that is not firm (an 'up to' amount) makes it approximate:
+    both flags are kept beside the ratio.
+    """
+    _require(cycles, "cycles", ["cycle", "volume_usd"])
+    flags = [c for c in ("volume_upper_bound_usd", "volume_is_firm", "volume_is_lower_bound")
+             if c in cycles.columns]
+    out = by_cycle(frame, members).join(cycles.select("cycle", "volume_usd", *flags), on="cycle", how="left")
+    reason = (
+        pl.when(pl.col("volume_usd").is_null() | (pl.col("volume_usd") <= 0)).then(pl.lit("volume_undisclosed"))
+        .when(~pl.col("complete")).then(pl.lit("parties_missing"))
+    )
+    out = out.with_columns(reason.alias("ratio_reason"))
+    ok = pl.col("ratio_reason").is_null()
+    return out.with_columns(
+        pl.when(ok).then(pl.col("dollar_car") / pl.col("volume_usd")).alias("per_circulating_dollar"),
+        pl.when(ok).then(pl.col("dollar_se") / pl.col("volume_usd")).alias("per_circulating_dollar_se"),
+    )
+
+
 def per_committed_dollar(frame: pl.DataFrame, deals: pl.DataFrame) -> pl.DataFrame:
     """Value moved per committed dollar: a deal's summed dollar CAR over its amount_usd.
 
@@ -212,6 +266,9 @@ class DollarResult:
 
     def per_committed_dollar(self, deals: pl.DataFrame) -> pl.DataFrame:
         return per_committed_dollar(self.frame, deals)
+
+    def per_cycle_volume(self, members: pl.DataFrame, cycles: pl.DataFrame) -> pl.DataFrame:
+        return per_cycle_volume(self.frame, members, cycles)
 
     def summary(self) -> str:
         lines = ["Dollar abnormal value (market value at t0-1 x CAR), US$ bn",

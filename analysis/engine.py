@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from scipy import special
 
 from analysis.conventions import TEXTBOOK, Conventions
 from analysis.grid import (
@@ -294,7 +295,7 @@ class EventStudy:
             oth[outside] = 0
             for g in gathered.values():
                 g[outside] = np.nan
-        planes, off = self.model.design(gathered, y.shape)
+        planes, off = self.model.design(gathered)
         if off is None:
             return y, y, planes, np.zeros((1, 1)), oth
         return y, y - off, planes, off, oth
@@ -321,38 +322,36 @@ class EventStudy:
             raise ValueError("cov_type other than 'nonrobust' needs method='event_dummy'")
         if method == "event_dummy" and self.model.k == 0:
             raise ValueError(
-                "the event-dummy regression needs a model with parameters (not market_adjusted)"
+                f"the event-dummy regression needs a model with parameters ({self.model.name!r} has none)"
             )
         t_start = time.perf_counter()
         prep = self._prepare()
         t_prep = time.perf_counter()
+        kept, reason, n_masked, out = self._estimate(prep, method, cov_type, cov_kwds)
+        t_est = time.perf_counter()
+        result = self._assemble(prep, method, kept, reason, n_masked, out)
+        self.timings = {
+            "prepare": t_prep - t_start,
+            "estimate": t_est - t_prep,
+            "assemble": time.perf_counter() - t_est,
+        }
+        return result
+
+    def _estimate(
+        self, prep: _Prepared, method: str, cov_type: str, cov_kwds: dict[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Estimate the candidate firm-events chunk by chunk: (kept event rows, exclusion reason and
+        masked-day count per event, estimates of the kept rows by field of ``_ChunkOut``)."""
         ev = prep.events
         cand = np.flatnonzero(ev["_reason"].is_null().to_numpy())
         i0_all = ev["_i0"].to_numpy()
         tix_all = ev["_tix"].to_numpy()
         reason = ev["_reason"].to_numpy().astype(object)
         n_masked = np.zeros(ev.height, dtype=np.int64)
-
-        k, n_len, n_w = self.model.k, prep.rel.shape[0], len(self.windows)
-        ne_cols = np.flatnonzero(~prep.is_est)
-        m_cap = cand.shape[0]
-        out = {
-            "b": np.empty((m_cap, k)),
-            "bse": np.empty((m_cap, k)),
-            "sigma": np.empty(m_cap),
-            "n_est": np.empty(m_cap, dtype=np.int64),
-            "ar": np.empty((m_cap, n_len)),
-            "pe": np.empty((m_cap, n_len)),
-            "x_event": np.empty((m_cap, ne_cols.shape[0], k)),
-            "a_pe": np.empty((m_cap, k, k)),
-            "car": np.empty((m_cap, n_w)),
-            "car_se": np.empty((m_cap, n_w)),
-            "bhar": np.empty((m_cap, n_w)),
-            "n_days": np.empty((m_cap, n_w), dtype=np.int64),
-        }
+        out = self._empty_estimates(prep, cand.shape[0])
         kept_rows: list[np.ndarray] = []
         filled = 0
-        for start in range(0, m_cap, self.chunk_size):
+        for start in range(0, cand.shape[0], self.chunk_size):
             rows = cand[start : start + self.chunk_size]
             y, yy, planes, off, oth = self._gather(prep, tix_all[rows], i0_all[rows])
             if method == "batch":
@@ -367,17 +366,29 @@ class EventStudy:
                 out[name][filled : filled + m] = getattr(co, name)
             filled += m
             kept_rows.append(rows[co.keep])
-        if filled < m_cap:
+        if filled < cand.shape[0]:
             out = {name: arr[:filled] for name, arr in out.items()}
         kept = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
-        t_est = time.perf_counter()
-        result = self._assemble(prep, method, kept, reason, n_masked, out)
-        self.timings = {
-            "prepare": t_prep - t_start,
-            "estimate": t_est - t_prep,
-            "assemble": time.perf_counter() - t_est,
+        return kept, reason, n_masked, out
+
+    def _empty_estimates(self, prep: _Prepared, m_cap: int) -> dict[str, np.ndarray]:
+        """Preallocated estimate arrays for at most ``m_cap`` firm-events (filled chunk by chunk)."""
+        k, n_len, n_w = self.model.k, prep.rel.shape[0], len(self.windows)
+        n_ne = int((~prep.is_est).sum())
+        return {
+            "b": np.empty((m_cap, k)),
+            "bse": np.empty((m_cap, k)),
+            "sigma": np.empty(m_cap),
+            "n_est": np.empty(m_cap, dtype=np.int64),
+            "ar": np.empty((m_cap, n_len)),
+            "pe": np.empty((m_cap, n_len)),
+            "x_event": np.empty((m_cap, n_ne, k)),
+            "a_pe": np.empty((m_cap, k, k)),
+            "car": np.empty((m_cap, n_w)),
+            "car_se": np.empty((m_cap, n_w)),
+            "bhar": np.empty((m_cap, n_w)),
+            "n_days": np.empty((m_cap, n_w), dtype=np.int64),
         }
-        return result
 
     def _valid_masks(
         self, prep: _Prepared, yy: np.ndarray, planes: list[Plane], oth: np.ndarray
@@ -610,39 +621,9 @@ class EventStudy:
             "t0",
             pl.Series("reason", reason[excluded_mask].tolist(), dtype=pl.Utf8),
         )
-        n_w = len(self.windows)
-        car, se = out["car"], out["car_se"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = car / se
-        dfw = np.repeat(df[:, None], n_w, axis=1).astype(float)
-        # Imported here, not at module level: scipy.stats takes about 0.7 s to import, and every CLI
-        # command (`carousel ledger ...`, `carousel sql`) imports this module to register `study`.
-        from scipy import stats
-
-        p = 2.0 * stats.t.sf(np.abs(t), dfw)
-        labels = [EventWindow.of(w).label for w in self.windows]
         base = keys.select("event_id", "deal_id", "ticker", "t0")
-        car_frame = (
-            pl.concat(
-                [
-                    base.with_columns(
-                        pl.lit(labels[w]).alias("window"),
-                        pl.lit(w, dtype=pl.Int32).alias("_w"),
-                        pl.Series("car", car[:, w]).fill_nan(None),
-                        pl.Series("se", se[:, w]).fill_nan(None),
-                        pl.Series("t", t[:, w]).fill_nan(None),
-                        pl.Series("p", p[:, w]).fill_nan(None),
-                        pl.Series("bhar", out["bhar"][:, w]).fill_nan(None),
-                        pl.Series("n_days", out["n_days"][:, w]),
-                    )
-                    for w in range(n_w)
-                ]
-            )
-            .with_row_index("_r")
-            .with_columns((pl.col("_r") % max(keys.height, 1)).alias("_e"))
-            .sort("_e", "_w")
-            .drop("_r", "_e", "_w")
-        )
+        labels = [EventWindow.of(w).label for w in self.windows]
+        car_frame = _car_frame(base, labels, df, out)
         names = list(self.model.param_names)
         params = base.with_columns(*[pl.Series(nm, out["b"][:, j]) for j, nm in enumerate(names)])
         bse = base.with_columns(*[pl.Series(nm, out["bse"][:, j]) for j, nm in enumerate(names)])
@@ -666,3 +647,37 @@ class EventStudy:
             excluded=excluded,
             mask_other_events=self.mask_other_events,
         )
+
+
+def _car_frame(base: pl.DataFrame, labels: list[str], df: np.ndarray, out: dict[str, np.ndarray]) -> pl.DataFrame:
+    """One row per firm-event and window (firm-event order, then window order): car, se, t, p with
+    Student t(df), bhar, n_days; NaN becomes null."""
+    n_w = len(labels)
+    car, se = out["car"], out["car_se"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = car / se
+    dfw = np.repeat(df[:, None], n_w, axis=1).astype(float)
+    # scipy.special, not scipy.stats: stats takes about 0.7 s to import, and every CLI command imports
+    # this module to register `study`. stdtr(df, -|t|) is the t distribution's lower tail.
+    p = 2.0 * special.stdtr(dfw, -np.abs(t))
+    return (
+        pl.concat(
+            [
+                base.with_columns(
+                    pl.lit(labels[w]).alias("window"),
+                    pl.lit(w, dtype=pl.Int32).alias("_w"),
+                    pl.Series("car", car[:, w]).fill_nan(None),
+                    pl.Series("se", se[:, w]).fill_nan(None),
+                    pl.Series("t", t[:, w]).fill_nan(None),
+                    pl.Series("p", p[:, w]).fill_nan(None),
+                    pl.Series("bhar", out["bhar"][:, w]).fill_nan(None),
+                    pl.Series("n_days", out["n_days"][:, w]),
+                )
+                for w in range(n_w)
+            ]
+        )
+        .with_row_index("_r")
+        .with_columns((pl.col("_r") % max(base.height, 1)).alias("_e"))
+        .sort("_e", "_w")
+        .drop("_r", "_e", "_w")
+    )

@@ -258,24 +258,8 @@ def kolari_pynnonen_t(
 
 def _ranks(panel: ARPanel) -> tuple[np.ndarray, np.ndarray]:
     """Per-firm average ranks (1-based, ties averaged) of the ARs over estimation + event days; NaN kept."""
-    x = panel.ar
-    ok = np.isfinite(x)
-    big = np.where(ok, x, np.inf)
-    order = np.argsort(big, axis=1, kind="stable")
-    sx = np.take_along_axis(big, order, axis=1)
-    n, L = x.shape
-    pos = np.broadcast_to(np.arange(1, L + 1, dtype=float), (n, L))
-    # Ties: average the positions over each run of equal values (vectorised by run ids).
-    new_run = np.ones((n, L), dtype=bool)
-    new_run[:, 1:] = sx[:, 1:] != sx[:, :-1]
-    run_id = np.cumsum(new_run, axis=1) - 1 + (np.arange(n) * L)[:, None]
-    sums = np.bincount(run_id.ravel(), weights=pos.ravel(), minlength=n * L)
-    cnts = np.bincount(run_id.ravel(), minlength=n * L)
-    avg = (sums / np.maximum(cnts, 1))[run_id]
-    ranks = np.empty_like(avg)
-    np.put_along_axis(ranks, order, avg, axis=1)
-    ranks[~ok] = np.nan
-    return ranks, ok.sum(axis=1)
+    ranks = stats.rankdata(panel.ar, axis=1, nan_policy="omit")
+    return ranks, np.isfinite(panel.ar).sum(axis=1)
 
 
 def corrado_rank(

@@ -15,7 +15,9 @@ import duckdb
 import polars as pl
 
 from analysis.conventions import BY_NAME
+from analysis.date_basis import apply_date_basis
 from analysis.engine import EventStudy, Method
+from analysis.models import model_spec
 from analysis.results import EventStudyResult
 from analysis.window import DEFAULT_WINDOWS
 from core.errors import InputError
@@ -36,39 +38,44 @@ def load_inputs(
     return deals, compute_returns(prices)
 
 
-def run_study(
+def load_prices(
+    con: duckdb.DuckDBPyConnection, extra_tickers: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(deals, prices) from the database: like :func:`load_inputs` but the stored prices themselves
+    (with ``volume``), for the abnormal-volume study."""
+    deals = ledger_api.deals(con)
+    deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
+    tickers = sorted(set(deal_tickers) | set(extra_tickers))
+    return deals, market_api.prices(con, tickers)
+
+
+def study_events(
     deals: pl.DataFrame,
-    returns: pl.DataFrame,
     *,
-    model: str = "market",
-    benchmarks: tuple[str, ...] = ("SPY",),
-    estimation: tuple[int, int] = (-250, -11),
-    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
-    min_obs: int = 120,
     deal_filter: list[str] | None = None,
     ticker_filter: list[str] | None = None,
-    conventions: str = "textbook",
-    method: str = "batch",
-    mask_other_events: bool = True,
     peers: list[str] | None = None,
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
-) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(reported firm-events, the events that mask estimation windows) of ``deals``: the filters
+    choose the first; the second is every firm-event but the spillover ones. Shared by the return,
+    volume, GARCH and run-up studies."""
     from analysis.events import firm_events
 
-    if conventions not in BY_NAME:
-        raise InputError(
-            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
-            field="--conventions",
-        )
     if unknown_policy not in ("same_day", "next_session"):
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    deals = apply_date_basis(deals, date_basis)
+    spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
+    elif spill is not None:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy, spillovers=spill)
     else:
         events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
     if deal_filter:
@@ -96,6 +103,86 @@ def run_study(
         events = events.filter(ids.list.eval(pl.element().is_in(deal_filter)).list.any())
     if ticker_filter:
         events = events.filter(pl.col("ticker").is_in(ticker_filter))
+    if spill is not None:
+        # spillover firm-events do not mask other events' estimation windows, so every party's
+        # numbers are those of the run without them
+        all_events = all_events.filter(~pl.col("role").str.starts_with("spillover"))
+    return events, all_events
+
+
+def run_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    model: str = "market",
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    method: str = "batch",
+    mask_other_events: bool = True,
+    peers: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
+) -> EventStudyResult:
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``date_basis`` chooses the moment taken as the news (:mod:`analysis.date_basis`): the official
+    announcement (default), its evidenced time of day, or the first credible report.
+
+    ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
+    for non-party firms near each deal; they do not mask other events' estimation windows, so every
+    party's numbers are those of the run without them.
+    """
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    try:
+        spec = model_spec(model, tuple(benchmarks))
+    except ValueError as exc:
+        raise InputError(str(exc), field="--model") from None
+    if not getattr(spec, "batch_engine", True):
+        # GARCH: estimated per firm-event outside the batch engine (analysis.models.garch says why).
+        if method != "batch" or not mask_other_events or firm_events_fn is not None:
+            raise InputError(
+                f"model {spec.name!r} takes no --method, --flag-other-events or custom firm-events",
+                field="--model",
+            )
+        return run_garch_study(
+            deals,
+            returns,
+            benchmarks=benchmarks,
+            estimation=estimation,
+            windows=windows,
+            min_obs=min_obs,
+            deal_filter=deal_filter,
+            ticker_filter=ticker_filter,
+            conventions=conventions,
+            peers=peers,
+            collapse_same_day=collapse_same_day,
+            unknown_policy=unknown_policy,
+            spillovers=spillovers,
+            date_basis=date_basis,
+        )
+    events, all_events = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        firm_events_fn=firm_events_fn,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+        spillovers=spillovers,
+        date_basis=date_basis,
+    )
     # Every event's tickers must be priced; the study would only exclude them, but the benchmark
     # itself is an input error.
     try:
@@ -114,3 +201,54 @@ def run_study(
         return study.fit(cast(Method, method))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def run_garch_study(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    *,
+    benchmarks: tuple[str, ...] = ("SPY",),
+    estimation: tuple[int, int] = (-250, -11),
+    windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS,
+    min_obs: int = 120,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    conventions: str = "textbook",
+    peers: list[str] | None = None,
+    collapse_same_day: bool = True,
+    unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
+    date_basis: str = "official",
+) -> EventStudyResult:
+    """Pure: the GARCH(1,1) market model (:func:`analysis.volatility.garch_study`) on the same
+    firm-events, filters and windows as :func:`run_study` (``carousel study --model garch``)."""
+    from analysis.volatility import garch_study
+
+    if conventions not in BY_NAME:
+        raise InputError(
+            f"unknown conventions {conventions!r}; choose {', '.join(BY_NAME)}",
+            field="--conventions",
+        )
+    if len(benchmarks) != 1:
+        raise InputError(
+            f"model 'garch' takes exactly one benchmark, got {len(benchmarks)}", field="--benchmark"
+        )
+    events, _ = study_events(
+        deals,
+        deal_filter=deal_filter,
+        ticker_filter=ticker_filter,
+        peers=peers,
+        collapse_same_day=collapse_same_day,
+        unknown_policy=unknown_policy,
+        spillovers=spillovers,
+        date_basis=date_basis,
+    )
+    return garch_study(
+        returns.select("ticker", "date", "ret"),
+        events.select("event_id", "deal_id", "ticker", "t0"),
+        benchmark=benchmarks[0],
+        estimation=estimation,
+        windows=windows,
+        min_obs=min_obs,
+        conventions=BY_NAME[conventions],
+    )

@@ -378,7 +378,9 @@ class Summary:
         rows, fnotes = t.cells(tex_escape, lambda m: rf"\textsuperscript{{{m}}}")
         spec = "".join({"left": "l", "right": "r", "center": "c"}[c.alignment] for c in t.columns)
         head = " & ".join(c.tex_label if c.tex_label is not None else tex_escape(c.header) for c in t.columns)
-        lines = [" & ".join(r) + r" \\" for r in rows]
+        # A row that starts with "[" (a window label) would be read as the optional argument of the
+        # previous row's \\ ("\\[0,0]" is a length): an empty group in front ends that argument.
+        lines = [("{}" if r and r[0].startswith("[") else "") + " & ".join(r) + r" \\" for r in rows]
         notes = [rf"\textsuperscript{{{_letter(i)}}}{tex_escape(n)}" for i, n in enumerate(fnotes)]
         return spec, head + r" \\", lines, notes + [tex_escape(n) for n in t.notes]
 

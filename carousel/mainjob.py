@@ -157,6 +157,10 @@ def run(
         # tickers still get the snapshot, so one fetched ticker does not leave the rest without prices.
         with connect(path) as con:
             summary.price_rows_appended = load_snapshot(con).appended_rows
+            # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
+            from market.shares_store import load_shares_snapshot
+
+            load_shares_snapshot(con)
         if online:
             from carousel.universe import universe
             from market.refresh import refresh, refresh_lock

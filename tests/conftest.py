@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
+# Helpers of the analysis tests (estudy2_reference, test_engine's synthetic panels) import by module
+# name from any test folder, as tests/market does for market_fakes.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from analysis.models.base import (
     stack,
 )
 from analysis.models.ff3 import FF3_FACTORS, FamaFrench3
+from analysis.models.garch import GarchMarketModel
 from analysis.models.market import MarketModel
 from analysis.models.market_adjusted import MarketAdjusted
 from analysis.models.mean import MeanAdjusted
@@ -60,6 +61,7 @@ register(MarketAdjusted)
 register(MarketModel)
 register(MultiFactor)
 register(FamaFrench3)
+register(GarchMarketModel)
 
 #: Kept for callers that list the models; the registry is the source.
 MODELS = tuple(REGISTRY)

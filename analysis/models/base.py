@@ -128,6 +128,12 @@ def condition(xtx: np.ndarray) -> np.ndarray:
     return out
 
 
+def require_one_benchmark(model: str, benchmarks: tuple[str, ...]) -> None:
+    """ValueError unless exactly one benchmark is given (market and market-adjusted models)."""
+    if len(benchmarks) != 1:
+        raise ValueError(f"model {model!r} takes exactly one benchmark, got {len(benchmarks)}")
+
+
 #: X'X with a scaled condition number at or above this is treated as singular.
 MAX_CONDITION = 1e12
 
@@ -191,9 +197,7 @@ class NormalReturnModel:
         return self.benchmarks if self.reads_benchmark_returns else ()
 
     # -- design
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         """Regressor planes (``None`` = the intercept's ones, never materialised) and the offset
         (``None`` when zero) from grid-gathered series, each (N, L). NaN propagates: the engine treats
         such days as unusable."""

@@ -31,7 +31,5 @@ class FamaFrench3(LinearModel):
     def series(self) -> tuple[str, ...]:
         return (*FF3_FACTORS, "rf")
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, *(series[f] for f in FF3_FACTORS)], series["rf"]

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from analysis.models.base import LinearModel
+from analysis.models.base import LinearModel, require_one_benchmark
 from analysis.prediction_error import Plane
 
 
@@ -21,14 +21,11 @@ class MarketModel(LinearModel):
 
     @classmethod
     def check_benchmarks(cls, benchmarks: tuple[str, ...]) -> None:
-        if len(benchmarks) != 1:
-            raise ValueError(f"model {cls.name!r} takes exactly one benchmark, got {len(benchmarks)}")
+        require_one_benchmark(cls.name, benchmarks)
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return ("alpha", f"beta_{self.benchmarks[0]}")
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, series[self.benchmarks[0]]], None

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from analysis.models.base import BatchFit, NormalReturnModel, RowFit
+from analysis.models.base import BatchFit, NormalReturnModel, RowFit, require_one_benchmark
 from analysis.prediction_error import Plane
 
 
@@ -25,16 +25,13 @@ class MarketAdjusted(NormalReturnModel):
 
     @classmethod
     def check_benchmarks(cls, benchmarks: tuple[str, ...]) -> None:
-        if len(benchmarks) != 1:
-            raise ValueError(f"model {cls.name!r} takes exactly one benchmark, got {len(benchmarks)}")
+        require_one_benchmark(cls.name, benchmarks)
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return ()
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [], series[self.benchmarks[0]]
 
     def fit(

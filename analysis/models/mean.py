@@ -24,7 +24,5 @@ class MeanAdjusted(LinearModel):
     def param_names(self) -> tuple[str, ...]:
         return ("alpha",)
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None], None

@@ -31,7 +31,5 @@ class MultiFactor(LinearModel):
     def param_names(self) -> tuple[str, ...]:
         return ("alpha", *(f"beta_{b}" for b in self.benchmarks))
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, *(series[b] for b in self.benchmarks)], None

@@ -7,15 +7,18 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from analysis.models import benchmark_tickers, model_spec
 from analysis.results import EventStudyResult, car_columns
-from analysis.study import load_inputs, run_study
+from analysis.study import load_inputs, load_prices, run_study
+from analysis.summary import Column
 from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
@@ -31,11 +34,13 @@ def parse_window(text: str) -> EventWindow:
         raise InputError(str(exc), field="--window") from None
 
 
-def render_table(res: EventStudyResult, console: Console) -> None:
+def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame | None = None) -> None:
     """The CAR table (one row per firm-event and window), then exclusions by reason.
 
     Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
-    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05).
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05). ``dollars``
+    (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR in US$ bn,
+    or its reason code where there is none.
     """
     title = (
         f"Event study: {res.model.name}"
@@ -43,7 +48,13 @@ def render_table(res: EventStudyResult, console: Console) -> None:
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    spec = SummaryTable(res.car, car_columns())
+    frame, columns = res.car, car_columns()
+    if dollars is not None:
+        cells = [(reason or "") if v is None else f"{v / 1e9:.1f}"
+                 for v, reason in zip(dollars["dollar_car"], dollars["dollar_reason"], strict=True)]
+        frame = frame.with_columns(pl.Series("_dollar_bn", cells, dtype=pl.Utf8))
+        columns = (*columns, Column("_dollar_bn", "$CAR bn", align="right"))
+    spec = SummaryTable(frame, columns)
     for col in spec.columns:
         table.add_column(col.header, justify=col.alignment, no_wrap=True)
     rows, _ = spec.cells()
@@ -59,6 +70,37 @@ def render_table(res: EventStudyResult, console: Console) -> None:
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
 
 
+#: ``carousel study --type``: what is abnormal (docs/conventions.md, "Volume, volatility, run-up").
+STUDY_TYPES = ("returns", "volume", "volatility", "runup")
+
+
+def _emit_variance_ratios(res: EventStudyResult, fmt: str) -> None:
+    """``--type volatility``: the squared-AR variance ratio of every firm-event and window, pooled
+    per window (JSON: the per-firm-event records on stdout, the pooled lines on stderr)."""
+    from analysis.volatility import variance_ratio
+
+    results = [variance_ratio(res.panel, (w[0], w[1])) for w in res.windows]
+    if fmt == "json":
+        records = []
+        for vr in results:
+            for rec in vr.frame.select(
+                "event_id", "deal_id", "ticker", "t0", "window", "var_ratio", "df1", "df2", "p"
+            ).iter_rows(named=True):
+                rec["t0"] = rec["t0"].isoformat() if rec["t0"] is not None else None
+                records.append(rec)
+        typer.echo(json.dumps(records, indent=2))
+        for vr in results:
+            p = vr.pooled.row(0, named=True)
+            typer.echo(
+                f"pooled {p['window']}: N={p['n']} mean ratio {p['mean_ratio']:.4f} "
+                f"chi2({p['df']})={p['chi2']:.4f} p={p['p']:.4g}",
+                err=True,
+            )
+        return
+    for vr in results:
+        typer.echo(vr.summary())
+
+
 def register(app: typer.Typer) -> None:
     """Add ``carousel study`` to the shell's app."""
 
@@ -66,8 +108,17 @@ def register(app: typer.Typer) -> None:
     def study(
         db: DbOption = None,
         model: Annotated[
-            str, typer.Option(help="mean | market_adjusted | market | multifactor | ff3")
+            str, typer.Option(help="mean | market_adjusted | market | multifactor | ff3 | garch")
         ] = "market",
+        study_type: Annotated[
+            str,
+            typer.Option(
+                "--type",
+                help="returns (abnormal returns) | volume (abnormal log volume on ^GSPC volume) | "
+                "volatility (squared-AR variance ratio per window) | runup (leak test, default "
+                "windows [-10,-1] and [-1,-1]).",
+            ),
+        ] = "returns",
         benchmark: Annotated[
             list[str] | None,
             typer.Option(
@@ -115,6 +166,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
+        # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
+        from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
+
         if fmt not in ("table", "json"):
             raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
         if method not in ("batch", "statsmodels", "event_dummy"):
@@ -132,27 +186,57 @@ def register(app: typer.Typer) -> None:
                 "which only sets the trading-day grid",
                 field="--benchmark",
             )
-        with connect(db, read_only=True) as con:
-            deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
-        res = run_study(
-            deals,
-            returns,
-            model=model,
-            benchmarks=bench,
-            estimation=(int(estimation[0]), int(estimation[1])),
-            windows=wins,
-            min_obs=min_obs,
-            deal_filter=deal,
-            ticker_filter=ticker,
-            peers=peer,
-            conventions=conventions,
-            method=method,
-            mask_other_events=not flag_other_events,
-            unknown_policy=unknown_policy,
-        )
+        # Imported here: only the study type asked for pays its import.
+        from analysis.runup import RUNUP_WINDOWS, runup_study
+        from analysis.volume import DEFAULT_VOLUME_BENCHMARK, abnormal_volume
+
+        if study_type not in STUDY_TYPES:
+            raise InputError(
+                f"unknown study type {study_type!r}; choose {' | '.join(STUDY_TYPES)}", field="--type"
+            )
+        options: dict[str, Any] = {
+            "estimation": (int(estimation[0]), int(estimation[1])),
+            "min_obs": min_obs,
+            "deal_filter": deal,
+            "ticker_filter": ticker,
+            "peers": peer,
+            "conventions": conventions,
+            "method": method,
+            "mask_other_events": not flag_other_events,
+            "unknown_policy": unknown_policy,
+        }
+        dollars: pl.DataFrame | None = None
+        if study_type == "volume":
+            if resolved.name != "market":
+                raise InputError("--type volume uses the market-volume model only", field="--model")
+            vbench = tuple(benchmark) if benchmark else (DEFAULT_VOLUME_BENCHMARK,)
+            with connect(db, read_only=True) as con:
+                deals, prices = load_prices(con, [*benchmark_tickers(vbench), *(peer or [])])
+            res = abnormal_volume(deals, prices, benchmarks=vbench, windows=wins, **options)
+        else:
+            with connect(db, read_only=True) as con:
+                deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
+                dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
+            if study_type == "runup":
+                run_wins = tuple(parse_window(w) for w in window) if window else RUNUP_WINDOWS
+                res = runup_study(
+                    deals, returns, model=model, benchmarks=bench, windows=run_wins, **options
+                ).study
+            else:
+                res = run_study(deals, returns, model=model, benchmarks=bench, windows=wins, **options)
+            # Dollar value moved (market value at t0-1 x CAR), row for row with res.car; a volume
+            # or variance-ratio study has no dollar counterpart.
+            dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
+        if study_type == "volatility":
+            _emit_variance_ratios(res, fmt)
+            return
         if fmt == "json":
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
+            if dollars is not None:
+                for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
+                    rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                for k, v in extra.items()})
             typer.echo(json.dumps(records, indent=2))
             # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
             typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
@@ -163,7 +247,19 @@ def register(app: typer.Typer) -> None:
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
                 console = Console(width=200)
-            render_table(res, console)
+            render_table(res, console, dollars)
+            if study_type == "volume":
+                console.print(
+                    "CAR = cumulative abnormal log volume ln(V+1) on the market's, in log points "
+                    "(100 % = exp(1) = 2.7x normal volume); BHAR does not apply.",
+                    highlight=False,
+                )
+            elif res.model.name == "garch":
+                console.print(
+                    "GARCH(1,1): SE = sqrt(sum of one-step conditional variances), t is a z with a "
+                    "normal p; BHAR does not apply.",
+                    highlight=False,
+                )
 
 
 __all__ = ["parse_window", "register", "render_table"]

@@ -121,3 +121,23 @@ def test_bad_input(returns: pl.DataFrame) -> None:
         calendar_time(returns, ok, model="ff3")
     with pytest.raises(InputError, match="cannot identify"):
         calendar_time(returns, ok, window=(0, 1))
+
+
+def test_windows_reaching_before_the_first_return_are_cut_like_those_after_the_last() -> None:
+    """An event on the third day of the data with window [-5,+5] keeps its in-range days (no crash)."""
+    import datetime as _dt
+
+    from analysis.calendar_time import event_portfolio
+
+    dates = [_dt.date(2024, 1, 1) + _dt.timedelta(days=i) for i in range(20)]
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame({
+        "ticker": ["SPY"] * 20 + ["X"] * 20,
+        "date": dates * 2,
+        "ret": np.r_[rng.normal(0, 0.01, 20), rng.normal(0, 0.02, 20)],
+    })
+    for t0_index in (2, 17):  # near the start and near the end
+        port = event_portfolio(frame, pl.DataFrame({"ticker": ["X"], "t0": [dates[t0_index]]}),
+                               window=(-5, 5))
+        lo, hi = max(0, t0_index - 5), min(19, t0_index + 5)
+        assert port["date"].to_list() == dates[lo:hi + 1]

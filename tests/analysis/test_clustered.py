@@ -44,19 +44,23 @@ def test_date_clusters_on_the_shipped_study(study: tuple[EventStudyResult, pl.Da
 def test_sum_zero_f_equals_the_t_test_of_the_summed_returns(
         study: tuple[EventStudyResult, pl.DataFrame]) -> None:
     """The cluster's sample is built independently here: SPY sessions -250..-11 and the event day,
-    minus the firms' other announcement days, on dates where both firms have a return; the F test that
-    the CARs sum to zero must then be the squared t of the event dummy in an OLS of the summed returns."""
+    minus every session within the span [-1,+1] (the union of the requested windows) of the firms' other
+    announcements, on dates where both firms have a return; the F test that the CARs sum to zero on day 0
+    must then be the squared t of the event dummy in an OLS of the summed returns."""
     res, returns = study
     t0, firms = date(2026, 2, 27), ("AMZN", "NVDA")
-    ci = clustered_inference(res.car, returns, ((0, 0),), n_boot=0, n_resamples=99)
-    row = ci.joint.filter((pl.col("t0") == t0) & (pl.col("hypothesis") == "sum_zero")).row(0, named=True)
+    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=0, n_resamples=99)
+    row = ci.joint.filter((pl.col("t0") == t0) & (pl.col("hypothesis") == "sum_zero")
+                          & (pl.col("window") == "[0,0]")).row(0, named=True)
 
     spy = returns.filter(pl.col("ticker") == "SPY").sort("date")
     days = spy["date"].to_list()
     i0 = days.index(t0)
     sample = set(days[i0 - 250:i0 - 10]) | {t0}
     others = set(res.car.filter(pl.col("ticker").is_in(firms) & (pl.col("t0") != t0))["t0"].to_list())
-    sample -= others
+    masked = {days[days.index(d) + k] for d in others for k in (-1, 0, 1)}
+    assert masked & sample  # the span mask matters for this cluster
+    sample -= masked
     wide = returns.filter(pl.col("ticker").is_in([*firms, "SPY"])).pivot(
         on="ticker", index="date", values="ret").filter(pl.col("date").is_in(sorted(sample))).drop_nulls()
     y = (wide["AMZN"] + wide["NVDA"]).to_numpy()

@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from estudy2_reference import EST_START, EVENT_END, estudy2_panel, load_rates
 
 from analysis import significance as S
-from analysis.conformance import EST_START, EVENT_END, estudy2_panel, load_rates
 from analysis.conventions import ESTUDY2, TEXTBOOK
 from analysis.panel import ARPanel
 

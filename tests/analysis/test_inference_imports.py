@@ -13,3 +13,13 @@ def test_no_scipy_stats_or_statsmodels_at_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_volume_volatility_runup_import_no_arch_or_scipy_stats() -> None:
+    # arch is imported by the first GARCH fit, not by `import analysis.volatility` (cold start).
+    code = ("import sys; import analysis.volume, analysis.volatility, analysis.runup; "
+            "print(sorted(m for m in ('scipy.stats', 'statsmodels', 'arch', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,24 +10,24 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from test_engine import synthetic
 
 from analysis import models
 from analysis.engine import EventStudy
 from analysis.models import REGISTRY, LinearModel, lagged, model_spec, register
 from analysis.prediction_error import Plane
-from tests.analysis.test_engine import synthetic
 
 
 def test_registry_resolves_names_and_aliases() -> None:
-    assert list(REGISTRY) == ["mean", "market_adjusted", "market", "multifactor", "ff3"]
+    assert list(REGISTRY) == ["mean", "market_adjusted", "market", "multifactor", "ff3", "garch"]
     assert model_spec("Market_Model", ["SPY"]).name == "market"
     assert model_spec("fama_french").param_names == ("alpha", "beta_mkt_rf", "beta_smb", "beta_hml")
     assert model_spec("multi", ["SPY", "SPY[-1]"]).param_names == ("alpha", "beta_SPY", "beta_SPY[-1]")
     assert model_spec("market_adjusted").k == 0 and not model_spec("market_adjusted").has_intercept
     assert [m.reads_benchmark_returns for m in (model_spec(n) for n in REGISTRY)] == [
-        False, True, True, True, False]
-    with pytest.raises(ValueError, match="unknown model 'garch'; choose one of mean, market_adjusted"):
-        model_spec("garch")
+        False, True, True, True, False, True]
+    with pytest.raises(ValueError, match="unknown model 'egarch'; choose one of mean, market_adjusted"):
+        model_spec("egarch")
     with pytest.raises(ValueError, match="exactly one benchmark, got 2"):
         model_spec("market", ["SPY", "QQQ"])
     with pytest.raises(ValueError, match="already registered"):
@@ -47,9 +47,7 @@ class Dimson(LinearModel):
     def series(self) -> tuple[str, ...]:
         return (self.benchmarks[0], f"{self.benchmarks[0]}[-1]")
 
-    def design(
-        self, series: Mapping[str, np.ndarray], shape: tuple[int, int]
-    ) -> tuple[list[Plane], np.ndarray | None]:
+    def design(self, series: Mapping[str, np.ndarray]) -> tuple[list[Plane], np.ndarray | None]:
         return [None, *(series[s] for s in self.series())], None
 
 
@@ -84,4 +82,4 @@ def test_a_new_model_is_one_class_and_one_registration(dimson: None) -> None:
     # The same design through the built-in multifactor model on a lagged benchmark gives the same numbers.
     multi = EventStudy(ret, events, model="multifactor", benchmarks=("MKT", "MKT[-1]")).fit()
     np.testing.assert_allclose(multi.car["se"].to_numpy(), batch.car["se"].to_numpy(), rtol=1e-12)
-    assert models.MODELS == ("mean", "market_adjusted", "market", "multifactor", "ff3")
+    assert models.MODELS == ("mean", "market_adjusted", "market", "multifactor", "ff3", "garch")

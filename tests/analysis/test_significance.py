@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from estudy2_reference import market_model_panel
 from scipy import stats
 
 from analysis import significance as S
-from analysis.conformance import market_model_panel
 from analysis.conventions import ESTUDY2, TEXTBOOK, Conventions
 from analysis.panel import ARPanel
 

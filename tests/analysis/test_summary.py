@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import shutil
+import subprocess
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -176,10 +179,10 @@ def test_same_input_same_bytes_and_bad_spec() -> None:
 
 def test_the_car_table_reads_the_same_everywhere() -> None:
     from rich.console import Console
+    from test_engine import synthetic
 
     from analysis.engine import EventStudy
     from carousel.cli.study import render_table
-    from tests.analysis.test_engine import synthetic
 
     ret, events, _ = synthetic(3, seed=3, inject=0.05)
     res = EventStudy(ret, events, benchmarks=("MKT",)).fit()
@@ -195,3 +198,34 @@ def test_the_car_table_reads_the_same_everywhere() -> None:
     shown = console.export_text()
     assert "CAR %" in shown and "BHAR %" in shown and cell in shown
     assert "CAAR over firm-events with a complete window" in text
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_compiles(tmp_path: Path) -> None:
+    s = Summary.of(_table(), title="Escapes & co", notes=[STAR_NOTE])
+    body = s.to_latex(label="tab:x_y", size="small") + s.to_latex(longtable=True)
+    doc = (
+        "\\documentclass{article}\\usepackage{booktabs,longtable}\\begin{document}\n"
+        + body
+        + "\\end{document}\n"
+    )
+    (tmp_path / "t.tex").write_text(doc, encoding="utf-8")
+    res = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    log = (tmp_path / "t.log").read_text(encoding="utf-8", errors="replace")
+    assert res.returncode == 0, log[-2000:]
+    assert "\n! " not in log and "Overfull" not in log
+
+
+def test_latex_row_starting_with_a_bracket_is_not_an_optional_argument() -> None:
+    """`\\\\` followed by `[0,0]` would be read as a vertical skip of length "0,0": LaTeX stops with
+    "Missing number". The renderer puts an empty group in front of such a row."""
+    import polars as pl
+
+    from analysis.summary import Column, Summary, Table
+
+    t = Table(pl.DataFrame({"window": ["[0,0]", "[-1,+1]"], "n": [1, 2]}), (Column("window"), Column("n")))
+    tex = Summary((t,)).to_latex()
+    assert "{}[0,0] & 1 \\\\" in tex and "{}[-1,+1] & 2 \\\\" in tex

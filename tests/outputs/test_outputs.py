@@ -99,8 +99,7 @@ def test_stress_lists_first_and_second_order_inflows(flows: pl.DataFrame) -> Non
 
 def test_car_path_band_uses_the_full_prediction_error_variance() -> None:
     import numpy as np
-
-    from analysis.conformance import estudy2_panel
+    from estudy2_reference import estudy2_panel
 
     panel = estudy2_panel()
     path = plots.car_path(panel, 0, 0, 4)

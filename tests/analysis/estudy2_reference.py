@@ -1,6 +1,6 @@
-"""Reference ARPanel for the R estudy2 vignette case (``data/conformance/estudy2``).
+"""Test-only reference ARPanel for the R estudy2 vignette case (``data/conformance/estudy2``).
 
-Why a separate path: the conformance case fixes its estimation window in calendar dates common to all
+Lives with the tests, not in ``analysis/``: no production code uses it. Why a separate path: the conformance case fixes its estimation window in calendar dates common to all
 firms (not relative trading days) and feeds log returns directly. This module builds that panel with a
 small vectorised OLS (all firms solved at once from masked sufficient statistics) so that the
 significance battery can be checked against the published values independently of the engine.
@@ -17,7 +17,7 @@ import polars as pl
 from analysis.conventions import ESTUDY2, Conventions
 from analysis.panel import ARPanel
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "conformance" / "estudy2"
+DATA = Path(__file__).resolve().parents[2] / "data" / "conformance" / "estudy2"
 EST_START = dt.date(2019, 4, 1)
 EST_END = dt.date(2020, 3, 13)
 EVENT_START = dt.date(2020, 3, 16)
