@@ -6,6 +6,7 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from typing import Annotated, Any
@@ -235,7 +236,8 @@ def register(app: typer.Typer) -> None:
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
             if dollars is not None:
                 for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
-                    rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                    rec.update({k: None if isinstance(v, float) and not math.isfinite(v)
+                                else v.isoformat() if isinstance(v, dt.date) else v
                                 for k, v in extra.items()})
             typer.echo(json.dumps(records, indent=2))
             # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
