@@ -276,9 +276,10 @@ def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
                 ms=3.0, label="day with a firm-event without a value")
         ax.axhline(0, color="black", lw=0.6)
         missing = int(c["n_missing"].sum())
-        ax.set_ylabel(f"cumulative dollar CAR{window}, valued firm-events (US$ bn)")
-        ax.set_title(f"Market value moved across the carousel: partial ({missing} firm-events without a "
-                     "value left out)" if missing else "Market value moved across the carousel")
+        # Two short lines each: the one-line versions ran off the 6-inch figure.
+        ax.set_ylabel(f"cumulative dollar CAR{window}\nvalued firm-events (US$ bn)")
+        ax.set_title(f"Market value moved across the carousel\npartial: {missing} firm-events without a "
+                     "value left out" if missing else "Market value moved across the carousel")
         if gap.any():
             ax.legend(loc="best", fontsize="small", frameon=False)
         fig.autofmt_xdate()

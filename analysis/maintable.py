@@ -129,14 +129,18 @@ def appendix_table(res: EventStudyResult) -> pl.DataFrame:
     order = {w.label: i for i, w in enumerate(sorted((EventWindow.of(w) for w in res.windows),
                                                        key=EventWindow.sort_key))}
     length = {w.label: w.length for w in (EventWindow.of(w) for w in res.windows)}
-    car = res.car.with_columns(
+    from analysis.clustered import adjusted_car_pvalues
+
+    # Holm and Benjamini-Hochberg p-values, one family per window: with ~50 firm-events per window a
+    # reader hunting the smallest raw p needs the multiplicity-adjusted one beside it.
+    car = adjusted_car_pvalues(res.car).with_columns(
         pl.col("window").replace_strict(order, return_dtype=pl.Int64).alias("_w"),
         pl.col("window").replace_strict(length, return_dtype=pl.Int64).alias("_len"),
     )
     return (
         car.select(
             "deal_id", "ticker", pl.col("t0").cast(pl.String), "window", "_w",
-            (pl.col("car") * 100).alias("car_pct"), (pl.col("se") * 100).alias("se_pct"), "t", "p",
+            (pl.col("car") * 100).alias("car_pct"), (pl.col("se") * 100).alias("se_pct"), "t", "p", "p_holm", "p_bh",
             pl.when(pl.col("car").is_null())
             .then(pl.format("blank: a return on {} of the window's {} trading days (no price or a masked "
                             "day on the others)", pl.col("n_days"), pl.col("_len")))

@@ -17,7 +17,7 @@ from analysis import htmlreport, papertables
 from analysis.network import FlowAnalysis
 from analysis.results import EventStudyResult
 from analysis.spec import StudySpec
-from analysis.summary import Fmt
+from analysis.summary import Fmt, Summary
 
 TITLE = "carousel: the AI deal carousel, measured"
 INTRO = ("Deal announcements among Nvidia, OpenAI, Oracle, AMD, Microsoft, SoftBank, Meta, Google, CoreWeave "
@@ -104,15 +104,21 @@ def build_report(
     focus: str,
     main_window: str,
     company_names: dict[str, str] | None = None,
+    dollar: dict[str, pl.DataFrame] | None = None,
+    clustered: dict[str, Summary] | None = None,
 ) -> str:
-    """The whole HTML page (deterministic: no timestamp)."""
+    """The whole HTML page (deterministic: no timestamp).
+
+    ``dollar``: :func:`analysis.dollar_outputs.dollar_section`'s frames; ``clustered``:
+    :func:`analysis.research_sections.clustered_summaries`; each adds its section when given."""
     sec = htmlreport.Section
 
     def fig(name: str, cap: str) -> str:
         return htmlreport.figure_html(figures / f"{name}.png", cap)
 
+    from analysis import research_sections
     from analysis.maintable import main_results, main_summary
-    from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
+    from analysis.summary import Column, Table, fixed, integer, pvalue
 
     note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
     main = main_results(res)
@@ -137,7 +143,7 @@ def build_report(
     sections = [
         sec("Headline numbers", "<p>The study in five numbers: money committed between the companies, the "
             "circles it forms, and how the stock market reacted to the announcements on average.</p>"
-            + headline_html(res, fa, main)),
+            + headline_html(res, fa, main, dollar["tests"] if dollar else None)),
         sec("Money flows and round-trips", "<p>Who committed money to whom, and where the money can come "
             "back to its source. Hover an edge for its deals, amount and the stock reaction.</p>"
             + flow_svg(fa, company_names or names, res.car, main_window)
@@ -162,6 +168,9 @@ def build_report(
             + f"<p>Every firm-event, CAR{main_window} (click a header to sort):</p>"
             + srt(Summary.of(Table(car_main, car_cols), notes=[papertables.STAR_NOTE]).to_html())
             + "<p>The test battery for the window, day by day:</p>" + srt(htmlreport.table_html(battery))),
+        *([sec("Dollar value moved", research_sections.dollar_html(dollar, figures))] if dollar else []),
+        *([sec("Inference for clustered events", research_sections.clustered_html(clustered))]
+          if clustered else []),
         sec("Parameters and provenance", "<p>What was estimated and from which data, so every number can be "
             "reproduced.</p>" + parameters_table(spec, res) + provenance.to_html()
             + f"<p>{res.nobs:,} firm-events estimated, {res.excluded.height:,} excluded:</p>"
@@ -196,8 +205,11 @@ def _bn(v: float | None) -> str:
     return "undisclosed" if v is None else f"US${v / 1e9:,.1f}bn"
 
 
-def headline_html(res: EventStudyResult, fa: FlowAnalysis, main: pl.DataFrame) -> str:
-    """The first screen: committed flows, round-trips, CAAR per window with stars, largest reaction."""
+def headline_html(res: EventStudyResult, fa: FlowAnalysis, main: pl.DataFrame,
+                  dollar_tests: pl.DataFrame | None = None) -> str:
+    """The first screen: committed flows, round-trips, CAAR per window with stars, largest reaction, and
+    (with ``dollar_tests``) the total dollar CAR of the event day with its completeness caveat."""
+    from analysis.research_sections import dollar_headline
     from analysis.summary import stars
 
     boxes = [(_bn(fa.total_usd), "committed, disclosed flows (each contract once)"),
@@ -211,6 +223,9 @@ def headline_html(res: EventStudyResult, fa: FlowAnalysis, main: pl.DataFrame) -
         r = top.row(0, named=True)
         boxes.append((f"{100 * r['car']:+.1f}%", f"largest reaction: {r['ticker']} {r['window']}, "
                       f"{r['deal_id']} (t = {r['t']:.1f})"))
+    moved = dollar_headline(dollar_tests) if dollar_tests is not None else None
+    if moved:
+        boxes.append(moved)
     return '<div class="headline">' + "".join(
         f"<div><b>{html.escape(v)}</b><span>{html.escape(t)}</span></div>" for v, t in boxes) + "</div>"
 

@@ -194,11 +194,48 @@ def estimate(job: Job, inputs: Inputs) -> EventStudyResult:
     return run_spec(inputs.deals, inputs.returns, job.spec)
 
 
-def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> None:
-    """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically)."""
+def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> pl.DataFrame:
+    """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically); returns the CAR
+    frame with its dollar columns (the report's dollar section reads the same numbers as the view)."""
+    from analysis.dollar_columns import study_dollars
     from analysis.store import persist_study
 
-    persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"))
+    dollars = study_dollars(con, res.car)
+    persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"), dollars)
+    return dollars
+
+
+@dataclass(frozen=True)
+class Research:
+    """The research sections' content handed to the report: the dollar frames and the clustered views."""
+
+    dollar: dict[str, pl.DataFrame]
+    clustered: dict[str, Any]
+
+
+def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
+             dollars: pl.DataFrame) -> tuple[Research, list[Path]]:
+    """Dollar value moved (issue 14) and inference for clustered events (issue 15): tables and figures."""
+    from analysis.clustered import clustered_inference
+    from analysis.dollar_outputs import dollar_section
+    from analysis.events import firm_events
+    from analysis.research_sections import (
+        RUN_N_BOOT,
+        RUN_N_RESAMPLES,
+        RUN_SEED,
+        clustered_summaries,
+        write_dollar_files,
+        write_summaries,
+    )
+
+    events = firm_events(inputs.deals, unknown_policy=job.spec.unknown_policy)
+    frames, figures = dollar_section(dollars, inputs.deals, inputs.flows, events=events, cycle_frame=fa.cycles)
+    files = write_dollar_files(frames, figures, job.tables, job.figures)
+    ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
+                             n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
+    clustered = clustered_summaries(ci)
+    files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
+    return Research(frames, clustered), files
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -259,11 +296,14 @@ def _slug(day: int) -> str:
     return f"m{-day}" if day < 0 else f"p{day}" if day > 0 else "0"
 
 
-def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis, o: Outputs) -> Path:
+def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis, o: Outputs,
+                 extra: Research | None = None) -> Path:
     from analysis.report import build_report
 
     page = build_report(res=res, fa=fa, spec=job.spec, provenance=inputs.provenance, figures=job.figures,
                         car_table=o.car_table, battery=o.battery, focus=o.focus,
+                        dollar=extra.dollar if extra else None,
+                        clustered=extra.clustered if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
@@ -300,7 +340,7 @@ def run(
         # open raises the missing-database error (exit 4).
         connect(job.db, read_only=True).close()
     names = (["ledger import", "prices"] if load_inputs else []) + [
-        "read inputs", "event study", "flow graph", "figures", "tables", "report"]
+        "read inputs", "event study", "flow graph", "figures", "tables", "research sections", "report"]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar, \
             connect(job.db) as con:
@@ -324,7 +364,7 @@ def run(
         done()
         step("event study")
         res = estimate(job, inputs)
-        persist(con, res)
+        dollars = persist(con, res)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
         done()
         step("flow graph")
@@ -339,8 +379,12 @@ def run(
         car_table, battery, files = make_tables(job, res, fa)
         summary.files += files
         done()
+        step("research sections")
+        extra, files = research(job, inputs, res, fa, dollars)
+        summary.files += files
+        done()
         step("report")
-        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery)))
+        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra))
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
         done()

@@ -1,0 +1,208 @@
+"""The research answers of ``carousel run``'s report: dollar value moved (issue 14) and inference for
+clustered events (issue 15), as report sections, table files and the headline's dollar box.
+
+Why a module: the maths live in ``analysis.dollar_outputs`` and ``analysis.clustered``; what the report
+says about them (which tables, human column names, the one sentence on how to read them, the resampling
+sizes in the notes) is report content, kept apart from ``analysis.report`` so that module stays the page's
+frame. Builders are pure (frames and results in, HTML and Summaries out); the two ``write_*`` functions
+are the only ones that write files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+from matplotlib.figure import Figure
+
+from analysis import htmlreport, plots
+from analysis.clustered import ClusteredInference
+from analysis.dollar_outputs import summaries as dollar_summaries
+from analysis.summary import Column, Summary, Table, fixed, integer, percent, pvalue
+
+#: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
+#: ``analysis.clustered.clustered_inference`` with its defaults (999 / 9999) is the full-size route.
+RUN_N_BOOT = 199
+RUN_N_RESAMPLES = 1999
+RUN_SEED = 20250122
+
+_BN = 1e9
+
+
+# ---------------------------------------------------------------------------------------- dollars
+
+
+def dollar_headline(tests: pl.DataFrame, window: str = "[0,0]") -> tuple[str, str] | None:
+    """The headline box of the total dollar CAR of ``window``: (value, caption with its caveat).
+
+    A window with a firm-event without a market value has no total: the box then shows the total over
+    the valued firm-events and says how many are left out, never a smaller sum passed off as the total.
+    """
+    row = tests.filter((pl.col("window") == window) & (pl.col("term") == "total_dollar_car"))
+    if row.height == 0:
+        return None
+    r = row.row(0, named=True)
+    value = r["coef_bn"] if r["complete"] else r["partial_bn"]
+    if value is None:
+        return None
+    p = r["p"] if r["complete"] else r["partial_p"]
+    caveat = ("all firm-events valued" if r["complete"] else
+              f"partial: {r['n_without_value']} firm-event(s) without a market value left out")
+    over = f"{r['n']} firm-events" if r["complete"] else f"the {r['n']} valued firm-events"
+    return (f"US${value:+,.1f}bn", f"market value moved, total dollar CAR{window} over {over} "
+            f"(p = {p:.3f}; {caveat}; firm-events taken as independent)")
+
+
+def dollar_html(frames: dict[str, pl.DataFrame], figures: Path) -> str:
+    """The report section: what the dollar CARs are, the tables, the two figures."""
+    s = dollar_summaries(frames)
+    parts = [
+        "<p>How much market value the announcements created or destroyed: each firm-event's CAR times its "
+        "market value on the day before the window, in US$ bn. Read the totals with their SE: a total whose "
+        "|z| is below 2 is within the noise; an incomplete window shows the valued firm-events only.</p>",
+        s["tests"].to_html(),
+        _fig(figures, "dollar_cumulative", "Running total of dollar CARs by announcement day, with its 95% band"),
+        s["movers"].to_html(),
+        _fig(figures, "dollar_movers", "Largest creators and destroyers of market value"),
+        htmlreport.sortable(s["by_deal"].to_html()),
+        s["by_cycle"].to_html(),
+    ]
+    return "".join(parts)
+
+
+def _fig(figures: Path, name: str, caption: str) -> str:
+    png = figures / f"{name}.png"
+    return htmlreport.figure_html(png, caption) if png.exists() else ""
+
+
+# ---------------------------------------------------------------------------------------- clustered
+
+
+def clustered_summaries(ci: ClusteredInference) -> dict[str, Summary]:
+    """The three views for reading: joint tests per date cluster, calendar-time portfolio, CAAR resampling.
+
+    Human column names; the notes state the resampling sizes and seed actually used.
+    """
+    joint = ci.joint
+    if "reason" not in joint.columns:
+        joint = joint.with_columns(pl.lit(None, pl.String).alias("reason"))
+    for c, dtype in (("tickers", pl.String), ("F", pl.Float64), ("df_num", pl.Int64), ("df_den", pl.Int64),
+                     ("p_F", pl.Float64), ("p_boot", pl.Float64)):
+        if c not in joint.columns:
+            joint = joint.with_columns(pl.lit(None, dtype).alias(c))
+    joint = joint.with_columns(pl.col("t0").cast(pl.String), pl.col("tickers").str.replace_all(", ", ","),
+                               pl.col("hypothesis").replace_strict(
+        {"all_zero": "all zero", "sum_zero": "sum zero", "equal": "equal", "not_estimated": "not estimated"},
+        default=pl.col("hypothesis"), return_dtype=pl.String))
+    return {
+        "joint": Summary.of(Table(joint, (
+            Column("t0", "Event day"), Column("tickers", "Firms"), Column("window", "Window"),
+            Column("hypothesis", "Null hypothesis"), Column("F", "F", fixed(2)),
+            Column("df_num", "df1", integer()), Column("df_den", "df2", integer()),
+            Column("p_F", "p (F)", pvalue(4)), Column("p_boot", "p (boot.)", pvalue(4)))),
+            title="Joint tests of the firms announcing on the same day (MVRM, Binder 1985)",
+            notes=["Null hypothesis: all zero, every firm's CAR is zero; sum zero, the CARs sum to zero; "
+                   "equal, the CARs are equal. F exact under iid normal errors (Hotelling); the bootstrap resamples whole estimation-"
+                   f"period days (Hein and Westfall 2004), {ci.n_boot} draws, seed {ci.seed} "
+                   "(carousel run's size; the library default is 999)."]),
+        "calendar_time": Summary.of(Table(ci.calendar_time, (
+            Column("window", "Window"), Column("alpha", "Alpha (daily AR) %", percent(3)),
+            Column("se", "SE %", percent(3)), Column("t", "t", fixed(2)), Column("p", "p", pvalue(4)),
+            Column("days", "Days", integer()), Column("firms_per_day", "Firms per day", fixed(2)))),
+            title="Calendar-time portfolio (Jaffe 1974; Mitchell and Stafford 2000)",
+            notes=["Equal-weighted portfolio of the firms inside their event window each day, regressed on "
+                   "SPY; Newey-West standard errors, t(T-k)."]),
+        "caar": Summary.of(Table(ci.caar, (
+            Column("window", "Window"), Column("method", "Method"), Column("caar", "CAAR %", percent(2)),
+            Column("se", "SE %", percent(2)), Column("t", "t", fixed(2)), Column("p", "p", pvalue(4)),
+            Column("n", "N", integer()), Column("clusters", "Date clusters", integer()))),
+            title="CAAR tests resampling whole date clusters",
+            notes=["bootstrap: bootstrap-t over date clusters; sign_flip: random signs per date cluster "
+                   "(exact up to 12 clusters); resamples as run by carousel run, "
+                   f"{RUN_N_RESAMPLES} draws, seed {ci.seed}."]),
+    }
+
+
+def clustered_html(summaries: dict[str, Summary]) -> str:
+    return ("<p>Firms announcing on the same day share their market shocks, so tests that treat their "
+            "CARs as independent overstate the evidence. These tests keep each day's firms together: a CAAR "
+            "p-value here that is much larger than the main table's says the main result leans on a few "
+            "crowded days.</p>"
+            + summaries["caar"].to_html() + summaries["calendar_time"].to_html()
+            + htmlreport.sortable(summaries["joint"].to_html()))
+
+
+# ---------------------------------------------------------------------------------------- files
+
+
+#: Columns the LaTeX of a table leaves out so it fits an article's text width (the CSV and Markdown keep
+#: them): long text columns whose content is summarised in the notes.
+TEX_DROP: dict[str, tuple[str, ...]] = {
+    "dollar_tests": ("dist", "coef_bn", "n_without_value"),
+    "dollar_by_deal": ("ratio_reason", "tickers"),
+    "dollar_by_cycle": ("ratio_reason", "missing", "volume_bn", "n"),
+    "dollar_movers": ("side", "t0"),
+    "clustered_joint": ("F", "df_num", "df_den"),
+}
+TEX_NOTES: dict[str, str] = {
+    "dollar_tests": "Total: z against N(0,1); mean: t(N-1). The total over all firm-events is in the CSV "
+                    "(blank there when a firm-event has no market value).",
+    "dollar_by_deal": "Listed parties and the reason a ratio is blank are in the CSV.",
+    "dollar_by_cycle": "Round-trips written a>b>c; the number of firm-events, the circulating volume, the "
+                       "reason a ratio is blank and the firm-events without a value are in the CSV.",
+    "dollar_movers": "Creators first (largest gain at the top), then destroyers; the event days are in "
+                     "the CSV.",
+    "clustered_joint": "The F statistics and their degrees of freedom are in the CSV.",
+}
+
+
+def latex(s: Summary, name: str, *, longtable: bool = False) -> str:
+    """``s`` as compact booktabs LaTeX (script size, narrow column gaps, :data:`TEX_DROP` left out)."""
+    drop = set(TEX_DROP.get(name, ()))
+    tables = tuple(replace(t, frame=_compact(t.frame), columns=tuple(c for c in t.columns if c.name not in drop))
+                   for t in s.tables)
+    extra = (TEX_NOTES[name],) if name in TEX_NOTES else ()
+    narrow = replace(s, tables=tables, notes=(*s.notes, *extra))
+    tex = narrow.to_latex(label=f"tab:{name}", longtable=longtable, size="scriptsize")
+    gap = "\\setlength{\\tabcolsep}{3pt}"
+    return tex.replace("\\scriptsize\n", "\\scriptsize" + gap + "\n", 1)
+
+
+def _compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """Round-trips as ``a>b>c`` and terms without their ``_dollar_car`` suffix: the page is narrow."""
+    if "cycle" in frame.columns:
+        frame = frame.with_columns(pl.col("cycle").str.replace_all(" -> ", ">", literal=True))
+    if "term" in frame.columns:
+        frame = frame.with_columns(pl.col("term").str.replace("_dollar_car", "", literal=True))
+    return frame
+
+
+def write_summaries(summaries: dict[str, Summary], tables: Path, prefix: str,
+                    longtables: tuple[str, ...] = ()) -> list[Path]:
+    """Each Summary as ``<prefix>_<name>.{csv,md,tex}`` under ``tables``; the paths written.
+
+    ``longtables``: the names whose LaTeX breaks across pages (a float taller than a page does not
+    compile cleanly)."""
+    out: list[Path] = []
+    for name, s in summaries.items():
+        base = tables / f"{prefix}_{name}"
+        tex = latex(s, f"{prefix}_{name}", longtable=name in longtables)
+        for ext, text in (("csv", s.to_csv(float_precision=6)), ("md", s.to_markdown()), ("tex", tex)):
+            path = base.with_suffix(f".{ext}")
+            path.write_text(text, encoding="utf-8")
+            out.append(path)
+    return out
+
+
+def write_dollar_files(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,
+                       figure_dir: Path) -> list[Path]:
+    """The dollar section's files: ``dollar_<name>.{csv,md,tex}``, ``dollar_cumulative.csv`` and the
+    figures (as ``analysis.dollar_outputs.write_dollar_section``, with LaTeX that fits a page)."""
+    out = write_summaries(dollar_summaries(frames), tables, "dollar")
+    cum = tables / "dollar_cumulative.csv"
+    frames["cumulative"].write_csv(cum, float_precision=6)
+    out.append(cum)
+    for name, fig in figures.items():
+        out += plots.save(fig, figure_dir, name)
+    return out
