@@ -106,11 +106,13 @@ def build_report(
     company_names: dict[str, str] | None = None,
     dollar: dict[str, pl.DataFrame] | None = None,
     clustered: dict[str, Summary] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
 
     ``dollar``: :func:`analysis.dollar_outputs.dollar_section`'s frames; ``clustered``:
-    :func:`analysis.research_sections.clustered_summaries`; each adds its section when given."""
+    :func:`analysis.research_sections.clustered_summaries`; each adds its section when given, and
+    ``skipped`` (section -> reason) says why one could not be computed on this ledger."""
     sec = htmlreport.Section
 
     def fig(name: str, cap: str) -> str:
@@ -168,9 +170,12 @@ def build_report(
             + f"<p>Every firm-event, CAR{main_window} (click a header to sort):</p>"
             + srt(Summary.of(Table(car_main, car_cols), notes=[papertables.STAR_NOTE]).to_html())
             + "<p>The test battery for the window, day by day:</p>" + srt(htmlreport.table_html(battery))),
-        *([sec("Dollar value moved", research_sections.dollar_html(dollar, figures))] if dollar else []),
-        *([sec("Inference for clustered events", research_sections.clustered_html(clustered))]
-          if clustered else []),
+        *([sec("Dollar value moved", research_sections.dollar_html(dollar, figures))] if dollar else
+          [sec("Dollar value moved", research_sections.skipped_html(skipped["dollar"]))]
+          if skipped and "dollar" in skipped else []),
+        *([sec("Inference for clustered events", research_sections.clustered_html(clustered))] if clustered else
+          [sec("Inference for clustered events", research_sections.skipped_html(skipped["clustered"]))]
+          if skipped and "clustered" in skipped else []),
         sec("Parameters and provenance", "<p>What was estimated and from which data, so every number can be "
             "reproduced.</p>" + parameters_table(spec, res) + provenance.to_html()
             + f"<p>{res.nobs:,} firm-events estimated, {res.excluded.height:,} excluded:</p>"

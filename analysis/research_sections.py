@@ -10,6 +10,7 @@ are the only ones that write files.
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def dollar_html(frames: dict[str, pl.DataFrame], figures: Path) -> str:
         s["by_cycle"].to_html(),
     ]
     return "".join(parts)
+
+
+def skipped_html(reason: str) -> str:
+    """A section that could not be computed on this ledger, with the reason the analysis gave."""
+    return f'<p class="note">Not computed on this ledger: {html.escape(reason)}</p>'
 
 
 def _fig(figures: Path, name: str, caption: str) -> str:

@@ -209,8 +209,10 @@ def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> pl.DataFra
 class Research:
     """The research sections' content handed to the report: the dollar frames and the clustered views."""
 
-    dollar: dict[str, pl.DataFrame]
-    clustered: dict[str, Any]
+    dollar: dict[str, pl.DataFrame] | None
+    clustered: dict[str, Any] | None
+    #: why a section could not be computed on this ledger (e.g. too few firm-events): section -> reason
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
@@ -228,14 +230,29 @@ def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
         write_summaries,
     )
 
+    # A small ledger (a user's own two deals) cannot support every test: the section then says why
+    # instead of failing the whole run, and writes no file of its own.
+    skipped: dict[str, str] = {}
+    files: list[Path] = []
+    frames: dict[str, pl.DataFrame] | None = None
+    clustered: dict[str, Any] | None = None
     events = firm_events(inputs.deals, unknown_policy=job.spec.unknown_policy)
-    frames, figures = dollar_section(dollars, inputs.deals, inputs.flows, events=events, cycle_frame=fa.cycles)
-    files = write_dollar_files(frames, figures, job.tables, job.figures)
-    ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
-                             n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
-    clustered = clustered_summaries(ci)
-    files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
-    return Research(frames, clustered), files
+    try:
+        frames, figures = dollar_section(dollars, inputs.deals, inputs.flows, events=events,
+                                         cycle_frame=fa.cycles)
+    except InputError as exc:
+        skipped["dollar"] = str(exc)
+    else:
+        files += write_dollar_files(frames, figures, job.tables, job.figures)
+    try:
+        ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
+                                 n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
+    except InputError as exc:
+        skipped["clustered"] = str(exc)
+    else:
+        clustered = clustered_summaries(ci)
+        files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
+    return Research(frames, clustered, skipped), files
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -304,6 +321,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         car_table=o.car_table, battery=o.battery, focus=o.focus,
                         dollar=extra.dollar if extra else None,
                         clustered=extra.clustered if extra else None,
+                        skipped=extra.skipped if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"

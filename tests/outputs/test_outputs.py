@@ -186,6 +186,17 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert (out / "tables" / "main_results.tex").read_text().count(r"\toprule") == 1
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "No deal row has CoreWeave paying Nvidia" in page  # the article's circle the data cannot show
+    # The research sections (issues 14, 15) and the headline's dollar box, read from the written table.
+    assert "<h2>Dollar value moved</h2>" in page and "<h2>Inference for clustered events</h2>" in page
+    tests = pl.read_csv(out / "tables" / "dollar_tests.csv").filter(
+        (pl.col("window") == "[0,0]") & (pl.col("term") == "total_dollar_car")).row(0, named=True)
+    head = page.split("<h2>Money flows")[0]
+    assert f"US${tests['partial_bn']:+,.1f}bn" in head and f"the {tests['n']} valued firm-events" in head
+    assert f"{tests['n_without_value']} firm-event(s) without a market value left out" in head
+    for name in ("dollar_movers", "dollar_cumulative"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    app = pl.read_csv(out / "tables" / "event_study_car.csv")
+    assert (app["p_holm"].drop_nulls() >= app.filter(pl.col("p_holm").is_not_null())["p"]).all()
     cyc = pl.read_csv(out / "tables" / "cycles.csv")
     row = cyc.filter(pl.col("cycle") == "nvidia -> openai -> oracle -> nvidia").row(0, named=True)
     assert (row["volume_usd"], row["bottleneck"], row["volume_is_firm"]) == (30e9, "nvidia -> openai", True)
@@ -228,7 +239,8 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}"]
     dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120)
-    assert 'data-ok="7"' in dom.stdout, dom.stderr[-500:]  # six figures and the four-date small multiples
+    # six figures, the four-date small multiples and the dollar section's two figures
+    assert 'data-ok="9"' in dom.stdout, dom.stderr[-500:]
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
                    capture_output=True, timeout=120)
@@ -319,6 +331,9 @@ def test_report_uses_the_users_ledger_and_adds_nothing_to_it(tmp_path: Path) -> 
     assert query("SELECT count(*) AS n FROM price_batches", db)["n"][0] == 1
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "Deals: 2 active deals" in page
+    # Two firm-events cannot support the calendar-time portfolio: the section says why, the run goes on.
+    clustered = page.split("<h2>Inference for clustered events</h2>")[1].split("<h2>")[0]
+    assert "Not computed on this ledger: " in clustered and "portfolio days cannot identify" in clustered
 
 
 def test_stress_flags_partly_undisclosed_edges(flows: pl.DataFrame) -> None:
