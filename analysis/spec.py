@@ -24,6 +24,9 @@ from core.errors import InputError
 
 METHODS = ("batch", "statsmodels", "event_dummy")
 UNKNOWN_POLICIES = ("same_day", "next_session")
+#: the values of ``analysis.date_basis.DATE_BASES`` (kept here too: spec validation must not import the
+#: frame code; tests/analysis/test_date_basis_option.py checks they agree)
+DATE_BASES = ("official", "evidence", "first_report")
 CONVENTIONS = ("textbook", "estudy2")
 #: The exchange calendar of the trading-day grid (the first benchmark, SPY: NYSE sessions).
 GRID_CALENDAR = "XNYS"
@@ -72,6 +75,8 @@ class StudySpec:
     estimation: tuple[int, int] = (-250, -11)
     min_obs: int = 120
     unknown_policy: str = "same_day"
+    #: the moment taken as the news: official | evidence | first_report (analysis.date_basis)
+    date_basis: str = "official"
     conventions: str = "textbook"
     method: str = "batch"
     mask_other_events: bool = True
@@ -111,6 +116,7 @@ class StudySpec:
             raise InputError("min_obs must be at least 1", field="min_obs")
         for name, value, allowed in (
             ("unknown_policy", self.unknown_policy, UNKNOWN_POLICIES),
+            ("date_basis", self.date_basis, DATE_BASES),
             ("conventions", self.conventions, CONVENTIONS),
             ("method", self.method, METHODS),
         ):
@@ -188,6 +194,7 @@ class StudySpec:
             ("Event windows", ", ".join(w.label for w in sorted(self.windows, key=EventWindow.sort_key))),
             ("Minimum estimation observations", str(self.min_obs)),
             ("Unknown time of day", self.unknown_policy.replace("_", " ")),
+            ("Date basis", self.date_basis.replace("_", " ")),
             ("Conventions", self.conventions),
             ("Estimator", self.method),
             ("Other announcements in estimation windows", "masked" if self.mask_other_events else "kept"),

@@ -275,11 +275,12 @@ def run_spec(
                          estimation=spec.estimation, windows=spec.windows, min_obs=spec.min_obs,
                          deal_filter=deal_filter, ticker_filter=ticker_filter, conventions=spec.conventions,
                          method=spec.method, mask_other_events=spec.mask_other_events,
-                         peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy, spillovers=spillovers)
+                         peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy, spillovers=spillovers,
+                         date_basis=spec.date_basis)
     events, all_events = study_events(
         deals, deal_filter=deal_filter, ticker_filter=ticker_filter, peers=list(spec.peers) or None,
         firm_events_fn=firm_events_fn, collapse_same_day=collapse_same_day, unknown_policy=spec.unknown_policy,
-        spillovers=spillovers,
+        spillovers=spillovers, date_basis=spec.date_basis,
     )
     groups = spec.groups(all_events["ticker"].unique().to_list())
     named = {t for g in groups[1:] for t in g.tickers}

@@ -14,6 +14,7 @@ it. Every problem names the file, the line and the key::
     estimation = [-250, -11]
     min_obs = 120
     unknown_policy = "same_day"       # same_day | next_session
+    date_basis = "official"           # official | evidence | first_report
     conventions = "textbook"          # textbook | estudy2
     method = "batch"                  # batch | statsmodels | event_dummy
     mask_other_events = true
@@ -46,6 +47,7 @@ _STUDY_KEYS: dict[str, str] = {
     "estimation": "list[int]",
     "min_obs": "int",
     "unknown_policy": "str",
+    "date_basis": "str",
     "conventions": "str",
     "method": "str",
     "mask_other_events": "bool",

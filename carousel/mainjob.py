@@ -219,6 +219,7 @@ def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
              dollars: pl.DataFrame) -> tuple[Research, list[Path]]:
     """Dollar value moved (issue 14) and inference for clustered events (issue 15): tables and figures."""
     from analysis.clustered import clustered_inference
+    from analysis.date_basis import apply_date_basis
     from analysis.dollar_outputs import dollar_section
     from analysis.events import firm_events
     from analysis.research_sections import (
@@ -236,7 +237,9 @@ def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
     files: list[Path] = []
     frames: dict[str, pl.DataFrame] | None = None
     clustered: dict[str, Any] | None = None
-    events = firm_events(inputs.deals, unknown_policy=job.spec.unknown_policy)
+    # The study's own t0s: its date basis and time-of-day policy (the dollar section's amounts per t0).
+    events = firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
+                         unknown_policy=job.spec.unknown_policy)
     try:
         frames, figures = dollar_section(dollars, inputs.deals, inputs.flows, events=events,
                                          cycle_frame=fa.cycles)

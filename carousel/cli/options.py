@@ -67,6 +67,11 @@ UnknownOpt = Annotated[
     typer.Option(help="t0 of announcements whose time of day is unknown: same_day (the US business day "
                  "of the date; next Tokyo session for 9984.T) | next_session (as if after the close)."),
 ]
+DateBasisOpt = Annotated[
+    str | None,
+    typer.Option(help="The moment taken as the news: official (the announcement) | evidence (a timestamped "
+                 "source's time, same date) | first_report (the first press report, which may be earlier)."),
+]
 MaskOpt = Annotated[
     bool | None,
     typer.Option("--mask-other-events/--flag-other-events",
@@ -93,6 +98,7 @@ def build_spec(
     conventions: str | None = None,
     method: str | None = None,
     unknown_policy: str | None = None,
+    date_basis: str | None = None,
     mask_other_events: bool | None = None,
     lag_non_us: bool | None = None,
     peer: list[str] | None = None,
@@ -120,7 +126,8 @@ def build_spec(
         except ValueError as exc:
             raise InputError(str(exc), field="--window") from None
     for name, value in (("min_obs", min_obs), ("conventions", conventions), ("method", method),
-                        ("unknown_policy", unknown_policy), ("mask_other_events", mask_other_events),
+                        ("unknown_policy", unknown_policy), ("date_basis", date_basis),
+                        ("mask_other_events", mask_other_events),
                         ("lag_non_us_listings", lag_non_us)):
         if value is not None:
             given[name] = value

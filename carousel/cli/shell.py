@@ -16,6 +16,7 @@ from carousel.cli.options import (
     BenchmarkOpt,
     ConfigOpt,
     ConventionsOpt,
+    DateBasisOpt,
     DbOption,
     EstimationOpt,
     LagOpt,
@@ -95,13 +96,14 @@ def register(app: typer.Typer) -> None:
         mask_other_events: MaskOpt = None,
         lag_non_us: LagOpt = None,
         unknown_policy: UnknownOpt = None,
+        date_basis: DateBasisOpt = None,
     ) -> None:
         """The main job: ledger, prices, event study, flow graph, figures, tables and the HTML report."""
         from carousel.mainjob import print_summary, run
 
         spec = build_spec(
             config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
-            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
             mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
         summary = run(db, out, online=online, spec=spec, console=_out)
@@ -123,13 +125,14 @@ def register(app: typer.Typer) -> None:
         mask_other_events: MaskOpt = None,
         lag_non_us: LagOpt = None,
         unknown_policy: UnknownOpt = None,
+        date_basis: DateBasisOpt = None,
     ) -> None:
         """Write the self-contained HTML report (and its figures and tables) from the database."""
         from carousel.mainjob import run
 
         spec = build_spec(
             config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
-            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
             mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
         summary = run(db, out, spec=spec, console=_out, load_inputs=False)

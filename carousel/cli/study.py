@@ -22,6 +22,7 @@ from carousel.cli.options import (
     BenchmarkOpt,
     ConfigOpt,
     ConventionsOpt,
+    DateBasisOpt,
     DbOption,
     EstimationOpt,
     LagOpt,
@@ -161,6 +162,7 @@ def register(app: typer.Typer) -> None:
         mask_other_events: MaskOpt = None,
         lag_non_us: LagOpt = None,
         unknown_policy: UnknownOpt = None,
+        date_basis: DateBasisOpt = None,
         fmt: Annotated[str, typer.Option("--format", help="table | json | csv | parquet (needs --out)")] = "table",
         out: Annotated[
             Path | None, typer.Option("--out", help="File for --format parquet (csv/json: stdout unless given).",
@@ -169,6 +171,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
         # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
+        from analysis.date_basis import apply_date_basis
         from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
         from analysis.models import benchmark_tickers
         from analysis.study import load_inputs, load_prices, run_spec
@@ -180,7 +183,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("--format parquet writes a file: give --out FILE.parquet", field="--out")
         spec = build_spec(
             config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
-            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
             mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
         bench, wins = spec.benchmarks, spec.windows
@@ -210,12 +213,14 @@ def register(app: typer.Typer) -> None:
             vbench = tuple(benchmark) if benchmark else (DEFAULT_VOLUME_BENCHMARK,)
             with connect(db, read_only=True) as con:
                 deals, prices = load_prices(con, [*benchmark_tickers(vbench), *spec.peers])
+            deals = apply_date_basis(deals, spec.date_basis)
             res = abnormal_volume(deals, prices, benchmarks=vbench, windows=wins, **options)
         else:
             with connect(db, read_only=True) as con:
                 deals, returns = load_inputs(con, spec.extra_tickers())
                 dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
             if study_type == "runup":
+                deals = apply_date_basis(deals, spec.date_basis)
                 run_wins = tuple(parse_window(w) for w in window) if window else RUNUP_WINDOWS
                 res = runup_study(
                     deals, returns, model=spec.model, benchmarks=bench, windows=run_wins, **options
@@ -262,6 +267,8 @@ def register(app: typer.Typer) -> None:
         else:
             frame = res.car.select(RECORD_KEYS)
             if dollars is not None:
+                import polars as pl  # only csv/parquet need it (the cold-start rule: no polars for --help)
+
                 frame = pl.concat([frame, dollars], how="horizontal")
             if fmt == "csv":
                 if out is None:

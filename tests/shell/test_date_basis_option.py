@@ -1,0 +1,69 @@
+"""``--date-basis`` (official | evidence | first_report) on study/run/report and ``date_basis`` in
+carousel.toml: the shipped Anthropic-Google deal (announced 2025-10-23, first reported 2025-10-21 after
+the close) gets t0 2025-10-22 on the first-report basis; a bad value names the option or the file's key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis import date_basis, spec
+from carousel.cli.options import build_spec
+from carousel.db import connect
+from core.errors import InputError
+from ledger.load import import_file
+from market.snapshot import load_snapshot
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+EVENT = "anthropic-googl-2025-10-23:GOOGL"
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("basis") / "c.duckdb"
+    with connect(path) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        import_file(con, DATA / "events" / "timing_evidence.csv")
+        load_snapshot(con)
+    return path
+
+
+def _t0(db: Path, *extra: str) -> dict[str, str]:
+    res = subprocess.run([sys.executable, "-m", "carousel", "study", "--db", str(db), "--format", "json",
+                          "--window=0,0", *extra], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return {r["event_id"]: r["t0"] for r in json.loads(res.stdout)}
+
+
+def test_first_report_basis_moves_anthropic_google_to_the_first_report(db: Path) -> None:
+    official = _t0(db)
+    first = _t0(db, "--date-basis", "first_report")
+    assert official[EVENT] == "2025-10-23"
+    assert first[EVENT] == "2025-10-22"
+    # Only deals with an earlier first report move; AMD-OpenAI was first reported at its announcement.
+    assert first["amd-openai-2025-10-06:AMD"] == official["amd-openai-2025-10-06:AMD"] == "2025-10-06"
+    assert 0 < sum(first.get(k) != v for k, v in official.items()) < len(official)
+
+
+def test_a_bad_date_basis_names_the_option(db: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "carousel", "study", "--db", str(db), "--date-basis", "rumour"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "--date-basis" in res.stderr and "first_report" in res.stderr, res.stderr
+
+
+def test_carousel_toml_sets_the_basis_and_the_command_line_overrides_it(tmp_path: Path) -> None:
+    (tmp_path / "carousel.toml").write_text('version = 1\n[study]\ndate_basis = "evidence"\n', encoding="utf-8")
+    assert build_spec(tmp_path / "carousel.toml").date_basis == "evidence"
+    assert build_spec(tmp_path / "carousel.toml", date_basis="first_report").date_basis == "first_report"
+    assert ("Date basis", "evidence") in build_spec(tmp_path / "carousel.toml").parameters()
+    (tmp_path / "bad.toml").write_text('version = 1\n[study]\ndate_basis = "rumour"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="date_basis"):
+        build_spec(tmp_path / "bad.toml")
+
+
+def test_the_spec_accepts_exactly_the_bases_the_frame_code_knows() -> None:
+    assert spec.DATE_BASES == date_basis.DATE_BASES
