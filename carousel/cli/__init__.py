@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     except duckdb.Error as exc:
         from core import db
 
+        if db.is_disk_full(exc):
+            # A full disk (or a file-size limit) mid-write: DuckDB rolled the transaction back, so the
+            # database holds what it held before; say so instead of a TransactionException traceback.
+            where = f"database {db.last_opened}" if db.last_opened else "the database"
+            _fail(f"{where} could not be written: the disk is full ({_first(exc)}); nothing was changed", 4)
         if not db.is_storage_error(exc):
             raise  # a query or programming error: keep the traceback for the bug report
         # Storage-level failures that surface in a query rather than at open (a damaged block, a disk
@@ -75,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(4)
+    except OSError as exc:
+        # A file-system condition (full disk, permissions, a path that is not a folder) while writing an
+        # output: one line naming the file, exit 1; outputs are written to a temporary file and renamed,
+        # so no half-written file is left behind.
+        name = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot write{name}: {exc.strerror or exc}", 1)
     except Exception as exc:
         # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
         # click as ``typer._click``, so match both its and click's ClickException.
@@ -82,6 +93,16 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         raise
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    _err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def _is_click_exception(exc: BaseException) -> bool:
