@@ -20,6 +20,7 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from carousel.db import connect
 from core.errors import CarouselError, InputError
@@ -128,7 +129,7 @@ def run(
     from market.returns import compute_returns
     from market.snapshot import load_snapshot
 
-    console = console or Console()
+    console = console or Console(markup=False)
     path = resolve_db(db)
     summary = RunSummary(db=path, out=out)
     figs, tabs = out / "figures", out / "tables"
@@ -166,8 +167,9 @@ def run(
             if rep.batch is not None:
                 summary.price_rows_appended += rep.batch.appended_rows
             if rep.failed:
-                console.print(f"[yellow]refresh failed for {len(rep.failed)} ticker(s): "
-                              f"{', '.join(sorted(rep.failed))}; their stored prices are used[/]")
+                console.print(Text(f"refresh failed for {len(rep.failed)} ticker(s): "
+                                   f"{', '.join(sorted(rep.failed))}; their stored prices are used",
+                                   style="yellow"))
 
     def step_study() -> None:
         with connect(path, read_only=True) as con:

@@ -18,7 +18,8 @@ from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
                          no_args_is_help=True)
-_out = Console()
+#: markup=False: tickers, batch messages and file names are printed as they are, never as rich markup.
+_out = Console(markup=False)
 
 
 class SourceName(StrEnum):

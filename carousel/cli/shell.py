@@ -16,7 +16,9 @@ from rich.table import Table
 from carousel.cli.options import DbOption
 from core.errors import InputError
 
-_out = Console(highlight=False, soft_wrap=True)
+#: markup=False: titles, tickers and query results are user data; rich would read "[headline
+#: reconstructed from URL/lede]" as a tag and drop it, and crash on "[/x]".
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report, figures and tables.")]
 
 

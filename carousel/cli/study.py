@@ -187,10 +187,10 @@ def register(app: typer.Typer) -> None:
             for r in res.excluded.sort("event_id").iter_rows(named=True):
                 typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
         else:
-            console = Console()
+            console = Console(markup=False)  # deal ids and reasons are data, not rich markup
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
-                console = Console(width=200)
+                console = Console(width=200, markup=False)
             render_table(res, console)
 
 
