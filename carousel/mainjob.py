@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carousel.db import connect
+from carousel.outfiles import check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
 
@@ -98,6 +99,8 @@ def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
 def prepare_out(out: Path) -> None:
     """Create ``out``/figures and ``out``/tables, or InputError naming --out (never an OSError)."""
     for folder in (out, out / "figures", out / "tables"):
+        if folder != out:
+            check_folder(folder)  # a symlinked figures/ or tables/ would put outputs outside --out
         if folder.exists() and not folder.is_dir():
             raise InputError(f"{folder} exists and is not a folder", file=folder, field="--out")
         try:
@@ -132,7 +135,9 @@ def run(
     console = console or Console(markup=False)
     path = resolve_db(db)
     summary = RunSummary(db=path, out=out)
-    figs, tabs = out / "figures", out / "tables"
+    # Outputs are written to a staging folder and renamed into place at the end (carousel.outfiles).
+    stage = stage_path(out)
+    figs, tabs = stage / "figures", stage / "tables"
     # The output folders are checked before any step writes to the database: a bad --out must fail
     # up front, not after the ledger and prices were committed.
     prepare_out(out)
@@ -269,9 +274,8 @@ def run(
                                  "Deal announcements among Nvidia, OpenAI, Oracle, AMD, Microsoft, SoftBank, Meta, "
                                  "Google, CoreWeave and Broadcom, their money flows and the abnormal returns they caused.",
                                  sections)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.html").write_text(page, encoding="utf-8")
-        summary.files.append(out / "report.html")
+        (stage / "report.html").write_text(page, encoding="utf-8")
+        summary.files.append(stage / "report.html")
         fa_car = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = fa_car.select("event_id", "window", "car", "t").to_dicts()
 
@@ -281,13 +285,15 @@ def run(
     steps = ([("ledger import", step_ledger), ("prices", step_prices)] if load_inputs else []) + [
         ("event study", step_study), ("flow graph", step_graph), ("figures", step_figures),
         ("tables", step_tables), ("report", step_report)]
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
+    with staged(stage), Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("carousel run", total=len(steps))
         for name, fn in steps:
             bar.update(task, description=f"carousel run: {name}")
             fn()
             bar.advance(task)
+        summary.files = publish(stage, out, summary.files)
     return summary
 
 
