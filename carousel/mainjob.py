@@ -96,6 +96,15 @@ def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
     )
 
 
+def study_params(res: Any) -> dict[str, Any]:
+    """The study's parameters: shown in the report and stamped on the stored results."""
+    return {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
+            "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
+            "method": res.method, "conventions": res.conventions.name,
+            # run_study's default: a reader must know how time-less announcements got their t0
+            "unknown_time_policy": "same_day (US business day of the date; next Tokyo session for 9984.T)"}
+
+
 def prepare_out(out: Path) -> None:
     """Create ``out``/figures and ``out``/tables, or InputError naming --out (never an OSError)."""
     for folder in (out, out / "figures", out / "tables"):
@@ -191,7 +200,7 @@ def run(
         res = run_study(deals, compute_returns(prices), estimation=ESTIMATION, windows=WINDOWS, method=method)
         keys = res.panel.keys.select("event_id", "deal_id", "ticker", "t0")
         with connect(path) as con:
-            persist_study(con, res, keys)
+            persist_study(con, res, keys, study_params(res))
         state.update(res=res, deals=deals, flows=flows, companies=companies, keys=keys)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
 
@@ -244,11 +253,7 @@ def run(
     def step_report() -> None:
         res, fa = state["res"], state["fa"]
         sec = htmlreport.Section
-        params = {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
-                  "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
-                  "method": res.method, "conventions": res.conventions.name,
-                  # run_study's default: a reader must know how time-less announcements got their t0
-                  "unknown_time_policy": "same_day (US business day of the date; next Tokyo session for 9984.T)"}
+        params = study_params(res)
         with connect(path, read_only=True) as con:
             provenance = provenance_html(con, state["deals"])
         fig = lambda name, cap: htmlreport.figure_html(figs / f"{name}.png", cap)  # noqa: E731

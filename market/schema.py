@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from market.chain import backfill
 from market.returns import ADJ_BASIS_BREAK_TOL
 
 _DDL = [
@@ -27,6 +28,10 @@ _DDL = [
         content_hash VARCHAR
     )
     """,
+    # The batch's rows hash and chain link (market.chain); older databases get the columns here and the
+    # chain once, in ensure_schema.
+    "ALTER TABLE price_batches ADD COLUMN IF NOT EXISTS rows_hash VARCHAR",
+    "ALTER TABLE price_batches ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS price_rows (
         batch_id  BIGINT NOT NULL,
@@ -86,3 +91,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the market tables and (re)create the views. Idempotent; run outside write transactions."""
     for stmt in _DDL:
         con.execute(stmt)
+    backfill(con)  # a database from before the price chain: chained once (a no-op afterwards)

@@ -64,6 +64,25 @@ def register(app: typer.Typer) -> None:
             _out.print(t)
             _out.print(f"{frame.height} rows")
 
+    @app.command("verify")
+    def verify_cmd(
+        anchor: Annotated[Path | None, typer.Option(
+            help="Anchor JSON from `carousel ledger anchor`, kept outside the database.")] = None,
+        db: DbOption = None,
+    ) -> None:
+        """Check everything stored: file blocks, ledger chain, price chain, study stamp. Exit 5 on tampering."""
+        from carousel.cli.ledger import _read_anchor
+        from carousel.verify import verify_all
+
+        doc = _read_anchor(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
+        report = verify_all(db, doc)
+        for line in report.lines:
+            _out.print(line)
+        if not report.ok:
+            from core.errors import ConflictError
+
+            raise ConflictError(f"verify FAILED: {'; '.join(report.failures)}")
+
     @app.command("run")
     def run_cmd(
         out: OutOption = Path("out"),
