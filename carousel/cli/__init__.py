@@ -44,8 +44,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    args = sql_comment_safe(sys.argv[1:] if argv is None else list(argv))
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=args, standalone_mode=False)
         if isinstance(rv, int) and rv != 0:
             sys.exit(rv)
     except CarouselError as err:
@@ -93,6 +94,16 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         raise
+
+
+def sql_comment_safe(args: list[str]) -> list[str]:
+    """``carousel sql "-- note\nSELECT 1"``: the query starts with ``--``, which the option parser took
+    for an (unknown) option. An argument of ``sql`` that starts with ``--`` followed by whitespace, or
+    that spans lines, cannot be an option name, so a leading space is added (SQL ignores it)."""
+    if not args or args[0] != "sql":
+        return args
+    return [a if not (a.startswith("--") and a != "--" and (a[2:3].isspace() or "\n" in a)) else " " + a
+            for a in args]
 
 
 def _first(exc: BaseException) -> str:

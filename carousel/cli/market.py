@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
+from carousel.db import connect, connect_waiting
 from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
@@ -65,7 +65,8 @@ def refresh_cmd(
     ),
     overlap: Annotated[int, typer.Option(min=0, help="Sessions re-fetched before the last stored date.")
                        ] = 5,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running refresh instead of exiting 6.")
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running refresh (instead of exiting 6) and "
+                                                      "for the database lock (instead of exiting 3).")
                     ] = False,
     prices_dir: Annotated[Path, typer.Option(help="Snapshot folder for --source snapshot.")] = (
         DATA_DIR / "prices"
@@ -89,7 +90,7 @@ def refresh_cmd(
     path = resolve_db(db)
     src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()
     with refresh_lock(path, wait=wait):
-        con = connect(path)
+        con = connect_waiting(path, wait=wait)  # --wait also waits for the database lock (a long reader)
         try:
             note = None
             if not wanted:

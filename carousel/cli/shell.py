@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
+from carousel.queries import DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT_S
 from core.errors import InputError
 
 #: markup=False: titles, tickers and query results are user data; rich would read "[headline
@@ -34,14 +35,21 @@ def register(app: typer.Typer) -> None:
                                                 "ledger_events, prices, returns, abnormal_returns, car.")],
         fmt: Annotated[str, typer.Option(
             "--format", help="table | csv | json (one array) | jsonl (one object per line)")] = "table",
+        timeout: Annotated[float, typer.Option(
+            "--timeout", help="Stop the query after this many seconds.")] = DEFAULT_TIMEOUT_S,
+        max_rows: Annotated[int, typer.Option(
+            "--max-rows", help="Refuse a result with more rows than this (add a LIMIT).")] = DEFAULT_MAX_ROWS,
+        memory_limit: Annotated[str, typer.Option(
+            "--memory-limit", help="DuckDB memory limit for the query (no spilling to disk).")
+        ] = DEFAULT_MEMORY_LIMIT,
         db: DbOption = None,
     ) -> None:
-        """Run a read-only SQL query (writes are refused)."""
+        """Run a read-only SQL query (writes are refused). It may start with a -- comment."""
         from carousel.queries import query
 
         if fmt not in ("table", "csv", "json", "jsonl"):
             raise InputError(f"unknown format {fmt!r}; choose table, csv, json or jsonl", field="--format")
-        frame = query(sql, db)
+        frame = query(sql, db, timeout=timeout, max_rows=max_rows, memory_limit=memory_limit)
         if fmt == "csv":
             # CSV has no nested values: lists and structs are written as JSON text.
             for col, dtype in frame.schema.items():
