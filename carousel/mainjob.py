@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carousel.db import connect
-from carousel.outfiles import check_folder, publish, stage_path, staged
+from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
 
@@ -120,6 +120,13 @@ def prepare_out(out: Path) -> None:
             ) from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise InputError(f"output folder {folder} is not writable", field="--out")
+    # A planted symlink (or report.html as a folder) is refused before the job touches the database;
+    # carousel.outfiles.publish checks every destination again before renaming.
+    check_destination(out / "report.html")
+    for folder in (out / "figures", out / "tables"):
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink():
+                check_destination(entry)
 
 
 def run(
@@ -200,7 +207,7 @@ def run(
         res = run_study(deals, compute_returns(prices), estimation=ESTIMATION, windows=WINDOWS, method=method)
         keys = res.panel.keys.select("event_id", "deal_id", "ticker", "t0")
         with connect(path) as con:
-            persist_study(con, res, keys, study_params(res))
+            persist_study(con, res, keys, params=study_params(res))
         state.update(res=res, deals=deals, flows=flows, companies=companies, keys=keys)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
 

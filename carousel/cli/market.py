@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from carousel.cli.options import DbOption
 from carousel.db import connect, connect_waiting
+from core.errors import DatabaseLockedError
 from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
@@ -89,6 +91,11 @@ def refresh_cmd(
     bench = _symbols([benchmarks], "--benchmarks")
     path = resolve_db(db)
     src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()
+    if path.exists():
+        # A foreign or damaged file is refused before the lock file is created next to it (a file held
+        # by another process is checked once it is free, by the open below).
+        with suppress(DatabaseLockedError):
+            connect(path, read_only=True).close()
     with refresh_lock(path, wait=wait):
         con = connect_waiting(path, wait=wait)  # --wait also waits for the database lock (a long reader)
         try:
