@@ -1,10 +1,17 @@
-"""A table of estimated coefficients with their inference, in the statsmodels manner.
+"""The one coefficient table of the package: named estimates with their inference, statsmodels-style.
 
-The second-stage statistics (``analysis.crosssection``, ``analysis.common_shock``,
-``analysis.dollar_test``) all end in the same object: named estimates, standard errors and a reference
-distribution (Student t with stated degrees of freedom, or the normal). Keeping the t/p/confidence
-arithmetic and the plain-text/LaTeX rendering in one place means the three cannot drift apart; a shared
-Summary renderer for the whole package will replace ``render_text``/``render_latex`` later.
+Every second-stage and joint-inference result (``analysis.crosssection``, ``analysis.common_shock``,
+``analysis.dollar_test``, ``analysis.mvrm``, ``analysis.calendar_time``, ``analysis.resampling``) ends in
+the same object: named estimates, their standard errors (from a full covariance when it is known, or
+standard errors alone), a reference distribution (Student t with stated degrees of freedom, or the
+normal) and, for resampling tests, p-values and a 95% interval taken from the resampling distribution
+instead. Keeping the t/p/interval arithmetic, the accessors and the plain-text/LaTeX rendering in one
+place means the six results cannot drift apart (issue 12: one home per idea).
+
+Accessor convention (the statsmodels one): ``params``/``bse``/``tvalues``/``pvalues`` are name -> value
+mappings (``dict[str, float]`` in term order), ``conf_int()`` and ``to_frame()`` are Polars frames with
+``term``, ``lower`` and ``upper`` columns. The arrays behind them are on the table (``estimates``,
+``se_array``, ``t_array``, ``p_array``, ``ci_array``).
 
 Tails come from ``scipy.special`` (``stdtr``/``stdtrit``/``ndtr``/``ndtri``), not ``scipy.stats``,
 whose import costs a noticeable part of the CLI's cold start.
@@ -14,33 +21,127 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 from scipy import special
 
+from analysis.summary import tex_escape
 from core.errors import InputError
 
+#: The interval a resampling distribution gives is the 95% one; no other level exists for it.
+RESAMPLED_ALPHA = 0.05
 
-@dataclass(frozen=True)
+
+def two_sided_p(stat: np.ndarray, df: float | None) -> np.ndarray:
+    """Two-sided p-value of a t(df) statistic, or of a standard normal one when ``df`` is None."""
+    a = -np.abs(np.asarray(stat, dtype=float))
+    if df is None:
+        return 2.0 * special.ndtr(a)
+    return 2.0 * special.stdtr(df, a)
+
+
+def critical_value(alpha: float, df: float | None) -> float:
+    """Upper alpha/2 quantile of t(df) (of the standard normal when ``df`` is None).
+
+    Computed as minus the lower alpha/2 quantile, which keeps full precision for small alpha (1 - alpha/2
+    would round).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha}", field="alpha")
+    if df is None:
+        return float(-special.ndtri(alpha / 2.0))
+    return float(-special.stdtrit(df, alpha / 2.0))
+
+
+@dataclass(frozen=True, kw_only=True)
 class CoefficientTable:
-    """Named estimates, their covariance and the distribution their t statistics are referred to.
+    """Named estimates, their standard errors and the distribution their statistics are referred to.
 
-    ``df`` is the degrees of freedom of the Student t reference distribution; ``None`` means the
-    standard normal. ``null`` holds the hypothesised value of each coefficient (0 unless a test says
-    otherwise), so ``tvalues = (params - null) / bse``.
+    Give ``cov`` (the full covariance, when it is known: ``cov_params()`` then exists) or ``se``
+    (standard errors only), not both. ``df`` is the degrees of freedom of the Student t reference
+    distribution; ``None`` means the standard normal. ``null`` holds the hypothesised value of each
+    coefficient (0 unless a test says otherwise), so ``t = (estimate - null) / se``. ``resampled_p`` and
+    ``resampled_ci`` ((k, 2) bounds of the 95% interval) replace the t/normal p-values and interval when
+    they come from a resampling distribution; such an interval exists only at alpha = 0.05.
     """
 
     names: tuple[str, ...]
     estimates: np.ndarray
-    cov: np.ndarray
     df: float | None
-    null: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cov: np.ndarray | None = None
+    se: np.ndarray | None = None
+    null: np.ndarray | None = None
+    resampled_p: np.ndarray | None = None
+    resampled_ci: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.null.size == 0:
-            object.__setattr__(self, "null", np.zeros(len(self.names)))
+        k = len(self.names)
+        if len(set(self.names)) != k:
+            raise InputError(f"coefficient names repeat: {self.names}", field="names")
+        est = np.asarray(self.estimates, dtype=float)
+        if est.shape != (k,):
+            raise InputError(f"{est.size} estimates for {k} names", field="estimates")
+        if (self.cov is None) == (self.se is None):
+            raise InputError("give either the covariance (cov=) or the standard errors (se=), not both",
+                             field="cov")
+        shapes = {"cov": (k, k), "se": (k,), "null": (k,), "resampled_p": (k,), "resampled_ci": (k, 2)}
+        object.__setattr__(self, "estimates", est)
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=float)
+            if arr.shape != shape:
+                raise InputError(f"{name} has shape {arr.shape}, expected {shape}", field=name)
+            object.__setattr__(self, name, arr)
+        if self.null is None:
+            object.__setattr__(self, "null", np.zeros(k))
+
+    # ------------------------------------------------------------------------------------- arrays
+
+    @property
+    def se_array(self) -> np.ndarray:
+        if self.cov is None:
+            assert self.se is not None
+            return self.se
+        # A two-way clustered covariance can have a negative diagonal (CGM 2011, section 2.3); the
+        # standard error is then undefined, shown as NaN as statsmodels does, never clipped silently.
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.diag(self.cov))
+
+    @property
+    def t_array(self) -> np.ndarray:
+        assert self.null is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.estimates - self.null) / self.se_array
+
+    @property
+    def p_array(self) -> np.ndarray:
+        if self.resampled_p is not None:
+            return self.resampled_p
+        return two_sided_p(self.t_array, self.df)
+
+    def ci_array(self, alpha: float = 0.05) -> np.ndarray:
+        """(k, 2) lower and upper bounds of the two-sided (1 - alpha) interval."""
+        if self.resampled_ci is not None:
+            if not math.isclose(alpha, RESAMPLED_ALPHA):
+                raise InputError(
+                    f"this interval comes from resampling and exists only for alpha={RESAMPLED_ALPHA}",
+                    field="alpha",
+                )
+            return self.resampled_ci
+        q = critical_value(alpha, self.df)
+        se = self.se_array
+        return np.column_stack([self.estimates - q * se, self.estimates + q * se])
+
+    @property
+    def stat_label(self) -> str:
+        """'z' for a statistic referred to the normal, 't' otherwise (Student t or resampled t)."""
+        return "z" if self.df is None and self.resampled_p is None else "t"
+
+    # ------------------------------------------------------------------- statsmodels-style views
 
     @property
     def params(self) -> dict[str, float]:
@@ -51,26 +152,6 @@ class CoefficientTable:
         return dict(zip(self.names, self.se_array.tolist(), strict=True))
 
     @property
-    def se_array(self) -> np.ndarray:
-        d = np.diag(self.cov)
-        # A two-way clustered covariance can have a negative diagonal (CGM 2011, section 2.3); the
-        # standard error is then undefined, shown as NaN as statsmodels does, never clipped silently.
-        with np.errstate(invalid="ignore"):
-            return np.sqrt(d)
-
-    @property
-    def t_array(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.estimates - self.null) / self.se_array
-
-    @property
-    def p_array(self) -> np.ndarray:
-        t = np.abs(self.t_array)
-        if self.df is None:
-            return 2.0 * special.ndtr(-t)
-        return 2.0 * special.stdtr(self.df, -t)
-
-    @property
     def tvalues(self) -> dict[str, float]:
         return dict(zip(self.names, self.t_array.tolist(), strict=True))
 
@@ -78,29 +159,24 @@ class CoefficientTable:
     def pvalues(self) -> dict[str, float]:
         return dict(zip(self.names, self.p_array.tolist(), strict=True))
 
-    def critical_value(self, alpha: float) -> float:
-        if self.df is None:
-            return float(-special.ndtri(alpha / 2.0))
-        return float(-special.stdtrit(self.df, alpha / 2.0))
+    def cov_params(self) -> np.ndarray:
+        """A copy of the full covariance; an error when only standard errors are known."""
+        if self.cov is None:
+            raise InputError("only standard errors are known for this table, not their covariance",
+                             field="cov")
+        return self.cov.copy()
 
     def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
         """Two-sided (1 - alpha) intervals: term, lower, upper."""
-        if not 0.0 < alpha < 1.0:
-            raise InputError(f"alpha must lie strictly between 0 and 1, got {alpha}", field="alpha")
-        q = self.critical_value(alpha)
-        se = self.se_array
+        ci = self.ci_array(alpha)
         return pl.DataFrame(
-            {
-                "term": list(self.names),
-                "lower": self.estimates - q * se,
-                "upper": self.estimates + q * se,
-            },
+            {"term": list(self.names), "lower": ci[:, 0], "upper": ci[:, 1]},
             schema={"term": pl.String, "lower": pl.Float64, "upper": pl.Float64},
         )
 
     def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
         """One row per term: term, coef, se, t, p, lower, upper (Polars)."""
-        ci = self.conf_int(alpha)
+        ci = self.ci_array(alpha)
         return pl.DataFrame(
             {
                 "term": list(self.names),
@@ -108,8 +184,8 @@ class CoefficientTable:
                 "se": self.se_array,
                 "t": self.t_array,
                 "p": self.p_array,
-                "lower": ci["lower"],
-                "upper": ci["upper"],
+                "lower": ci[:, 0],
+                "upper": ci[:, 1],
             },
             schema={
                 "term": pl.String,
@@ -123,13 +199,62 @@ class CoefficientTable:
         )
 
 
-def render_text(title: str, header: Sequence[str], table: CoefficientTable, notes: Sequence[str]) -> str:
-    """Plain-text summary: a title, header lines, the coefficient table, then notes."""
+class CoefficientResults:
+    """The statsmodels-style accessors of a result whose main estimates are one :class:`CoefficientTable`
+    in its ``table`` attribute (mixed into every results class that reports coefficients)."""
+
+    table: CoefficientTable
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.table.params
+
+    @property
+    def bse(self) -> dict[str, float]:
+        return self.table.bse
+
+    @property
+    def tvalues(self) -> dict[str, float]:
+        return self.table.tvalues
+
+    @property
+    def pvalues(self) -> dict[str, float]:
+        return self.table.pvalues
+
+    def cov_params(self) -> np.ndarray:
+        return self.table.cov_params()
+
+    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
+        return self.table.conf_int(alpha)
+
+    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
+        """term, coef, se, t, p, lower, upper."""
+        return self.table.to_frame(alpha)
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ------------------------------------------------------------------------------------- rendering
+
+
+def render_text(
+    title: str,
+    header: Sequence[str],
+    table: CoefficientTable,
+    notes: Sequence[str] = (),
+    extra: Sequence[tuple[str, pl.DataFrame]] = (),
+) -> str:
+    """Plain-text summary: a title, header lines, the coefficient table, extra named frames, notes."""
     frame = table.to_frame()
     width = max([len("term"), *(len(n) for n in table.names)])
-    stat = "t" if table.df is not None else "z"
+    stat = table.stat_label
+    p_head = "p*" if table.resampled_p is not None else "P>|" + stat + "|"
     head = (
-        f"{'term':<{width}} {'coef':>12} {'std err':>11} {stat:>8} {'P>|' + stat + '|':>8} "
+        f"{'term':<{width}} {'coef':>12} {'std err':>11} {stat:>8} {p_head:>8} "
         f"{'[0.025':>12} {'0.975]':>12}"
     )
     lines = [title, *header, "", head, "-" * len(head)]
@@ -139,6 +264,12 @@ def render_text(title: str, header: Sequence[str], table: CoefficientTable, note
             f"{_num(r['t'], '8.3f')} {_num(r['p'], '8.4f')} {_num(r['lower'], '12.6g')} "
             f"{_num(r['upper'], '12.6g')}"
         )
+    if table.resampled_p is not None:
+        lines.append("p* and the interval come from the resampling distribution, not from a t or normal law"
+                     " (nan: the method gives no interval).")
+    for name, extra_frame in extra:
+        lines += ["", name, "  ".join(f"{c:>12}" for c in extra_frame.columns)]
+        lines.extend("  ".join(_cell(v) for v in row) for row in extra_frame.iter_rows())
     if notes:
         lines.append("")
         lines.extend(notes)
@@ -147,17 +278,18 @@ def render_text(title: str, header: Sequence[str], table: CoefficientTable, note
 
 def render_latex(
     table: CoefficientTable | Sequence[CoefficientTable],
-    notes: Sequence[str],
+    notes: Sequence[str] = (),
+    *,
     caption: str | None = None,
     label: str | None = None,
 ) -> str:
-    """A booktabs table of coef, SE, t and p per term (* p<0.10, ** p<0.05, *** p<0.01).
+    """A booktabs table of coef, SE, t and p per term (* p<0.10, ** p<0.05, *** p<0.01) and the 95% CI.
 
     Several tables (tests with different reference distributions) stack their rows; the statistic's
     column is then headed $t$/$z$ and the notes say which row uses which.
     """
     tables = [table] if isinstance(table, CoefficientTable) else list(table)
-    kinds = {"t" if t.df is not None else "z" for t in tables}
+    kinds = {t.stat_label for t in tables}
     stat = kinds.pop() if len(kinds) == 1 else "t/z"
     out = [r"\begin{table}[htbp]", r"\centering"]
     if caption:
@@ -165,16 +297,17 @@ def render_latex(
     if label:
         out.append(rf"\label{{{tex_escape(label)}}}")
     out += [
-        r"\begin{tabular}{lrrrr}",
+        r"\begin{tabular}{lrrrrr}",
         r"\toprule",
-        rf"Term & Coef. & SE & ${stat}$ & $p$ \\",
+        rf"Term & Coef. & SE & ${stat}$ & $p$ & 95\% CI \\",
         r"\midrule",
     ]
     rows = [r for t in tables for r in t.to_frame().iter_rows(named=True)]
     for r in rows:
         out.append(
             f"{tex_escape(r['term'])} & {_num(r['coef'], '.4g')}{_stars(r['p'])} & "
-            f"{_num(r['se'], '.4g')} & {_num(r['t'], '.2f')} & {_num(r['p'], '.4f')} \\\\"
+            f"{_num(r['se'], '.4g')} & {_num(r['t'], '.2f')} & {_num(r['p'], '.4f')} & "
+            f"[{_num(r['lower'], '.4g')}, {_num(r['upper'], '.4g')}] \\\\"
         )
     out += [r"\bottomrule", r"\end{tabular}"]
     if notes:
@@ -196,19 +329,7 @@ def _num(v: float | None, spec: str) -> str:
     return format(v, spec)
 
 
-_TEX = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def tex_escape(s: str) -> str:
-    return "".join(_TEX.get(c, c) for c in s)
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return _num(v, "12.4f")
+    return f"{v!s:>12}"

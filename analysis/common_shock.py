@@ -38,7 +38,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analysis.coefficients import CoefficientTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import full_rank_qr
 from core.errors import InputError
 
 # ---------------------------------------------------------------------------------------- core maths
@@ -70,10 +71,7 @@ def portfolio_regression(
     p = z.shape[1]
     if n <= p:
         raise InputError(f"{n} firms for {p} characteristics: need more firms than coefficients")
-    q_z, r_z = np.linalg.qr(z)
-    dz = np.abs(np.diag(r_z))
-    if dz.min() <= dz.max() * 1e-10:
-        raise InputError("the characteristics are collinear among the firms with complete returns")
+    _, r_z = full_rank_qr(z, "the characteristics are collinear among the firms with complete returns")
     ztz_inv = np.linalg.solve(r_z, np.linalg.solve(r_z, np.eye(p)).T)
     weights = ztz_inv @ z.T  # p x N
     dummy = np.zeros(t_len)
@@ -118,7 +116,7 @@ def portfolio_regression(
 
 
 @dataclass(frozen=True)
-class CommonShockResult:
+class CommonShockResult(CoefficientResults):
     """Sefcik-Thompson coefficients (``table``) and, for comparison only, the naive cross-section."""
 
     formula: str
@@ -136,22 +134,6 @@ class CommonShockResult:
     ar: pl.DataFrame
 
     @property
-    def params(self) -> dict[str, float]:
-        return self.table.params
-
-    @property
-    def bse(self) -> dict[str, float]:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> dict[str, float]:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        return self.table.pvalues
-
-    @property
     def nobs(self) -> int:
         """Number of firms in the cross-section."""
         return len(self.firms)
@@ -161,9 +143,6 @@ class CommonShockResult:
         """Degrees of freedom of each portfolio's time-series regression."""
         assert self.table.df is not None
         return self.table.df
-
-    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.conf_int(alpha)
 
     def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
         """term, coef, se, t, p, lower, upper, plus the naive cross-sectional se and t beside them."""
@@ -198,9 +177,6 @@ class CommonShockResult:
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
         return render_latex(self.table, self._notes(), caption=caption, label=label)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 def _wide_returns(returns: pl.DataFrame) -> pl.DataFrame:
@@ -244,7 +220,6 @@ def common_shock_test(
     Example:
 
     >>> from datetime import date
-from typing import Literal
     >>> from analysis.common_shock import common_shock_test
     >>> res = common_shock_test(returns, exposures, date(2026, 2, 2),
     ...                         formula="~ openai_exposure", benchmark="SPY")  # doctest: +SKIP

@@ -19,7 +19,7 @@ Conventions are statsmodels' (``OLS(...).fit(cov_type=...)``), so a reader can r
 * WLS runs OLS on sqrt(w)-scaled data (as statsmodels' ``wexog``/``wresid`` do); R^2 is centred on
   the weighted mean.
 
-The functional core is :func:`ols_fit` (arrays in, estimates out) and :func:`wild_cluster_bootstrap`;
+The functional core is :func:`analysis.least_squares.ols_fit` (arrays in, estimates out) and :func:`wild_cluster_bootstrap`;
 :func:`fit_crosssection` is the entry point on a Polars frame with a formula.
 """
 
@@ -32,7 +32,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from analysis.coefficients import CoefficientTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.least_squares import OLSArrays, ols_fit
 from core.errors import InputError
 
 CovType = Literal["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"]
@@ -41,46 +42,6 @@ BootWeights = Literal["rademacher", "webb"]
 
 
 # ---------------------------------------------------------------------------------------- core maths
-
-
-@dataclass(frozen=True)
-class OLSArrays:
-    """An OLS fit on (already weighted) arrays: what the covariance estimators and the bootstrap need."""
-
-    y: np.ndarray
-    X: np.ndarray
-    beta: np.ndarray
-    resid: np.ndarray
-    xtx_inv: np.ndarray
-    hat_diag: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def k(self) -> int:
-        return int(self.X.shape[1])
-
-
-def ols_fit(y: np.ndarray, X: np.ndarray) -> OLSArrays:
-    """Least squares by QR (stable when dummies make X'X poorly conditioned); X must have full rank."""
-    n, k = X.shape
-    if n <= k:
-        raise InputError(f"{n} complete observations for {k} regressors: need more observations than regressors")
-    q, r = np.linalg.qr(X)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= diag.max() * 1e-10:
-        raise InputError(
-            "the design matrix is rank deficient (a regressor is constant, or a category or boolean "
-            "is perfectly collinear with others among the complete rows)"
-        )
-    beta = np.linalg.solve(r, q.T @ y)
-    r_inv = np.linalg.solve(r, np.eye(k))
-    xtx_inv = r_inv @ r_inv.T
-    resid = y - X @ beta
-    hat_diag = np.einsum("ij,ij->i", q, q)
-    return OLSArrays(y=y, X=X, beta=beta, resid=resid, xtx_inv=xtx_inv, hat_diag=hat_diag)
 
 
 def _group_codes(g: np.ndarray) -> tuple[np.ndarray, int]:
@@ -101,6 +62,16 @@ def covariance(fit: OLSArrays, cov_type: str, groups: Sequence[np.ndarray] = ())
     if cov_type == "nonrobust":
         return bread * (fit.resid @ fit.resid / (n - k))
     if cov_type in ("HC0", "HC1", "HC2", "HC3"):
+        if cov_type in ("HC2", "HC3") and np.any(fit.hat_diag > 1.0 - 1e-8):
+            # h_ii = 1 (a category with one observation): its residual is 0 and u^2/(1-h)^k is 0/0;
+            # statsmodels returns whatever the rounding gives, so refuse instead of printing noise.
+            n_one = int(np.sum(fit.hat_diag > 1.0 - 1e-8))
+            raise InputError(
+                f"{cov_type} is undefined: {n_one} observation(s) have leverage 1 (a category or "
+                "dummy with a single observation is fitted exactly); merge rare categories, or use "
+                "HC1 or a cluster covariance",
+                field="cov_type",
+            )
         u2 = fit.resid**2
         if cov_type == "HC1":
             u2 = u2 * n / (n - k)
@@ -240,7 +211,7 @@ def bootstrap_pvalue(tstat: float, t_boot: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class CrossSectionResult:
+class CrossSectionResult(CoefficientResults):
     """A fitted cross-sectional regression of CARs (statsmodels-like accessors, Polars frames)."""
 
     formula: str
@@ -260,36 +231,10 @@ class CrossSectionResult:
     cluster_values: dict[str, np.ndarray]
 
     @property
-    def params(self) -> dict[str, float]:
-        return self.table.params
-
-    @property
-    def bse(self) -> dict[str, float]:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> dict[str, float]:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        return self.table.pvalues
-
-    @property
     def df_inference(self) -> float:
         """Degrees of freedom of the t reference distribution (n-k, or G-1 when clustered)."""
         assert self.table.df is not None
         return self.table.df
-
-    def cov_params(self) -> np.ndarray:
-        return self.table.cov.copy()
-
-    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
-        return self.table.conf_int(alpha)
-
-    def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
-        """term, coef, se, t, p, lower, upper."""
-        return self.table.to_frame(alpha)
 
     def _notes(self) -> list[str]:
         notes = [
@@ -326,9 +271,6 @@ class CrossSectionResult:
             *self._notes(),
         ]
         return render_latex(self.table, notes, caption=caption, label=label)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def wild_bootstrap(
         self,

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.coefficients import CoefficientTable, render_latex, render_text
+from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
 from core.errors import InputError
 
 
 @dataclass(frozen=True)
-class DollarTestResult:
+class DollarTestResult(CoefficientResults):
     """The aggregate (z) and cross-sectional (t) tests on dollar CARs.
 
     ``params``/``bse``/``tvalues``/``pvalues`` describe the aggregate test (term
@@ -51,22 +51,6 @@ class DollarTestResult:
     n_dropped: int
     total_value: float | None
     units: str
-
-    @property
-    def params(self) -> dict[str, float]:
-        return self.table.params
-
-    @property
-    def bse(self) -> dict[str, float]:
-        return self.table.bse
-
-    @property
-    def tvalues(self) -> dict[str, float]:
-        return self.table.tvalues
-
-    @property
-    def pvalues(self) -> dict[str, float]:
-        return self.table.pvalues
 
     @property
     def df_resid(self) -> float:
@@ -117,9 +101,6 @@ class DollarTestResult:
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
         return render_latex([self.table, self.mean_test], self._notes(), caption=caption, label=label)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 def dollar_test_arrays(d: np.ndarray, s: np.ndarray) -> tuple[CoefficientTable, CoefficientTable]:

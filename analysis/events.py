@@ -50,6 +50,7 @@ def firm_events(
     calendar_for: Callable[[str], str] | None = None,
     align_t0: Aligner | None = None,
     unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Firm-events of ``deals`` (a :func:`ledger.api.deals` frame).
 
@@ -59,6 +60,9 @@ def firm_events(
         calendar_for: ticker -> exchange calendar (default :func:`market.calendars.calendar_for`).
         align_t0: the t0 aligner (default :func:`market.calendars.align_t0`), called once per calendar.
         unknown_policy: passed to the aligner for session 'unknown' ('same_day' or 'next_session').
+        spillovers: non-party firms per deal (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`),
+            off by default. A spillover row whose ticker has a party or peer event on the same t0 is
+            dropped: that day the firm is a party.
 
     Returns:
         DataFrame[event_id, deal_id, ticker, role, calendar, announced_date, announced_time_et, session,
@@ -99,6 +103,10 @@ def firm_events(
         # A ticker that is already a counterparty of the deal stays a counterparty.
         extra = extra.join(rows.select("deal_id", "ticker"), on=["deal_id", "ticker"], how="anti")
         rows = pl.concat([rows, extra])
+    if spillovers is not None and spillovers.height:
+        extra = live.drop("tickers").join(spillovers.select("deal_id", "ticker", "role"), on="deal_id", how="inner")
+        extra = extra.select(rows.columns).join(rows.select("deal_id", "ticker"), on=["deal_id", "ticker"], how="anti")
+        rows = pl.concat([rows, extra])
     rows = rows.unique(["deal_id", "ticker"], keep="first", maintain_order=True)
     tickers = rows["ticker"].unique().sort().to_list()
     cal = {t: calendar_for(t) for t in tickers}
@@ -129,6 +137,13 @@ def firm_events(
     result = result.with_columns(
         (pl.col("deal_id") + pl.lit(":") + pl.col("ticker")).alias("event_id")
     )
+    if spillovers is not None and spillovers.height:
+        spill = pl.col("role").str.starts_with("spillover")
+        party_days = result.filter(~spill & pl.col("t0").is_not_null()).select("ticker", "t0").unique()
+        result = pl.concat([
+            result.filter(~spill),
+            result.filter(spill).join(party_days, on=["ticker", "t0"], how="anti"),
+        ])
     return result.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]).sort("event_id")
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from analysis.summary import Summary, Table
+
 CSS = """
 body{font-family:Georgia,serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
@@ -39,15 +41,8 @@ def figure_html(png: Path, caption: str) -> str:
 
 
 def table_html(frame: pl.DataFrame, max_rows: int = 200) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    rows = []
-    for r in frame.head(max_rows).iter_rows():
-        cells = "".join(
-            f"<td>{'' if v is None else html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}</td>" for v in r
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    more = f'<p class="note">{frame.height - max_rows} more rows omitted.</p>' if frame.height > max_rows else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    """Any frame as an HTML table (floats to 4 significant digits), via the shared renderer."""
+    return Summary.of(Table.from_frame(frame)).to_html(max_rows=max_rows)
 
 
 def render(title: str, intro: str, sections: Sequence[Section]) -> str:

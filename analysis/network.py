@@ -30,8 +30,8 @@ import networkx as nx
 import polars as pl
 
 
-def edges(flows: pl.DataFrame) -> pl.DataFrame:
-    """Aggregate flows to one edge per (payer, payee): counted disclosed sum, flags and amount kinds."""
+def _marked(flows: pl.DataFrame) -> pl.DataFrame:
+    """Flows without self-payments, with ``_multi`` (multi-party edge) and ``_dup`` (excluded report)."""
     # A multi-party deal's edges (Stargate) have no attributable amount and stay out of totals, yet they
     # are committed flows; an excluded duplicate report is not. The ledger marks duplicate reports
     # (duplicate_report); a frame without the mark (an older database read-only, a hand-made frame) falls
@@ -43,10 +43,15 @@ def edges(flows: pl.DataFrame) -> pl.DataFrame:
         pl.col("duplicate_report").cast(pl.Boolean) if "duplicate_report" in flows.columns
         else pl.lit(None, dtype=pl.Boolean).alias("duplicate_report")
     )
-    f = flows.with_columns(
+    return flows.with_columns(
         _multi=pl.coalesce(unmarked & ~pl.col("duplicate_report"), several),
         _dup=pl.coalesce(pl.col("duplicate_report"), unmarked & ~several),
     ).filter(pl.col("payer") != pl.col("payee"))
+
+
+def edges(flows: pl.DataFrame) -> pl.DataFrame:
+    """Aggregate flows to one edge per (payer, payee): counted disclosed sum, flags and amount kinds."""
+    f = _marked(flows)
     disclosed = pl.col("counts_toward_total") & pl.col("amount_usd").is_not_null()
     # Excluded by data/events/contracts.csv: another report of the same contract counts instead.
     excluded = pl.col("_dup")
@@ -155,6 +160,53 @@ def cycles(g: nx.DiGraph, max_length: int = 6) -> pl.DataFrame:
               "bottleneck": pl.List(pl.String), "volume_is_lower_bound": pl.Boolean, "volume_is_firm": pl.Boolean}
     return pl.DataFrame(rows, schema=schema, orient="row").sort(
         ["length", "volume_usd", "cycle"], descending=[False, True, False], nulls_last=True
+    )
+
+
+def cycle_members(flows: pl.DataFrame, cycle_frame: pl.DataFrame) -> pl.DataFrame:
+    """The deals that make each round-trip: for every edge of a cycle, the committed deals on it.
+
+    Why: the value a round-trip moved (``analysis.dollar.by_cycle``) sums the market moves of the
+    announcements of its contracts, so a cycle must name them. A contract reported several times (the
+    four Oracle-OpenAI reports) enters once, as the report that counts toward totals; excluded reports
+    (``duplicate_report``, or uncounted single-edge rows in a frame without that mark) never do, as in
+    :func:`edges`. A multi-party deal on a cycle edge (none on the shipped data) enters as itself. A
+    deal making several edges of one cycle is listed once, with all of them in ``edges``.
+
+    Args:
+        flows: ``ledger.api.flows`` (deal_id, payer, payee, counts_toward_total; contract_id and
+            duplicate_report when present).
+        cycle_frame: :func:`cycles` (cycle, nodes).
+
+    Returns:
+        DataFrame[cycle, contract_id, deal_id, edges: list[str] ('payer -> payee'), counts_toward_total],
+        sorted by cycle and deal_id.
+    """
+    nodes = pl.col("nodes")
+    hops = cycle_frame.select(
+        "cycle",
+        nodes.alias("payer"),
+        pl.concat_list(nodes.list.slice(1), nodes.list.first()).alias("payee"),
+    ).explode("payer", "payee")
+    contract = pl.col("contract_id") if "contract_id" in flows.columns else pl.lit(None, pl.Utf8)
+    committed = (
+        _marked(flows)
+        .filter(~pl.col("_dup"))
+        .select("deal_id", pl.coalesce(contract.cast(pl.Utf8), pl.col("deal_id")).alias("contract_id"),
+                "payer", "payee", pl.col("counts_toward_total").cast(pl.Boolean))
+    )
+    rows = hops.join(committed, on=["payer", "payee"], how="inner").with_columns(
+        (pl.col("payer") + pl.lit(" -> ") + pl.col("payee")).alias("edge"))
+    per_deal = rows.group_by("cycle", "contract_id", "deal_id").agg(
+        pl.col("edge").unique().sort().alias("edges"), pl.col("counts_toward_total").any())
+    # One report per contract: the counted one (a second uncounted, non-duplicate report of a contract
+    # cannot arise from the ledger; if a hand-made frame has one, the first deal id decides).
+    return (
+        per_deal.sort(["cycle", "contract_id", "counts_toward_total", "deal_id"],
+                      descending=[False, False, True, False])
+        .unique(["cycle", "contract_id"], keep="first", maintain_order=True)
+        .select("cycle", "contract_id", "deal_id", "edges", "counts_toward_total")
+        .sort("cycle", "deal_id")
     )
 
 

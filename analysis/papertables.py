@@ -1,23 +1,18 @@
 """Event-study tables for papers: LaTeX (booktabs), CSV and Markdown, with significance stars.
 
-All three formats come from one Polars frame (:func:`car_table`), so they always agree; rows are
-sorted so the same inputs give byte-identical files.
+All three formats come from one Polars frame (:func:`car_table`) rendered by
+:class:`analysis.summary.Summary` with the CAR table's shared column specs, so they always agree; rows
+are sorted so the same inputs give byte-identical files.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import polars as pl
 
-STAR_NOTE = "* p<0.10, ** p<0.05, *** p<0.01 (two-sided; t with M-k degrees of freedom)."
-
-
-def stars(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return ""
-    return "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.10 else ""
+from analysis.results import car_columns
+from analysis.summary import STAR_NOTE, Summary, Table, stars
 
 
 def car_table(car: pl.DataFrame) -> pl.DataFrame:
@@ -41,55 +36,24 @@ def car_table(car: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _fmt(v: object, spec: str = "") -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return format(v, spec or ".2f")
-    return str(v)
-
-
-def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("$", r"\$"), ("^", r"\^{}"), ("{", r"\{"), ("}", r"\}")):
-        s = s.replace(a, b)
-    return s
+def car_summary(t: pl.DataFrame) -> Summary:
+    """The paper's CAR table (a :func:`car_table` frame) with the shared CAR column specs."""
+    cols = car_columns("deal_id", "ticker", "t0", "window", "car", "se", "t", "p", scaled=True)
+    return Summary.of(Table(t, cols), notes=[STAR_NOTE])
 
 
 def to_latex(t: pl.DataFrame, caption: str, label: str) -> str:
-    lines = [
-        r"\begin{table}[htbp]",
-        r"\centering\small",
-        rf"\caption{{{_tex(caption)}}}",
-        rf"\label{{{label}}}",
-        r"\begin{tabular}{lllrrrr}",
-        r"\toprule",
-        r"Deal & Ticker & $t_0$ & Window & CAR (\%) & SE (\%) & $t$ \\",
-        r"\midrule",
-    ]
-    for r in t.iter_rows(named=True):
-        lines.append(
-            f"{_tex(r['deal_id'])} & {_tex(r['ticker'])} & {r['t0']} & {_tex(r['window'])} & "
-            f"{_fmt(r['car_pct'])}{r['stars']} & {_fmt(r['se_pct'])} & {_fmt(r['t'])} \\\\"
-        )
-    lines += [r"\bottomrule", r"\end{tabular}", "", rf"\par\footnotesize {_tex(STAR_NOTE)}", r"\end{table}", ""]
-    return "\n".join(lines)
+    return car_summary(t).to_latex(caption, label, size="small")
 
 
 def to_markdown(t: pl.DataFrame) -> str:
-    head = "| Deal | Ticker | t0 | Window | CAR % | SE % | t | p |\n|---|---|---|---|---:|---:|---:|---:|\n"
-    body = "".join(
-        f"| {r['deal_id']} | {r['ticker']} | {r['t0']} | {r['window']} | {_fmt(r['car_pct'])}{r['stars']} | "
-        f"{_fmt(r['se_pct'])} | {_fmt(r['t'])} | {_fmt(r['p'], '.4f')} |\n"
-        for r in t.iter_rows(named=True)
-    )
-    return head + body + f"\n{STAR_NOTE}\n"
+    return car_summary(t).to_markdown()
 
 
 def write_all(t: pl.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.tex", folder / f"{name}.csv", folder / f"{name}.md"]
     paths[0].write_text(to_latex(t, caption, f"tab:{name}"), encoding="utf-8")
-    t.write_csv(paths[1])
+    paths[1].write_text(car_summary(t).to_csv(), encoding="utf-8")
     paths[2].write_text(to_markdown(t), encoding="utf-8")
     return paths

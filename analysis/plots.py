@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis.network import FlowAnalysis  # noqa: E402
 from analysis.panel import ARPanel  # noqa: E402
+from analysis.prediction_error import car_variance_factor  # noqa: E402
 
 STYLE: dict[str, Any] = {
     "font.family": "serif",
@@ -81,9 +82,9 @@ def car_path(panel: ARPanel, row: int, start: int, end: int) -> pl.DataFrame:
     car = np.cumsum(ar)
     x = panel.x_event[row][sel]  # (L, k)
     s = np.cumsum(x, axis=0)  # s_t = sum of regressor rows up to t
-    a = panel.xtx_inv[row]
-    quad = np.einsum("tk,kl,tl->t", s, a, s) if x.shape[1] else np.zeros(len(days))
-    se = panel.sigma[row] * np.sqrt(np.arange(1, len(days) + 1) + quad)
+    planes = [s[None, :, j] for j in range(s.shape[1])]
+    factor = car_variance_factor(panel.xtx_inv[row][None], planes, np.arange(1, len(days) + 1))[0]
+    se = panel.sigma[row] * np.sqrt(factor)
     return pl.DataFrame({"rel_day": days.astype(np.int64), "car": car, "se": se})
 
 

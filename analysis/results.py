@@ -19,7 +19,8 @@ import polars as pl
 
 from analysis.conventions import Conventions
 from analysis.panel import ARPanel
-from analysis.window import window_label
+from analysis.summary import STAR_NOTE, Column, Summary, Table, fixed, integer, percent, pvalue
+from analysis.window import EventWindow
 
 if TYPE_CHECKING:
     from analysis.models import ModelSpec
@@ -148,88 +149,67 @@ class EventStudyResult:
         return json.dumps(self.to_json_records(), indent=None, sort_keys=False)
 
     def _header(self) -> list[str]:
-        bench = ", ".join(self.model.benchmarks) if self.model.name != "mean" else "-"
+        bench = ", ".join(self.model.benchmarks) if self.model.reads_benchmark_returns else "-"
         return [
-            f"Event study: model={self.model.name} benchmarks={bench} method={self.method} "
+            f"model={self.model.name} benchmarks={bench} method={self.method} "
             f"conventions={self.conventions.name}",
             f"estimation=[{self.estimation[0]},{self.estimation[1]}] "
-            f"windows={' '.join(_label(w) for w in self.windows)} "
+            f"windows={' '.join(EventWindow.of(w).label for w in self.windows)} "
             f"other events {'masked' if self.mask_other_events else 'flagged'}",
             f"firm-events estimated: {self.nobs}, excluded: {self.excluded.height}",
         ]
 
+    def car_summary(self) -> Summary:
+        """The CAR table (one row per firm-event and window), CAAR per window and exclusions, as a
+        :class:`analysis.summary.Summary`: ``summary()``, ``to_latex()`` and the CLI all render this."""
+        car = Table(self.car, car_columns(), notes=(STAR_NOTE,))
+        caar = Table(
+            self.caar,
+            (Column("window", "Window"), Column("caar", "CAAR %", percent(2)), Column("n", "N", integer())),
+            title="CAAR over firm-events with a complete window",
+        )
+        notes: tuple[str, ...] = ()
+        if self.excluded.height:
+            counts = self.excluded.group_by("reason").len().sort("reason")
+            notes = (
+                "excluded: "
+                + ", ".join(f"{r['reason']}={r['len']}" for r in counts.iter_rows(named=True)),
+            )
+        return Summary((car, caar), title="Event study", header=tuple(self._header()), notes=notes)
+
     def summary(self) -> str:
         """Plain-text summary: header, CAR table per firm-event/window, CAAR, exclusions by reason."""
-        lines = self._header()
-        lines.append("")
-        hdr = f"{'event_id':<34} {'ticker':<8} {'t0':<10} {'window':<8} {'CAR':>9} {'se':>8} {'t':>7} {'p':>7}"
-        lines.append(hdr)
-        lines.append("-" * len(hdr))
-        for r in self.car.iter_rows(named=True):
-            lines.append(
-                f"{str(r['event_id'])[:34]:<34} {r['ticker']:<8} {str(r['t0']):<10} {r['window']:<8} "
-                f"{_f(r['car'], '9.4f')} {_f(r['se'], '8.4f')} {_f(r['t'], '7.2f')} {_f(r['p'], '7.4f')}"
-            )
-        lines.append("")
-        for r in self.caar.iter_rows(named=True):
-            lines.append(f"CAAR {r['window']:<8} {r['caar']:.4f} (n={r['n']})")
-        if self.excluded.height:
-            lines.append("")
-            counts = self.excluded.group_by("reason").len().sort("reason")
-            lines.append(
-                "excluded: "
-                + ", ".join(f"{r['reason']}={r['len']}" for r in counts.iter_rows(named=True))
-            )
-        return "\n".join(lines)
+        return self.car_summary().to_text()
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
-        """A booktabs table of CAR, se, t and p per firm-event and window."""
-        out = [r"\begin{table}[htbp]", r"\centering"]
-        if caption:
-            out.append(rf"\caption{{{_tex(caption)}}}")
-        if label:
-            out.append(rf"\label{{{_tex(label)}}}")
-        out += [
-            r"\begin{tabular}{lllrrrrr}",
-            r"\toprule",
-            r"Event & Ticker & $t_0$ & Window & CAR & SE & $t$ & $p$ \\",
-            r"\midrule",
-        ]
-        for r in self.car.iter_rows(named=True):
-            out.append(
-                f"{_tex(str(r['event_id']))} & {_tex(r['ticker'])} & {r['t0']} & {r['window']} & "
-                f"{_f(r['car'], '.4f')} & {_f(r['se'], '.4f')} & {_f(r['t'], '.2f')} & {_f(r['p'], '.4f')} \\\\"
-            )
-        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        return "\n".join(out) + "\n"
+        """A booktabs table of CAR, SE, t and p per firm-event and window (stars in the notes)."""
+        car = Table(self.car, car_columns(), notes=(STAR_NOTE,))
+        return Summary.of(car).to_latex(caption, label)
 
     def __str__(self) -> str:
         return self.summary()
 
 
-def _label(w: tuple[int, int]) -> str:
-    return window_label(w)
+def car_columns(*names: str, scaled: bool = False) -> tuple[Column, ...]:
+    """The CAR table's columns (labels, formats, stars), one spec for every output of a CAR frame.
 
-
-def _f(v: float | None, spec: str) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return format("", ">" + spec.split(".")[0]) if spec[0].isdigit() else "--"
-    return format(v, spec)
-
-
-_TEX = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-
-
-def _tex(s: str) -> str:
-    return "".join(_TEX.get(c, c) for c in s)
+    ``names`` picks and orders columns (default: deal, ticker, t0, window, CAR, SE, t, p, BHAR).
+    ``scaled=True`` reads ``car_pct``/``se_pct``/``bhar_pct`` already in percent (the paper tables'
+    frame keeps them so for its CSV) instead of the fractions ``car``/``se``/``bhar``.
+    """
+    pct = fixed(2) if scaled else percent(2)
+    suffix = "_pct" if scaled else ""
+    spec = {
+        "deal_id": Column("deal_id", "Deal"),
+        "event_id": Column("event_id", "Event"),
+        "ticker": Column("ticker", "Ticker"),
+        "t0": Column("t0", "t0", tex_label="$t_0$"),
+        "window": Column("window", "Window"),
+        "car": Column("car" + suffix, "CAR %", pct, stars="p", tex_label=r"CAR (\%)"),
+        "se": Column("se" + suffix, "SE %", pct, tex_label=r"SE (\%)"),
+        "t": Column("t", "t", fixed(2), tex_label="$t$"),
+        "p": Column("p", "p", pvalue(4), tex_label="$p$"),
+        "bhar": Column("bhar" + suffix, "BHAR %", pct, tex_label=r"BHAR (\%)"),
+    }
+    default = ("deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
+    return tuple(spec[n] for n in (names or default))

@@ -23,6 +23,8 @@ from scipy import stats
 
 from analysis.conventions import Conventions
 from analysis.panel import ARPanel
+from analysis.prediction_error import car_variance_factor
+from analysis.window import EventWindow
 
 __all__ = [
     "TestStat",
@@ -60,10 +62,7 @@ class TestStat:
 
 
 def _label(a: int, b: int) -> str:
-    def fmt(d: int) -> str:
-        return f"+{d}" if d > 0 else str(d)
-
-    return f"[{fmt(a)},{fmt(b)}]"
+    return EventWindow(a, b).label
 
 
 def _conv(panel: ARPanel, conventions: Conventions | None) -> Conventions:
@@ -109,11 +108,9 @@ def _car(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
 
 def _car_var_factor(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
     """(N,) L + 1'X_w (X'X)^-1 X_w'1: Var(CAR) / sigma^2 including the cross-day covariance term."""
-    L = cols.shape[0]
-    if panel.n_params == 0 or panel.x_event.shape[-1] == 0:
-        return np.full(panel.n, float(L))
     s = panel.x_event[:, _event_pos(panel, cols), :].sum(axis=1)  # (N, k)
-    return L + np.einsum("nk,nkj,nj->n", s, panel.xtx_inv, s)
+    planes = [s[:, j, None] for j in range(s.shape[1])] if panel.n_params else []
+    return car_variance_factor(panel.xtx_inv, planes, float(cols.shape[0]))[:, 0]
 
 
 def _standardized(panel: ARPanel, cols: np.ndarray, is_window: bool) -> np.ndarray:
@@ -524,7 +521,7 @@ def battery(
             rows_s.append(float(r.statistic[i]))
             rows_p.append(float(r.p_value[i]))
             rows_n.append(int(r.n[i]))
-            rows_o.append(0 if kind == "window" else 1 + int(lab.strip("[]").split(",")[0]) - a)
+            rows_o.append(0 if kind == "window" else 1 + EventWindow.parse(lab).start - a)
     frame = (
         pl.DataFrame(
             {

@@ -54,8 +54,14 @@ def run_study(
     firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     collapse_same_day: bool = True,
     unknown_policy: str = "same_day",
+    spillovers: pl.DataFrame | None = None,
 ) -> EventStudyResult:
-    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``."""
+    """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``spillovers`` (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`) adds firm-events
+    for non-party firms near each deal; they do not mask other events' estimation windows, so every
+    party's numbers are those of the run without them.
+    """
     from analysis.events import firm_events
 
     if conventions not in BY_NAME:
@@ -67,8 +73,11 @@ def run_study(
         raise InputError(
             f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy"
         )
+    spill = spillovers if spillovers is not None and spillovers.height else None
     if firm_events_fn is not None:
         events = firm_events_fn(deals)
+    elif spill is not None:
+        events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy, spillovers=spill)
     else:
         events = firm_events(deals, peers=peers or None, unknown_policy=unknown_policy)
     if deal_filter:
@@ -109,7 +118,9 @@ def run_study(
             min_obs=min_obs,
             conventions=BY_NAME[conventions],
             mask_other_events=mask_other_events,
-            other_events=all_events.select("ticker", "t0"),
+            other_events=all_events.filter(~pl.col("role").str.starts_with("spillover")).select("ticker", "t0")
+            if spill is not None
+            else all_events.select("ticker", "t0"),
         )
         return study.fit(cast(Method, method))
     except ValueError as exc:

@@ -31,9 +31,9 @@ from analysis.crosssection import (  # noqa: E402
     bootstrap_pvalue,
     bootstrap_weights,
     covariance,
-    ols_fit,
     wild_cluster_bootstrap_t,
 )
+from analysis.least_squares import ols_fit  # noqa: E402
 
 
 def wcr_size(n_sims: int, n_clusters: int, per: int, seed: int) -> dict[str, float]:

@@ -26,7 +26,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.engine import EventStudy, window_label  # noqa: E402
+from analysis.engine import EventStudy  # noqa: E402
+from analysis.window import window_label  # noqa: E402
 
 
 def synthetic_panel(

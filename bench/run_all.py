@@ -24,6 +24,8 @@ def main() -> None:
         ["bench_run.py"] + (["--repeat", "1"] if a.quick else []),
         ["bench_crash.py"] + (["--runs", "6"] if a.quick else []),
         ["bench_crosssection.py"] + (["--quick"] if a.quick else []),
+        ["bench_crosssection_scale.py"] + (["--events", "1000", "--days", "50", "--repeat", "1"] if a.quick else []),
+        ["bench_inference_size.py"] + (["--sims", "300", "--boot", "199"] if a.quick else []),
     ]
     failed = 0
     for job in jobs:

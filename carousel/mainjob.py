@@ -142,6 +142,7 @@ def run(
     from analysis import htmlreport, network, papertables, plots
     from analysis.store import persist_study
     from analysis.study import run_study
+    from analysis.window import EventWindow
     from ledger import api as ledger_api
     from ledger.load import import_file
     from market import api as market_api
@@ -177,6 +178,10 @@ def run(
         # tickers still get the snapshot, so one fetched ticker does not leave the rest without prices.
         with connect(path) as con:
             summary.price_rows_appended = load_snapshot(con).appended_rows
+            # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
+            from market.shares_store import load_shares_snapshot
+
+            load_shares_snapshot(con)
         if online:
             from carousel.universe import universe
             from market.refresh import refresh, refresh_lock
@@ -225,12 +230,13 @@ def run(
         path_df = plots.car_path(res.panel, keys.index(focus), -5, 10)
         made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} (market model)"), figs, "car_path")
         made += plots.save(plots.caar_figure(res.aar), figs, "caar")
-        car0 = res.car.filter(window="[0,0]")
+        day0, short = EventWindow(0, 0).label, EventWindow(-1, 1).label
+        car0 = res.car.filter(window=day0)
         made += plots.save(plots.forest_figure(car0), figs, "forest_event_day")
-        car1 = res.car.filter(window="[-1,+1]")
-        made += plots.save(plots.timeline_figure(car1, "[-1,+1]"), figs, "timeline")
+        car1 = res.car.filter(window=short)
+        made += plots.save(plots.timeline_figure(car1, short), figs, "timeline")
         sizes = car1.join(announcement_sizes(state["deals"]), on="event_id", how="left")
-        made += plots.save(plots.size_figure(sizes, "[-1,+1]"), figs, "size_vs_car")
+        made += plots.save(plots.size_figure(sizes, short), figs, "size_vs_car")
         summary.files += made
         state["focus"] = focus
 
@@ -275,7 +281,7 @@ def run(
                 + fig("forest_event_day", "Event-day abnormal returns with 95% intervals")
                 + fig("timeline", "Announcements against the running sum of CAR[-1,+1]")
                 + fig("size_vs_car", "Deal size against CAR[-1,+1]")
-                + htmlreport.table_html(state["car_table"].filter(pl.col("window") == "[-1,+1]"))
+                + htmlreport.table_html(state["car_table"].filter(pl.col("window") == EventWindow(-1, 1).label))
                 + f"<p class=\"note\">{html.escape(papertables.STAR_NOTE)}</p>"
                 + htmlreport.table_html(state["battery"])),
             sec("Parameters and provenance", f"<pre>{html.escape(json.dumps(params, indent=2))}</pre>" + provenance

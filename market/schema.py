@@ -12,6 +12,7 @@ import duckdb
 
 from market.chain import backfill
 from market.returns import ADJ_BASIS_BREAK_TOL
+from market.shares_schema import ensure_shares_schema
 
 _DDL = [
     """
@@ -91,4 +92,5 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the market tables and (re)create the views. Idempotent; run outside write transactions."""
     for stmt in _DDL:
         con.execute(stmt)
+    ensure_shares_schema(con)  # shares outstanding live beside prices (market.shares_schema)
     backfill(con)  # a database from before the price chain: chained once (a no-op afterwards)

@@ -28,6 +28,7 @@ _err = Console(stderr=True)
 
 def _register() -> None:
     # Each package owns its commands; the shell only mounts them.
+    from carousel.cli.explain import register as register_explain
     from carousel.cli.ledger import app as ledger_app
     from carousel.cli.market import register as register_market
     from carousel.cli.shell import register as register_carousel
@@ -37,6 +38,7 @@ def _register() -> None:
     register_market(app)
     register_analysis(app)
     register_carousel(app)
+    register_explain(app)
 
 
 _register()

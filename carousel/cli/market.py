@@ -154,14 +154,19 @@ def schedule_cmd(
 def load_snapshot_cmd(
     db: DbOption = None,
     prices_dir: Annotated[Path, typer.Option(help="Folder of <TICKER>.csv files.")] = DATA_DIR / "prices",
+    shares_csv: Annotated[Path | None, typer.Option(
+        "--shares-csv", help="Shares-outstanding CSV loaded with the prices (market values; default "
+        "data/shares/shares_outstanding.csv).")] = None,
 ) -> None:
-    """Load the offline snapshot as one batch (skipped if identical content is already loaded)."""
+    """Load the offline snapshot (prices, then share counts) as one batch each, skipped if unchanged."""
+    from market.shares_store import load_shares_snapshot
     from market.snapshot import load_snapshot
 
     con = connect(db)
     warnings: list[str] = []
     try:
         rep = load_snapshot(con, prices_dir, warnings=warnings)
+        shares = load_shares_snapshot(con, shares_csv) if shares_csv else load_shares_snapshot(con)
     finally:
         con.close()
     if rep.skipped and rep.batch_id is not None:
@@ -174,6 +179,11 @@ def load_snapshot_cmd(
     if rep.kept_fetched:
         _out.print("kept fetched prices for " + ", ".join(rep.kept_fetched)
                    + " (the snapshot never replaces fetched prices)")
+    if shares.skipped:
+        _out.print(f"share counts unchanged: already loaded as batch {shares.batch_id}; nothing written")
+    else:
+        _out.print(f"share counts batch {shares.batch_id}: {shares.appended_rows} rows appended "
+                   f"({shares.revised_rows} revised)")
     for w in warnings:
         _out.print(f"warning: {w}", soft_wrap=True)
 

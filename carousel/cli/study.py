@@ -10,13 +10,16 @@ import json
 import math
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from analysis.models import benchmark_tickers, model_spec
-from analysis.results import EventStudyResult
+from analysis.results import EventStudyResult, car_columns
 from analysis.study import load_inputs, run_study
+from analysis.summary import Column
+from analysis.summary import Table as SummaryTable
 from analysis.window import DEFAULT_WINDOWS, EventWindow
 from carousel.cli.options import DbOption
 from carousel.db import connect
@@ -31,45 +34,33 @@ def parse_window(text: str) -> EventWindow:
         raise InputError(str(exc), field="--window") from None
 
 
-def render_table(res: EventStudyResult, console: Console) -> None:
-    """The CAR table (one row per firm-event and window), then exclusions by reason."""
+def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame | None = None) -> None:
+    """The CAR table (one row per firm-event and window), then exclusions by reason.
+
+    Labels, formats and alignment come from :func:`analysis.results.car_columns`, the spec every
+    other rendering of the CAR table uses; rich only lays it out (bold rows: p < 0.05). ``dollars``
+    (``res.car``'s rows with ``analysis.dollar_columns.DOLLAR_COLUMNS``) adds the dollar CAR in US$ bn,
+    or its reason code where there is none.
+    """
     title = (
         f"Event study: {res.model.name}"
-        + (
-            f" on {', '.join(res.model.benchmarks)}"
-            if res.model.name not in ("mean", "ff3")
-            else ""
-        )
+        + (f" on {', '.join(res.model.benchmarks)}" if res.model.reads_benchmark_returns else "")
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
     table = Table(title=title, show_lines=False)
-    for col, just in (
-        ("deal", "left"),
-        ("ticker", "left"),
-        ("t0", "left"),
-        ("window", "left"),
-        ("CAR %", "right"),
-        ("se %", "right"),
-        ("t", "right"),
-        ("p", "right"),
-        ("BHAR %", "right"),
-    ):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    for r in res.car.iter_rows(named=True):
-        sig = r["p"] is not None and r["p"] < 0.05
-        style = "bold" if sig else None
-        table.add_row(
-            str(r["deal_id"]),
-            r["ticker"],
-            str(r["t0"]),
-            r["window"],
-            _pct(r["car"]),
-            _pct(r["se"]),
-            _num(r["t"], ".2f"),
-            _num(r["p"], ".4f"),
-            _pct(r["bhar"]),
-            style=style,
-        )
+    frame, columns = res.car, car_columns()
+    if dollars is not None:
+        cells = [(reason or "") if v is None else f"{v / 1e9:.1f}"
+                 for v, reason in zip(dollars["dollar_car"], dollars["dollar_reason"], strict=True)]
+        frame = frame.with_columns(pl.Series("_dollar_bn", cells, dtype=pl.Utf8))
+        columns = (*columns, Column("_dollar_bn", "$CAR bn", align="right"))
+    spec = SummaryTable(frame, columns)
+    for col in spec.columns:
+        table.add_column(col.header, justify=col.alignment, no_wrap=True)
+    rows, _ = spec.cells()
+    for cells, p in zip(rows, res.car["p"].to_list(), strict=True):
+        sig = p is not None and p < 0.05
+        table.add_row(*cells, style="bold" if sig else None)
     console.print(table)
     console.print(
         f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", highlight=False
@@ -77,14 +68,6 @@ def render_table(res: EventStudyResult, console: Console) -> None:
     if res.excluded.height:
         for r in res.excluded.sort("event_id").iter_rows(named=True):
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
-
-
-def _pct(v: float | None) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
-
-def _num(v: float | None, spec: str) -> str:
-    return "" if v is None or not math.isfinite(v) else format(v, spec)
 
 
 def register(app: typer.Typer) -> None:
@@ -143,6 +126,9 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
+        # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
+        from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
+
         if fmt not in ("table", "json"):
             raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
         if method not in ("batch", "statsmodels", "event_dummy"):
@@ -150,18 +136,19 @@ def register(app: typer.Typer) -> None:
         wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
         bench = tuple(benchmark) if benchmark else ("SPY",)
         try:
-            resolved = model_spec(model, bench).name
+            resolved = model_spec(model, bench)
         except ValueError as exc:
             raise InputError(str(exc), field="--model") from None
-        if resolved in ("mean", "ff3") and len(bench) > 1:
+        if not resolved.reads_benchmark_returns and len(bench) > 1:
             # These models read no benchmark returns; a second -b would be silently ignored.
             raise InputError(
-                f"model {resolved!r} uses no benchmark returns: give at most one --benchmark, "
+                f"model {resolved.name!r} uses no benchmark returns: give at most one --benchmark, "
                 "which only sets the trading-day grid",
                 field="--benchmark",
             )
         with connect(db, read_only=True) as con:
             deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
+            dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
         res = run_study(
             deals,
             returns,
@@ -178,9 +165,14 @@ def register(app: typer.Typer) -> None:
             mask_other_events=not flag_other_events,
             unknown_policy=unknown_policy,
         )
+        # Dollar value moved (market value at t0-1 x CAR), row for row with res.car.
+        dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
         if fmt == "json":
             keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
             records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
+            for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
+                rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                            for k, v in extra.items()})
             typer.echo(json.dumps(records, indent=2))
             # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
             typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
@@ -191,7 +183,7 @@ def register(app: typer.Typer) -> None:
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
                 console = Console(width=200, markup=False)
-            render_table(res, console)
+            render_table(res, console, dollars)
 
 
 __all__ = ["parse_window", "register", "render_table"]

@@ -13,7 +13,8 @@ import pytest
 import statsmodels.api as sm
 
 from analysis.conventions import ESTUDY2
-from analysis.engine import EventStudy, window_label
+from analysis.engine import EventStudy
+from analysis.window import window_label
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SNAPSHOT_NAMES = {"GSPC": "^GSPC", "IXIC": "^IXIC"}

@@ -107,6 +107,16 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     returns = _shipped_returns()
     monkeypatch.setattr(cli, "load_inputs", lambda con, extra: (deals, returns))
     monkeypatch.setattr(cli, "connect", lambda db, read_only: contextlib.nullcontext(None))
+    # The dollar columns' inputs, from the shipped share counts and closes instead of the database.
+    import analysis.dollar_columns as dollar_columns
+    from analysis.dollar_columns import DollarInputs
+    from market.shares_sources import read_shares_csv
+
+    closes = pl.concat([pl.read_csv(f, try_parse_dates=True, columns=["date", "close"]).select(
+        pl.lit(SNAPSHOT_NAMES.get(f.stem, f.stem)).alias("ticker"), "date", pl.col("close").cast(pl.Float64))
+        for f in sorted((DATA / "prices").glob("*.csv"))])
+    monkeypatch.setattr(dollar_columns, "load_dollar_inputs",
+                        lambda con, tickers: DollarInputs(read_shares_csv(), closes))
     monkeypatch.setattr(
         events_mod,
         "firm_events",

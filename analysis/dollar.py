@@ -1,0 +1,329 @@
+"""Dollar abnormal value: how much market value an announcement created or destroyed (pure).
+
+``dollar_car = mcap_usd(t0-1) x CAR`` and its standard error ``mcap_usd(t0-1) x se``: the abnormal return
+applies to the value the equity had before the news, the close of the ticker's previous trading day
+(``market.mcap.market_caps_before``). The market value is treated as known (its error is the count's
+rounding, under 0.2 %, far below a CAR's), so t and p of a firm-event's dollar CAR are the CAR's own.
+
+Where the value cannot be computed the row keeps a null ``dollar_car`` and a ``dollar_reason`` (the
+market-cap reasons ``price_missing``, ``count_missing``, ``count_stale``, ``class_price_missing``,
+``fx_missing``; ``mcap_missing`` when ``mcaps`` has no row for the firm-event; ``car_missing`` when the
+engine has no CAR for the window); nothing is filled.
+
+Aggregates (per deal, company, round-trip cycle) sum dollar CARs with ``se = sqrt(sum se_i^2)``, i.e.
+they treat the firm-events' abnormal returns as independent, as the cross-sectional t and Patell tests
+do; announcements on the same day are cross-correlated and this understates the error then (see
+Kolari-Pynnonen in ``analysis.significance`` for the size of that effect on returns). An aggregate with
+a member that has no dollar CAR is not summed silently: ``dollar_car`` is null, ``dollar_car_partial``
+holds the sum of the members that have one, and ``missing`` lists the others with their reasons.
+Their p-values are two-sided normal (sums over firms; the firm-level t's have ~200 degrees of freedom).
+
+Entry point: :func:`dollar_abnormal_value` -> :class:`DollarResult` (``by_deal``, ``by_company``,
+``by_cycle``, ``per_committed_dollar``, ``per_cycle_volume``); :func:`expand_to_deals` gives every deal of
+a same-day announcement its firm-events before a per-deal or per-cycle total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.special import ndtr, ndtri
+
+from market import mcap
+
+_CAR_COLUMNS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se")
+_MCAP_KEEP = ["price_date", "as_of_date", "stale_days", "shares", "close", "mcap_local", "currency",
+              "mcap_usd", "mcap_method", "mcap_reason", "next_count_change"]
+
+
+def _require(frame: pl.DataFrame, name: str, cols: tuple[str, ...] | list[str]) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} frame lacks column(s): {', '.join(missing)}")
+
+
+def dollar_car(car: pl.DataFrame, mcaps: pl.DataFrame) -> pl.DataFrame:
+    """Per firm-event x window: the CAR frame plus mcap_usd at t0-1, dollar_car, dollar_se, dollar_reason.
+
+    Args:
+        car: ``EventStudyResult.car`` (event_id, deal_id, ticker, t0, window, car, se, ...).
+        mcaps: ``market.mcap.market_caps_before`` over the distinct (ticker, t0) of ``car``.
+    """
+    _require(car, "car", _CAR_COLUMNS)
+    _require(mcaps, "mcaps", ["ticker", "t0", "mcap_usd", "mcap_reason"])
+    keep = [c for c in _MCAP_KEEP if c in mcaps.columns]
+    m = mcaps.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date), *keep).unique(
+        ["ticker", "t0"], keep="first", maintain_order=True)
+    out = car.drop([c for c in keep if c in car.columns]).join(m, on=["ticker", "t0"], how="left")
+    reason = (
+        pl.when(pl.col("mcap_reason").is_not_null()).then(pl.col("mcap_reason"))
+        .when(pl.col("mcap_usd").is_null()).then(pl.lit("mcap_missing"))
+        .when(pl.col("car").is_null() | pl.col("se").is_null()).then(pl.lit("car_missing"))
+    )
+    out = out.with_columns(reason.alias("dollar_reason"))
+    ok = pl.col("dollar_reason").is_null()
+    return out.with_columns(
+        pl.when(ok).then(pl.col("mcap_usd") * pl.col("car")).alias("dollar_car"),
+        pl.when(ok).then(pl.col("mcap_usd") * pl.col("se")).alias("dollar_se"),
+    )
+
+
+def _dedupe(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
+    """One row per (group, ticker, t0, window): two deals announced the same day are one market move."""
+    return frame.sort("deal_id").unique([*group, "ticker", "t0", "window"], keep="first",
+                                         maintain_order=True)
+
+
+def _sum(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
+    """Sum of dollar CARs per group and window, null unless every member has one."""
+    has = pl.col("dollar_car").is_not_null()
+    agg = frame.group_by([*group, "window"], maintain_order=True).agg(
+        pl.col("dollar_car").sum().alias("dollar_car_partial"),
+        (pl.col("dollar_se") ** 2).sum().sqrt().alias("_se_partial"),
+        pl.len().alias("n"),
+        has.sum().alias("n_valued"),
+        pl.when(~has).then(pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8) + pl.lit(": ")
+                           + pl.col("dollar_reason")).drop_nulls().sort().alias("missing"),
+        pl.col("ticker").unique().sort().alias("tickers"),
+    )
+    complete = pl.col("n_valued") == pl.col("n")
+    z = pl.col("dollar_car") / pl.col("dollar_se")
+    out = agg.with_columns(
+        pl.when(complete).then(pl.col("dollar_car_partial")).alias("dollar_car"),
+        pl.when(complete).then(pl.col("_se_partial")).alias("dollar_se"),
+        complete.alias("complete"),
+        pl.when(pl.col("n_valued") > 0).then(pl.col("dollar_car_partial")).alias("dollar_car_partial"),
+    ).with_columns(z.alias("t"))
+    p = 2.0 * ndtr(-np.abs(out["t"].to_numpy().astype(float)))
+    out = out.with_columns(pl.Series("p", p, dtype=pl.Float64).fill_nan(None))
+    return out.drop("_se_partial").select(
+        *group, "window", "dollar_car", "dollar_se", "t", "p", "n", "n_valued", "complete",
+        "dollar_car_partial", "tickers", "missing").sort([*group, "window"])
+
+
+def by_deal(frame: pl.DataFrame) -> pl.DataFrame:
+    """Summed dollar CAR of each deal's listed parties, per window."""
+    return _sum(frame, ["deal_id"])
+
+
+def by_company(frame: pl.DataFrame, companies: pl.DataFrame) -> pl.DataFrame:
+    """Summed dollar CAR per company over all its announcements, per window.
+
+    ``companies``: ``ledger.api.companies`` (company_id, tickers). A ticker no company lists is kept under
+    its own name as company_id. The same (ticker, t0) in two deals counts once.
+    """
+    _require(companies, "companies", ["company_id", "tickers"])
+    tick = companies.select("company_id", pl.col("tickers").cast(pl.List(pl.Utf8))).explode(
+        "tickers").drop_nulls("tickers").rename({"tickers": "ticker"}).unique("ticker", keep="first")
+    f = frame.join(tick, on="ticker", how="left").with_columns(
+        pl.coalesce("company_id", "ticker").alias("company_id"))
+    return _sum(_dedupe(f, ["company_id"]), ["company_id"])
+
+
+def by_cycle(frame: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """Summed dollar CAR of the deals of each round-trip (``members``: cycle, deal_id), per window.
+
+    A cycle member deal without firm-events (no listed party) adds nothing; the same (ticker, t0) in two
+    member deals counts once.
+    """
+    _require(members, "members", ["cycle", "deal_id"])
+    f = frame.join(members.select("cycle", "deal_id").unique(), on="deal_id", how="inner")
+    return _sum(_dedupe(f, ["cycle"]), ["cycle"])
+
+
+def expand_to_deals(frame: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """One row per deal a firm-event stands for: the study collapses deals announced together.
+
+    The study keeps one firm-event per (ticker, t0) under the first deal id of the announcement
+    (``analysis.events.collapse_same_day``: AMD's chips deal and its warrant are one move), so a
+    member deal of a round-trip other than that first one would find no row by its own id. Joining on
+    (ticker, t0) with the uncollapsed firm-events gives each deal its listed parties' moves.
+
+    Args:
+        frame: ``DollarResult.frame`` (deal_id, ticker, t0, window, dollar_car, ...).
+        events: uncollapsed firm-events (``analysis.events.firm_events(deals)``: deal_id, ticker, t0).
+
+    Returns:
+        ``frame`` with ``deal_id`` replaced by each deal of the announcement and ``study_deal_id`` the
+        id the study reported; a row whose (ticker, t0) no event has is kept as it is. A deal's totals
+        then include a move it shares with the deals announced with it, so totals over several deals
+        must deduplicate (ticker, t0), as :func:`by_cycle` and :func:`by_company` do.
+    """
+    _require(events, "events", ["deal_id", "ticker", "t0"])
+    ev = events.select(pl.col("deal_id").cast(pl.Utf8).alias("_deal"), pl.col("ticker").cast(pl.Utf8),
+                       pl.col("t0").cast(pl.Date)).drop_nulls().unique()
+    out = frame.rename({"deal_id": "study_deal_id"}).join(ev, on=["ticker", "t0"], how="left")
+    return out.with_columns(pl.coalesce("_deal", "study_deal_id").alias("deal_id")).drop("_deal").select(
+        "deal_id", *[c for c in frame.columns if c != "deal_id"], "study_deal_id"
+    ).sort("deal_id", "event_id", "window")
+
+
+def per_cycle_volume(frame: pl.DataFrame, members: pl.DataFrame, cycles: pl.DataFrame) -> pl.DataFrame:
+    """Value a round-trip moved per dollar that can circulate on it (its bottleneck volume).
+
+    ``by_cycle`` joined with ``analysis.network.cycles`` (cycle, volume_usd, volume_is_firm,
+    volume_is_lower_bound, volume_upper_bound_usd). ``ratio_reason``: ``volume_undisclosed`` (an edge
+    of the cycle is undisclosed, so the bottleneck is unknown; never divided by a bound),
+    ``parties_missing`` (a member's move has no dollar CAR), or null. A volume that is a lower bound
+    makes the ratio an upper bound; one that is not firm (an 'up to' amount) makes it approximate:
+    both flags are kept beside the ratio.
+    """
+    _require(cycles, "cycles", ["cycle", "volume_usd"])
+    flags = [c for c in ("volume_upper_bound_usd", "volume_is_firm", "volume_is_lower_bound")
+             if c in cycles.columns]
+    out = by_cycle(frame, members).join(cycles.select("cycle", "volume_usd", *flags), on="cycle", how="left")
+    reason = (
+        pl.when(pl.col("volume_usd").is_null() | (pl.col("volume_usd") <= 0)).then(pl.lit("volume_undisclosed"))
+        .when(~pl.col("complete")).then(pl.lit("parties_missing"))
+    )
+    out = out.with_columns(reason.alias("ratio_reason"))
+    ok = pl.col("ratio_reason").is_null()
+    return out.with_columns(
+        pl.when(ok).then(pl.col("dollar_car") / pl.col("volume_usd")).alias("per_circulating_dollar"),
+        pl.when(ok).then(pl.col("dollar_se") / pl.col("volume_usd")).alias("per_circulating_dollar_se"),
+    )
+
+
+def per_committed_dollar(frame: pl.DataFrame, deals: pl.DataFrame) -> pl.DataFrame:
+    """Value moved per committed dollar: a deal's summed dollar CAR over its amount_usd.
+
+    ``deals``: ``ledger.api.deals`` (deal_id, amount_usd, amount_kind). ``ratio_reason`` is
+    ``amount_undisclosed`` (amount NULL, never taken as 0), ``parties_missing`` (a party without a
+    dollar CAR) or null. ``amount_kind`` is kept: an 'up_to' amount makes the ratio a lower bound.
+    """
+    _require(deals, "deals", ["deal_id", "amount_usd"])
+    kind = pl.col("amount_kind") if "amount_kind" in deals.columns else pl.lit(None, pl.Utf8)
+    d = deals.select("deal_id", pl.col("amount_usd").cast(pl.Float64), kind.alias("amount_kind"))
+    out = by_deal(frame).join(d, on="deal_id", how="left")
+    reason = (
+        pl.when(pl.col("amount_usd").is_null() | (pl.col("amount_usd") <= 0))
+        .then(pl.lit("amount_undisclosed"))
+        .when(~pl.col("complete")).then(pl.lit("parties_missing"))
+    )
+    out = out.with_columns(reason.alias("ratio_reason"))
+    ok = pl.col("ratio_reason").is_null()
+    return out.with_columns(
+        pl.when(ok).then(pl.col("dollar_car") / pl.col("amount_usd")).alias("per_committed_dollar"),
+        pl.when(ok).then(pl.col("dollar_se") / pl.col("amount_usd")).alias("per_committed_dollar_se"),
+    )
+
+
+@dataclass(frozen=True)
+class DollarResult:
+    """Dollar abnormal values per firm-event x window, with statsmodels-style accessors."""
+
+    frame: pl.DataFrame
+
+    @property
+    def _key(self) -> pl.DataFrame:
+        return self.frame.select("event_id", "window")
+
+    @property
+    def params(self) -> pl.DataFrame:
+        """event_id, window, dollar_car (US$)."""
+        return self.frame.select("event_id", "window", "dollar_car")
+
+    @property
+    def bse(self) -> pl.DataFrame:
+        return self.frame.select("event_id", "window", pl.col("dollar_se").alias("bse"))
+
+    @property
+    def tvalues(self) -> pl.DataFrame:
+        return self.frame.select("event_id", "window",
+                                 (pl.col("dollar_car") / pl.col("dollar_se")).alias("t"))
+
+    @property
+    def pvalues(self) -> pl.DataFrame:
+        """The CAR's own p (the engine's), where the dollar CAR exists: scaling does not change a test."""
+        p = pl.col("p") if "p" in self.frame.columns else pl.lit(None, pl.Float64)
+        return self.frame.select("event_id", "window",
+                                 pl.when(pl.col("dollar_car").is_not_null()).then(p).alias("p"))
+
+    def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
+        """Normal interval dollar_car -/+ z(1 - alpha/2) x dollar_se."""
+        if not 0.0 < alpha < 1.0:
+            raise ValueError("alpha must be in (0, 1)")
+        z = float(ndtri(1.0 - alpha / 2.0))
+        return self.frame.select("event_id", "window",
+                                 (pl.col("dollar_car") - z * pl.col("dollar_se")).alias("lower"),
+                                 (pl.col("dollar_car") + z * pl.col("dollar_se")).alias("upper"))
+
+    def to_frame(self) -> pl.DataFrame:
+        return self.frame
+
+    def by_deal(self) -> pl.DataFrame:
+        return by_deal(self.frame)
+
+    def by_company(self, companies: pl.DataFrame) -> pl.DataFrame:
+        return by_company(self.frame, companies)
+
+    def by_cycle(self, members: pl.DataFrame) -> pl.DataFrame:
+        return by_cycle(self.frame, members)
+
+    def per_committed_dollar(self, deals: pl.DataFrame) -> pl.DataFrame:
+        return per_committed_dollar(self.frame, deals)
+
+    def per_cycle_volume(self, members: pl.DataFrame, cycles: pl.DataFrame) -> pl.DataFrame:
+        return per_cycle_volume(self.frame, members, cycles)
+
+    def summary(self) -> str:
+        lines = ["Dollar abnormal value (market value at t0-1 x CAR), US$ bn",
+                 f"{'event_id':44} {'window':8} {'mcap':>9} {'CAR':>8} {'$CAR':>9} {'se':>8}  reason"]
+        for r in self.frame.sort("event_id", "window").iter_rows(named=True):
+            lines.append(
+                f"{r['event_id'][:44]:44} {r['window']:8} {_bn(r['mcap_usd'], 9)} {_num(r['car'], 8, 4)} "
+                f"{_bn(r['dollar_car'], 9)} {_bn(r['dollar_se'], 8)}  {r['dollar_reason'] or ''}")
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        rows = [r"\begin{tabular}{llrrrr}", r"\toprule",
+                r"Event & Window & Mkt cap (\$bn) & CAR & \$CAR (\$bn) & s.e. \\", r"\midrule"]
+        for r in self.frame.sort("event_id", "window").iter_rows(named=True):
+            if r["dollar_car"] is None:
+                continue
+            ev = str(r["event_id"]).replace("_", r"\_")
+            rows.append(f"{ev} & {r['window']} & {r['mcap_usd'] / 1e9:.1f} & {r['car']:.4f} & "
+                        f"{r['dollar_car'] / 1e9:.1f} & {r['dollar_se'] / 1e9:.1f} \\\\")
+        rows += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(rows)
+
+
+def _bn(v: float | None, width: int) -> str:
+    return f"{v / 1e9:{width}.1f}" if v is not None else " " * (width - 1) + "-"
+
+
+def _num(v: float | None, width: int, dec: int) -> str:
+    return f"{v:{width}.{dec}f}" if v is not None else " " * (width - 1) + "-"
+
+
+def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.DataFrame, *,
+                          companies: pl.DataFrame | None = None, max_stale_days: int | None = None,
+                          listings: Mapping[str, Any] | None = None) -> DollarResult:
+    """Dollar CAR of every firm-event x window of ``car`` (the one entry point).
+
+    Args:
+        car: ``EventStudyResult.car``.
+        counts: ``market.shares_store.share_counts(con)`` (or ``read_shares_csv()``).
+        prices: ``market.api.prices(con)`` (ticker, date, close).
+        companies: ``ledger.api.companies`` (tickers, currencies); when given, each ticker's currency
+            comes from the ledger, so a new non-USD listing is excluded (``fx_missing``), not taken as USD.
+        max_stale_days, listings: see ``market.mcap.market_caps`` (None: its defaults).
+    """
+    _require(car, "car", _CAR_COLUMNS)
+    currencies = None
+    if companies is not None and {"tickers", "currencies"} <= set(companies.columns):
+        pairs = companies.select(pl.col("tickers").cast(pl.List(pl.Utf8)),
+                                 pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
+            ["tickers", "currencies"]).drop_nulls()
+        currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
+    events = car.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)).unique().sort(
+        "ticker", "t0")
+    mc = mcap.market_caps_before(
+        counts, prices, events,
+        max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
+        listings=mcap.LISTINGS if listings is None else listings, currencies=currencies)
+    return DollarResult(dollar_car(car, mc))

@@ -1,0 +1,67 @@
+"""The dollar columns of a study: market value at t0-1 x CAR beside every CAR carousel prints or stores.
+
+Why a module beside :mod:`analysis.study`: ``carousel study --format json``, the ``car`` SQL view (written
+by ``carousel run``/``carousel report``) and the report's dollar section must show the same dollars for
+the same CAR row, so the read of the inputs (share counts, closes, the ledger's currencies) and the join
+live once. The maths are :func:`analysis.dollar.dollar_abnormal_value`; this module only reads its
+inputs from a connection (read-only) and puts its four columns on the CAR frame, row for row.
+
+A database without share counts (one created before the share tables, or where no counts were loaded)
+gives every row ``dollar_reason = 'count_missing'`` and null dollars: never a crash, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+from analysis.dollar import dollar_abnormal_value
+from ledger import api as ledger_api
+from market import api as market_api
+from market.shares_store import share_counts
+
+#: The columns added to a CAR frame, in this order (the ``car`` view and the JSON records end with them).
+DOLLAR_COLUMNS = ("mcap_usd", "dollar_car", "dollar_se", "dollar_reason")
+
+
+@dataclass(frozen=True)
+class DollarInputs:
+    """What a dollar CAR needs besides the CAR: share counts, closes and the ledger's companies."""
+
+    counts: pl.DataFrame
+    prices: pl.DataFrame
+    companies: pl.DataFrame | None = None
+
+
+def load_dollar_inputs(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None) -> DollarInputs:
+    """Read share counts, closes (of ``tickers``, all when None) and companies; reads only.
+
+    Alphabet's class C is valued at the GOOG close, so GOOG's closes are read with GOOGL's.
+    """
+    wanted = None
+    if tickers is not None:
+        wanted = sorted(set(tickers) | ({"GOOG"} if "GOOGL" in tickers else set()))
+    counts = share_counts(con, wanted)
+    prices = market_api.prices(con, wanted).select("ticker", "date", "close")
+    return DollarInputs(counts=counts, prices=prices, companies=ledger_api.companies(con))
+
+
+def with_dollars(car: pl.DataFrame, inputs: DollarInputs) -> pl.DataFrame:
+    """``car`` (same rows, same order) plus mcap_usd, dollar_car, dollar_se and dollar_reason (pure).
+
+    Args:
+        car: ``EventStudyResult.car`` (event_id, deal_id, ticker, t0, window, car, se, ...).
+        inputs: :func:`load_dollar_inputs` (or frames built by hand, e.g. from the shipped CSVs).
+    """
+    base = car.drop([c for c in DOLLAR_COLUMNS if c in car.columns]).with_row_index("_dollar_row")
+    frame = dollar_abnormal_value(base, inputs.counts, inputs.prices, companies=inputs.companies).frame
+    dollars = frame.select("_dollar_row", *DOLLAR_COLUMNS)
+    return base.join(dollars, on="_dollar_row", how="left").sort("_dollar_row").drop("_dollar_row")
+
+
+def study_dollars(con: duckdb.DuckDBPyConnection, car: pl.DataFrame) -> pl.DataFrame:
+    """:func:`with_dollars` on inputs read from ``con`` for the tickers of ``car`` (the shell's one call)."""
+    tickers = sorted(set(car["ticker"].cast(pl.Utf8).drop_nulls().to_list()))
+    return with_dollars(car, load_dollar_inputs(con, tickers))

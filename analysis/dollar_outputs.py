@@ -1,0 +1,339 @@
+"""The report's and paper's dollar section: who created and destroyed market value, per deal and cycle.
+
+Why a module: the HTML report, the paper tables and a notebook show the same dollar numbers, so the
+frames are built once here, from the study's CAR frame with its dollar columns
+(``analysis.dollar_columns``), the ledger's deals and flows. Builders are pure (frames in, frames and
+matplotlib figures out); :func:`write_dollar_section` is the one function that writes files.
+
+What is in it (window ``[-1,+1]`` unless told; every money column in US$ bn):
+
+* ``movers``: the largest creators and destroyers of value (firm-events), with the CAR's p-value and
+  the dollars moved per dollar committed in the announcement (all its contracts, each once).
+* ``by_deal``: summed dollar CAR of each deal's listed parties, per committed dollar of the deal
+  (``analysis.dollar.per_committed_dollar``; deals announced together share their parties' moves).
+* ``by_cycle``: summed dollar CAR of each round-trip's member deals (``analysis.network.cycle_members``),
+  every (ticker, t0) once, per dollar that can circulate on it (its bottleneck volume).
+* ``tests``: the total and the mean dollar CAR per window with their p-values
+  (``analysis.dollar_test``: z on the total, t(n-1) on the mean; firm-events taken as independent).
+* ``cumulative``: the running total of dollar CARs across the carousel by announcement day, with
+  ``sqrt(sum se^2)`` for its standard error.
+
+Missing values stay missing with a reason (``dollar_reason``, ``ratio_reason``); a total over firm-events
+with a missing member is reported as incomplete (``complete`` false), never as a smaller sum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from analysis import plots
+from analysis.dollar import expand_to_deals, per_committed_dollar, per_cycle_volume
+from analysis.dollar_test import dollar_test
+from analysis.network import build_graph, cycle_members, cycles, edges
+from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
+from analysis.window import label_order
+from core.errors import InputError
+
+BN = 1e9
+WINDOW = "[-1,+1]"
+_NEEDED = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "p", "mcap_usd", "dollar_car",
+           "dollar_se", "dollar_reason")
+_INDEPENDENCE = ("Standard errors treat firm-events as independent (sqrt of the summed squared errors); "
+                 "announcements on the same day are cross-correlated, so they understate the error then.")
+
+
+def _check(dollars: pl.DataFrame) -> None:
+    missing = [c for c in _NEEDED if c not in dollars.columns]
+    if missing:
+        raise InputError(f"dollars frame lacks column(s): {', '.join(missing)} "
+                         "(pass analysis.dollar_columns.with_dollars(res.car, ...))", field=missing[0])
+
+
+def announcement_amounts(deals: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Per (ticker, t0): the money committed in the announcement(s) that firm-event stands for.
+
+    Every deal row announced with it (``events``: deal_id, ticker, t0), each contract once at its largest
+    report; ``amount_usd`` null when none is disclosed, ``amount_partial`` true when some row is
+    undisclosed (the sum is then a lower bound), ``amount_kinds`` the kinds summed.
+    """
+    contract = pl.col("contract_id") if "contract_id" in deals.columns else pl.col("deal_id")
+    kind = pl.col("amount_kind") if "amount_kind" in deals.columns else pl.lit(None, pl.Utf8)
+    d = deals.select("deal_id", pl.coalesce(contract, pl.col("deal_id")).alias("_contract"),
+                     pl.col("amount_usd").cast(pl.Float64), kind.alias("amount_kind"))
+    ev = events.select(pl.col("deal_id").cast(pl.Utf8), pl.col("ticker").cast(pl.Utf8),
+                       pl.col("t0").cast(pl.Date)).drop_nulls().unique()
+    per_contract = (
+        ev.join(d, on="deal_id", how="left")
+        .group_by("ticker", "t0", "_contract")
+        .agg(pl.col("amount_usd").max(), pl.col("amount_kind").drop_nulls().first())
+    )
+    return (
+        per_contract.group_by("ticker", "t0")
+        .agg(
+            pl.col("amount_usd").sum().alias("amount_usd"),
+            pl.col("amount_usd").count().alias("_n_known"),
+            pl.len().alias("_n"),
+            pl.when(pl.col("amount_usd").is_not_null()).then(pl.col("amount_kind")).drop_nulls().unique()
+            .sort().alias("amount_kinds"),
+        )
+        .with_columns(
+            pl.when(pl.col("_n_known") > 0).then(pl.col("amount_usd")).alias("amount_usd"),
+            ((pl.col("_n_known") > 0) & (pl.col("_n_known") < pl.col("_n"))).alias("amount_partial"),
+        )
+        .drop("_n_known", "_n")
+        .sort("ticker", "t0")
+    )
+
+
+def movers(dollars: pl.DataFrame, amounts: pl.DataFrame, *, window: str = WINDOW, top: int = 10
+           ) -> pl.DataFrame:
+    """The ``top`` largest creators (dollar CAR > 0) and destroyers (< 0) of value in ``window``.
+
+    ``per_committed_dollar``: the firm's dollar CAR over the announcement's committed amount
+    (:func:`announcement_amounts`), null when undisclosed; a lower-bound amount makes it an upper bound.
+    """
+    w = dollars.filter((pl.col("window") == window) & pl.col("dollar_car").is_not_null())
+    w = w.join(amounts, on=["ticker", "t0"], how="left")
+    key = ["dollar_car", "event_id"]
+    creators = w.filter(pl.col("dollar_car") > 0).sort(key, descending=[True, False]).head(top)
+    destroyers = w.filter(pl.col("dollar_car") < 0).sort(key, descending=[False, False]).head(top)
+    both = pl.concat([creators.with_columns(pl.lit("creator").alias("side")),
+                      destroyers.with_columns(pl.lit("destroyer").alias("side"))])
+    amount_ok = pl.col("amount_usd").is_not_null() & (pl.col("amount_usd") > 0)
+    return both.select(
+        "side", "deal_id", "ticker", "t0", "window",
+        (pl.col("dollar_car") / BN).alias("dollar_bn"),
+        (pl.col("dollar_se") / BN).alias("se_bn"),
+        "p", "car", (pl.col("mcap_usd") / BN).alias("mcap_bn"),
+        (pl.col("amount_usd") / BN).alias("amount_bn"),
+        pl.col("amount_partial").fill_null(False),
+        pl.when(amount_ok).then(pl.col("dollar_car") / pl.col("amount_usd")).alias("per_committed_dollar"),
+        "event_id",
+    )
+
+
+def deal_totals(dollars: pl.DataFrame, deals: pl.DataFrame, events: pl.DataFrame, *,
+                window: str = WINDOW) -> pl.DataFrame:
+    """Per deal with a firm-event: summed dollar CAR of its listed parties and per committed dollar."""
+    expanded = expand_to_deals(dollars, events)
+    out = per_committed_dollar(expanded, deals).filter(pl.col("window") == window)
+    return out.select(
+        "deal_id", "window",
+        (pl.col("dollar_car") / BN).alias("dollar_bn"), (pl.col("dollar_se") / BN).alias("se_bn"), "p",
+        "n", "complete", (pl.col("dollar_car_partial") / BN).alias("partial_bn"),
+        (pl.col("amount_usd") / BN).alias("amount_bn"), "amount_kind", "per_committed_dollar",
+        "per_committed_dollar_se", "ratio_reason", pl.col("tickers").list.join(" "),
+        pl.col("missing").list.join("; "),
+    ).sort(["dollar_bn", "deal_id"], descending=[True, False], nulls_last=True)
+
+
+def cycle_totals(dollars: pl.DataFrame, flows: pl.DataFrame, events: pl.DataFrame, *,
+                 window: str = WINDOW, cycle_frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per round-trip: summed dollar CAR of its member deals' listed parties, per circulating dollar.
+
+    Every cycle of ``analysis.network.cycles`` is listed; one whose member deals have no firm-event
+    in the study (no listed party, or every one excluded, e.g. CoreWeave before its IPO) has ``n = 0``
+    and reason ``no_firm_event``.
+    """
+    cyc = cycle_frame if cycle_frame is not None else cycles(build_graph(edges(flows)))
+    members = cycle_members(flows, cyc)
+    expanded = expand_to_deals(dollars, events)
+    per = per_cycle_volume(expanded, members, cyc).filter(pl.col("window") == window)
+    deal_lists = members.group_by("cycle").agg(pl.col("deal_id").sort().str.join(" ").alias("deals"))
+    out = (
+        cyc.select("cycle", "length", "volume_usd", "volume_is_firm", "volume_is_lower_bound")
+        .join(per.drop("volume_usd", "volume_is_firm", "volume_is_lower_bound", strict=False),
+              on="cycle", how="left")
+        .join(deal_lists, on="cycle", how="left")
+        .with_columns(
+            pl.col("window").fill_null(window), pl.col("n").fill_null(0),
+            pl.col("complete").fill_null(False),
+            pl.when(pl.col("n").is_null() | (pl.col("n") == 0)).then(pl.lit("no_firm_event"))
+            .otherwise(pl.col("ratio_reason")).alias("ratio_reason"),
+        )
+    )
+    return out.select(
+        "cycle", "window", (pl.col("dollar_car") / BN).alias("dollar_bn"),
+        (pl.col("dollar_se") / BN).alias("se_bn"), "p", "n", "complete",
+        (pl.col("dollar_car_partial") / BN).alias("partial_bn"),
+        (pl.col("volume_usd") / BN).alias("volume_bn"), "volume_is_firm", "volume_is_lower_bound",
+        "per_circulating_dollar", "per_circulating_dollar_se", "ratio_reason",
+        pl.col("tickers").list.join(" "), pl.col("missing").list.join("; "), "deals",
+    ).sort(["dollar_bn", "cycle"], descending=[True, False], nulls_last=True)
+
+
+def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
+    """Per window: the total (z) and mean (t(n-1)) dollar CAR tests of ``analysis.dollar_test``."""
+    rows = []
+    for window in label_order(dollars["window"].unique().to_list()):
+        w = dollars.filter(pl.col("window") == window)
+        res = dollar_test(w, market_value="mcap_usd")
+        frame = res.to_frame().with_columns(
+            pl.lit(window).alias("window"), pl.lit(res.nobs).alias("n"),
+            pl.lit(res.n_dropped).alias("n_without_value"),
+            pl.lit(res.value_weighted_car, pl.Float64).alias("value_weighted_car"))
+        rows.append(frame)
+    return pl.concat(rows).select(
+        "window", "term", (pl.col("coef") / BN).alias("coef_bn"), (pl.col("se") / BN).alias("se_bn"),
+        pl.col("t").alias("stat"), "p", "dist", "n", "n_without_value", "value_weighted_car")
+
+
+def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
+    """Running total of dollar CARs across the carousel by t0 (firm-events with a value)."""
+    w = dollars.filter(pl.col("window") == window)
+    daily = w.group_by("t0").agg(
+        pl.col("dollar_car").sum().alias("day_usd"), (pl.col("dollar_se") ** 2).sum().alias("_var"),
+        pl.col("dollar_car").count().alias("n_valued"), pl.col("dollar_car").null_count().alias("n_missing"),
+    ).sort("t0")
+    return daily.select(
+        "t0", pl.lit(window).alias("window"),
+        pl.when(pl.col("n_valued") > 0).then(pl.col("day_usd") / BN).alias("day_bn"),
+        (pl.col("day_usd").cum_sum() / BN).alias("cumulative_bn"),
+        (pl.col("_var").cum_sum().sqrt() / BN).alias("cumulative_se_bn"), "n_valued", "n_missing")
+
+
+def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
+    """Horizontal bars: the largest creators (top) and destroyers (bottom), US$ bn, 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    d = pl.concat([m.filter(side="destroyer").sort("dollar_bn", descending=True),
+                   m.filter(side="creator").sort("dollar_bn")])
+    labels = [f"{r['ticker']} {r['t0']}" for r in d.iter_rows(named=True)]
+    y = np.arange(d.height)
+    with plt.rc_context(plots.STYLE):  # type: ignore[arg-type]
+        fig, ax = plt.subplots(figsize=(5.5, 0.22 * max(d.height, 4) + 1.0))
+        colors = ["#2e7d32" if v > 0 else "#c62828" for v in d["dollar_bn"].to_list()]
+        ax.barh(y, d["dollar_bn"].to_numpy(), xerr=plots.Z95 * d["se_bn"].to_numpy(), color=colors,
+                error_kw={"elinewidth": 0.6, "capsize": 1.5})
+        ax.set_yticks(y, labels)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_xlabel(f"market value moved, CAR{window} x value at t0-1 (US$ bn; bars: 95% interval)")
+        ax.set_title("Largest creators and destroyers of market value")
+        fig.tight_layout()
+    return fig
+
+
+def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
+    """The running dollar CAR across the carousel, with a 95% band (independent firm-events)."""
+    import matplotlib.pyplot as plt
+
+    # From the first announcement with a value: earlier ones (MSFT 2019, 2023: no count) add nothing.
+    valued = c.filter(pl.col("n_valued").cum_sum() > 0)
+    c = valued if valued.height else c
+    with plt.rc_context(plots.STYLE):  # type: ignore[arg-type]
+        fig, ax = plt.subplots(figsize=(6.0, 3.2))
+        t = c["t0"].to_list()
+        v, s = c["cumulative_bn"].to_numpy(), c["cumulative_se_bn"].to_numpy()
+        ax.fill_between(t, v - plots.Z95 * s, v + plots.Z95 * s, step="post", color="#90a4ae", alpha=0.35,
+                        lw=0)
+        ax.step(t, v, where="post", color="#263238", marker="o", ms=2.0)
+        ax.axhline(0, color="black", lw=0.6)
+        missing = int(c["n_missing"].sum())
+        ax.set_ylabel(f"cumulative dollar CAR{window} (US$ bn)")
+        ax.set_title(f"Market value moved across the carousel ({missing} firm-events without a value left out)")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+    return fig
+
+
+def dollar_section(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFrame, *,
+                   events: pl.DataFrame | None = None, window: str = WINDOW, top: int = 10,
+                   cycle_frame: pl.DataFrame | None = None
+                   ) -> tuple[dict[str, pl.DataFrame], dict[str, Figure]]:
+    """Every frame and figure of the dollar section (the one call the report and paper need).
+
+    Args:
+        dollars: the study's CAR frame with the dollar columns (``analysis.dollar_columns``), all windows.
+        deals: ``ledger.api.deals``; flows: ``ledger.api.flows``.
+        events: the study's uncollapsed firm-events (deal_id, ticker, t0); default
+            ``analysis.events.firm_events(deals)`` (the study's default t0 rule).
+        window: the window of the tables and figures (the tests cover every window).
+        top: creators and destroyers each.
+        cycle_frame: ``FlowAnalysis.cycles`` when already computed.
+
+    Returns:
+        (frames: movers, by_deal, by_cycle, tests, cumulative; figures: dollar_movers, dollar_cumulative).
+    """
+    _check(dollars)
+    if window not in set(dollars["window"].to_list()):
+        raise InputError(f"window {window!r} is not in the dollars frame", field="window")
+    if events is None:
+        from analysis.events import firm_events
+
+        events = firm_events(deals)
+    amounts = announcement_amounts(deals, events)
+    frames = {
+        "movers": movers(dollars, amounts, window=window, top=top),
+        "by_deal": deal_totals(dollars, deals, events, window=window),
+        "by_cycle": cycle_totals(dollars, flows, events, window=window, cycle_frame=cycle_frame),
+        "tests": window_tests(dollars),
+        "cumulative": cumulative(dollars, window=window),
+    }
+    figures = {
+        "dollar_movers": movers_figure(frames["movers"], window),
+        "dollar_cumulative": cumulative_figure(frames["cumulative"], window),
+    }
+    return frames, figures
+
+
+_BN1, _RATIO = fixed(1, thousands=True), fixed(3)
+
+
+def summaries(frames: dict[str, pl.DataFrame]) -> dict[str, Summary]:
+    """The section's tables as :class:`analysis.summary.Summary` (text, Markdown, LaTeX, HTML, CSV)."""
+    m, d, c, t = frames["movers"], frames["by_deal"], frames["by_cycle"], frames["tests"]
+    window = m["window"][0] if m.height else WINDOW
+    ratio_note = ("Per committed dollar: dollar CAR over the announced amount (headline, each contract "
+                  "once); an 'up to' amount makes it a lower bound, an estimate an estimate.")
+    return {
+        "movers": Summary.of(Table(m, (
+            Column("side", "Side"), Column("deal_id", "Deal"), Column("ticker", "Firm"), Column("t0", "t0"),
+            Column("dollar_bn", "US$ bn moved", _BN1, stars="p"), Column("se_bn", "SE", _BN1),
+            Column("per_committed_dollar", "Per committed $", _RATIO))),
+            title=f"Largest creators and destroyers of market value, CAR{window} x value at t0-1",
+            notes=[ratio_note, "* p<0.10, ** p<0.05, *** p<0.01 (the CAR's own test)."]),
+        "by_deal": Summary.of(Table(d, (
+            Column("deal_id", "Deal"), Column("tickers", "Listed parties"),
+            Column("dollar_bn", "US$ bn moved", _BN1, stars="p"), Column("se_bn", "SE", _BN1),
+            Column("amount_bn", "Committed US$ bn", _BN1), Column("per_committed_dollar", "Per committed $", _RATIO),
+            Column("ratio_reason", "Note"))),
+            title=f"Market value moved per deal, CAR{window}", notes=[ratio_note, _INDEPENDENCE]),
+        "by_cycle": Summary.of(Table(c, (
+            Column("cycle", "Round-trip"), Column("dollar_bn", "US$ bn moved", _BN1, stars="p"),
+            Column("se_bn", "SE", _BN1), Column("n", "Firm-events", integer()),
+            Column("volume_bn", "Circulating US$ bn", _BN1),
+            Column("per_circulating_dollar", "Per circulating $", _RATIO), Column("ratio_reason", "Note"),
+            Column("missing", "Without a value"))),
+            title=f"Market value moved per round-trip, CAR{window}",
+            notes=["Circulating: the bottleneck volume of the cycle (its smallest edge).", _INDEPENDENCE]),
+        "tests": Summary.of(Table(t, (
+            # The statistic first: a LaTeX row starting with "[" after "\\" would read as its argument.
+            Column("term", "Statistic"), Column("window", "Window"), Column("coef_bn", "US$ bn", _BN1),
+            Column("se_bn", "SE", _BN1), Column("stat", "z / t", fixed(2)), Column("p", "p", pvalue(4)),
+            Column("dist", "Reference"), Column("n", "N", integer()))),
+            title="Total and mean dollar CAR per window (Saha-Ferrell dollar tests)", notes=[_INDEPENDENCE]),
+    }
+
+
+def write_dollar_section(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,
+                         figure_dir: Path) -> list[Path]:
+    """Write each table as ``dollar_<name>.{csv,md,tex}`` and each figure as PDF/SVG/PNG; the paths."""
+    tables.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    for name, s in summaries(frames).items():
+        base = tables / f"dollar_{name}"
+        for ext, text in (("csv", s.to_csv(float_precision=6)), ("md", s.to_markdown()),
+                          ("tex", s.to_latex(label=f"tab:dollar_{name}"))):
+            path = base.with_suffix(f".{ext}")
+            path.write_text(text, encoding="utf-8")
+            out.append(path)
+    cum = tables / "dollar_cumulative.csv"
+    frames["cumulative"].write_csv(cum, float_precision=6)
+    out.append(cum)
+    for name, fig in figures.items():
+        out += plots.save(fig, figure_dir, name)
+    return out

@@ -1,0 +1,471 @@
+"""Graph characteristics of each firm-event as they were known when the deal was announced.
+
+Why as known then: a second-stage regression that asks "do markets reward circularity?" must describe
+each announcement with what the market could know on that day. The flow graph of today contains deals
+announced later (Nvidia's $100bn letter to OpenAI came twelve days after Oracle's $300bn contract), so
+measuring Oracle's 2025-09-10 announcement on today's graph would credit it with a round-trip nobody
+could see yet: look-ahead bias.
+
+"Known on day D" is bitemporal, read from the ledger's two clocks:
+
+* valid time: the deals in effect on D (``ledger.api.deals(con, in_effect_on=D)``: deals announced on
+  or before D, with the amendments effective by D). Deals announced on D itself are known on D: the
+  rows of one announcement (OpenAI->AMD chips and AMD->OpenAI warrant) arrive together, as
+  :func:`analysis.events.collapse_same_day` treats them.
+* transaction time: ``recorded_by`` (``as_known_at``), the instant up to which the ledger's own
+  records are read. ``None`` reads every record (the ledger as it stands, which for the shipped ledger,
+  compiled after the fact in one import, is the only choice that sees anything); a ledger kept in real
+  time can pass each announcement's instant for the strict real-time view.
+
+A contract reported several times counts once in flow totals (``counts_toward_total``), through the
+report data/events/contracts.csv designates, usually the latest. Before that report is known, the
+latest known report of the contract stands in for it (Oracle's 2025-07-22 report before the $300bn
+figure of 2025-09-10); a contract none of whose reports counts (open-market share purchases) stays out.
+
+Characteristics per firm-event (one row per row of the firm-events frame):
+
+* ``role``: payer, payee or bystander (a listed counterparty that is neither: Nvidia at Stargate).
+* ``on_round_trip``: an edge of the deal (or of a deal announced with it, the same ``deal_ids`` group)
+  lies on a simple cycle (length <= ``max_cycle_length``) of the committed flow graph known that day;
+  ``closes_round_trip``: one of those cycles did not exist the day before; ``n_round_trips`` counts
+  the cycles through the deal's edges, ``round_trips`` names them ('a -> b -> a').
+* ``openai_flows_usd``/``openai_share``: the firm's disclosed committed flows to or from OpenAI and
+  their share of all disclosed committed flows to or from OpenAI (null when none is known).
+* ``degree``/``in_degree``/``out_degree`` (distinct counterparties in the committed graph) and
+  ``betweenness`` (networkx's normalised betweenness centrality of the directed graph).
+* ``amount_usd``, ``log_amount`` (natural log of US$; null when undisclosed), ``amount_kind`` (firm =
+  an exact amount, up_to, estimate, undisclosed), ``deal_type``.
+* ``amount_to_mcap``: the deal amount over the firm's market capitalisation (the frame the caller
+  passes, e.g. at t0-1), null with a reason code in ``amount_to_mcap_reason`` otherwise
+  (``no_market_cap_frame``, ``undisclosed_amount``, ``no_market_cap`` or the frame's own reason).
+* ``deal_kind``: ``deal_type`` grouped into equity, compute, chips, venture, other (:data:`DEAL_KINDS`).
+
+The I/O is one function, :func:`ledger_as_known`; the rest are pure functions of its frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import networkx as nx
+import polars as pl
+
+from analysis import network
+from core.errors import InputError
+from ledger import api as ledger_api
+
+OPENAI = "openai"
+
+FEATURE_SCHEMA: dict[str, Any] = {
+    "event_id": pl.String,
+    "deal_id": pl.String,
+    "ticker": pl.String,
+    "t0": pl.Date,
+    "known_on": pl.Date,
+    "company": pl.String,
+    "role": pl.String,
+    "deal_type": pl.String,
+    "deal_kind": pl.String,
+    "amount_kind": pl.String,
+    "amount_usd": pl.Float64,
+    "log_amount": pl.Float64,
+    "on_round_trip": pl.Boolean,
+    "closes_round_trip": pl.Boolean,
+    "n_round_trips": pl.Int64,
+    "round_trips": pl.List(pl.String),
+    "openai_flows_usd": pl.Float64,
+    "openai_share": pl.Float64,
+    "degree": pl.Int64,
+    "in_degree": pl.Int64,
+    "out_degree": pl.Int64,
+    "betweenness": pl.Float64,
+    "amount_to_mcap": pl.Float64,
+    "amount_to_mcap_reason": pl.String,
+}
+
+#: Coarse deal kinds for regressions: with 44 deals most ``deal_type`` values occur once, and a category
+#: with one firm-event has leverage 1 (its CAR is fitted exactly), which leaves HC2/HC3 undefined.
+DEAL_KINDS: dict[str, str] = {
+    "equity_investment": "equity",
+    "equity_investment_loi": "equity",
+    "equity_warrant": "equity",
+    "equity_for_contract": "equity",
+    "open_market_stake": "equity",
+    "stake_divestment": "equity",
+    "amendment_report": "equity",
+    "cloud_compute_purchase": "compute",
+    "compute_purchase_commitment": "compute",
+    "capacity_backstop": "compute",
+    "capacity_expansion": "compute",
+    "chip_purchase": "chips",
+    "custom_chip_supply": "chips",
+    "joint_venture_commitment": "venture",
+}
+
+_KIND = {"exact": "firm", "up_to": "up_to", "estimate": "estimate", "undisclosed": "undisclosed"}
+
+
+@dataclass(frozen=True)
+class KnownLedger:
+    """The ledger as known on several days, stacked: each frame has a ``known_on`` column.
+
+    ``current_deals`` is the ledger as recorded by ``recorded_by`` with every amendment (used only to
+    tell which contracts have a counting report at all).
+    """
+
+    deals: pl.DataFrame
+    flows: pl.DataFrame
+    current_deals: pl.DataFrame
+    days: tuple[dt.date, ...]
+
+
+def ledger_as_known(
+    con: duckdb.DuckDBPyConnection,
+    days: Iterable[dt.date],
+    *,
+    recorded_by: dt.datetime | None = None,
+    vectorised: bool = True,
+) -> KnownLedger:
+    """Deals and flows in effect on each of ``days`` as recorded by ``recorded_by`` (None: all records).
+
+    When the log holds no amendment or retraction (whose effective dates make the state depend on the
+    day), the state in effect on D is the full state restricted to deals announced on or before D, so
+    one fold and a range join give every day at once (``vectorised``; the per-day fold is the fallback
+    and gives the same frames, tested).
+
+    The log is read once and folded once per distinct day, with the functions ``ledger.api.deals`` /
+    ``flows(as_known_at=, in_effect_on=)`` use (``ledger.project``), so each day's frames are exactly
+    theirs (tested); this is the one place to switch to a vectorised as-of query of the ledger.
+    """
+    from ledger import log, project
+
+    if recorded_by is not None and recorded_by.tzinfo is None:
+        raise InputError("recorded_by must be timezone-aware", field="recorded_by")
+    deal_parts, flow_parts = [], []
+    wanted = tuple(sorted(set(days)))
+    events = log.read(con, as_known_at=recorded_by) if wanted else []
+    dated_changes = {"DealAmended", "DealRetracted"} & {e.event_type for e in events}
+    if vectorised and wanted and not dated_changes:
+        state = project.fold(events)
+        rows = project.deal_rows(state)
+        all_deals = project.deals_frame(state, rows)
+        all_flows = project.flows_frame(state, rows=rows)
+        day_frame = pl.DataFrame({"known_on": list(wanted)}, schema={"known_on": pl.Date})
+        on_or_before = pl.col("announced_date") <= pl.col("known_on")
+        deals = (
+            all_deals.join_where(day_frame, on_or_before)
+            .select(*all_deals.columns, "known_on")
+            .sort("known_on", "deal_id", maintain_order=True)
+        )
+        flows = (
+            all_flows.join_where(day_frame, on_or_before)
+            .select(*all_flows.columns, "known_on")
+            .sort("known_on", "deal_id", "payer", "payee", maintain_order=True)
+        )
+        return KnownLedger(deals, flows, ledger_api.deals(con, as_known_at=recorded_by), wanted)
+    for day in wanted:
+        lit = pl.lit(day, dtype=pl.Date).alias("known_on")
+        state = project.fold(events, in_effect_on=day)
+        rows = project.deal_rows(state)
+        deal_parts.append(project.deals_frame(state, rows).with_columns(lit))
+        flow_parts.append(project.flows_frame(state, rows=rows).with_columns(lit))
+    current = ledger_api.deals(con, as_known_at=recorded_by)
+    if not deal_parts:
+        return KnownLedger(
+            current.clear().with_columns(pl.lit(None, dtype=pl.Date).alias("known_on")),
+            ledger_api.flows(con).clear().with_columns(pl.lit(None, dtype=pl.Date).alias("known_on")),
+            current,
+            wanted,
+        )
+    return KnownLedger(pl.concat(deal_parts), pl.concat(flow_parts), current, wanted)
+
+
+def with_stand_in_reports(flows: pl.DataFrame, current_deals: pl.DataFrame) -> pl.DataFrame:
+    """Re-decide ``counts_toward_total`` per ``known_on``: the latest known report of a contract counts
+    until the designated one is known (see the module doc). Multi-party edges are left as they are."""
+    counting = current_deals.group_by("contract_id").agg(
+        pl.col("counts_toward_total").any().alias("_contract_counts")
+    )
+    multi = pl.len().over("known_on", "deal_id") > 1
+    f = flows.join(counting, on="contract_id", how="left").with_columns(_multi=multi)
+    single = ~pl.col("_multi")
+    key = ["known_on", "contract_id"]
+    designated_known = (pl.col("counts_toward_total") & single).any().over(key)
+    # ISO dates sort as text, so date|deal_id orders by announcement, then id
+    order = pl.col("announced_date").cast(pl.String).fill_null("") + pl.lit("|") + pl.col("deal_id")
+    latest = pl.when(single).then(order).max().over(key)
+    stand_in = (
+        pl.col("_contract_counts").fill_null(False)
+        & ~designated_known
+        & single
+        & (order == latest)
+    )
+    counts = pl.col("counts_toward_total") | stand_in
+    return f.with_columns(
+        counts.alias("counts_toward_total"),
+        pl.when(single).then(~counts).otherwise(pl.col("duplicate_report")).alias("duplicate_report"),
+    ).drop("_contract_counts", "_multi")
+
+
+def graph_measures(
+    flows: pl.DataFrame, max_cycle_length: int = 6, node_days: set[dt.date] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per ``known_on``: (cycle hops, node measures).
+
+    Cycle hops: known_on, payer, payee, cycle (one row per hop of every simple cycle).
+    Node measures: known_on, company, degree, in_degree, out_degree, betweenness, openai_flows_usd,
+    openai_share, on the days in ``node_days`` (default every day). One graph per distinct day (a loop
+    over days, not rows).
+    """
+    hop_parts: list[pl.DataFrame] = []
+    node_parts: list[pl.DataFrame] = []
+    for (day,), part in flows.partition_by("known_on", as_dict=True, maintain_order=True).items():
+        e = network.edges(part.drop("known_on"))
+        g = network.build_graph(e)
+        cyc = network.cycles(g, max_cycle_length)
+        hops = [
+            (a, b, c)
+            for c, nodes in zip(cyc["cycle"].to_list(), cyc["nodes"].to_list(), strict=True)
+            for a, b in zip(nodes, [*nodes[1:], nodes[0]], strict=True)
+        ]
+        hop_parts.append(
+            pl.DataFrame(hops, schema={"payer": pl.String, "payee": pl.String, "cycle": pl.String}, orient="row")
+            .with_columns(pl.lit(day, dtype=pl.Date).alias("known_on"))
+        )
+        if node_days is None or day in node_days:
+            node_parts.append(_node_measures(g, e).with_columns(pl.lit(day, dtype=pl.Date).alias("known_on")))
+    hop_schema = {"payer": pl.String, "payee": pl.String, "cycle": pl.String, "known_on": pl.Date}
+    hop_frame = pl.concat(hop_parts) if hop_parts else pl.DataFrame(schema=hop_schema)
+    node_frame = pl.concat(node_parts) if node_parts else pl.DataFrame(schema={**_NODE_SCHEMA, "known_on": pl.Date})
+    return hop_frame, node_frame
+
+
+_NODE_SCHEMA: dict[str, Any] = {
+    "company": pl.String,
+    "degree": pl.Int64,
+    "in_degree": pl.Int64,
+    "out_degree": pl.Int64,
+    "betweenness": pl.Float64,
+    "openai_flows_usd": pl.Float64,
+    "openai_share": pl.Float64,
+}
+
+
+def _node_measures(g: nx.DiGraph, e: pl.DataFrame) -> pl.DataFrame:
+    nodes = sorted(g.nodes)
+    between = nx.betweenness_centrality(g, normalized=True) if nodes else {}
+    # degree = distinct counterparties (an A<->B pair is one counterparty, two directed edges)
+    neighbours = {n: set(g.successors(n)) | set(g.predecessors(n)) for n in nodes}
+    disclosed = e.filter(pl.col("counted") & pl.col("amount_usd").is_not_null())
+    with_openai = disclosed.filter((pl.col("payer") == OPENAI) | (pl.col("payee") == OPENAI))
+    total = float(with_openai["amount_usd"].sum())
+    other = pl.when(pl.col("payer") == OPENAI).then(pl.col("payee")).otherwise(pl.col("payer"))
+    per = dict(
+        with_openai.group_by(other.alias("company")).agg(pl.col("amount_usd").sum()).iter_rows()
+    )
+    rows = [
+        {
+            "company": n,
+            "degree": len(neighbours[n] - {n}),
+            "in_degree": int(g.in_degree(n)),
+            "out_degree": int(g.out_degree(n)),
+            "betweenness": float(between[n]),
+            "openai_flows_usd": float(per.get(n, 0.0)) if n != OPENAI else total,
+            "openai_share": (float(per.get(n, 0.0)) / total if n != OPENAI else 1.0) if total > 0 else None,
+        }
+        for n in nodes
+    ]
+    return pl.DataFrame(rows, schema=_NODE_SCHEMA, orient="row")
+
+
+def ticker_companies(companies: pl.DataFrame) -> pl.DataFrame:
+    """ticker -> company_id from ``ledger.api.companies`` (every listed class: GOOGL and GOOG)."""
+    return (
+        companies.select("company_id", "tickers")
+        .explode("tickers")
+        .drop_nulls("tickers")
+        .select(pl.col("tickers").alias("ticker"), pl.col("company_id").alias("company"))
+        .unique("ticker", keep="first")
+    )
+
+
+def graph_features(
+    events: pl.DataFrame,
+    known: KnownLedger,
+    companies: pl.DataFrame,
+    market_caps: pl.DataFrame | None = None,
+    *,
+    max_cycle_length: int = 6,
+) -> pl.DataFrame:
+    """Characteristics of each firm-event as known on its deal's announcement date (pure).
+
+    ``events``: firm-events (:func:`analysis.events.firm_events`, optionally collapsed) with event_id,
+    deal_id, ticker, t0, announced_date and optionally deal_ids. ``known`` must hold each announcement
+    date and the day before it (:func:`known_days`). ``market_caps``: ticker, t0, mcap_usd and optionally
+    mcap_reason (the caller's market cap for that firm-event, e.g. at t0-1).
+    """
+    need = {"event_id", "deal_id", "ticker", "t0", "announced_date"}
+    missing = sorted(need - set(events.columns))
+    if missing:
+        raise InputError(f"firm-events frame lacks column(s): {', '.join(missing)}", field=missing[0])
+    ev = events.with_columns(
+        (pl.col("deal_ids") if "deal_ids" in events.columns else pl.concat_list("deal_id")).alias("deal_ids"),
+        pl.col("announced_date").alias("known_on"),
+    )
+    dated = ev.filter(pl.col("known_on").is_not_null())
+    wanted = set(dated["known_on"].to_list()) | {d - dt.timedelta(days=1) for d in dated["known_on"].to_list()}
+    have = set(known.days)
+    if not wanted <= have:
+        lack = sorted(wanted - have)
+        raise InputError(f"the known ledger lacks day(s) {', '.join(map(str, lack[:5]))}; use known_days()")
+    flows = with_stand_in_reports(known.flows, known.current_deals)
+    hops, nodes = graph_measures(flows, max_cycle_length, node_days=set(dated["known_on"].to_list()))
+
+    # the deal's (and its same-day group's) edges, as known that day
+    group_edges = (
+        ev.select("event_id", "known_on", "deal_ids")
+        .explode("deal_ids")
+        .join(
+            flows.select("known_on", pl.col("deal_id").alias("deal_ids"), "payer", "payee"),
+            on=["known_on", "deal_ids"],
+            how="inner",
+        )
+        .filter(pl.col("payer") != pl.col("payee"))
+        .select("event_id", "known_on", "payer", "payee")
+        .unique()
+    )
+    through = group_edges.join(hops, on=["known_on", "payer", "payee"], how="inner")
+    before = hops.select(
+        (pl.col("known_on") + pl.duration(days=1)).cast(pl.Date).alias("known_on"), "cycle", pl.lit(True).alias("_old")
+    ).unique()
+    cyc = (
+        through.select("event_id", "known_on", "cycle")
+        .unique()
+        .join(before, on=["known_on", "cycle"], how="left")
+        .group_by("event_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_round_trips"),
+            pl.col("_old").is_null().any().alias("closes_round_trip"),
+            pl.col("cycle").sort().alias("round_trips"),
+        )
+    )
+
+    # the representative deal's attributes as known that day
+    deal_cols = known.deals.select(
+        "known_on",
+        "deal_id",
+        "payers",
+        "payees",
+        "deal_type",
+        pl.col("deal_type").replace_strict(DEAL_KINDS, default="other", return_dtype=pl.String).alias("deal_kind"),
+        pl.col("amount_kind").replace_strict(_KIND, default=pl.col("amount_kind")).alias("amount_kind"),
+        pl.col("amount_usd").cast(pl.Float64).alias("amount_usd"),
+    )
+    tc = ticker_companies(companies)
+    out = (
+        ev.join(deal_cols, on=["known_on", "deal_id"], how="left")
+        .join(tc, on="ticker", how="left")
+        .with_columns(
+            pl.when(pl.col("payers").list.contains(pl.col("company")))
+            .then(pl.lit("payer"))
+            .when(pl.col("payees").list.contains(pl.col("company")))
+            .then(pl.lit("payee"))
+            .otherwise(pl.lit("bystander"))
+            .alias("role"),
+            pl.when(pl.col("amount_usd") > 0).then(pl.col("amount_usd").log()).alias("log_amount"),
+        )
+        .join(cyc, on="event_id", how="left")
+        .with_columns(
+            pl.col("n_round_trips").fill_null(0),
+            (pl.col("n_round_trips").fill_null(0) > 0).alias("on_round_trip"),
+            pl.col("closes_round_trip").fill_null(False),
+            pl.col("round_trips").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        )
+        .join(nodes, left_on=["known_on", "company"], right_on=["known_on", "company"], how="left")
+        .with_columns(
+            pl.col("degree", "in_degree", "out_degree").fill_null(0),
+            pl.col("betweenness").fill_null(0.0),
+            pl.col("openai_flows_usd").fill_null(0.0),
+        )
+    )
+    # a firm outside the committed graph has no OpenAI flows: its share is 0 when OpenAI has any
+    openai_total = nodes.filter(pl.col("company") == OPENAI).select("known_on", pl.col("openai_flows_usd").alias("_tot"))
+    out = out.join(openai_total, on="known_on", how="left").with_columns(
+        pl.when(pl.col("_tot") > 0)
+        .then(pl.coalesce(pl.col("openai_share"), pl.lit(0.0)))
+        .otherwise(None)
+        .alias("openai_share")
+    )
+    out = _amount_to_mcap(out, market_caps)
+    # rows of undated events keep nulls (they have no "known on" day)
+    return out.select([pl.col(c).cast(t) for c, t in FEATURE_SCHEMA.items()]).sort("event_id")
+
+
+def _amount_to_mcap(frame: pl.DataFrame, market_caps: pl.DataFrame | None) -> pl.DataFrame:
+    if market_caps is None:
+        return frame.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("amount_to_mcap"),
+            pl.lit("no_market_cap_frame").alias("amount_to_mcap_reason"),
+        )
+    need = {"ticker", "t0", "mcap_usd"}
+    missing = sorted(need - set(market_caps.columns))
+    if missing:
+        raise InputError(f"market-cap frame lacks column(s): {', '.join(missing)}", field=missing[0])
+    caps = market_caps.select(
+        "ticker",
+        pl.col("t0").cast(pl.Date),
+        pl.col("mcap_usd").cast(pl.Float64),
+        (pl.col("mcap_reason").cast(pl.String) if "mcap_reason" in market_caps.columns else pl.lit(None, dtype=pl.String)).alias("_reason"),
+    ).unique(["ticker", "t0"], keep="first")
+    valid_cap = pl.col("mcap_usd").is_not_null() & pl.col("mcap_usd").is_finite() & (pl.col("mcap_usd") > 0)
+    f = frame.join(caps, on=["ticker", "t0"], how="left")
+    return f.with_columns(
+        pl.when(pl.col("amount_usd").is_not_null() & valid_cap)
+        .then(pl.col("amount_usd") / pl.col("mcap_usd"))
+        .alias("amount_to_mcap"),
+        pl.when(pl.col("amount_usd").is_null())
+        .then(pl.lit("undisclosed_amount"))
+        .when(valid_cap)
+        .then(pl.lit("ok"))
+        .otherwise(pl.coalesce(pl.col("_reason"), pl.lit("no_market_cap")))
+        .alias("amount_to_mcap_reason"),
+    ).drop("mcap_usd", "_reason")
+
+
+def known_days(events: pl.DataFrame) -> list[dt.date]:
+    """The days :func:`graph_features` needs: each announcement date and the day before it."""
+    days = [d for d in events["announced_date"].drop_nulls().unique().to_list()]
+    return sorted(set(days) | {d - dt.timedelta(days=1) for d in days})
+
+
+def firm_event_features(
+    con: duckdb.DuckDBPyConnection,
+    events: pl.DataFrame,
+    *,
+    market_caps: pl.DataFrame | None = None,
+    recorded_by: dt.datetime | None = None,
+    max_cycle_length: int = 6,
+) -> pl.DataFrame:
+    """:func:`graph_features` of ``events`` read from the ledger in ``con`` (the shell's entry point)."""
+    known = ledger_as_known(con, known_days(events), recorded_by=recorded_by)
+    return graph_features(
+        events, known, ledger_api.companies(con), market_caps, max_cycle_length=max_cycle_length
+    )
+
+
+__all__ = [
+    "DEAL_KINDS",
+    "FEATURE_SCHEMA",
+    "KnownLedger",
+    "firm_event_features",
+    "graph_features",
+    "graph_measures",
+    "known_days",
+    "ledger_as_known",
+    "ticker_companies",
+    "with_stand_in_reports",
+]

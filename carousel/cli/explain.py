@@ -1,0 +1,147 @@
+"""``carousel explain``: regress a window's CARs on the deals' graph characteristics as known at t0.
+
+Imperative shell around :mod:`analysis.explain`: open the database read-only, run the study every
+command runs, build the characteristics from the ledger as known at each announcement, fit, print.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from analysis.explain import explain, study_frame
+from analysis.window import EventWindow
+from carousel.cli.options import DbOption
+from carousel.db import connect
+from core.errors import InputError
+
+_FORMATS = ("table", "json", "csv", "latex")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``carousel explain`` to the shell's app."""
+
+    @app.command("explain")
+    def explain_cmd(
+        formula: Annotated[
+            str, typer.Argument(help="e.g. 'car ~ log_amount + on_round_trip + C(deal_type)'")
+        ],
+        db: DbOption = None,
+        window: Annotated[str, typer.Option("--window", "-w", help="CAR window 'start,end'.")] = "-1,1",
+        weights: Annotated[str, typer.Option(help="ols | wls (weights 1/se(CAR)^2)")] = "ols",
+        cov: Annotated[
+            str,
+            typer.Option(help="nonrobust | hc0 | hc1 | hc2 | hc3 | cluster:date | cluster:date,firm"),
+        ] = "hc3",
+        bootstrap: Annotated[
+            int, typer.Option(help="Wild cluster bootstrap draws per term (0: none); clustered by the "
+                              "first cluster variable, by date when --cov is not clustered.")
+        ] = 0,
+        boot_weights: Annotated[str, typer.Option(help="webb | rademacher")] = "webb",
+        seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+        model: Annotated[str, typer.Option(help="Event-study model (as carousel study).")] = "market",
+        benchmark: Annotated[
+            list[str] | None, typer.Option("--benchmark", "-b", help="Benchmark ticker (repeatable).")
+        ] = None,
+        estimation: Annotated[
+            tuple[int, int], typer.Option(help="Estimation window start end, trading days from t0.")
+        ] = (-250, -11),
+        unknown_policy: Annotated[str, typer.Option(help="same_day | next_session")] = "same_day",
+        common_shock: Annotated[
+            str | None,
+            typer.Option(
+                "--common-shock",
+                help="Deal id of a one-day shock to many firms (e.g. nvda-openai-2026-01-30-stall): "
+                "the formula's right-hand side (e.g. '~ openai_share') over every listed firm, "
+                "Sefcik-Thompson portfolios, exposures as known the day before.",
+            ),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table | json | csv | latex")] = "table",
+    ) -> None:
+        """Which characteristics of a deal (size, round-trip, kind, exposure to OpenAI) go with larger CARs?
+
+        Columns: car, se, t0, ticker, company, role, deal_type, amount_kind, amount_usd, log_amount,
+        on_round_trip, closes_round_trip, n_round_trips, openai_share, openai_flows_usd, degree,
+        in_degree, out_degree, betweenness (each as known on the announcement date).
+        """
+        if fmt not in _FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose {', '.join(_FORMATS)}", field="--format")
+        try:
+            w = EventWindow.parse(window)
+        except ValueError as exc:
+            raise InputError(str(exc), field="--window") from None
+        if common_shock is not None:
+            _common_shock(db, common_shock, formula, benchmark, estimation, model, unknown_policy, fmt)
+            return
+        with connect(db, read_only=True) as con:
+            frame = study_frame(
+                con,
+                w,
+                model=model,
+                benchmarks=tuple(benchmark) if benchmark else ("SPY",),
+                estimation=(int(estimation[0]), int(estimation[1])),
+                unknown_policy=unknown_policy,
+            )
+        res = explain(
+            frame, formula, weights=weights, cov=cov, bootstrap=bootstrap, boot_weights=boot_weights,
+            seed=seed, window=w.label,
+        )
+        if fmt == "json":
+            typer.echo(res.to_json())
+        elif fmt == "csv":
+            typer.echo(res.to_frame().write_csv(float_precision=None), nl=False)
+        elif fmt == "latex":
+            typer.echo(res.to_latex(), nl=False)
+        else:
+            typer.echo(res.summary())
+
+
+def _common_shock(
+    db: object,
+    deal_id: str,
+    formula: str,
+    benchmark: list[str] | None,
+    estimation: tuple[int, int],
+    model: str,
+    unknown_policy: str,
+    fmt: str,
+) -> None:
+    from analysis.shock_exposure import common_shock_exposure, primary_tickers
+    from analysis.study import load_inputs
+    from ledger import api as ledger_api
+
+    if benchmark and len(benchmark) > 1:
+        raise InputError("the common-shock test takes one benchmark", field="--benchmark")
+    if model not in ("market", "mean"):
+        raise InputError(f"the common-shock test takes --model market or mean, not {model!r}", field="--model")
+    bench = benchmark[0] if benchmark else "SPY"
+    with connect(db, read_only=True) as con:  # type: ignore[arg-type]
+        tickers = primary_tickers(ledger_api.companies(con))["ticker"].to_list()
+        _deals, returns = load_inputs(con, [*tickers, bench])
+        res, exposures = common_shock_exposure(
+            con, returns, deal_id, formula=formula, benchmark=bench, model=model,  # type: ignore[arg-type]
+            estimation=(int(estimation[0]), int(estimation[1])), unknown_policy=unknown_policy,
+        )
+    if fmt == "json":
+        doc = {
+            "deal_id": deal_id,
+            "event_date": res.event_date.isoformat(),
+            "formula": res.formula,
+            "firms": list(res.firms),
+            "dropped": res.dropped,
+            "df": res.df_resid,
+            "coefficients": res.to_frame().to_dicts(),
+            "exposures": exposures.to_dicts(),
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    elif fmt == "csv":
+        typer.echo(res.to_frame().write_csv(float_precision=None), nl=False)
+    elif fmt == "latex":
+        typer.echo(res.to_latex(), nl=False)
+    else:
+        typer.echo(res.summary())
+
+
+__all__ = ["register"]

@@ -1,0 +1,58 @@
+"""DDL for the append-only store of shares outstanding, beside the price store.
+
+Same design as ``market.schema``: every load or fetch is one batch in ``share_batches``; its new or
+changed counts are appended to ``share_rows`` and never updated or deleted; the ``shares_outstanding``
+view shows, per (ticker, as_of_date), the row of the highest ``batch_id``. Older values stay queryable,
+so a count that a later source revised is still there to check.
+
+Two counts per row because the count and the price must be on the same share basis:
+``shares`` is on the basis in force on ``as_of_date`` (what the filing printed); ``shares_split_adjusted``
+is on the basis of the split-adjusted prices (every later split applied), the one to multiply by a
+``close`` from the ``prices`` view.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS share_batches (
+        batch_id     BIGINT PRIMARY KEY,
+        source       VARCHAR NOT NULL,
+        fetched_at   TIMESTAMPTZ NOT NULL,
+        tickers      VARCHAR[] NOT NULL,
+        status       VARCHAR NOT NULL,
+        row_count    BIGINT NOT NULL,
+        message      VARCHAR,
+        content_hash VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS share_rows (
+        batch_id              BIGINT NOT NULL,
+        ticker                VARCHAR NOT NULL,
+        as_of_date            DATE NOT NULL,
+        shares                BIGINT NOT NULL,
+        shares_split_adjusted BIGINT NOT NULL,
+        class_detail          VARCHAR,
+        count_basis           VARCHAR,
+        source_ref            VARCHAR,
+        filing_date           DATE,
+        verification          VARCHAR
+    )
+    """,
+    """
+    CREATE OR REPLACE VIEW shares_outstanding AS
+    SELECT ticker, as_of_date, shares, shares_split_adjusted, class_detail, count_basis, source_ref,
+           filing_date, verification, batch_id
+    FROM share_rows
+    QUALIFY row_number() OVER (PARTITION BY ticker, as_of_date ORDER BY batch_id DESC) = 1
+    """,
+]
+
+
+def ensure_shares_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the share tables and (re)create the view. Idempotent; run outside write transactions."""
+    for stmt in _DDL:
+        con.execute(stmt)

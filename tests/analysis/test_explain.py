@@ -1,0 +1,150 @@
+"""`carousel explain` on the shipped data: the CLI's coefficients and standard errors equal statsmodels'
+OLS/WLS (design built by patsy, not formulaic) on the same frame with the same covariance, to 1e-8."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import statsmodels.formula.api as smf
+from typer.testing import CliRunner
+
+from analysis.explain import explain, parse_cov, study_frame
+from carousel.cli import app
+from carousel.db import connect
+from core.errors import InputError
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
+
+
+@pytest.fixture(scope="module")
+def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ledger.load import import_file
+    from market.shares_store import load_shares_snapshot
+    from market.snapshot import load_snapshot
+
+    path = tmp_path_factory.mktemp("explain") / "c.duckdb"
+    with connect(path) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        load_snapshot(con)
+        load_shares_snapshot(con)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frame(shipped_db: Path) -> pl.DataFrame:
+    with connect(shipped_db, read_only=True) as con:
+        return study_frame(con, "-1,1")
+
+
+def _cli(db: Path, *args: str) -> str:
+    res = CliRunner().invoke(app, ["explain", FORMULA, "--db", str(db), "--window=-1,1", *args])
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def _statsmodels(frame: pl.DataFrame, *, wls: bool, cov: str, groups: list[str]) -> object:
+    c = (
+        frame.drop_nulls(["car", "log_amount"])
+        .with_columns(pl.col("on_round_trip").cast(pl.Int64))
+        .to_pandas()
+    )
+    kw: dict[str, object] = {}
+    if groups:
+        codes = [pd.factorize(c[g])[0] for g in groups]
+        kw = {"groups": codes[0] if len(codes) == 1 else np.column_stack(codes)}
+    model = smf.wls(FORMULA, c, weights=1.0 / c["se"] ** 2) if wls else smf.ols(FORMULA, c)
+    return model.fit(cov_type=cov, cov_kwds=kw or None, use_t=True)
+
+
+def test_amount_relative_to_market_cap_from_the_stored_share_counts(frame: pl.DataFrame) -> None:
+    rows = {r["event_id"]: r for r in frame.to_dicts()}
+    # ORCL: 2,841M shares (10-Q balance sheet 2025-08-31, data/shares) x $241.509995 close on 2025-09-09
+    orcl = rows["openai-orcl-2025-09-10:ORCL"]
+    assert orcl["amount_to_mcap"] == pytest.approx(300e9 / (2_841_000_000 * 241.509995), rel=1e-9)
+    assert orcl["amount_to_mcap_reason"] == "ok"
+    assert rows["softbank-openai-2026-02-27:9984.T"]["amount_to_mcap_reason"] == "fx_missing"
+    assert rows["amd-openai-2025-10-06:AMD"]["amount_to_mcap_reason"] == "undisclosed_amount"
+
+
+def test_frame_holds_the_study_and_the_characteristics(frame: pl.DataFrame) -> None:
+    amd = frame.filter(pl.col("event_id") == "amd-openai-2025-10-06:AMD").to_dicts()[0]
+    assert amd["window"] == "[-1,+1]" and amd["on_round_trip"] is True and amd["company"] == "amd"
+    assert amd["car"] == pytest.approx(0.2576, abs=0.02)  # AMD's [-1,+1] reaction (+23% on the day)
+    assert frame.height == frame["event_id"].n_unique() >= 45
+
+
+@pytest.mark.parametrize(
+    ("args", "wls", "cov", "groups"),
+    [
+        ([], False, "HC3", []),
+        (["--weights", "wls", "--cov", "hc3"], True, "HC3", []),
+        (["--cov", "nonrobust"], False, "nonrobust", []),
+        (["--cov", "cluster:date"], False, "cluster", ["t0"]),
+        (["--weights", "wls", "--cov", "cluster:date,firm"], True, "cluster", ["t0", "company"]),
+    ],
+)
+def test_cli_matches_statsmodels(
+    shipped_db: Path, frame: pl.DataFrame, args: list[str], wls: bool, cov: str, groups: list[str]
+) -> None:
+    doc = json.loads(_cli(shipped_db, "--format", "json", *args))
+    ref = _statsmodels(frame, wls=wls, cov=cov, groups=groups)
+    names = list(ref.params.index)  # type: ignore[attr-defined]
+    got = {r["term"]: r for r in doc["coefficients"]}
+    assert sorted(got) == sorted(names)
+    assert doc["nobs"] == int(ref.nobs) == 37  # type: ignore[attr-defined]
+    def num(v: object) -> float:  # JSON null = NaN (a two-way variance can be negative, as in statsmodels)
+        return float("nan") if v is None else float(v)  # type: ignore[arg-type]
+
+    finite = 0
+    for n in names:
+        np.testing.assert_allclose(got[n]["coef"], ref.params[n], rtol=1e-8, atol=1e-12)  # type: ignore[attr-defined]
+        np.testing.assert_allclose(num(got[n]["se"]), ref.bse[n], rtol=1e-8, atol=1e-12)  # type: ignore[attr-defined]
+        np.testing.assert_allclose(num(got[n]["p"]), ref.pvalues[n], rtol=1e-6, atol=1e-12)  # type: ignore[attr-defined]
+        finite += got[n]["se"] is not None
+    assert finite >= len(names) - 1
+
+
+def test_csv_and_latex_carry_the_same_numbers(shipped_db: Path) -> None:
+    doc = json.loads(_cli(shipped_db, "--format", "json"))
+    csv = pl.read_csv(_cli(shipped_db, "--format", "csv").encode())
+    assert csv["coef"].to_list() == pytest.approx([r["coef"] for r in doc["coefficients"]], rel=1e-15)
+    tex = _cli(shipped_db, "--format", "latex")
+    assert r"\begin{tabular}" in tex and "on\\_round\\_trip" in tex
+    assert "Cross-sectional regression of CARs" in _cli(shipped_db)
+
+
+def test_bootstrap_is_seeded_and_reported(frame: pl.DataFrame) -> None:
+    a = explain(frame, "car ~ on_round_trip", cov="cluster:date", bootstrap=199, seed=3)
+    b = explain(frame, "car ~ on_round_trip", cov="cluster:date", bootstrap=199, seed=3)
+    pa, pb = a.to_frame()["boot_p"].to_list(), b.to_frame()["boot_p"].to_list()
+    assert pa == pb and pa[0] is None and 0.0 < pa[1] <= 1.0
+    # the bootstrap's t is the CRV1 t of the fit
+    assert a.bootstrap["on_round_trip"].tstat == pytest.approx(a.tvalues["on_round_trip"], rel=1e-10)
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(InputError, match="covariance"):
+        parse_cov("hc9")
+    assert parse_cov("cluster:date,firm") == ("cluster", ("t0", "company"))
+    res = CliRunner().invoke(app, ["explain", FORMULA, "--format", "xml"])
+    assert res.exit_code != 0
+
+
+def test_hc3_with_single_observation_categories_is_refused(frame: pl.DataFrame) -> None:
+    # Most deal types occur once on the shipped data: HC3 is 0/0 there (statsmodels prints noise)
+    with pytest.raises(InputError, match="leverage 1"):
+        explain(frame, "car ~ log_amount + C(deal_type)", cov="hc3")
+    # ... while a cluster covariance is defined and equals statsmodels'
+    res = explain(frame, "car ~ log_amount + on_round_trip + C(deal_type)", cov="cluster:date")
+    c = frame.drop_nulls(["car", "log_amount"]).with_columns(pl.col("on_round_trip").cast(pl.Int64)).to_pandas()
+    ref = smf.ols("car ~ log_amount + on_round_trip + C(deal_type)", c).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(c["t0"])[0]}, use_t=True
+    )
+    for n in ref.params.index:
+        np.testing.assert_allclose(res.bse[n], ref.bse[n], rtol=1e-8)

@@ -1,0 +1,194 @@
+"""Graph characteristics as known at each announcement: no look-ahead, and real values on the shipped
+ledger checked by hand against data/events/deals.csv and contracts.csv."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis.events import collapse_same_day, firm_events
+from analysis.features import firm_event_features
+from carousel.db import connect
+from core.errors import InputError
+from ledger import api
+from ledger.load import import_file
+
+DEALS_CSV = Path(__file__).resolve().parents[2] / "data" / "events" / "deals.csv"
+
+
+def _events(con: object) -> pl.DataFrame:
+    return collapse_same_day(firm_events(api.deals(con)))  # type: ignore[arg-type]
+
+
+def _features(db: Path, **kw: object) -> pl.DataFrame:
+    with connect(db, read_only=True) as con:
+        return firm_event_features(con, _events(con), **kw)  # type: ignore[arg-type]
+
+
+def _row(frame: pl.DataFrame, event_id: str) -> dict[str, object]:
+    rows = frame.filter(pl.col("event_id") == event_id).to_dicts()
+    assert len(rows) == 1, event_id
+    return rows[0]
+
+
+def _append_deal(db: Path, tmp: Path, deal_id: str, day: str, amount_bn: str) -> None:
+    """Append one Nvidia -> OpenAI equity deal (a made-up row) through the real importer."""
+    with DEALS_CSV.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        template = next(r for r in reader if r["id"] == "nvda-openai-2025-09-22")
+        fields = reader.fieldnames
+    assert fields is not None
+    row = dict(template, id=deal_id, announced_date=day, amount_usd_bn=amount_bn, source_date=day,
+               session="pre_market", announced_time_et="")
+    path = tmp / f"{deal_id}.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerow(row)
+    with connect(db) as con:
+        assert import_file(con, path).appended >= 1
+
+
+@pytest.fixture(scope="module")
+def shipped(seeded_ledger: Path) -> pl.DataFrame:
+    return _features(seeded_ledger)
+
+
+def test_oracle_2025_09_10_by_hand(shipped: pl.DataFrame) -> None:
+    r = _row(shipped, "openai-orcl-2025-09-10:ORCL")
+    assert r["known_on"] == dt.date(2025, 9, 10)
+    assert (r["company"], r["role"], r["deal_type"], r["amount_kind"]) == (
+        "oracle", "payee", "cloud_compute_purchase", "estimate")
+    assert r["amount_usd"] == 300e9
+    assert r["log_amount"] == pytest.approx(math.log(300e9), abs=1e-12)
+    # Nvidia -> OpenAI (2025-09-22) was not known yet: the only cycle through OpenAI -> Oracle runs
+    # through CoreWeave (CoreWeave's $0.35bn stock to OpenAI 03-10, Nvidia -> CoreWeave 03-27,
+    # Oracle -> Nvidia 05-23), and it existed since the first report of the contract (06-30).
+    assert r["round_trips"] == ["coreweave -> openai -> oracle -> nvidia -> coreweave"]
+    assert r["on_round_trip"] is True and r["closes_round_trip"] is False and r["n_round_trips"] == 1
+    # OpenAI's disclosed committed flows known on 2025-09-10 ($bn): Microsoft 1 (2019), CoreWeave stock
+    # 0.35, OpenAI -> CoreWeave 11.9, SoftBank's own 30 of the $40bn round, OpenAI -> Oracle 300.
+    assert r["openai_flows_usd"] == pytest.approx(300e9)
+    assert r["openai_share"] == pytest.approx(300 / (1 + 0.35 + 11.9 + 30 + 300), abs=1e-12)
+    # counterparties: OpenAI (in), Nvidia and Stargate (out)
+    assert (r["degree"], r["in_degree"], r["out_degree"]) == (3, 1, 2)
+    assert r["amount_to_mcap"] is None and r["amount_to_mcap_reason"] == "no_market_cap_frame"
+
+
+def test_the_nvidia_openai_oracle_circle_appears_with_the_nvidia_letter(shipped: pl.DataFrame) -> None:
+    r = _row(shipped, "nvda-openai-2025-09-22:NVDA")
+    # the LOI is not the contract's counting report, but it stands in for it until 2026-02-27
+    assert "nvidia -> openai -> oracle -> nvidia" in r["round_trips"]
+    assert r["closes_round_trip"] is True and r["role"] == "payer" and r["amount_kind"] == "up_to"
+    amd = _row(shipped, "amd-openai-2025-10-06:AMD")
+    assert amd["round_trips"] == ["amd -> openai -> amd"] and amd["closes_round_trip"] is True
+    assert amd["amount_usd"] is None and amd["log_amount"] is None and amd["amount_kind"] == "undisclosed"
+    # Stargate's listed technology partners are neither payer nor payee
+    assert _row(shipped, "stargate-2025-01-21:NVDA")["role"] == "bystander"
+    assert _row(shipped, "stargate-2025-01-21:ORCL")["role"] == "payer"
+
+
+def test_an_earlier_report_stands_in_for_the_counting_one(shipped: pl.DataFrame) -> None:
+    # On 2025-07-02 only two reports of the Oracle contract were known, neither the designated one: the
+    # latest counts, so OpenAI -> Oracle is a committed (undisclosed) edge and Oracle has an in-edge.
+    r = _row(shipped, "openai-orcl-2025-07-02:ORCL")
+    assert r["in_degree"] == 1 and r["on_round_trip"] is True and r["amount_kind"] == "undisclosed"
+
+
+def test_a_deal_announced_after_t0_never_changes_t0s_characteristics(
+    shipped: pl.DataFrame, ledger_db: Path, tmp_path: Path
+) -> None:
+    _append_deal(ledger_db, tmp_path, "nvda-openai-2025-09-11-test", "2025-09-11", "50")
+    after = _features(ledger_db)
+    cutoff = dt.date(2025, 9, 11)
+    old = shipped.filter(pl.col("known_on") < cutoff)
+    new = after.filter(pl.col("known_on") < cutoff)
+    assert old.height > 20
+    assert new.equals(old)
+    # ... while the characteristics of later announcements do change (so the comparison can fail):
+    # on 2025-09-15 Nvidia pays OpenAI as well as CoreWeave, and sits on a new cycle
+    was, now = _row(shipped, "nvda-crwv-2025-09-15:NVDA"), _row(after, "nvda-crwv-2025-09-15:NVDA")
+    assert (was["degree"], was["out_degree"], now["degree"], now["out_degree"]) == (2, 1, 3, 2)
+    # CoreWeave's OpenAI flows on 09-25 (0.35 + 11.9 + 6.5) over OpenAI's: the 2025-09-10 total, the
+    # appended 50, Nvidia's $100bn letter (standing in for its contract) and the new 6.5
+    assert _row(after, "openai-crwv-2025-09-25:CRWV")["openai_share"] == pytest.approx(
+        18.75 / (343.25 + 50 + 100 + 6.5), abs=1e-12)
+
+
+def test_recorded_by_hides_records_made_later(shipped: pl.DataFrame, ledger_db: Path, tmp_path: Path) -> None:
+    # A back-dated record (announced 2025-09-01, recorded now) is visible to the ledger as it stands,
+    # but not to the ledger as recorded before it was written.
+    before = dt.datetime.now(dt.UTC)
+    _append_deal(ledger_db, tmp_path, "nvda-openai-2025-09-01-test", "2025-09-01", "50")
+    then = _features(ledger_db, recorded_by=before)
+    assert then.filter(pl.col("deal_id") != "nvda-openai-2025-09-01-test").equals(shipped)
+    now = _features(ledger_db)
+    orcl = _row(now, "openai-orcl-2025-09-10:ORCL")
+    assert "nvidia -> openai -> oracle -> nvidia" in orcl["round_trips"]
+    assert orcl["openai_share"] == pytest.approx(300 / (1 + 0.35 + 11.9 + 30 + 300 + 50), abs=1e-12)
+
+
+def test_amount_relative_to_market_cap_and_reason_codes(seeded_ledger: Path, shipped: pl.DataFrame) -> None:
+    sb_t0 = _row(shipped, "softbank-openai-2025-03-31:9984.T")["t0"]  # the next Tokyo session
+    caps = pl.DataFrame(
+        {
+            "ticker": ["ORCL", "AMD", "9984.T"],
+            "t0": [dt.date(2025, 9, 10), dt.date(2025, 10, 6), sb_t0],
+            "mcap_usd": [650e9, 270e9, None],
+            "mcap_reason": [None, None, "fx_missing"],
+        }
+    )
+    f = _features(seeded_ledger, market_caps=caps)
+    orcl = _row(f, "openai-orcl-2025-09-10:ORCL")
+    assert orcl["amount_to_mcap"] == pytest.approx(300 / 650, abs=1e-15)
+    assert orcl["amount_to_mcap_reason"] == "ok"
+    assert _row(f, "amd-openai-2025-10-06:AMD")["amount_to_mcap_reason"] == "undisclosed_amount"
+    sb = _row(f, "softbank-openai-2025-03-31:9984.T")
+    assert sb["amount_to_mcap"] is None and sb["amount_to_mcap_reason"] == "fx_missing"
+    assert _row(f, "meta-scale-2025-06-12:META")["amount_to_mcap_reason"] == "no_market_cap"
+    with pytest.raises(InputError, match="mcap_usd"):
+        _features(seeded_ledger, market_caps=caps.drop("mcap_usd"))
+
+
+def test_known_ledger_is_ledger_api_per_day(seeded_ledger: Path) -> None:
+    from analysis.features import ledger_as_known
+
+    days = [dt.date(2025, 7, 1), dt.date(2025, 9, 10), dt.date(2026, 2, 27)]
+    with connect(seeded_ledger, read_only=True) as con:
+        for vectorised in (True, False):
+            known = ledger_as_known(con, days, vectorised=vectorised)
+            for d in days:
+                assert known.deals.filter(pl.col("known_on") == d).drop("known_on").equals(api.deals(con, in_effect_on=d))
+                assert known.flows.filter(pl.col("known_on") == d).drop("known_on").equals(api.flows(con, in_effect_on=d))
+
+
+def test_known_ledger_with_an_amendment_folds_per_day(ledger_db: Path) -> None:
+    """An amendment effective later must not show before its date: the per-day fold is used."""
+    import subprocess
+    import sys
+
+    from analysis.features import ledger_as_known
+
+    res = subprocess.run(
+        [sys.executable, "-m", "carousel", "ledger", "amend", "openai-orcl-2025-09-10", "--set", "amount_usd=350000000000",
+         "--effective", "2025-12-01", "--db", str(ledger_db)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    days = [dt.date(2025, 11, 30), dt.date(2025, 12, 1)]
+    with connect(ledger_db, read_only=True) as con:
+        known = ledger_as_known(con, days)
+        for d in days:
+            assert known.deals.filter(pl.col("known_on") == d).drop("known_on").equals(api.deals(con, in_effect_on=d))
+    amounts = known.deals.filter(pl.col("deal_id") == "openai-orcl-2025-09-10").sort("known_on")["amount_usd"]
+    assert [float(a) for a in amounts] == [300e9, 350e9]
+
+
+def test_naive_recorded_by_is_refused(seeded_ledger: Path) -> None:
+    with pytest.raises(InputError, match="timezone"):
+        _features(seeded_ledger, recorded_by=dt.datetime(2025, 9, 10))
