@@ -22,7 +22,9 @@ from attack import campaign  # noqa: E402
 def main() -> None:
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        outcomes = campaign(Path(tmp))
+        outcomes = campaign(Path(tmp), report=lambda o: print(
+            f"  {'clean' if o.clean else 'NOT CLEAN'}{' TRACEBACK' if o.traceback else ''}"
+            f"{' DB-CHANGED' if o.changed_wrongly else ''}: {o.case.name}: {o.detail}", flush=True))
     groups: dict[str, list] = defaultdict(list)
     for o in outcomes:
         groups[o.case.group].append(o)

@@ -346,6 +346,28 @@ def run_case(case: Case, seed_db: Path, tmp: Path) -> Outcome:
     return Outcome(case, res.returncode, clean, traceback, changed, detail)
 
 
-def campaign(folder: Path, cases: list[Case] | None = None) -> list[Outcome]:
+def interleaved(cases: list[Case]) -> list[Case]:
+    """Round-robin over the groups, so that a campaign cut short has still met every kind of attack."""
+    groups: dict[str, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(c.group, []).append(c)
+    out: list[Case] = []
+    while any(groups.values()):
+        for g in list(groups):
+            if groups[g]:
+                out.append(groups[g].pop(0))
+    return out
+
+
+def campaign(folder: Path, cases: list[Case] | None = None,
+             report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run ``cases`` (default: the whole corpus); ``report`` is called after each case (progress)."""
     seed_db = seed(folder)
-    return [run_case(c, seed_db, folder / f"case{i}") for i, c in enumerate(cases or corpus())]
+    out = []
+    for i, c in enumerate(cases or interleaved(corpus())):
+        o = run_case(c, seed_db, folder / f"case{i}")
+        out.append(o)
+        if report is not None:
+            report(o)
+        shutil.rmtree(folder / f"case{i}", ignore_errors=True)
+    return out
