@@ -64,6 +64,9 @@ def seed(folder: Path) -> Path:
     """The seeded database every case starts from (built once per campaign)."""
     db = folder / "seed.duckdb"
     env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
+    # build matplotlib's font cache once (its one-time notice on stderr is not part of any case)
+    subprocess.run([sys.executable, "-c", "import matplotlib.pyplot"], capture_output=True, timeout=600,
+                   env={**env, "MPLCONFIGDIR": str(folder / "mplconfig")})
     for args in (["ledger", "import", str(DEALS)], ["market", "load-snapshot"]):
         res = subprocess.run([sys.executable, "-m", "carousel", *args, "--db", str(db)], capture_output=True,
                              text=True, timeout=600, env=env)
@@ -331,6 +334,8 @@ def run_case(case: Case, seed_db: Path, tmp: Path) -> Outcome:
     victims = _files(tmp) if case.victim else {}
     env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
     env["HOME"] = str(tmp)  # an extension download would show up as tmp/.duckdb
+    # matplotlib's font cache is not an output of the attack: keep it out of the watched folder
+    env["MPLCONFIGDIR"] = str(tmp.parent / "mplconfig")
     res = subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True, timeout=600,
                          env=env, cwd=tmp, preexec_fn=_limit(case.fsize) if case.fsize else None)
     traceback = "Traceback" in res.stderr or "Traceback" in res.stdout
