@@ -107,6 +107,7 @@ def build_report(
     dollar: dict[str, pl.DataFrame] | None = None,
     clustered: dict[str, Summary] | None = None,
     skipped: dict[str, str] | None = None,
+    robustness: Summary | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
 
@@ -176,6 +177,9 @@ def build_report(
         *([sec("Inference for clustered events", research_sections.clustered_html(clustered))] if clustered else
           [sec("Inference for clustered events", research_sections.skipped_html(skipped["clustered"]))]
           if skipped and "clustered" in skipped else []),
+        *([sec("Robustness: the choice of event day", "<p>The main results re-estimated under each rule for "
+               "the event day: read down a window's six rows; a CAAR that keeps its sign and size across them "
+               "does not hinge on when the news is dated.</p>" + robustness.to_html())] if robustness else []),
         sec("Parameters and provenance", "<p>What was estimated and from which data, so every number can be "
             "reproduced.</p>" + parameters_table(spec, res) + provenance.to_html()
             + f"<p>{res.nobs:,} firm-events estimated, {res.excluded.height:,} excluded:</p>"

@@ -232,6 +232,8 @@ class Research:
     clustered: dict[str, Any] | None
     #: why a section could not be computed on this ledger (e.g. too few firm-events): section -> reason
     skipped: dict[str, str] = field(default_factory=dict)
+    #: the main results under each t0 policy and date basis (analysis.robustness)
+    robustness: Any = None
 
 
 def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
@@ -274,7 +276,11 @@ def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
     else:
         clustered = clustered_summaries(ci)
         files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
-    return Research(frames, clustered, skipped), files
+    from analysis.robustness import event_day_robustness, robustness_summary
+
+    robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
+    files += write_summaries({"event_day": robust}, job.tables, "robustness")
+    return Research(frames, clustered, skipped, robust), files
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -344,6 +350,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         dollar=extra.dollar if extra else None,
                         clustered=extra.clustered if extra else None,
                         skipped=extra.skipped if extra else None,
+                        robustness=extra.robustness if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
