@@ -108,6 +108,7 @@ def build_report(
     clustered: dict[str, Summary] | None = None,
     skipped: dict[str, str] | None = None,
     robustness: Summary | None = None,
+    explain: Summary | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
 
@@ -177,6 +178,9 @@ def build_report(
         *([sec("Inference for clustered events", research_sections.clustered_html(clustered))] if clustered else
           [sec("Inference for clustered events", research_sections.skipped_html(skipped["clustered"]))]
           if skipped and "clustered" in skipped else []),
+        *([sec("What explains the reactions", research_sections.explain_html(explain))] if explain else
+          [sec("What explains the reactions", research_sections.skipped_html(skipped["explain"]))]
+          if skipped and "explain" in skipped else []),
         *([sec("Robustness: the choice of event day", "<p>The main results re-estimated under each rule for "
                "the event day: read down a window's six rows; a CAAR that keeps its sign and size across them "
                "does not hinge on when the news is dated.</p>" + robustness.to_html())] if robustness else []),

@@ -139,6 +139,39 @@ def clustered_html(summaries: dict[str, Summary]) -> str:
             + htmlreport.sortable(summaries["joint"].to_html()))
 
 
+# ---------------------------------------------------------------------------------------- second stage
+
+#: The second stage the README documents for ``carousel explain`` (window [-1,+1], WLS with 1/se^2).
+EXPLAIN_FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
+EXPLAIN_WINDOW = "[-1,+1]"
+
+
+def explain_summary(hc3: pl.DataFrame, clustered: pl.DataFrame, nobs: int) -> Summary:
+    """One row per term: the WLS coefficient with its HC3 and its two-way clustered (date, firm) SE and
+    p (``ExplainResult.to_frame()`` of each fit; the coefficients are the same fit's)."""
+    both = hc3.select("term", "coef", pl.col("se").alias("se_hc3"), pl.col("p").alias("p_hc3")).join(
+        clustered.select("term", pl.col("se").alias("se_cl"), pl.col("p").alias("p_cl")), on="term",
+        how="left", maintain_order="left")
+    return Summary.of(Table(both, (
+        Column("term", "Term"), Column("coef", "Coefficient", fixed(4), stars="p_hc3"),
+        Column("se_hc3", "SE (HC3)", fixed(4)), Column("p_hc3", "p (HC3)", pvalue(4)),
+        Column("se_cl", "SE (date, firm)", fixed(4)), Column("p_cl", "p (date, firm)", pvalue(4)))),
+        title=f"What explains CAR{EXPLAIN_WINDOW}: {EXPLAIN_FORMULA} (WLS, N = {nobs})",
+        notes=["WLS with weights 1/se^2 of each CAR; characteristics as known on the announcement date. "
+               "Stars: the HC3 p-value (* p<0.10, ** p<0.05, *** p<0.01). Two-way clustered by event day and "
+               "firm (Cameron, Gelbach and Miller 2011). C(deal_kind)[T.x]: kind x against chips. The same "
+               "fit as `carousel explain '" + EXPLAIN_FORMULA + "' --window=-1,1 --weights wls --cov hc3`.",
+               "A blank two-way SE: the two-way variance (date + firm - both) is not positive for that term, "
+               "as happens for a category with a single firm-event."])
+
+
+def explain_html(s: Summary) -> str:
+    return ("<p>Which announcements moved prices more: the CARs of the [-1,+1] window regressed on the deal's "
+            "size, whether the firm sits on a round-trip and the kind of deal. A coefficient is the change in "
+            "CAR per unit of the term; read its p under both standard errors (firm-events of one day or one "
+            "firm are not independent).</p>" + s.to_html())
+
+
 # ---------------------------------------------------------------------------------------- files
 
 

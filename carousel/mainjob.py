@@ -234,10 +234,12 @@ class Research:
     skipped: dict[str, str] = field(default_factory=dict)
     #: the main results under each t0 policy and date basis (analysis.robustness)
     robustness: Any = None
+    #: the second stage (analysis.explain) as a Summary
+    explain: Any = None
 
 
-def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
-             dollars: pl.DataFrame) -> tuple[Research, list[Path]]:
+def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: EventStudyResult,
+             fa: FlowAnalysis, dollars: pl.DataFrame) -> tuple[Research, list[Path]]:
     """Dollar value moved (issue 14) and inference for clustered events (issue 15): tables and figures."""
     from analysis.clustered import clustered_inference
     from analysis.date_basis import apply_date_basis
@@ -276,11 +278,41 @@ def research(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
     else:
         clustered = clustered_summaries(ci)
         files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
+    explained = explain_section(con, job, inputs, res, skipped)
+    if explained is not None:
+        files += write_summaries({"second_stage": explained}, job.tables, "explain")
     from analysis.robustness import event_day_robustness, robustness_summary
 
     robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
     files += write_summaries({"event_day": robust}, job.tables, "robustness")
-    return Research(frames, clustered, skipped, robust), files
+    return Research(frames, clustered, skipped, robust, explained), files
+
+
+def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
+                    skipped: dict[str, str]) -> Any:
+    """The README's second stage on this run's CARs (same study, same t0s), HC3 and two-way clustered;
+    None (with the reason in ``skipped``) when the window is not estimated or the fit is impossible."""
+    from analysis.date_basis import apply_date_basis
+    from analysis.events import collapse_same_day, firm_events
+    from analysis.explain import explain, explain_frame, market_caps_at_t0
+    from analysis.features import firm_event_features
+    from analysis.research_sections import EXPLAIN_FORMULA, EXPLAIN_WINDOW, explain_summary
+    from analysis.window import EventWindow
+
+    if EventWindow.parse(EXPLAIN_WINDOW) not in job.spec.windows:
+        skipped["explain"] = f"the window {EXPLAIN_WINDOW} is not among the study's windows"
+        return None
+    events = collapse_same_day(firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
+                                           unknown_policy=job.spec.unknown_policy))
+    try:
+        feats = firm_event_features(con, events, market_caps=market_caps_at_t0(con, events))
+        frame = explain_frame(res, feats, EXPLAIN_WINDOW)
+        hc3 = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="hc3")
+        two_way = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="cluster:date,firm")
+    except InputError as exc:
+        skipped["explain"] = str(exc)
+        return None
+    return explain_summary(hc3.to_frame(), two_way.to_frame(), hc3.nobs)
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -351,6 +383,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         clustered=extra.clustered if extra else None,
                         skipped=extra.skipped if extra else None,
                         robustness=extra.robustness if extra else None,
+                        explain=extra.explain if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
@@ -430,7 +463,7 @@ def run(
         summary.files += files
         done()
         step("research sections")
-        extra, files = research(job, inputs, res, fa, dollars)
+        extra, files = research(job, con, inputs, res, fa, dollars)
         summary.files += files
         done()
         step("report")

@@ -120,3 +120,32 @@ def test_latex_leaves_out_only_the_listed_columns(study) -> None:  # type: ignor
     compact = latex(s, "clustered_calendar_time")
     header = next(line for line in full.splitlines() if line.startswith("Window"))
     assert header in compact and "\\scriptsize\\setlength{\\tabcolsep}{3pt}" in compact
+
+
+def test_explain_table_is_statsmodels_wls_with_hc3_and_two_way_clusters(study) -> None:  # type: ignore[no-untyped-def]
+    import statsmodels.formula.api as smf
+
+    from analysis.explain import explain
+    from analysis.research_sections import EXPLAIN_FORMULA, explain_summary
+
+    res, _ = study
+    # A frame of the study's [-1,+1] CARs with characteristics that vary (built here, not from the ledger).
+    car = res.car.filter((pl.col("window") == "[-1,+1]") & pl.col("car").is_not_null()).sort("event_id")
+    n = car.height
+    rng = np.random.default_rng(3)
+    frame = car.select("event_id", "window", "t0", "ticker", "car", "se").with_columns(
+        pl.Series("log_amount", rng.normal(23, 1.5, n)), pl.Series("on_round_trip", rng.integers(0, 2, n)),
+        pl.Series("deal_kind", rng.choice(["chips", "compute", "equity"], n)),
+        pl.col("ticker").alias("company"))
+    hc3 = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="hc3")
+    table = explain_summary(hc3.to_frame(), explain(frame, EXPLAIN_FORMULA, weights="wls",
+                                                    cov="cluster:date,firm").to_frame(), hc3.nobs)
+    pdf = frame.select("car", "se", "log_amount", "on_round_trip", "deal_kind").to_pandas()
+    ref = smf.wls(EXPLAIN_FORMULA, pdf, weights=1 / pdf["se"] ** 2).fit(cov_type="HC3", use_t=True)
+    got = table.tables[0].frame
+    for term, coef, se, p in zip(ref.params.index, ref.params, ref.bse, ref.pvalues, strict=True):
+        row = got.filter(pl.col("term") == term).row(0, named=True)
+        assert row["coef"] == pytest.approx(coef, rel=1e-8)
+        assert row["se_hc3"] == pytest.approx(se, rel=1e-8)
+        assert row["p_hc3"] == pytest.approx(p, rel=1e-6)
+    assert f"N = {n}" in (table.title or table.tables[0].title or "") or f"N = {n}" in table.to_markdown()
