@@ -109,6 +109,7 @@ def build_report(
     skipped: dict[str, str] | None = None,
     robustness: Summary | None = None,
     explain: Summary | None = None,
+    activity: dict[str, Summary] | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
 
@@ -181,6 +182,9 @@ def build_report(
         *([sec("What explains the reactions", research_sections.explain_html(explain))] if explain else
           [sec("What explains the reactions", research_sections.skipped_html(skipped["explain"]))]
           if skipped and "explain" in skipped else []),
+        *([sec("Run-up, volume and volatility", research_sections.activity_html(activity, figures))]
+          if activity else [sec("Run-up, volume and volatility", research_sections.skipped_html(skipped["activity"]))]
+          if skipped and "activity" in skipped else []),
         *([sec("Robustness: the choice of event day", "<p>The main results re-estimated under each rule for "
                "the event day: read down a window's six rows; a CAAR that keeps its sign and size across them "
                "does not hinge on when the news is dated.</p>" + robustness.to_html())] if robustness else []),

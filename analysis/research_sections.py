@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from analysis import htmlreport, plots
 from analysis.clustered import ClusteredInference
 from analysis.dollar_outputs import summaries as dollar_summaries
-from analysis.summary import Column, Summary, Table, fixed, integer, percent, pvalue
+from analysis.summary import Column, Fmt, Summary, Table, fixed, integer, percent, pvalue
 
 #: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
 #: ``analysis.clustered.clustered_inference`` with its defaults (999 / 9999) is the full-size route.
@@ -170,6 +170,51 @@ def explain_html(s: Summary) -> str:
             "size, whether the firm sits on a round-trip and the kind of deal. A coefficient is the change in "
             "CAR per unit of the term; read its p under both standard errors (firm-events of one day or one "
             "firm are not independent).</p>" + s.to_html())
+
+
+# ---------------------------------------------------------------------------------------- activity
+
+RUNUP_EVENT = "stargate-2025-01-21:ORCL"
+
+
+def activity_summaries(runup: pl.DataFrame, volume: pl.DataFrame, ratio: pl.DataFrame) -> dict[str, Summary]:
+    """Run-up, abnormal volume and the pooled variance ratio for reading. ``runup``/``volume``:
+    ``analysis.maintable.main_results`` of the run-up and volume studies; ``ratio``:
+    ``VarianceRatioResult.pooled``."""
+    def caar_table(frame: pl.DataFrame, fmt: Fmt, label: str) -> Table:
+        return Table(frame.select("window", "n", "caar", "se", pl.col("cross_sectional_t_p").alias("p")), (
+            Column("window", "Window"), Column("n", "N", integer()), Column("caar", label, fmt, stars="p"),
+            Column("se", "SE", fmt), Column("p", "p", pvalue(4))))
+    return {
+        "runup": Summary.of(caar_table(runup, percent(2), "CAAR %"),
+                            title="Run-up before the announcement (leaks)",
+                            notes=["Same model and estimation window as the main study; a positive pre-event "
+                                   "CAAR says prices moved before the news was official. p: cross-sectional "
+                                   "t, t(N-1); * p<0.10, ** p<0.05, *** p<0.01."]),
+        "volume": Summary.of(caar_table(volume, fixed(3), "CAAV (log volume)"),
+                             title="Abnormal trading volume around the announcements",
+                             notes=["Market model of log(1 + volume) on the market's log volume; the CAAV is the "
+                                    "summed abnormal log volume (x on one day: volume exp(x) times its normal "
+                                    "level). p: cross-sectional t, t(N-1)."]),
+        "variance_ratio": Summary.of(Table(ratio, (
+            Column("window", "Window"), Column("n", "N", integer()),
+            Column("mean_ratio", "Mean variance ratio", fixed(2)), Column("chi2", "Chi2", fixed(1)),
+            Column("df", "df", integer()), Column("p", "p", pvalue(4)))),
+            title="Event-window variance against the estimation period (pooled)",
+            notes=["Squared standardised abnormal returns in the window over their estimation-period variance; "
+                   "1 = no change. Chi2 pooled over firm-events and days. The GARCH(1,1) route is left out of "
+                   "carousel run for speed: carousel study --model garch."]),
+    }
+
+
+def activity_html(s: dict[str, Summary], figures: Path) -> str:
+    return ("<p>Did prices move before the news, did trading volume rise, did volatility change? Read each "
+            "table's p: a small p in the run-up windows points to a leak; the figure follows Oracle "
+            "around the Stargate announcement day by day.</p>"
+            + s["runup"].to_html()
+            + _fig(figures, "runup_stargate_orcl", f"{RUNUP_EVENT}: daily abnormal returns in the ten trading days "
+                   "before t0 (95% bars) and their running sum")
+            + s["volume"].to_html() + s["variance_ratio"].to_html())
 
 
 # ---------------------------------------------------------------------------------------- files

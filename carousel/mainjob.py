@@ -236,6 +236,8 @@ class Research:
     robustness: Any = None
     #: the second stage (analysis.explain) as a Summary
     explain: Any = None
+    #: run-up, abnormal volume, variance ratio (research_sections.activity_summaries)
+    activity: Any = None
 
 
 def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: EventStudyResult,
@@ -281,11 +283,51 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     explained = explain_section(con, job, inputs, res, skipped)
     if explained is not None:
         files += write_summaries({"second_stage": explained}, job.tables, "explain")
+    activity = activity_section(con, job, inputs, res, skipped, files)
     from analysis.robustness import event_day_robustness, robustness_summary
 
     robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
     files += write_summaries({"event_day": robust}, job.tables, "robustness")
-    return Research(frames, clustered, skipped, robust, explained), files
+    return Research(frames, clustered, skipped, robust, explained, activity), files
+
+
+def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
+                     skipped: dict[str, str], files: list[Path]) -> Any:
+    """Run-up ([-10,-1], [-1,-1]) with the Stargate ORCL figure, abnormal volume and the pooled variance
+    ratio of [-1,+1] (issue 15 items 4-5); appends the files it writes to ``files``."""
+    from analysis import plots
+    from analysis.activity_figures import runup_figure
+    from analysis.date_basis import apply_date_basis
+    from analysis.maintable import main_results
+    from analysis.models import benchmark_tickers
+    from analysis.research_sections import RUNUP_EVENT, activity_summaries, write_summaries
+    from analysis.runup import runup_study
+    from analysis.study import load_prices
+    from analysis.volatility import variance_ratio
+    from analysis.volume import DEFAULT_VOLUME_BENCHMARK, abnormal_volume
+
+    spec = job.spec
+    options: dict[str, Any] = {"estimation": spec.estimation, "min_obs": spec.min_obs,
+                               "conventions": spec.conventions, "mask_other_events": spec.mask_other_events,
+                               "unknown_policy": spec.unknown_policy}
+    deals = apply_date_basis(inputs.deals, spec.date_basis)
+    try:
+        runup = runup_study(deals, inputs.returns, windows=((-10, -1), (-1, -1)), model="market",
+                            benchmarks=spec.benchmarks[:1], **options).study
+        _, prices = load_prices(con, list(benchmark_tickers((DEFAULT_VOLUME_BENCHMARK,))))
+        volume = abnormal_volume(deals, prices, benchmarks=(DEFAULT_VOLUME_BENCHMARK,), windows=spec.windows,
+                                 **options)
+        # The main study's own abnormal returns over its main window ([-1,+1] by default).
+        main = spec.main_window
+        ratio = variance_ratio(res.panel, (main.start, main.end))
+    except InputError as exc:
+        skipped["activity"] = str(exc)
+        return None
+    summaries = activity_summaries(main_results(runup), main_results(volume), ratio.pooled)
+    files += write_summaries(summaries, job.tables, "activity")
+    if RUNUP_EVENT in runup.panel.keys["event_id"].to_list():
+        files += plots.save(runup_figure(runup, RUNUP_EVENT), job.figures, "runup_stargate_orcl")
+    return summaries
 
 
 def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
@@ -384,6 +426,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         skipped=extra.skipped if extra else None,
                         robustness=extra.robustness if extra else None,
                         explain=extra.explain if extra else None,
+                        activity=extra.activity if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"

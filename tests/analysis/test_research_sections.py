@@ -16,7 +16,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.clustered import clustered_inference
 from analysis.dollar_outputs import window_tests
-from analysis.maintable import appendix_table
+from analysis.maintable import appendix_table, main_results
 from analysis.research_sections import (
     RUN_N_BOOT,
     TEX_DROP,
@@ -149,3 +149,34 @@ def test_explain_table_is_statsmodels_wls_with_hc3_and_two_way_clusters(study) -
         assert row["se_hc3"] == pytest.approx(se, rel=1e-8)
         assert row["p_hc3"] == pytest.approx(p, rel=1e-6)
     assert f"N = {n}" in (table.title or table.tables[0].title or "") or f"N = {n}" in table.to_markdown()
+
+
+def test_activity_runup_table_is_statsmodels_ols_of_the_runup_cars(study) -> None:  # type: ignore[no-untyped-def]
+    import statsmodels.api as sm
+
+    from analysis.research_sections import activity_summaries
+    from analysis.runup import runup_study
+    from analysis.volatility import variance_ratio
+
+    res, returns = study
+    runup = runup_study(_shipped_deals(), returns, windows=((-10, -1), (-1, -1))).study
+    ratio = variance_ratio(res.panel, (-1, 1))
+    s = activity_summaries(main_results(runup), main_results(runup), ratio.pooled)
+    csv = pl.read_csv(__import__("io").StringIO(s["runup"].to_csv()))
+    for window in ("[-10,-1]", "[-1,-1]"):
+        cars = runup.car.filter(pl.col("window") == window)["car"].drop_nulls().to_numpy()
+        ols = sm.OLS(cars, np.ones_like(cars)).fit()
+        row = csv.filter(pl.col("window") == window).row(0, named=True)
+        assert row["n"] == cars.size
+        assert row["caar"] == pytest.approx(ols.params[0], rel=1e-9)
+        assert row["se"] == pytest.approx(ols.bse[0], rel=1e-9)
+        assert row["p"] == pytest.approx(ols.pvalues[0], rel=1e-7)
+    assert "carousel study --model garch" in s["variance_ratio"].to_markdown()
+
+
+def _shipped_deals() -> pl.DataFrame:
+    from ledger import api
+
+    with connect(":memory:") as con:
+        import_file(con, REPO / "data" / "events" / "deals.csv")
+        return api.deals(con)
