@@ -239,8 +239,8 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}"]
     dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120)
-    # six figures, the four-date small multiples and the dollar section's two figures
-    assert 'data-ok="9"' in dom.stdout, dom.stderr[-500:]
+    # six figures, the four-date small multiples, the dollar section's two figures and the run-up figure
+    assert 'data-ok="10"' in dom.stdout, dom.stderr[-500:]
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
                    capture_output=True, timeout=120)
