@@ -1,13 +1,15 @@
 """Dollar abnormal value: how much market value an announcement created or destroyed (pure).
 
-``dollar_car = mcap_usd(t0-1) x CAR`` and its standard error ``mcap_usd(t0-1) x se``: the abnormal return
-applies to the value the equity had before the news, the close of the ticker's previous trading day
-(``market.mcap.market_caps_before``). The market value is treated as known (its error is the count's
+``dollar_car = mcap_usd x CAR`` and its standard error ``mcap_usd x se``, the market value taken at the
+close before the window's first day (``mcap_date``: t0-1 for windows starting at 0, t0-2 for [-1,+1],
+t0-6 for [-5,+5]; ``market.mcap.market_caps_before``): the abnormal return applies to the value the
+equity had before the window's first move. The market value is treated as known (its error is the count's
 rounding, under 0.2 %, far below a CAR's), so t and p of a firm-event's dollar CAR are the CAR's own.
 
 Where the value cannot be computed the row keeps a null ``dollar_car`` and a ``dollar_reason`` (the
 market-cap reasons ``price_missing``, ``count_missing``, ``count_stale``, ``class_price_missing``,
-``fx_missing``; ``mcap_missing`` when ``mcaps`` has no row for the firm-event; ``car_missing`` when the
+``fx_missing``; ``count_changed_in_gap`` when the count moved by more than
+:data:`COUNT_CHANGE_LIMIT` before its next filing; ``mcap_missing`` when ``mcaps`` has no row for the firm-event; ``car_missing`` when the
 engine has no CAR for the window); nothing is filled.
 
 Aggregates (per deal, company, round-trip cycle) sum dollar CARs with ``se = sqrt(sum se_i^2)``, i.e.
@@ -33,11 +35,20 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr, ndtri
 
+from analysis.window import EventWindow
+from core.errors import InputError
 from market import mcap
 
 _CAR_COLUMNS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se")
-_MCAP_KEEP = ["price_date", "as_of_date", "stale_days", "shares", "close", "mcap_local", "currency",
-              "mcap_usd", "mcap_method", "mcap_reason", "next_count_change"]
+_MCAP_KEEP = ["mcap_date", "price_date", "as_of_date", "stale_days", "shares", "close", "mcap_local",
+              "currency", "mcap_usd", "mcap_method", "mcap_reason", "next_count_change", "next_as_of_date",
+              "count_known_date", "count_known_after_t0"]
+
+#: A count that moves by more than this before the next filing (|next_count_change|) while the valuation
+#: day lies before that filing's as-of date is not used: the shares may have been issued (INTC +8.98 %
+#: between its 2025-07-18 and 2025-10-31 counts) before the valuation day or inside the window, and
+#: nothing says which. Quarterly buyback or vesting moves of the shipped large caps stay under 1 %.
+COUNT_CHANGE_LIMIT = 0.02
 
 
 def _require(frame: pl.DataFrame, name: str, cols: tuple[str, ...] | list[str]) -> None:
@@ -47,21 +58,32 @@ def _require(frame: pl.DataFrame, name: str, cols: tuple[str, ...] | list[str]) 
 
 
 def dollar_car(car: pl.DataFrame, mcaps: pl.DataFrame) -> pl.DataFrame:
-    """Per firm-event x window: the CAR frame plus mcap_usd at t0-1, dollar_car, dollar_se, dollar_reason.
+    """Per firm-event x window: the CAR frame plus mcap_usd, mcap_date, dollar_car, dollar_se, dollar_reason.
 
     Args:
         car: ``EventStudyResult.car`` (event_id, deal_id, ticker, t0, window, car, se, ...).
-        mcaps: ``market.mcap.market_caps_before`` over the distinct (ticker, t0) of ``car``.
+        mcaps: ``market.mcap.market_caps_before`` over the distinct (ticker, t0, window) of ``car``,
+            valued at the close before each window's first day (a frame without ``window``: one value
+            per (ticker, t0) for every window).
     """
     _require(car, "car", _CAR_COLUMNS)
     _require(mcaps, "mcaps", ["ticker", "t0", "mcap_usd", "mcap_reason"])
+    key = ["ticker", "t0", "window"] if "window" in mcaps.columns else ["ticker", "t0"]
+    if "mcap_date" not in mcaps.columns and "price_date" in mcaps.columns:
+        mcaps = mcaps.with_columns(pl.col("price_date").alias("mcap_date"))
     keep = [c for c in _MCAP_KEEP if c in mcaps.columns]
-    m = mcaps.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date), *keep).unique(
-        ["ticker", "t0"], keep="first", maintain_order=True)
-    out = car.drop([c for c in keep if c in car.columns]).join(m, on=["ticker", "t0"], how="left")
+    m = mcaps.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date),
+                     *(["window"] if "window" in key else []), *keep).unique(key, keep="first",
+                                                                              maintain_order=True)
+    out = car.drop([c for c in keep if c in car.columns]).join(m, on=key, how="left")
+    moved = pl.lit(False)
+    if {"next_count_change", "next_as_of_date", "mcap_date"} <= set(out.columns):
+        moved = ((pl.col("next_count_change").abs() > COUNT_CHANGE_LIMIT)
+                 & (pl.col("next_as_of_date") > pl.col("mcap_date"))).fill_null(False)
     reason = (
         pl.when(pl.col("mcap_reason").is_not_null()).then(pl.col("mcap_reason"))
         .when(pl.col("mcap_usd").is_null()).then(pl.lit("mcap_missing"))
+        .when(moved).then(pl.lit("count_changed_in_gap"))
         .when(pl.col("car").is_null() | pl.col("se").is_null()).then(pl.lit("car_missing"))
     )
     out = out.with_columns(reason.alias("dollar_reason"))
@@ -302,7 +324,8 @@ def _num(v: float | None, width: int, dec: int) -> str:
 
 def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.DataFrame, *,
                           companies: pl.DataFrame | None = None, max_stale_days: int | None = None,
-                          listings: Mapping[str, Any] | None = None) -> DollarResult:
+                          listings: Mapping[str, Any] | None = None, known_at_t0: bool = False
+                          ) -> DollarResult:
     """Dollar CAR of every firm-event x window of ``car`` (the one entry point).
 
     Args:
@@ -312,6 +335,13 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
         companies: ``ledger.api.companies`` (tickers, currencies); when given, each ticker's currency
             comes from the ledger, so a new non-USD listing is excluded (``fx_missing``), not taken as USD.
         max_stale_days, listings: see ``market.mcap.market_caps`` (None: its defaults).
+        known_at_t0: use only share counts public before t0 (filing date; without one, as-of date +
+            ``market.mcap.UNFILED_LAG_DAYS``): the no-look-ahead variant. Default False: the count in
+            force on the valuation day, flagged ``count_known_after_t0`` where it was filed on or after t0.
+
+    Each window's value is taken at the ticker's close before the window's first day (t0+a-1 for
+    [a, b]; t0-1 for windows starting at 0), with the count in force then (``mcap_date``): a window
+    that starts before t0 has its first days' moves in its CAR, so they must not be in the base too.
     """
     _require(car, "car", _CAR_COLUMNS)
     currencies = None
@@ -320,10 +350,17 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
                                  pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
             ["tickers", "currencies"]).drop_nulls()
         currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
-    events = car.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)).unique().sort(
-        "ticker", "t0")
+    labels = car["window"].cast(pl.Utf8).unique().drop_nulls().to_list()
+    try:
+        starts = {w: EventWindow.parse(w).start for w in labels}
+    except ValueError as exc:
+        raise InputError(f"car frame: {exc}", field="window") from None
+    events = car.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date),
+                        pl.col("window").cast(pl.Utf8)).unique().sort("ticker", "t0", "window").with_columns(
+        pl.col("window").replace_strict(starts, return_dtype=pl.Int64, default=None).alias("_start"))
     mc = mcap.market_caps_before(
         counts, prices, events,
         max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
-        listings=mcap.LISTINGS if listings is None else listings, currencies=currencies)
-    return DollarResult(dollar_car(car, mc))
+        listings=mcap.LISTINGS if listings is None else listings, currencies=currencies,
+        offset="_start", known_at_t0=known_at_t0)
+    return DollarResult(dollar_car(car, mc.drop("_start")))

@@ -1,4 +1,4 @@
-"""The dollar columns of a study: market value at t0-1 x CAR beside every CAR carousel prints or stores.
+"""The dollar columns of a study: market value before the window x CAR beside every CAR carousel prints or stores.
 
 Why a module beside :mod:`analysis.study`: ``carousel study --format json``, the ``car`` SQL view (written
 by ``carousel run``/``carousel report``) and the report's dollar section must show the same dollars for
@@ -20,10 +20,12 @@ import polars as pl
 from analysis.dollar import dollar_abnormal_value
 from ledger import api as ledger_api
 from market import api as market_api
-from market.shares_store import share_counts
+from market.shares_store import SHARES_SNAPSHOT, share_counts
 
 #: The columns added to a CAR frame, in this order (the ``car`` view and the JSON records end with them).
-DOLLAR_COLUMNS = ("mcap_usd", "dollar_car", "dollar_se", "dollar_reason")
+#: ``mcap_date``: the close the value is taken at (the ticker's trading day before the window's first
+#: day); ``count_known_after_t0``: the count in force then was filed on or after t0 (look-ahead flag).
+DOLLAR_COLUMNS = ("mcap_usd", "mcap_date", "count_known_after_t0", "dollar_car", "dollar_se", "dollar_reason")
 
 
 @dataclass(frozen=True)
@@ -43,20 +45,24 @@ def load_dollar_inputs(con: duckdb.DuckDBPyConnection, tickers: list[str] | None
     wanted = None
     if tickers is not None:
         wanted = sorted(set(tickers) | ({"GOOG"} if "GOOGL" in tickers else set()))
-    counts = share_counts(con, wanted)
+    # The shipped filings win over Yahoo's daily counts on a date both give (hand-verified, with a
+    # filing date); Yahoo's fill the dates the filings do not cover.
+    counts = share_counts(con, wanted, prefer=[SHARES_SNAPSHOT])
     prices = market_api.prices(con, wanted).select("ticker", "date", "close")
     return DollarInputs(counts=counts, prices=prices, companies=ledger_api.companies(con))
 
 
-def with_dollars(car: pl.DataFrame, inputs: DollarInputs) -> pl.DataFrame:
+def with_dollars(car: pl.DataFrame, inputs: DollarInputs, *, known_at_t0: bool = False) -> pl.DataFrame:
     """``car`` (same rows, same order) plus mcap_usd, dollar_car, dollar_se and dollar_reason (pure).
 
     Args:
         car: ``EventStudyResult.car`` (event_id, deal_id, ticker, t0, window, car, se, ...).
         inputs: :func:`load_dollar_inputs` (or frames built by hand, e.g. from the shipped CSVs).
+        known_at_t0: only counts filed before t0 (``analysis.dollar.dollar_abnormal_value``).
     """
     base = car.drop([c for c in DOLLAR_COLUMNS if c in car.columns]).with_row_index("_dollar_row")
-    frame = dollar_abnormal_value(base, inputs.counts, inputs.prices, companies=inputs.companies).frame
+    frame = dollar_abnormal_value(base, inputs.counts, inputs.prices, companies=inputs.companies,
+                                  known_at_t0=known_at_t0).frame
     dollars = frame.select("_dollar_row", *DOLLAR_COLUMNS)
     return base.join(dollars, on="_dollar_row", how="left").sort("_dollar_row").drop("_dollar_row")
 

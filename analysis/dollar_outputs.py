@@ -14,9 +14,12 @@ What is in it (window ``[-1,+1]`` unless told; every money column in US$ bn):
 * ``by_cycle``: summed dollar CAR of each round-trip's member deals (``analysis.network.cycle_members``),
   every (ticker, t0) once, per dollar that can circulate on it (its bottleneck volume).
 * ``tests``: the total and the mean dollar CAR per window with their p-values
-  (``analysis.dollar_test``: z on the total, t(n-1) on the mean; firm-events taken as independent).
+  (``analysis.dollar_test``: z on the total, t(n-1) on the mean; firm-events taken as independent);
+  null for a window with a firm-event without a value, whose partial statistics and missing members
+  are kept beside it.
 * ``cumulative``: the running total of dollar CARs across the carousel by announcement day, with
-  ``sqrt(sum se^2)`` for its standard error.
+  ``sqrt(sum se^2)`` for its standard error; null from the first day with a missing member on, the
+  partial running total beside it.
 
 Missing values stay missing with a reason (``dollar_reason``, ``ratio_reason``); a total over firm-events
 with a missing member is reported as incomplete (``complete`` false), never as a smaller sum.
@@ -35,11 +38,11 @@ from analysis.dollar import expand_to_deals, per_committed_dollar, per_cycle_vol
 from analysis.dollar_test import dollar_test
 from analysis.network import build_graph, cycle_members, cycles, edges
 from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
-from analysis.window import label_order
+from analysis.window import EventWindow, label_order
 from core.errors import InputError
 
 BN = 1e9
-WINDOW = "[-1,+1]"
+WINDOW = EventWindow(-1, 1).label
 _NEEDED = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "p", "mcap_usd", "dollar_car",
            "dollar_se", "dollar_reason")
 _INDEPENDENCE = ("Standard errors treat firm-events as independent (sqrt of the summed squared errors); "
@@ -166,34 +169,68 @@ def cycle_totals(dollars: pl.DataFrame, flows: pl.DataFrame, events: pl.DataFram
     ).sort(["dollar_bn", "cycle"], descending=[True, False], nulls_last=True)
 
 
+def _missing_members(frame: pl.DataFrame) -> pl.Expr:
+    """'TICKER t0: reason' of the rows without a dollar CAR, sorted and joined (the excluded members)."""
+    return (pl.when(pl.col("dollar_car").is_null())
+            .then(pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8) + pl.lit(": ")
+                  + pl.col("dollar_reason").fill_null("car_missing"))
+            .drop_nulls().sort().str.join("; "))
+
+
 def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
-    """Per window: the total (z) and mean (t(n-1)) dollar CAR tests of ``analysis.dollar_test``."""
+    """Per window: the total (z) and mean (t(n-1)) dollar CAR tests of ``analysis.dollar_test``.
+
+    A window where a firm-event has no dollar CAR is incomplete: the total over the others is not the
+    carousel's total, so ``coef_bn``/``se_bn``/``stat``/``p`` are null (``complete`` false) and the
+    statistics over the valued firm-events alone are kept in ``partial_bn``, ``partial_se_bn``,
+    ``partial_stat``, ``partial_p``, with the excluded members named in ``missing``.
+    """
     rows = []
     for window in label_order(dollars["window"].unique().to_list()):
         w = dollars.filter(pl.col("window") == window)
         res = dollar_test(w, market_value="mcap_usd")
+        missing = w.select(_missing_members(w).alias("missing"))["missing"][0]
         frame = res.to_frame().with_columns(
             pl.lit(window).alias("window"), pl.lit(res.nobs).alias("n"),
             pl.lit(res.n_dropped).alias("n_without_value"),
-            pl.lit(res.value_weighted_car, pl.Float64).alias("value_weighted_car"))
+            pl.lit(res.value_weighted_car, pl.Float64).alias("value_weighted_car"),
+            pl.lit(missing or None, pl.Utf8).alias("missing"))
         rows.append(frame)
+    complete = pl.col("n_without_value") == 0
     return pl.concat(rows).select(
-        "window", "term", (pl.col("coef") / BN).alias("coef_bn"), (pl.col("se") / BN).alias("se_bn"),
-        pl.col("t").alias("stat"), "p", "dist", "n", "n_without_value", "value_weighted_car")
+        "window", "term",
+        pl.when(complete).then(pl.col("coef") / BN).alias("coef_bn"),
+        pl.when(complete).then(pl.col("se") / BN).alias("se_bn"),
+        pl.when(complete).then(pl.col("t")).alias("stat"), pl.when(complete).then(pl.col("p")).alias("p"),
+        "dist", "n", "n_without_value", complete.alias("complete"),
+        (pl.col("coef") / BN).alias("partial_bn"), (pl.col("se") / BN).alias("partial_se_bn"),
+        pl.col("t").alias("partial_stat"), pl.col("p").alias("partial_p"),
+        pl.when(complete).then(pl.col("value_weighted_car")).alias("value_weighted_car"), "missing")
 
 
 def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
-    """Running total of dollar CARs across the carousel by t0 (firm-events with a value)."""
+    """Running total of dollar CARs across the carousel by t0.
+
+    A day with a firm-event without a dollar CAR is incomplete (``day_bn`` null, ``missing`` names
+    it), and so is every running total from that day on (``cumulative_bn`` null, ``complete`` false):
+    the sums over the valued firm-events alone are ``day_partial_bn`` and ``cumulative_partial_bn``
+    (with ``cumulative_se_bn``, their sqrt(sum se^2)), never shown as the total.
+    """
     w = dollars.filter(pl.col("window") == window)
     daily = w.group_by("t0").agg(
         pl.col("dollar_car").sum().alias("day_usd"), (pl.col("dollar_se") ** 2).sum().alias("_var"),
         pl.col("dollar_car").count().alias("n_valued"), pl.col("dollar_car").null_count().alias("n_missing"),
+        _missing_members(w).alias("missing"),
     ).sort("t0")
+    complete = (pl.col("n_missing").cum_sum() == 0)
     return daily.select(
         "t0", pl.lit(window).alias("window"),
-        pl.when(pl.col("n_valued") > 0).then(pl.col("day_usd") / BN).alias("day_bn"),
-        (pl.col("day_usd").cum_sum() / BN).alias("cumulative_bn"),
-        (pl.col("_var").cum_sum().sqrt() / BN).alias("cumulative_se_bn"), "n_valued", "n_missing")
+        pl.when(pl.col("n_missing") == 0).then(pl.col("day_usd") / BN).alias("day_bn"),
+        pl.when(pl.col("n_valued") > 0).then(pl.col("day_usd") / BN).alias("day_partial_bn"),
+        pl.when(complete).then(pl.col("day_usd").cum_sum() / BN).alias("cumulative_bn"),
+        (pl.col("day_usd").cum_sum() / BN).alias("cumulative_partial_bn"),
+        (pl.col("_var").cum_sum().sqrt() / BN).alias("cumulative_se_bn"), "n_valued", "n_missing",
+        complete.alias("complete"), pl.when(pl.col("missing") != "").then(pl.col("missing")).alias("missing"))
 
 
 def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
@@ -227,14 +264,23 @@ def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
     with plt.rc_context(plots.STYLE):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(6.0, 3.2))
         t = c["t0"].to_list()
-        v, s = c["cumulative_bn"].to_numpy(), c["cumulative_se_bn"].to_numpy()
+        # The valued firm-events only (the complete total is null from the first gap on); hollow
+        # markers on the days that lack a member, and the count left out in the title.
+        v, s = c["cumulative_partial_bn"].to_numpy(), c["cumulative_se_bn"].to_numpy()
         ax.fill_between(t, v - plots.Z95 * s, v + plots.Z95 * s, step="post", color="#90a4ae", alpha=0.35,
                         lw=0)
-        ax.step(t, v, where="post", color="#263238", marker="o", ms=2.0)
+        ax.step(t, v, where="post", color="#263238")
+        gap = (c["n_missing"] > 0).to_numpy()
+        ax.plot([d for d, g in zip(t, gap, strict=True) if not g], v[~gap], "o", color="#263238", ms=2.0)
+        ax.plot([d for d, g in zip(t, gap, strict=True) if g], v[gap], "o", mfc="white", mec="#c62828",
+                ms=3.0, label="day with a firm-event without a value")
         ax.axhline(0, color="black", lw=0.6)
         missing = int(c["n_missing"].sum())
-        ax.set_ylabel(f"cumulative dollar CAR{window} (US$ bn)")
-        ax.set_title(f"Market value moved across the carousel ({missing} firm-events without a value left out)")
+        ax.set_ylabel(f"cumulative dollar CAR{window}, valued firm-events (US$ bn)")
+        ax.set_title(f"Market value moved across the carousel: partial ({missing} firm-events without a "
+                     "value left out)" if missing else "Market value moved across the carousel")
+        if gap.any():
+            ax.legend(loc="best", fontsize="small", frameon=False)
         fig.autofmt_xdate()
         fig.tight_layout()
     return fig
@@ -312,11 +358,22 @@ def summaries(frames: dict[str, pl.DataFrame]) -> dict[str, Summary]:
             notes=["Circulating: the bottleneck volume of the cycle (its smallest edge).", _INDEPENDENCE]),
         "tests": Summary.of(Table(t, (
             # The statistic first: a LaTeX row starting with "[" after "\\" would read as its argument.
-            Column("term", "Statistic"), Column("window", "Window"), Column("coef_bn", "US$ bn", _BN1),
-            Column("se_bn", "SE", _BN1), Column("stat", "z / t", fixed(2)), Column("p", "p", pvalue(4)),
-            Column("dist", "Reference"), Column("n", "N", integer()))),
-            title="Total and mean dollar CAR per window (Saha-Ferrell dollar tests)", notes=[_INDEPENDENCE]),
+            Column("term", "Statistic"), Column("window", "Window"), Column("coef_bn", "US$ bn (all)", _BN1),
+            Column("partial_bn", "US$ bn (valued)", _BN1), Column("partial_se_bn", "SE", _BN1),
+            Column("partial_stat", "z / t", fixed(2)), Column("partial_p", "p", pvalue(4)),
+            Column("dist", "Reference"), Column("n", "N valued", integer()),
+            Column("n_without_value", "Without a value", integer()))),
+            title="Total (z) and mean (t) dollar CAR per window"
+            + ("" if t["complete"].all() else ": incomplete, over the valued firm-events only"),
+            notes=[_INDEPENDENCE, *_excluded_notes(t)]),
     }
+
+
+def _excluded_notes(tests: pl.DataFrame) -> list[str]:
+    """One note per incomplete window naming the firm-events left out (the total over all is blank)."""
+    per = tests.filter(~pl.col("complete")).unique("window", maintain_order=True)
+    return [f"{r['window']}: the total over all firm-events is unknown (blank); {r['n_without_value']} "
+            f"left out: {r['missing']}." for r in per.iter_rows(named=True)]
 
 
 def write_dollar_section(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,

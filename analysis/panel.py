@@ -28,7 +28,8 @@ class ARPanel:
         sigma: (N,) residual standard deviation (ddof per ``conventions.sigma_ddof``).
         n_est: (N,) number of valid estimation observations M_i.
         n_params: number of regression parameters k (incl. intercept; 0 for market-adjusted,
-            1 for mean-adjusted).
+            1 for mean-adjusted); an (N,) array per row when groups with different models are pooled
+            (:mod:`analysis.pooled`).
         pe_factor: (N, L) diagonal prediction-error factor 1 + x_t'(X'X)^-1 x_t on event days
             (Var(AR_t) = sigma^2 * pe_factor); NaN on estimation days.
         x_event: (N, Le, k) regressors on the event days (Le = number of non-estimation days),
@@ -43,7 +44,7 @@ class ARPanel:
     ar: np.ndarray
     sigma: np.ndarray
     n_est: np.ndarray
-    n_params: int
+    n_params: int | np.ndarray
     pe_factor: np.ndarray
     x_event: np.ndarray
     xtx_inv: np.ndarray

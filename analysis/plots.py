@@ -92,37 +92,111 @@ def _style() -> Any:
     return plt.rc_context(STYLE)  # type: ignore[arg-type]
 
 
+def _layout(g: nx.DiGraph) -> dict[str, np.ndarray]:
+    """Deterministic positions that pull the circle apart: Kamada-Kawai (spring distances from the
+    graph's shortest paths) started from the sorted circle, so re-runs give the same picture."""
+    nodes = sorted(g.nodes)
+    start = nx.circular_layout(nodes)
+    if len(nodes) < 3:
+        return {n: np.asarray(p) for n, p in start.items()}
+    pos = nx.kamada_kawai_layout(g.to_undirected(), pos=start)
+    return {n: np.round(np.asarray(pos[n]), 6) for n in nodes}
+
+
+def _bn(v: float) -> str:
+    return f"${v / 1e9:,.0f}bn" if v >= 1e9 else f"${v / 1e9:,.2f}bn"
+
+
+def _draw_network(ax: Any, g: nx.DiGraph, on_cycle: set[tuple[str, str]], names: dict[str, str],
+                  top: float, label_top: int, font: float, node_scale: float,
+                  pos: dict[str, np.ndarray] | None = None) -> None:
+    pos = pos if pos is not None else _layout(g)
+    nodes = sorted(g.nodes)
+    for e in sorted(g.edges):
+        amt = g.edges[e]["amount"]
+        width = 0.6 if amt is None else 0.6 + 4.0 * (amt / top) ** 0.5
+        nx.draw_networkx_edges(
+            g, pos, edgelist=[e], ax=ax, width=width, arrows=True, arrowsize=8,
+            edge_color="#c0392b" if e in on_cycle else "#7f8c8d",
+            style="dashed" if amt is None else "solid",
+            connectionstyle="arc3,rad=0.12", node_size=500 * node_scale,
+        )
+    largest = sorted((e for e in g.edges if g.edges[e]["amount"] is not None),
+                     key=lambda e: (-g.edges[e]["amount"], e))[:label_top]
+    for a, b in largest:
+        # The amount sits at the middle of the (slightly bent) edge, offset to its left side.
+        pa, pb = pos[a], pos[b]
+        mid, d = (pa + pb) / 2, pb - pa
+        normal = np.array([-d[1], d[0]]) / (np.hypot(*d) or 1.0)
+        at = mid + 0.035 * normal
+        ax.text(at[0], at[1], _bn(g.edges[(a, b)]["amount"]), fontsize=font * 0.85, ha="center", va="center",
+                color="#2c3e50", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_size=[120 * node_scale] * len(nodes),
+                           node_color="#2c3e50", ax=ax)
+    centre = np.mean(np.array([pos[n] for n in nodes]), axis=0)
+    for n in nodes:
+        # Each label outside its node, away from the centre of the picture (where the edges run).
+        out = pos[n] - centre
+        out = out / (np.hypot(*out) or 1.0)
+        at = pos[n] + 0.075 * out
+        ax.text(at[0], at[1], names.get(n, n), fontsize=font, ha="left" if out[0] > 0.3 else
+                "right" if out[0] < -0.3 else "center", va="bottom" if out[1] > 0 else "top",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+    ax.set_axis_off()
+    ax.margins(0.18)
+
+
+def _on_cycle(fa: FlowAnalysis) -> set[tuple[str, str]]:
+    return {(a, b) for c in fa.cycles["nodes"].to_list() for a, b in zip(c, c[1:] + c[:1], strict=True)}
+
+
 def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None) -> Figure:
+    """The money-flow graph: width ~ sqrt(amount), red on a round-trip, dashed when undisclosed; the
+    largest amounts are written on their edges; keys for width, colour and dash."""
+    from matplotlib.lines import Line2D
+
     g = fa.graph
-    names = names or {}
+    amounts = [g.edges[e]["amount"] for e in g.edges]
+    top = max((a for a in amounts if a is not None), default=1.0)
     with _style():
-        fig, ax = plt.subplots(figsize=(6.5, 6.0))
-        nodes = sorted(g.nodes)
-        pos = nx.circular_layout(nodes)
-        on_cycle = {
-            (a, b)
-            for c in fa.cycles["nodes"].to_list()
-            for a, b in zip(c, c[1:] + c[:1], strict=True)
-        }
-        amounts = [g.edges[e]["amount"] for e in g.edges]
-        top = max((a for a in amounts if a is not None), default=1.0)
-        for e in sorted(g.edges):
-            amt = g.edges[e]["amount"]
-            width = 0.6 if amt is None else 0.6 + 4.0 * (amt / top) ** 0.5
-            nx.draw_networkx_edges(
-                g, pos, edgelist=[e], ax=ax, width=width, arrows=True, arrowsize=8,
-                edge_color="#c0392b" if e in on_cycle else "#7f8c8d",
-                style="dashed" if amt is None else "solid",
-                connectionstyle="arc3,rad=0.12", node_size=900,
-            )
-        inflow = {r["company"]: r["in_usd"] for r in fa.shares.iter_rows(named=True)}
-        sizes = [300 + 1500 * (inflow.get(n, 0.0) / max(inflow.values() or [1.0])) ** 0.5 for n in nodes]
-        nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_size=sizes, node_color="#ecf0f1",
-                               edgecolors="#2c3e50", linewidths=0.8, ax=ax)
-        nx.draw_networkx_labels(g, pos, labels={n: names.get(n, n) for n in nodes}, font_size=6,
-                                font_family="serif", ax=ax)
-        ax.set_title("Committed money flows (red: on a round-trip; dashed: amount undisclosed)")
-        ax.set_axis_off()
+        fig, ax = plt.subplots(figsize=(7.0, 6.2))
+        _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0)
+        keys = [Line2D([], [], color="#c0392b", lw=2, label="on a round-trip"),
+                Line2D([], [], color="#7f8c8d", lw=2, label="not on a round-trip"),
+                Line2D([], [], color="#7f8c8d", lw=0.6, ls="--", label="amount undisclosed")]
+        for v in (1e9, 10e9, 100e9):
+            if v <= top:
+                keys.append(Line2D([], [], color="#7f8c8d", lw=0.6 + 4.0 * (v / top) ** 0.5,
+                                   label=f"{_bn(v)} committed"))
+        ax.legend(handles=keys, frameon=False, loc="lower left", fontsize=6, ncol=2,
+                  title="edge colour, dash and width (width ~ sqrt of the amount)", title_fontsize=6)
+        ax.set_title("Committed money flows between companies")
+        fig.tight_layout()
+    return fig
+
+
+def network_history_figure(graphs: list[tuple[str, FlowAnalysis]], names: dict[str, str] | None = None) -> Figure:
+    """Small multiples: the flow graph as the ledger had it on each date (same scale in every panel)."""
+    tops = [a for _, fa in graphs for e in fa.graph.edges if (a := fa.graph.edges[e]["amount"]) is not None]
+    top = max(tops, default=1.0)
+    # One layout for every panel (the last, fullest graph's), so a company stays in its place.
+    union = nx.DiGraph()
+    for _, fa in graphs:
+        union.add_edges_from(fa.graph.edges)
+    pos = _layout(union)
+    with _style():
+        fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.4))
+        for ax, (label, fa) in zip(axes.ravel(), graphs, strict=False):
+            if fa.graph.number_of_edges():
+                _draw_network(ax, fa.graph, _on_cycle(fa), names or {}, top, label_top=2, font=5,
+                              node_scale=0.5, pos=pos)
+            else:
+                ax.set_axis_off()
+            n_cyc = fa.cycles.height
+            ax.set_title(f"{label}: {fa.graph.number_of_edges()} flows, {n_cyc} round-trip"
+                         f"{'' if n_cyc == 1 else 's'}", fontsize=7)
+        fig.suptitle("The carousel as the ledger had it (deals in effect on each date; red: round-trips)",
+                     fontsize=8)
         fig.tight_layout()
     return fig
 
@@ -137,6 +211,7 @@ def car_path_figure(path: pl.DataFrame, title: str) -> Figure:
         ax.plot(d, car, color="#2c3e50", marker="o", ms=2.5, label="CAR")
         ax.axhline(0, color="black", lw=0.6)
         ax.axvline(0, color="grey", lw=0.6, ls=":")
+        _integer_days(ax)
         ax.set_xlabel("trading days relative to the announcement")
         ax.set_ylabel("cumulative abnormal return (%)")
         ax.set_title(title)
@@ -145,17 +220,53 @@ def car_path_figure(path: pl.DataFrame, title: str) -> Figure:
     return fig
 
 
-def caar_figure(aar: pl.DataFrame) -> Figure:
-    """CAAR over the non-estimation days: cumulative sum of the AAR."""
+def caar_path(panel: ARPanel, start: int, end: int) -> pl.DataFrame:
+    """CAAR from ``start`` to each day up to ``end`` with its cross-sectional standard error: for each
+    day, the mean and sd/sqrt(n) (ddof 1) of the firm-events' CARs over [start, day], over the
+    firm-events with an AR on every day so far (the cross-sectional t test's inputs)."""
+    ev_days = panel.rel_days[~panel.is_est]
+    sel = (ev_days >= start) & (ev_days <= end)
+    cols = np.flatnonzero(~panel.is_est)[sel]
+    car = np.cumsum(panel.ar[:, cols], axis=1)  # NaN from the first missing day on
+    ok = np.isfinite(car)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.where(ok, car, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+        dev = np.where(ok, car - mean, 0.0)
+        sd = np.sqrt((dev**2).sum(axis=0) / (n - 1))
+        se = np.where(n > 1, sd / np.sqrt(n), np.nan)
+    return pl.DataFrame(
+        {"rel_day": ev_days[sel].astype(np.int64), "caar": mean, "se": se, "n": n.astype(np.int64)}
+    ).with_columns(pl.col("caar").fill_nan(None), pl.col("se").fill_nan(None))
+
+
+def _integer_days(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def caar_figure(path: pl.DataFrame) -> Figure:
+    """CAAR path (:func:`caar_path`) with its 95% band (t(n-1)); integer day ticks."""
+    from scipy import special
+
     with _style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
-        a = aar.sort("rel_day").drop_nulls("aar")
-        ax.plot(a["rel_day"].to_numpy(), 100 * np.cumsum(a["aar"].to_numpy()), color="#2c3e50", marker="o", ms=2.5)
+        a = path.drop_nulls("caar")
+        d = a["rel_day"].to_numpy()
+        m = 100 * a["caar"].to_numpy()
+        n = a["n"].to_numpy()
+        half = 100 * a["se"].fill_null(np.nan).to_numpy() * special.stdtrit(np.maximum(n - 1, 1), 0.975)
+        ax.fill_between(d, m - half, m + half, color="#3498db", alpha=0.25, lw=0, label="95% CI")
+        ax.plot(d, m, color="#2c3e50", marker="o", ms=2.5, label="CAAR")
         ax.axhline(0, color="black", lw=0.6)
         ax.axvline(0, color="grey", lw=0.6, ls=":")
+        _integer_days(ax)
         ax.set_xlabel("trading days relative to the announcement")
         ax.set_ylabel("CAAR (%)")
-        ax.set_title(f"Cumulative average abnormal return (N = {int(a['n'].to_numpy().max(initial=0))} firm-events)")
+        ax.set_title(f"Cumulative average abnormal return (N = {int(n.min(initial=0))}-{int(n.max(initial=0))} "
+                     "firm-events)")
+        ax.legend(frameon=False, loc="upper left")
         fig.tight_layout()
     return fig
 
@@ -182,8 +293,14 @@ def forest_figure(car0: pl.DataFrame) -> Figure:
 
 
 def timeline_figure(car_w: pl.DataFrame, window: str) -> Figure:
-    """Announcements over time against the running sum of their CARs, per ticker."""
+    """Announcements over time against the running sum of their CARs, per ticker. The axis starts in
+    the year of the fifth announcement, so a few early ones do not push the rest into a corner; the
+    early ones still count in the running sums, and the figure says how many there are."""
+    import datetime as dt
+
     d = car_w.drop_nulls("car").sort(["t0", "event_id"])
+    dates = d["t0"].to_list()
+    first = dt.date(dates[min(4, len(dates) - 1)].year, 1, 1) if dates else None
     with _style():
         fig, ax = plt.subplots(figsize=(6.0, 3.2))
         tickers = (
@@ -193,28 +310,68 @@ def timeline_figure(car_w: pl.DataFrame, window: str) -> Figure:
             s = d.filter(ticker=t)
             ax.step(s["t0"].to_list(), 100 * np.cumsum(s["car"].to_numpy()), where="post", marker="o", ms=2.5, label=t)
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_ylabel(f"cumulative CAR{window} over announcements (%)")
-        ax.set_title("Announcements and the abnormal return they brought, by ticker")
-        ax.legend(frameon=False, ncol=3)
+        if first is not None and dates[0] < first:
+            ax.set_xlim(first, max(dates) + dt.timedelta(days=20))  # type: ignore[arg-type]
+            early = sum(1 for x in dates if x < first)
+            ax.text(0.01, 0.02, f"{early} earlier announcement{'s' if early != 1 else ''} (before {first.year}) "
+                    "included in the running sums", transform=ax.transAxes, fontsize=6, color="#555")
+        ax.set_ylabel(f"cumulative CAR{window} (%)")
+        ax.set_title("Announcements and the abnormal return they brought, by ticker (six most frequent)")
+        ax.legend(frameon=False, ncol=3, loc="upper left")
         fig.autofmt_xdate()
         fig.tight_layout()
     return fig
 
 
-def size_figure(d: pl.DataFrame, window: str) -> Figure:
-    """Deal size ($bn, log scale) against CAR for deals with a disclosed amount."""
+def _place_labels(x: np.ndarray, y: np.ndarray, labels: list[str], ax: Any, font: float) -> None:
+    """Label every point without overlaps: each label tries eight positions around its point and
+    takes the first whose box (in display units, estimated from the font size) collides with no
+    earlier label and no other point. Deterministic; points are taken from the most extreme y."""
+    fig = ax.figure
+    fig.canvas.draw()
+    tr = ax.transData
+    pts = tr.transform(np.column_stack([x, y]))
+    h = font * fig.dpi / 72 * 1.2
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = [(4, 2), (4, -h - 2), (-4, 2), (-4, -h - 2), (4, h / 2), (-4, h / 2), (0, h + 2), (0, -2 * h - 2)]
+    for i in np.argsort(-np.abs(y), kind="stable"):
+        w = len(labels[i]) * font * 0.6 * fig.dpi / 72
+        for dx, dy in offsets:
+            x0 = pts[i, 0] + (dx if dx >= 0 else dx - w)
+            y0 = pts[i, 1] + dy
+            box = (x0, y0, x0 + w, y0 + h)
+            inside = ax.bbox.x0 <= box[0] and box[2] <= ax.bbox.x1 and ax.bbox.y0 <= box[1] and box[3] <= ax.bbox.y1
+            hit = not inside or any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3])
+                                    for b in placed)
+            hit = hit or any(box[0] - 2 < px < box[2] + 2 and box[1] - 2 < py < box[3] + 2
+                             for j, (px, py) in enumerate(pts) if j != i)
+            if not hit:
+                placed.append(box)
+                ax.annotate(labels[i], (x[i], y[i]), xytext=(x0 - pts[i, 0], y0 - pts[i, 1]),
+                            textcoords="offset pixels", fontsize=font, va="bottom", ha="left", color="#2c3e50")
+                break
+
+
+def size_figure(d: pl.DataFrame, window: str, n_total: int | None = None) -> Figure:
+    """Deal size ($bn, log scale) against CAR for firm-events with a disclosed amount; every point
+    labelled (ticker and month) without overlaps; the title says how many firm-events lack an amount."""
     d = d.drop_nulls(["amount_bn", "car"]).filter(pl.col("amount_bn") > 0).sort("event_id")
+    total = n_total if n_total is not None else d.height
     with _style():
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.scatter(d["amount_bn"].to_numpy(), 100 * d["car"].to_numpy(), s=12, color="#2c3e50")
-        for r in d.iter_rows(named=True):
-            if abs(r["car"]) > 0.05:
-                ax.annotate(r["ticker"], (r["amount_bn"], 100 * r["car"]), fontsize=5, xytext=(3, 2),
-                            textcoords="offset points")
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+        x, y = d["amount_bn"].to_numpy(), 100 * d["car"].to_numpy()
+        sig = d["p"].to_numpy() < 0.05 if "p" in d.columns else np.zeros(d.height, dtype=bool)
+        ax.scatter(x[~sig], y[~sig], s=12, color="#7f8c8d", label="p >= 0.05", zorder=3)
+        ax.scatter(x[sig], y[sig], s=14, color="#c0392b", label="p < 0.05", zorder=3)
         ax.set_xscale("log")
         ax.axhline(0, color="black", lw=0.6)
+        labels = [f"{r['ticker']} {r['t0']:%b %y}" for r in d.iter_rows(named=True)]
         ax.set_xlabel("announced amount (US$ bn, log scale; all deal rows of the announcement)")
         ax.set_ylabel(f"CAR{window} (%)")
-        ax.set_title(f"Deal size and abnormal return (N = {d.height})")
+        ax.set_title(f"Deal size and abnormal return: N = {d.height} of {total} firm-events\n"
+                     f"({total - d.height} have no disclosed amount or no complete window)")
+        ax.legend(frameon=False, loc="lower right")
         fig.tight_layout()
+        # After the layout: label positions are checked in the final display coordinates.
+        _place_labels(x, y, labels, ax, 4.5)
     return fig

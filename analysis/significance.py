@@ -109,7 +109,9 @@ def _car(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
 def _car_var_factor(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
     """(N,) L + 1'X_w (X'X)^-1 X_w'1: Var(CAR) / sigma^2 including the cross-day covariance term."""
     s = panel.x_event[:, _event_pos(panel, cols), :].sum(axis=1)  # (N, k)
-    planes = [s[:, j, None] for j in range(s.shape[1])] if panel.n_params else []
+    # n_params is per row when groups with different models are pooled (analysis.pooled); their
+    # designs are zero-padded to one width, and zero regressors add nothing to the quadratic form.
+    planes = [s[:, j, None] for j in range(s.shape[1])] if np.any(np.asarray(panel.n_params)) else []
     return car_variance_factor(panel.xtx_inv, planes, float(cols.shape[0]))[:, 0]
 
 
@@ -189,7 +191,8 @@ def patell_z(
     cols, is_w = _cols(panel, day, window)
     sar = _standardized(panel, cols, is_w)
     ok = np.isfinite(sar)
-    k = panel.n_params if panel.n_params else 1
+    # k per row when groups with different models are pooled (analysis.pooled); 0 counts as 1.
+    k = np.maximum(np.asarray(panel.n_params), 1)
     m = panel.n_est.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         # (M-k)/(M-k-2) is the variance of a t(M-k) standardized AR; estudy2's (M-2)/(M-4) is k = 2.

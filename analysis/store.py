@@ -31,7 +31,8 @@ STUDY_DDL = [
     CREATE TABLE IF NOT EXISTS study_car (
         event_id VARCHAR NOT NULL, deal_id VARCHAR, ticker VARCHAR NOT NULL, t0 DATE, "window" VARCHAR NOT NULL,
         car DOUBLE, se DOUBLE, t DOUBLE, p DOUBLE, bhar DOUBLE, n_days BIGINT,
-        mcap_usd DOUBLE, dollar_car DOUBLE, dollar_se DOUBLE, dollar_reason VARCHAR
+        mcap_usd DOUBLE, mcap_date DATE, count_known_after_t0 BOOLEAN, dollar_car DOUBLE, dollar_se DOUBLE,
+        dollar_reason VARCHAR
     )
     """,
     # Databases created before the dollar columns: widen in place (no-ops on a new table).
@@ -39,6 +40,8 @@ STUDY_DDL = [
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS dollar_car DOUBLE",
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS dollar_se DOUBLE",
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS dollar_reason VARCHAR",
+    "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS mcap_date DATE",
+    "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS count_known_after_t0 BOOLEAN",
     "CREATE OR REPLACE VIEW abnormal_returns AS SELECT * FROM study_ar",
     "CREATE OR REPLACE VIEW car AS SELECT * FROM study_car",
 ]

@@ -18,7 +18,9 @@ from analysis.conventions import BY_NAME
 from analysis.date_basis import apply_date_basis
 from analysis.engine import DEFAULT_MASK_SPAN, EventStudy, Method
 from analysis.models import model_spec
+from analysis.pooled import pool_results
 from analysis.results import EventStudyResult
+from analysis.spec import DEFAULT_SPEC, StudySpec
 from analysis.window import DEFAULT_WINDOWS
 from core.errors import InputError
 from ledger import api as ledger_api
@@ -256,4 +258,90 @@ def run_garch_study(
         windows=windows,
         min_obs=min_obs,
         conventions=BY_NAME[conventions],
+    )
+
+
+def run_spec(
+    deals: pl.DataFrame,
+    returns: pl.DataFrame,
+    spec: StudySpec = DEFAULT_SPEC,
+    *,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+    firm_events_fn: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    collapse_same_day: bool = True,
+    spillovers: pl.DataFrame | None = None,
+) -> EventStudyResult:
+    """Pure: the firm-events of ``deals`` (optionally filtered) estimated on ``returns`` as ``spec``
+    says, each benchmark group (:meth:`StudySpec.groups`) with its own model, pooled into one result
+    (:mod:`analysis.pooled`). What ``carousel study``, ``run`` and ``report`` compute."""
+    if not getattr(model_spec(spec.model, spec.benchmarks), "batch_engine", True):
+        return run_study(deals, returns, model=spec.model, benchmarks=spec.benchmarks,
+                         estimation=spec.estimation, windows=spec.windows, min_obs=spec.min_obs,
+                         deal_filter=deal_filter, ticker_filter=ticker_filter, conventions=spec.conventions,
+                         method=spec.method, mask_other_events=spec.mask_other_events,
+                         peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy, spillovers=spillovers)
+    events, all_events = study_events(
+        deals, deal_filter=deal_filter, ticker_filter=ticker_filter, peers=list(spec.peers) or None,
+        firm_events_fn=firm_events_fn, collapse_same_day=collapse_same_day, unknown_policy=spec.unknown_policy,
+        spillovers=spillovers,
+    )
+    groups = spec.groups(all_events["ticker"].unique().to_list())
+    named = {t for g in groups[1:] for t in g.tickers}
+    parts = []
+    for i, group in enumerate(groups):
+        member = pl.col("ticker").is_in(list(group.tickers)) if i else ~pl.col("ticker").is_in(list(named))
+        sub = events.filter(member)
+        if i and sub.height == 0:
+            continue  # a filter left this group empty; the default group always runs (it names the model)
+        try:
+            study = EventStudy(
+                returns.select("ticker", "date", "ret"),
+                sub.select("event_id", "deal_id", "ticker", "t0"),
+                model=group.model,
+                benchmarks=group.benchmarks,
+                estimation=spec.estimation,
+                windows=spec.windows,
+                min_obs=spec.min_obs,
+                conventions=BY_NAME[spec.conventions],
+                mask_other_events=spec.mask_other_events,
+                other_events=all_events.select("ticker", "t0"),
+            )
+            parts.append(study.fit(cast(Method, spec.method)))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return pool_results(parts)
+
+
+def study(
+    con: duckdb.DuckDBPyConnection,
+    spec: StudySpec = DEFAULT_SPEC,
+    *,
+    deal_filter: list[str] | None = None,
+    ticker_filter: list[str] | None = None,
+) -> EventStudyResult:
+    """The study of the database's ledger and prices as ``spec`` says: what ``carousel study`` prints."""
+    deals, returns = load_inputs(con, spec.extra_tickers())
+    return run_spec(deals, returns, spec, deal_filter=deal_filter, ticker_filter=ticker_filter)
+
+
+def announcement_sizes(deals: pl.DataFrame, spec: StudySpec = DEFAULT_SPEC) -> pl.DataFrame:
+    """Per firm-event (as the study builds them): the disclosed size of its announcement, in $bn.
+
+    A firm-event stands for every deal row announced with it (two-way deals are two rows; one
+    announcement can carry three), so its size is the sum over those rows' contracts, each contract
+    once at its largest report; null when no amount is disclosed.
+    """
+    ev, _ = study_events(deals, peers=list(spec.peers) or None, unknown_policy=spec.unknown_policy)
+    ev = ev.select("event_id", "deal_ids").explode("deal_ids")
+    amounts = deals.select("deal_id", "contract_id", pl.col("amount_usd").cast(pl.Float64))
+    return (
+        ev.join(amounts, left_on="deal_ids", right_on="deal_id", how="left")
+        .group_by("event_id", "contract_id")
+        .agg(pl.col("amount_usd").max())
+        .group_by("event_id")
+        .agg((pl.col("amount_usd").sum() / 1e9).alias("amount_bn"), pl.col("amount_usd").count().alias("_n"))
+        .with_columns(pl.when(pl.col("_n") > 0).then(pl.col("amount_bn")).alias("amount_bn"))
+        .drop("_n")
+        .sort("event_id")
     )

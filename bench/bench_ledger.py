@@ -1,6 +1,6 @@
 """Ledger throughput against its floors, measured in the same run (issue 16 items 2-3).
 
-    python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--dates 10000] [--runs 3]
+    python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--dates 10000] [--runs 3] [--naive N]
 
 Each run uses a fresh database. Printed per target: min and median over ``--runs`` runs, and the ratio
 to the floor or alternative measured in the same run:
@@ -76,6 +76,37 @@ def _floor(tmp: Path, events: list[NewEvent]) -> float:
         return hashed + time.perf_counter() - t
 
 
+def _corrections(n: int, n_deals: int) -> list[NewEvent]:
+    """``n_deals`` announcements, then corrections of their titles round-robin up to ``n`` events: a log
+    whose state changes at almost every event, for as-of at many instants (output = instants x deals)."""
+    out = [deal(i) for i in range(n_deals)]
+    for k in range(n - n_deals):
+        did = f"bench-{k % n_deals:07d}"
+        s = deal_stream(did)
+        out.append(NewEvent(event_id_for(s, "DealCorrected", str(k)), s, "DealCorrected",
+                            {"deal_id": did, "changes": {"title": f"title {k}"}, "reason": ""}))
+    return out
+
+
+def asof_many_run(tmp: Path, n: int, n_deals: int, n_dates: int, batch: int) -> tuple[float, float, int]:
+    """(seconds for all instants in one pass, seconds for one as-of query, rows) on a corrections log."""
+    events = _corrections(n, n_deals)
+    with connect(tmp / "asof.duckdb") as con:
+        for k in range(0, n, batch):
+            log.append(con, events[k : k + batch])
+    with connect(tmp / "asof.duckdb", read_only=True) as con:
+        us = [r[0] for r in con.execute("SELECT epoch_us(recorded_at) FROM ledger_events ORDER BY position").fetchall()]
+        lo, hi = us[0], us[-1]
+        times = [dt.datetime.fromtimestamp((lo + (hi - lo) * k // max(n_dates - 1, 1)) / 1e6, dt.UTC)
+                 for k in range(n_dates)]
+        many: list[pl.DataFrame] = []
+        t_many = _timed(lambda: many.append(api.deals_as_known_at_many(con, times)))
+        t_one = _timed(lambda: api.deals(con, as_known_at=times[n_dates // 2]))
+        last = many[0].filter(pl.col("as_known_at") == times[-1])
+        assert last.height == n_deals and last.sort("deal_id").drop("as_known_at").equals(api.deals(con))
+    return t_many, t_one, many[0].height
+
+
 def one_run(n: int, batch: int, n_dates: int) -> dict[str, float]:
     events = [deal(i) for i in range(n)]
     out: dict[str, float] = {}
@@ -99,6 +130,8 @@ def one_run(n: int, batch: int, n_dates: int) -> dict[str, float]:
             out["asof_many"] = _timed(lambda: many.append(api.deals_as_known_at_many(con, times[-min(n_dates, 50):])))
             out["asof_many_rows"] = many[0].height
             assert many[0].filter(pl.col("as_known_at") == times[-1]).height == n
+        out["asof_c_many"], out["asof_c_one"], rows = asof_many_run(tmp, n, 100, n_dates, batch)
+        out["asof_c_rows"] = rows
     return out
 
 
@@ -108,6 +141,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1_000)
     ap.add_argument("--dates", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--naive", type=int, default=0,
+                    help="also time this many events appended one transaction each (0: skip)")
     a = ap.parse_args()
     runs = [one_run(a.events, a.batch, a.dates) for _ in range(a.runs)]
 
@@ -127,11 +162,23 @@ def main() -> None:
     print(f"verify      min {v_min:6.2f} s  median {v_med:6.2f} s  = {n / v_med:>9,.0f} events/s (target < 1 s)")
     o_min, o_med = stat("asof_one")
     print(f"as-of one   min {o_min:6.3f} s  median {o_med:6.3f} s  deals(as_known_at=mid-log) (target < 0.2 s)")
+    if a.naive:
+        with tempfile.TemporaryDirectory() as tmp, connect(Path(tmp) / "naive.duckdb") as con:
+            naive = [deal(i) for i in range(a.naive)]
+            t_naive = _timed(lambda: [log.append(con, [ev]) for ev in naive])
+        print(f"one-by-one  {a.naive:,} events one transaction each: {a.naive / t_naive:,.0f} events/s "
+              f"(batched is {n / ap_med / (a.naive / t_naive):.0f}x)")
     m_min, m_med = stat("asof_many")
     k = min(a.dates, 50)
     print(f"as-of many  min {m_min:6.3f} s  median {m_med:6.3f} s  {k} instants in one pass, "
           f"{int(runs[0]['asof_many_rows']):,} rows; {k} single queries would take ~{k * o_med:.1f} s "
           f"(ratio {k * o_med / m_med:.1f}x)")
+
+    c_min, c_med = stat("asof_c_many")
+    c1_min, c1_med = stat("asof_c_one")
+    print(f"as-of many  min {c_min:6.3f} s  median {c_med:6.3f} s  {a.dates:,} instants on {n:,} events of 100 deals "
+          f"(corrections), {int(runs[0]['asof_c_rows']):,} rows (target < 2 s); one as-of query there: median "
+          f"{c1_med:.3f} s, so {a.dates:,} single queries ~{a.dates * c1_med:,.0f} s (ratio {a.dates * c1_med / c_med:,.0f}x)")
 
 
 if __name__ == "__main__":

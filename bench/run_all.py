@@ -22,6 +22,7 @@ def main() -> None:
         ["bench_market.py"],
         ["bench_eventstudy.py"] + (["--n", "1000"] if a.quick else []),
         ["bench_run.py"] + (["--repeat", "1"] if a.quick else []),
+        ["bench_coldstart.py"] + (["--repeat", "5"] if a.quick else []),
         ["bench_crash.py"] + (["--runs", "6"] if a.quick else []),
         ["bench_crosssection.py"] + (["--quick"] if a.quick else []),
         ["bench_crosssection_scale.py"] + (["--events", "1000", "--days", "50", "--repeat", "1"] if a.quick else []),

@@ -7,10 +7,7 @@ second time, and the study tables and output files are rewritten with byte-ident
 
 from __future__ import annotations
 
-import html
-import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from analysis.network import FlowAnalysis
+from analysis.report import Provenance
+from analysis.results import EventStudyResult
+from analysis.spec import DEFAULT_SPEC, StudySpec
 from carousel.db import connect
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
 
-ESTIMATION = (-250, -11)
-WINDOWS = ((0, 0), (-1, 1), (-5, 5), (0, 10))
 FOCUS_EVENT = "amd-openai-2025-10-06:AMD"
 
 
@@ -45,54 +44,6 @@ class RunSummary:
     highlights: list[dict[str, Any]] = field(default_factory=list)
 
 
-def announcement_sizes(deals: pl.DataFrame) -> pl.DataFrame:
-    """Per firm-event (as the study builds them): the disclosed size of its announcement, in $bn.
-
-    A firm-event stands for every deal row announced with it (two-way deals are two rows; one
-    announcement can carry three), so its size is the sum over those rows' contracts, each contract
-    once at its largest report; null when no amount is disclosed.
-    """
-    from analysis.events import collapse_same_day, firm_events
-
-    ev = collapse_same_day(firm_events(deals)).select("event_id", "deal_ids").explode("deal_ids")
-    amounts = deals.select("deal_id", "contract_id", pl.col("amount_usd").cast(pl.Float64))
-    return (
-        ev.join(amounts, left_on="deal_ids", right_on="deal_id", how="left")
-        .group_by("event_id", "contract_id")
-        .agg(pl.col("amount_usd").max())
-        .group_by("event_id")
-        .agg((pl.col("amount_usd").sum() / 1e9).alias("amount_bn"), pl.col("amount_usd").count().alias("_n"))
-        .with_columns(pl.when(pl.col("_n") > 0).then(pl.col("amount_bn")).alias("amount_bn"))
-        .drop("_n")
-        .sort("event_id")
-    )
-
-
-def provenance_html(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> str:
-    """Where this report's numbers come from, read from the database (not assumed)."""
-    from analysis.factors import load_ff3
-    from ledger import log as ledger_log
-
-    n_events, head, head_hash = ledger_log.head_summary(con)
-    batches = con.execute(
-        "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
-        "WHERE row_count > 0 GROUP BY source ORDER BY source"
-    ).fetchall()
-    n_tickers, first, last = con.execute("SELECT count(DISTINCT ticker), min(date), max(date) FROM prices").fetchall()[0]
-    ff3_end = str(load_ff3()["date"].max())
-    fetched = "; ".join(f"{src}: {n} batch(es), {rows:,} rows, {lo} to {hi}" for src, n, rows, lo, hi in batches)
-    return (
-        f"<p>Deals: {deals.height} active deals from {n_events} ledger events (shipped source: "
-        "<code>data/events/deals.csv</code>, verified rows with sources; NOTES.md there lists confounders "
-        "and duplicate reports, <code>contracts.csv</code> which reports count).</p>"
-        f"<p>Prices: {n_tickers} tickers, {first} to {last}, latest fetch per day ({html.escape(fetched)}). "
-        "The shipped snapshot's PROVENANCE.md lists adjustment quirks (INTC, TSM, GOOG and SOXX have no "
-        "adjusted close there and fall back to close, flagged in the returns view).</p>"
-        f"<p>Factors: Fama-French 3 daily, <code>data/factors/ff3_daily.csv</code>, to {ff3_end}.</p>"
-        f"<p>Ledger anchor: position {head}, hash <code>{head_hash}</code>.</p>"
-    )
-
-
 def prepare_out(out: Path) -> None:
     """Create ``out``/figures and ``out``/tables, or InputError naming --out (never an OSError)."""
     for folder in (out, out / "figures", out / "tables"):
@@ -108,191 +59,291 @@ def prepare_out(out: Path) -> None:
             raise InputError(f"output folder {folder} is not writable", field="--out")
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one ``carousel run`` / ``carousel report`` does: the steps' common, read-only input."""
+
+    db: Path
+    out: Path
+    spec: StudySpec
+    online: bool = False
+    load_inputs: bool = True
+
+    @property
+    def figures(self) -> Path:
+        return self.out / "figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.out / "tables"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The ledger and market data the analysis steps read (step ``read inputs``)."""
+
+    deals: pl.DataFrame
+    flows: pl.DataFrame
+    companies: pl.DataFrame
+    returns: pl.DataFrame
+    provenance: Provenance
+    #: (date, flows of the deals in effect on it) at four dates, for the small multiples
+    flow_history: tuple[tuple[str, pl.DataFrame], ...] = ()
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the figure and table steps hand to the report."""
+
+    focus: str
+    car_table: pl.DataFrame
+    battery: pl.DataFrame
+
+
+# ---------------------------------------------------------------------------------------- steps
+# Each step takes the job, the one connection and the earlier steps' typed outputs; only the first two
+# and the study's persistence write to the database.
+
+
+def import_ledger(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary) -> None:
+    """The shipped deals into the ledger (idempotent). A shipped row that changed since it was last
+    imported from this file is recorded as a correction; a user's own corrections (by hand, or by an
+    import of another file with --record-changes) are not the shipped file's and are never reverted."""
+    from ledger.load import import_file
+
+    rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True, origin="shipped")
+    # The timing evidence of the shipped deals (beside, never over, their official announced times).
+    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
+    summary.events_appended = rep.appended + timing.appended
+    summary.deals_corrected = len(rep.corrected)
+    summary.retracted_changed = len(rep.retracted_changed)
+
+
+def load_prices(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary, console: Console) -> None:
+    """The shipped snapshot (never over fetched prices, see market.snapshot), then Yahoo if --online."""
+    from market.snapshot import load_snapshot
+
+    summary.price_rows_appended = load_snapshot(con).appended_rows
+    # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
+    from market.shares_store import load_shares_snapshot
+
+    load_shares_snapshot(con)
+    if not job.online:
+        return
+    from carousel.universe import universe
+    from market.refresh import refresh, refresh_lock
+    from market.sources import YahooSource
+
+    with refresh_lock(job.db):
+        wanted, _ = universe(con)
+        rep = refresh(con, YahooSource(), wanted)
+    if rep.batch is not None:
+        summary.price_rows_appended += rep.batch.appended_rows
+    if rep.failed:
+        console.print(f"[yellow]refresh failed for {len(rep.failed)} ticker(s): "
+                      f"{', '.join(sorted(rep.failed))}; their stored prices are used[/]")
+
+
+def read_inputs(job: Job, con: duckdb.DuckDBPyConnection) -> Inputs:
+    """Deals, flows, companies, returns and provenance, or CarouselError when there is nothing to study."""
+    from analysis.factors import load_ff3
+    from analysis.study import load_inputs
+    from ledger import api as ledger_api
+    from ledger import log as ledger_log
+
+    deals, returns = load_inputs(con, job.spec.extra_tickers())
+    if deals.height == 0:
+        raise CarouselError(f"{job.db}: the ledger has no deals; run `carousel ledger import FILE` "
+                            "(or `carousel run` for the shipped data) first")
+    if returns.height == 0:
+        raise CarouselError(f"{job.db}: no prices stored; run `carousel market load-snapshot` or "
+                            "`carousel refresh` first")
+    n_events, head, head_hash = ledger_log.head_summary(con)
+    batches = con.execute(
+        "SELECT source, count(*), sum(row_count), min(start), max(\"end\") FROM price_batches "
+        "WHERE row_count > 0 GROUP BY source ORDER BY source").fetchall()
+    n_tickers, first, last = con.execute(
+        "SELECT count(DISTINCT ticker), min(date), max(date) FROM prices").fetchall()[0]
+    prov = Provenance(
+        active_deals=deals.height, ledger_events=n_events, ledger_head=head, ledger_hash=head_hash,
+        price_tickers=n_tickers, price_first=str(first), price_last=str(last),
+        batches=tuple((str(a), int(b), int(c), str(d), str(e)) for a, b, c, d, e in batches),
+        ff3_end=str(load_ff3()["date"].max()),
+    )
+    return Inputs(deals=deals, flows=ledger_api.flows(con), companies=ledger_api.companies(con),
+                  returns=returns, provenance=prov, flow_history=flow_history(con, deals))
+
+
+def flow_history(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame) -> tuple[tuple[str, pl.DataFrame], ...]:
+    """The flows in effect on four dates: the quarter-quantiles of the announcement dates (the last
+    is the latest announcement). Valid time (``in_effect_on``), not transaction time: in a database
+    built from the shipped file every event was recorded on the same day, so ``as_known_at`` would
+    draw one picture four times."""
+    from ledger import api as ledger_api
+
+    dates = deals["announced_date"].drop_nulls().sort()
+    if dates.len() == 0:
+        return ()
+    picks = sorted({dates[min(dates.len() - 1, int(q * (dates.len() - 1)))] for q in (0.25, 0.5, 0.75, 1.0)})
+    return tuple((str(d), ledger_api.flows(con, in_effect_on=d)) for d in picks)
+
+
+def estimate(job: Job, inputs: Inputs) -> EventStudyResult:
+    from analysis.study import run_spec
+
+    return run_spec(inputs.deals, inputs.returns, job.spec)
+
+
+def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> None:
+    """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically)."""
+    from analysis.store import persist_study
+
+    persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"))
+
+
+def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
+    """Every figure as PDF, SVG and PNG; returns the CAR path's firm-event and the files."""
+    from analysis import plots
+    from analysis.report import model_label
+    from analysis.study import announcement_sizes
+
+    figs, spec = job.figures, job.spec
+    names = dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True))
+    made = plots.save(plots.network_figure(fa, names), figs, "flow_network")
+    keys = res.panel.keys["event_id"].to_list()
+    focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
+    start = min(-5, *(w.start for w in spec.windows))
+    end = max(10, *(w.end for w in spec.windows))
+    path_df = plots.car_path(res.panel, keys.index(focus), start, end)
+    made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
+    made += plots.save(plots.caar_figure(plots.caar_path(res.panel, start, end)), figs, "caar")
+    made += plots.save(plots.forest_figure(res.car.filter(window=spec.day_window.label)), figs, "forest_event_day")
+    main = spec.main_window.label
+    car1 = res.car.filter(window=main)
+    made += plots.save(plots.timeline_figure(car1, main), figs, "timeline")
+    sizes = car1.join(announcement_sizes(inputs.deals, spec), on="event_id", how="left")
+    made += plots.save(plots.size_figure(sizes, main, n_total=car1.height), figs, "size_vs_car")
+    if inputs.flow_history:
+        from analysis import network
+
+        history = [(d, network.analyse(f)) for d, f in inputs.flow_history]
+        made += plots.save(plots.network_history_figure(history, names), figs, "flow_network_history")
+    return focus, made
+
+
+def make_tables(job: Job, res: EventStudyResult, fa: FlowAnalysis) -> tuple[pl.DataFrame, pl.DataFrame, list[Path]]:
+    """The paper tables (CAR table, test battery, cycles, concentration, stress) under out/tables."""
+    from analysis import papertables
+    from analysis.maintable import write_main
+    from analysis.report import groups_note, model_label
+
+    tabs, spec = job.tables, job.spec
+    t = papertables.car_table(res.car)
+    caption = (f"Cumulative abnormal returns around AI deal announcements ({model_label(spec)}, "
+               f"estimation window {spec.estimation[0]} to {spec.estimation[1]})")
+    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
+    files = write_main(res, tabs, caption, header=(note,) if note else ())
+    main = spec.main_window
+    battery = res.tests(main).to_frame()
+    name = f"tests_window_{_slug(main.start)}_{_slug(main.end)}.csv"
+    battery.write_csv(tabs / name, float_precision=6)
+    fa.cycles.with_columns(pl.col("nodes").list.join(" "), pl.col("bottleneck").list.join("; ")).write_csv(
+        tabs / "cycles.csv")
+    fa.shares.write_csv(tabs / "concentration.csv", float_precision=6)
+    fa.stress.with_columns(pl.col("second_order_via").list.join(" ")).write_csv(tabs / "stress.csv")
+    files += [tabs / name, tabs / "cycles.csv", tabs / "concentration.csv", tabs / "stress.csv"]
+    return t, battery, files
+
+
+def _slug(day: int) -> str:
+    return f"m{-day}" if day < 0 else f"p{day}" if day > 0 else "0"
+
+
+def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis, o: Outputs) -> Path:
+    from analysis.report import build_report
+
+    page = build_report(res=res, fa=fa, spec=job.spec, provenance=inputs.provenance, figures=job.figures,
+                        car_table=o.car_table, battery=o.battery, focus=o.focus,
+                        main_window=job.spec.main_window.label,
+                        company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
+    path = job.out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
 def run(
     db: Path | None = None,
     out: Path = Path("out"),
     *,
     online: bool = False,
-    method: str = "batch",
+    spec: StudySpec = DEFAULT_SPEC,
     load_inputs: bool = True,
     console: Console | None = None,
     progress: bool = True,
 ) -> RunSummary:
-    from analysis import htmlreport, network, papertables, plots
-    from analysis.store import persist_study
-    from analysis.study import run_study
-    from analysis.window import EventWindow
-    from ledger import api as ledger_api
-    from ledger.load import import_file
-    from market import api as market_api
-    from market.returns import compute_returns
-    from market.snapshot import load_snapshot
+    """The main job: the named steps below, in order, on one database connection.
+
+    ``carousel report`` (``load_inputs=False``) works on the database as it is: importing the shipped
+    deals into a user's own ledger would be permanent (the log is append-only), and the snapshot must
+    not be loaded behind the user's back either.
+    """
+    from analysis import network
 
     console = console or Console()
-    path = resolve_db(db)
-    summary = RunSummary(db=path, out=out)
-    figs, tabs = out / "figures", out / "tables"
+    job = Job(db=resolve_db(db), out=out, spec=spec, online=online, load_inputs=load_inputs)
+    summary = RunSummary(db=job.db, out=out)
     # The output folders are checked before any step writes to the database: a bad --out must fail
     # up front, not after the ledger and prices were committed.
     prepare_out(out)
-    steps: list[tuple[str, Callable[[], None]]] = []
-    state: dict[str, Any] = {}
-
-    def step_ledger() -> None:
-        with connect(path) as con:
-            # record_changes: shipped deal data revised by a newer carousel reaches an existing database
-            # as corrections (the event-sourced way) instead of stopping the main job with a conflict.
-            rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True)
-            # The timing evidence of the shipped deals (beside, never over, their official announced times).
-            timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
-        summary.events_appended = rep.appended + timing.appended
-        summary.deals_corrected = len(rep.corrected)
-        summary.retracted_changed = len(rep.retracted_changed)
-
-    def step_prices() -> None:
-        # The shipped snapshot seeds the store (and a newer shipped snapshot updates it), but is never
-        # loaded over fetched prices: load_snapshot skips, per ticker, every ticker with fetched
-        # (non-snapshot) rows, since appended after a Yahoo batch the snapshot would be the latest
-        # version of every day they share and hide Yahoo's values in the `prices` view. The other
-        # tickers still get the snapshot, so one fetched ticker does not leave the rest without prices.
-        with connect(path) as con:
-            summary.price_rows_appended = load_snapshot(con).appended_rows
-            # Shipped share counts (market values for the dollar CARs): own transaction, idempotent.
-            from market.shares_store import load_shares_snapshot
-
-            load_shares_snapshot(con)
-        if online:
-            from carousel.universe import universe
-            from market.refresh import refresh, refresh_lock
-            from market.sources import YahooSource
-
-            with refresh_lock(path), connect(path) as con:
-                wanted, _ = universe(con)
-                rep = refresh(con, YahooSource(), wanted)
-            if rep.batch is not None:
-                summary.price_rows_appended += rep.batch.appended_rows
-            if rep.failed:
-                console.print(f"[yellow]refresh failed for {len(rep.failed)} ticker(s): "
-                              f"{', '.join(sorted(rep.failed))}; their stored prices are used[/]")
-
-    def step_study() -> None:
-        with connect(path, read_only=True) as con:
-            deals = ledger_api.deals(con)
-            flows = ledger_api.flows(con)
-            companies = ledger_api.companies(con)
-            prices = market_api.prices(con)
-        if deals.height == 0:
-            raise CarouselError(f"{path}: the ledger has no deals; run `carousel ledger import FILE` "
-                                "(or `carousel run` for the shipped data) first")
-        if prices.height == 0:
-            raise CarouselError(f"{path}: no prices stored; run `carousel market load-snapshot` or "
-                                "`carousel refresh` first")
-        res = run_study(deals, compute_returns(prices), estimation=ESTIMATION, windows=WINDOWS, method=method)
-        keys = res.panel.keys.select("event_id", "deal_id", "ticker", "t0")
-        with connect(path) as con:
-            persist_study(con, res, keys)
-        state.update(res=res, deals=deals, flows=flows, companies=companies, keys=keys)
-        summary.firm_events, summary.excluded = res.nobs, res.excluded.height
-
-    def step_graph() -> None:
-        fa = network.analyse(state["flows"])
-        state["fa"] = fa
-        summary.cycles = fa.cycles.height
-
-    def step_figures() -> None:
-        res, fa = state["res"], state["fa"]
-        names = dict(zip(state["companies"]["company_id"], state["companies"]["name"], strict=True))
-        made = plots.save(plots.network_figure(fa, names), figs, "flow_network")
-        keys = res.panel.keys["event_id"].to_list()
-        focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
-        path_df = plots.car_path(res.panel, keys.index(focus), -5, 10)
-        made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} (market model)"), figs, "car_path")
-        made += plots.save(plots.caar_figure(res.aar), figs, "caar")
-        day0, short = EventWindow(0, 0).label, EventWindow(-1, 1).label
-        car0 = res.car.filter(window=day0)
-        made += plots.save(plots.forest_figure(car0), figs, "forest_event_day")
-        car1 = res.car.filter(window=short)
-        made += plots.save(plots.timeline_figure(car1, short), figs, "timeline")
-        sizes = car1.join(announcement_sizes(state["deals"]), on="event_id", how="left")
-        made += plots.save(plots.size_figure(sizes, short), figs, "size_vs_car")
-        summary.files += made
-        state["focus"] = focus
-
-    def step_tables() -> None:
-        res, fa = state["res"], state["fa"]
-        t = papertables.car_table(res.car)
-        summary.files += papertables.write_all(t, tabs, "event_study_car", "Cumulative abnormal returns around AI deal announcements (market model on SPY, estimation window -250 to -11)")
-        battery = res.tests((-1, 1)).to_frame()
-        battery.write_csv(tabs / "tests_window_m1_p1.csv", float_precision=6)
-        fa.cycles.with_columns(pl.col("nodes").list.join(" "), pl.col("bottleneck").list.join("; ")).write_csv(tabs / "cycles.csv")
-        fa.shares.write_csv(tabs / "concentration.csv", float_precision=6)
-        fa.stress.with_columns(pl.col("second_order_via").list.join(" ")).write_csv(tabs / "stress.csv")
-        summary.files += [tabs / "tests_window_m1_p1.csv", tabs / "cycles.csv", tabs / "concentration.csv", tabs / "stress.csv"]
-        state["battery"] = battery
-        state["car_table"] = t
-
-    def _missing_circle_note(fa: network.FlowAnalysis) -> str:
-        """The article's Nvidia <-> CoreWeave circle needs a CoreWeave -> Nvidia edge, which the shipped data
-        do not have: say so where a reader looks for it, as long as the data still lack it."""
-        g = fa.graph
-        if not g.has_edge("nvidia", "coreweave") or g.has_edge("coreweave", "nvidia"):
-            return ""
-        return ('<p class="note">No deal row has CoreWeave paying Nvidia: CoreWeave buys its GPUs from Nvidia '
-                "as an ongoing supply flow with no single announcement (data/events/NOTES.md), so the "
-                "Nvidia &lt;-&gt; CoreWeave circle appears only through OpenAI and Oracle.</p>")
-
-    def step_report() -> None:
-        res, fa = state["res"], state["fa"]
-        sec = htmlreport.Section
-        params = {"model": "market model", "benchmark": "SPY", "estimation_window": list(ESTIMATION),
-                  "event_windows": [list(w) for w in WINDOWS], "min_obs": 120, "returns": "simple, adjusted close (close where none)",
-                  "method": res.method, "conventions": res.conventions.name,
-                  # run_study's default: a reader must know how time-less announcements got their t0
-                  "unknown_time_policy": "same_day (US business day of the date; next Tokyo session for 9984.T)"}
-        with connect(path, read_only=True) as con:
-            provenance = provenance_html(con, state["deals"])
-        fig = lambda name, cap: htmlreport.figure_html(figs / f"{name}.png", cap)  # noqa: E731
-        sections = [
-            sec("Money flows and round-trips", html.escape(fa.summary()).replace("\n", "<br>")
-                + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
-                + htmlreport.table_html(fa.cycles.select("cycle", "length", (pl.col("volume_usd") / 1e9).alias("volume_bn"), (pl.col("volume_upper_bound_usd") / 1e9).alias("at_most_bn"), pl.col("bottleneck").list.join("; "), "has_undisclosed", "volume_is_lower_bound", "volume_is_firm"))
-                + htmlreport.table_html(fa.shares)
-                + _missing_circle_note(fa)),
-            sec("Event study", fig("car_path", f"CAR path with 95% band: {state['focus']}")
-                + fig("caar", "Cumulative average abnormal return across firm-events")
-                + fig("forest_event_day", "Event-day abnormal returns with 95% intervals")
-                + fig("timeline", "Announcements against the running sum of CAR[-1,+1]")
-                + fig("size_vs_car", "Deal size against CAR[-1,+1]")
-                + htmlreport.table_html(state["car_table"].filter(pl.col("window") == EventWindow(-1, 1).label))
-                + f"<p class=\"note\">{html.escape(papertables.STAR_NOTE)}</p>"
-                + htmlreport.table_html(state["battery"])),
-            sec("Parameters and provenance", f"<pre>{html.escape(json.dumps(params, indent=2))}</pre>" + provenance
-                + f"<p>{res.nobs} firm-events estimated, {res.excluded.height} excluded:</p>"
-                + htmlreport.table_html(res.excluded.select("event_id", "reason"))),
-        ]
-        page = htmlreport.render("carousel: the AI deal carousel, measured",
-                                 "Deal announcements among Nvidia, OpenAI, Oracle, AMD, Microsoft, SoftBank, Meta, "
-                                 "Google, CoreWeave and Broadcom, their money flows and the abnormal returns they caused.",
-                                 sections)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.html").write_text(page, encoding="utf-8")
-        summary.files.append(out / "report.html")
-        fa_car = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
-        summary.highlights = fa_car.select("event_id", "window", "car", "t").to_dicts()
-
-    # `carousel report` (load_inputs=False) works on the database as it is: importing the shipped deals
-    # into a user's own ledger would be permanent (the log is append-only), and the snapshot must not be
-    # loaded behind the user's back either.
-    steps = ([("ledger import", step_ledger), ("prices", step_prices)] if load_inputs else []) + [
-        ("event study", step_study), ("flow graph", step_graph), ("figures", step_figures),
-        ("tables", step_tables), ("report", step_report)]
+    if not load_inputs and not job.db.exists():
+        # `carousel report` reads a user's database and must not create an empty one: the read-only
+        # open raises the missing-database error (exit 4).
+        connect(job.db, read_only=True).close()
+    names = (["ledger import", "prices"] if load_inputs else []) + [
+        "read inputs", "event study", "flow graph", "figures", "tables", "report"]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar:
-        task = bar.add_task("carousel run", total=len(steps))
-        for name, fn in steps:
+                  TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar, \
+            connect(job.db) as con:
+        task = bar.add_task("carousel run", total=len(names))
+
+        def step(name: str) -> None:
             bar.update(task, description=f"carousel run: {name}")
-            fn()
+
+        def done() -> None:
             bar.advance(task)
+
+        if load_inputs:
+            step("ledger import")
+            import_ledger(job, con, summary)
+            done()
+            step("prices")
+            load_prices(job, con, summary, console)
+            done()
+        step("read inputs")
+        inputs = read_inputs(job, con)
+        done()
+        step("event study")
+        res = estimate(job, inputs)
+        persist(con, res)
+        summary.firm_events, summary.excluded = res.nobs, res.excluded.height
+        done()
+        step("flow graph")
+        fa = network.analyse(inputs.flows)
+        summary.cycles = fa.cycles.height
+        done()
+        step("figures")
+        focus, files = make_figures(job, inputs, res, fa)
+        summary.files += files
+        done()
+        step("tables")
+        car_table, battery, files = make_tables(job, res, fa)
+        summary.files += files
+        done()
+        step("report")
+        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery)))
+        top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
+        summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
+        done()
     return summary
 
 

@@ -228,6 +228,7 @@ def import_file(
     *,
     today: dt.date | None = None,
     record_changes: bool = False,
+    origin: str = "import",
     dry_run: bool = False,
 ) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
@@ -250,6 +251,10 @@ def import_file(
 
     A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
     be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
+
+    ``origin`` names whose view of the file the corrections belong to: ``carousel run`` imports the
+    shipped data as ``'shipped'``, so its file view is the announcement plus the shipped revisions only,
+    and a user's own import (``'import'``) of a fixed file is never taken back by the next run.
     """
     path = Path(path)
     check_file(path)  # before looking for companies.csv beside it
@@ -260,7 +265,8 @@ def import_file(
     deals = parse_deals(path, reg, today=today)
     companies = company_events(reg)
     _refuse_changed_companies(con, companies, path.parent)
-    kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes)
+    kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes,
+                                                        origin=origin)
     events = companies + kept + corrections
     if dry_run:
         new = len(events) - len(log.already_stored(con, events))
@@ -296,7 +302,8 @@ def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[Ne
 
 
 def _reconcile(
-    con: duckdb.DuckDBPyConnection, deals: list[NewEvent], path: Path, *, record_changes: bool
+    con: duckdb.DuckDBPyConnection, deals: list[NewEvent], path: Path, *, record_changes: bool,
+    origin: str = "import",
 ) -> tuple[list[NewEvent], list[NewEvent], dict[str, log.ExpectedVersion], tuple[str, ...]]:
     """Split parsed announcements into (to append, corrections to append, expected stream versions,
     retracted deals whose row changed).
@@ -306,7 +313,7 @@ def _reconcile(
     last). Only those deals' streams are read.
     """
     stored = log.stored_payloads(con, [e.event_id for e in deals])
-    imported_corrections = log.streams_corrected_by_import(con, [e.stream_id for e in deals])
+    imported_corrections = log.streams_corrected_by_import(con, [e.stream_id for e in deals], origin=origin)
     changed = [e for e in deals if e.event_id in stored
                and (stored[e.event_id] != e.payload_json or e.stream_id in imported_corrections)]
     if not changed:
@@ -322,7 +329,7 @@ def _reconcile(
         deal_id = str(e.payload["deal_id"])
         events = by_stream[e.stream_id]
         drop.add(e.event_id)
-        diff = _record_diff(_file_view(events), e.payload)
+        diff = _record_diff(_file_view(events, origin), e.payload)
         if not diff:
             continue  # an earlier import already recorded what the row says
         fields = ", ".join(sorted(diff))
@@ -340,7 +347,7 @@ def _reconcile(
             retracted.append(deal_id)
             continue
         head = events[-1]
-        payload = {"deal_id": deal_id, "changes": diff, "origin": "import",
+        payload = {"deal_id": deal_id, "changes": diff, "origin": origin,
                    "reason": f"re-import of {path.name}: the row changed"}
         # The same id rule as `carousel ledger correct`: content plus the event it follows.
         eid = event_id_for(e.stream_id, "DealCorrected", f"{canonical_json(payload)}\x1fafter {head.event_id}")
@@ -358,12 +365,13 @@ def _reconcile(
     return [e for e in deals if e.event_id not in drop], corrections, expected, tuple(retracted)
 
 
-def _file_view(events: list[Any]) -> dict[str, Any]:
-    """What earlier imports said about a deal: its announcement with the import-recorded corrections
-    applied in log order (hand corrections and amendments are not the file's)."""
+def _file_view(events: list[Any], origin: str = "import") -> dict[str, Any]:
+    """What earlier imports (of this ``origin``) said about a deal: its announcement with their
+    recorded corrections applied in log order (hand corrections, amendments and other origins' imports
+    are not the file's)."""
     view = {k: v for k, v in events[0].payload.items() if k != "note"}
     for ev in events[1:]:
-        if ev.event_type == "DealCorrected" and ev.payload.get("origin") == "import":
+        if ev.event_type == "DealCorrected" and ev.payload.get("origin") == origin:
             view.update(ev.payload["changes"])
     return view
 

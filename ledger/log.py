@@ -284,12 +284,14 @@ def already_stored(con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent]) -
     return {e.event_id for e in events if stored.get(e.event_id) == e.payload_json}
 
 
-def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]) -> set[str]:
-    """Those of ``stream_ids`` that hold a DealCorrected recorded by a re-import (``origin: import``)."""
+def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iterable[str],
+                                origin: str = "import") -> set[str]:
+    """Those of ``stream_ids`` that hold a DealCorrected recorded by a re-import of this ``origin``
+    (``import``; ``shipped`` for the main job's import of the shipped data)."""
     return {r[0] for r in con.execute(
         "SELECT DISTINCT stream_id FROM ledger_log WHERE event_type = 'DealCorrected' "
-        "AND json_extract_string(payload, '$.origin') = 'import' AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
-        [list(stream_ids)],
+        "AND json_extract_string(payload, '$.origin') = ? AND stream_id IN (SELECT unnest(?::VARCHAR[]))",
+        [origin, list(stream_ids)],
     ).fetchall()}
 
 

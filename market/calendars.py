@@ -20,14 +20,14 @@ Without an announcement time the ``session`` label decides: 'pre_market'/'intrad
 from __future__ import annotations
 
 import warnings
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 
-import exchange_calendars as xcals
 import numpy as np
-import pandas as pd
 import polars as pl
+
+from market import session_cache
 
 UnknownPolicy = Literal["same_day", "next_session"]
 CALENDAR_START = "2010-01-04"
@@ -49,21 +49,45 @@ def calendar_for(ticker: str) -> str:
     return "XTKS" if ticker.upper().endswith(".T") else "XNYS"
 
 
-@lru_cache(maxsize=8)
-def _calendar(name: str) -> xcals.ExchangeCalendar:
+#: A calendar built for the disk cache reaches this far beyond the end a fresh build covers today, so
+#: one entry serves for a year before the range check asks for a rebuild.
+_CACHE_AHEAD = timedelta(days=366)
+
+
+def _build(name: str, end: date) -> tuple[np.ndarray, np.ndarray, str]:
+    """(sessions datetime64[D], closes int64 UTC us, time-zone key) from exchange_calendars."""
+    # Imported here: exchange_calendars (and pandas under it) take about 1.5 s to import, and the arrays
+    # usually come from the disk cache.
+    import exchange_calendars as xcals
+
     # exchange_calendars 4.13 itself calls a pandas-3.1-deprecated Series.values while building the
     # calendar; the warning is not ours to fix and would be repeated in every user's output.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        return xcals.get_calendar(name, start=CALENDAR_START)
+        cal = xcals.get_calendar(name, start=CALENDAR_START, end=end.isoformat())
+    sessions = cal.sessions.to_numpy().astype("datetime64[D]")
+    closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64)  # UTC microseconds
+    return sessions, closes, str(getattr(cal.tz, "key", cal.tz))
 
 
 @lru_cache(maxsize=8)
 def _arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
-    cal = _calendar(name)
-    sessions = cal.sessions.to_numpy().astype("datetime64[D]")
-    closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64)  # UTC microseconds
-    return sessions, closes
+    """Sessions and UTC closes of ``name`` from CALENDAR_START to the end exchange_calendars' default
+    calendar reaches today (a year ahead): exactly what ``get_calendar(name, start=CALENDAR_START)``
+    gives, read from the validated disk cache (market.session_cache) or built and stored there."""
+    need_end = session_cache.default_end(date.today())
+    cached = session_cache.load(name, CALENDAR_START, need_end)
+    if cached is None:
+        build_end = need_end + _CACHE_AHEAD
+        sessions, closes, tz = _build(name, build_end)
+        fp = session_cache.fingerprint(name, CALENDAR_START, tz)
+        session_cache.store(name, session_cache.encode(fp, build_end, sessions, closes))
+    else:
+        sessions, closes = cached
+    # The sessions up to need_end of a calendar built further ahead are those of the default build
+    # (holiday rules do not depend on the range; tests/market/test_session_cache.py checks it).
+    keep = int(np.searchsorted(sessions, np.datetime64(need_end, "D"), side="right"))
+    return sessions[:keep], closes[:keep]
 
 
 def sessions(calendar: str, start: date, end: date) -> pl.Series:
@@ -76,19 +100,27 @@ def sessions(calendar: str, start: date, end: date) -> pl.Series:
 def calendar_bounds(calendar: str) -> tuple[date, date]:
     """First and last session ``calendar`` knows (CALENDAR_START .. about a year ahead)."""
     s, _ = _arrays(calendar)
-    return pd.Timestamp(s[0]).date(), pd.Timestamp(s[-1]).date()
+    return _as_date(s[0]), _as_date(s[-1])
 
 
-def close_time_utc(calendar: str, day: date) -> pd.Timestamp:
-    """Close of a session (UTC), including half days."""
-    return pd.Timestamp(_calendar(calendar).closes[pd.Timestamp(day)])
+def _as_date(day: np.datetime64) -> date:
+    return date(1970, 1, 1) + timedelta(days=int(day.astype(np.int64)))
+
+
+def close_time_utc(calendar: str, day: date) -> datetime:
+    """Close of a session (tz-aware UTC), including half days; KeyError if ``day`` is no session."""
+    s, closes = _arrays(calendar)
+    i = int(np.searchsorted(s, np.datetime64(day, "D")))
+    if i >= len(s) or s[i] != np.datetime64(day, "D"):
+        raise KeyError(day)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(closes[i]))
 
 
 def sessions_back(calendar: str, day: date, n: int) -> date:
     """The session ``n`` sessions before the last session on or before ``day``."""
     s, _ = _arrays(calendar)
     i = int(np.searchsorted(s, np.datetime64(day, "D"), side="right")) - 1
-    return pd.Timestamp(s[max(i - n, 0)]).date()
+    return _as_date(s[max(i - n, 0)])
 
 
 def align_t0(

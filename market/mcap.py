@@ -56,7 +56,13 @@ LISTINGS: dict[str, Listing] = {
 }
 
 MCAP_COLUMNS = ["as_of_date", "stale_days", "shares", "close", "mcap_local", "currency", "mcap_usd",
-                "mcap_method", "mcap_reason", "next_count_change"]
+                "mcap_method", "mcap_reason", "next_count_change", "next_as_of_date", "count_known_date"]
+
+#: Days after ``as_of_date`` by which a count without a ``filing_date`` (Yahoo's) is taken as public, for
+#: the no-look-ahead variant (``known_before``): the 10-Q deadline of a large accelerated filer is 40 days
+#: after the quarter end and a count's as-of (cover) date falls after the quarter end, so 45 days bounds
+#: the filing that printed it (the shipped filings came 6-13 days after their cover date).
+UNFILED_LAG_DAYS = 45
 
 
 def _listing_frame(tickers: list[str], listings: Mapping[str, Listing],
@@ -88,7 +94,8 @@ def _class_count(detail: pl.Expr, letter: pl.Expr, letters: list[str]) -> pl.Exp
 
 def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
                 max_stale_days: int = MAX_STALE_DAYS, listings: Mapping[str, Listing] = LISTINGS,
-                currencies: Mapping[str, str] | None = None) -> pl.DataFrame:
+                currencies: Mapping[str, str] | None = None, known_before: str | None = None
+                ) -> pl.DataFrame:
     """Market value of each (ticker, date) in ``at``, with a reason code wherever there is none.
 
     Args:
@@ -99,12 +106,17 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
         max_stale_days: a count older than this gives ``count_stale``.
         listings: per-ticker currency, ADR ratio and separately quoted classes (default LISTINGS).
         currencies: ticker -> currency overriding ``listings`` (e.g. from ``ledger.api.companies``).
+        known_before: name of a date column of ``at``; when given, only counts made public strictly
+            before that date are used (``count_known_date`` = ``filing_date``, or ``as_of_date`` +
+            :data:`UNFILED_LAG_DAYS` without one): the no-look-ahead variant. Default: the count in
+            force on ``date`` whenever it was filed (the economically right count).
 
     Returns:
         ``at`` (columns named like an output replaced) plus as_of_date, stale_days, shares (split-adjusted basis, all classes), close,
         mcap_local (listing currency), currency, mcap_usd, mcap_method, mcap_reason (null when
         mcap_usd is set), next_count_change (relative change to the ticker's next count: a large one
-        means the count moved inside the gap, e.g. INTC's 2025 issuance), in ``at``'s order.
+        means the count moved inside the gap, e.g. INTC's 2025 issuance), next_as_of_date (that next
+        count's date), count_known_date (when the count used was public), in ``at``'s order.
     """
     if max_stale_days < 0:
         raise ValueError("max_stale_days must be >= 0")
@@ -120,7 +132,11 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
         if dup.height:
             raise ValueError(f"{name} frame has {dup.height} rows sharing a ({', '.join(key)}), first "
                              f"{dup[key[0]][0]} {dup[key[1]][0]}")
+    if known_before is not None and known_before not in at.columns:
+        raise ValueError(f"at frame lacks the known_before column {known_before!r}")
     detail = pl.col("class_detail") if "class_detail" in counts.columns else pl.lit(None, pl.Utf8)
+    filed = (pl.col("filing_date").cast(pl.Date) if "filing_date" in counts.columns
+             else pl.lit(None, pl.Date))
     cnt = (
         counts.select(
             pl.col("ticker").cast(pl.Utf8), pl.col("as_of_date").cast(pl.Date),
@@ -130,10 +146,13 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
              / (pl.col("shares") if "shares" in counts.columns else pl.col("shares_split_adjusted"))
              .cast(pl.Float64)).alias("_factor"),
             detail.cast(pl.Utf8).alias("_detail"),
+            pl.coalesce(filed, pl.col("as_of_date").cast(pl.Date) + pl.duration(days=UNFILED_LAG_DAYS))
+            .alias("count_known_date"),
         )
         .sort("ticker", "as_of_date")
         .with_columns(
-            (pl.col("shares").shift(-1).over("ticker") / pl.col("shares") - 1).alias("next_count_change"))
+            (pl.col("shares").shift(-1).over("ticker") / pl.col("shares") - 1).alias("next_count_change"),
+            pl.col("as_of_date").shift(-1).over("ticker").alias("next_as_of_date"))
     )
     px = prices.select(pl.col("ticker").cast(pl.Utf8), pl.col("date").cast(pl.Date),
                        pl.col("close").cast(pl.Float64))
@@ -143,10 +162,25 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
     base = at.drop([c for c in MCAP_COLUMNS if c in at.columns]).with_row_index("_row").with_columns(pl.col("ticker").cast(pl.Utf8),
                                                   pl.col("date").cast(pl.Date))
     undated = base.filter(pl.col("date").is_null())
+    dated = base.filter(pl.col("date").is_not_null())
+    if known_before is None:
+        with_count = dated.sort("date").join_asof(
+            cnt.sort("as_of_date"), left_on="date", right_on="as_of_date", by="ticker",
+            strategy="backward", check_sortedness=False)
+    else:
+        # The latest as_of_date <= date among counts public before ``known_before``: filing dates are
+        # not monotone in as_of_date (a restated old count filed late), so no as-of join on them.
+        cutoff = pl.col(known_before).cast(pl.Date)
+        eligible = (
+            dated.select("_row", "ticker", "date", cutoff.alias("_cutoff"))
+            .join(cnt, on="ticker", how="inner")
+            .filter((pl.col("as_of_date") <= pl.col("date")) & (pl.col("count_known_date") < pl.col("_cutoff")))
+            .sort("_row", "as_of_date").unique("_row", keep="last")
+            .drop("ticker", "date", "_cutoff")
+        )
+        with_count = dated.join(eligible, on="_row", how="left")
     joined = (
-        base.filter(pl.col("date").is_not_null()).sort("date")
-        .join_asof(cnt.sort("as_of_date"), left_on="date", right_on="as_of_date", by="ticker",
-                   strategy="backward", check_sortedness=False)
+        with_count
         .join(px, on=["ticker", "date"], how="left")
         .join(lst, on="ticker", how="left")
         .join(px.rename({"ticker": "class_symbol", "close": "_class_close"}),
@@ -190,32 +224,49 @@ def market_caps(counts: pl.DataFrame, prices: pl.DataFrame, at: pl.DataFrame, *,
     return out.sort("_row").select(*keep, *MCAP_COLUMNS)
 
 
-def previous_sessions(prices: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def previous_sessions(prices: pl.DataFrame, events: pl.DataFrame, *, offset: str | None = None
+                      ) -> pl.DataFrame:
     """``events`` plus ``price_date``: the ticker's last trading day strictly before ``t0``.
 
     The ticker's own dates (its exchange's sessions), not a market grid: 9984.T's t0-1 is a Tokyo day.
-    Null when the ticker has no earlier price (or t0 is null).
+    With ``offset`` (an integer column a of ``events``), the ticker's session ``a`` sessions after that
+    one: the close before relative day a, for a window [a, b] (a = -1: the close of t0-2, because
+    day -1's move belongs to the window). Null when the ticker has no such session (or t0 is null).
     """
-    days = prices.select(pl.col("ticker").cast(pl.Utf8), pl.col("date").cast(pl.Date)).unique().sort("date")
+    days = (prices.select(pl.col("ticker").cast(pl.Utf8), pl.col("date").cast(pl.Date)).unique()
+            .sort("ticker", "date").with_columns(pl.int_range(pl.len()).over("ticker").alias("_pos")))
     base = events.with_row_index("_row").with_columns(pl.col("ticker").cast(pl.Utf8),
                                                       pl.col("t0").cast(pl.Date))
-    dated = base.filter(pl.col("t0").is_not_null()).sort("t0").join_asof(
-        days.rename({"date": "price_date"}), left_on="t0", right_on="price_date", by="ticker",
-        strategy="backward", allow_exact_matches=False, check_sortedness=False)
+    shift = pl.col(offset).cast(pl.Int64) if offset is not None else pl.lit(0, pl.Int64)
+    dated = (
+        base.filter(pl.col("t0").is_not_null()).sort("t0")
+        .join_asof(days.rename({"date": "_prev"}), left_on="t0", right_on="_prev", by="ticker",
+                   strategy="backward", allow_exact_matches=False, check_sortedness=False)
+        .with_columns((pl.col("_pos") + shift).alias("_pos"))
+        .join(days.rename({"date": "price_date"}), on=["ticker", "_pos"], how="left")
+        .drop("_prev", "_pos")
+    )
     undated = base.filter(pl.col("t0").is_null()).with_columns(pl.lit(None, pl.Date).alias("price_date"))
-    return pl.concat([dated, undated], how="vertical_relaxed").sort("_row").drop("_row")
+    return pl.concat([dated, undated], how="diagonal_relaxed").sort("_row").drop("_row")
 
 
 def market_caps_before(counts: pl.DataFrame, prices: pl.DataFrame, events: pl.DataFrame, *,
                        max_stale_days: int = MAX_STALE_DAYS, listings: Mapping[str, Listing] = LISTINGS,
-                       currencies: Mapping[str, str] | None = None) -> pl.DataFrame:
+                       currencies: Mapping[str, str] | None = None, offset: str | None = None,
+                       known_at_t0: bool = False) -> pl.DataFrame:
     """Market value at t0-1 (the ticker's previous trading day) for each row of ``events[ticker, t0]``.
 
-    Returns ``events`` plus ``price_date`` and the columns of :func:`market_caps` (reason
-    ``price_missing`` when there is no earlier trading day or no t0).
+    With ``offset`` (a column a of ``events``), at the ticker's trading day before relative day a
+    (:func:`previous_sessions`). ``known_at_t0`` uses only counts public before t0 (no look-ahead);
+    by default the count in force on the valuation day, and ``count_known_after_t0`` says where that
+    count was filed on or after t0.
+
+    Returns ``events`` plus ``price_date`` and the columns of :func:`market_caps`, plus
+    ``count_known_after_t0`` (reason ``price_missing`` when there is no such trading day or no t0).
     """
-    prev = previous_sessions(prices, events)
+    prev = previous_sessions(prices, events, offset=offset)
     at = prev.with_columns(pl.col("price_date").alias("date"))
     out = market_caps(counts, prices, at, max_stale_days=max_stale_days, listings=listings,
-                      currencies=currencies)
-    return out.drop("date")
+                      currencies=currencies, known_before="t0" if known_at_t0 else None)
+    after = pl.when(pl.col("as_of_date").is_not_null()).then(pl.col("count_known_date") >= pl.col("t0"))
+    return out.drop("date").with_columns(after.alias("count_known_after_t0"))

@@ -2,7 +2,8 @@
 
 Same design as ``market.schema``: every load or fetch is one batch in ``share_batches``; its new or
 changed counts are appended to ``share_rows`` and never updated or deleted; the ``shares_outstanding``
-view shows, per (ticker, as_of_date), the row of the highest ``batch_id``. Older values stay queryable,
+view shows, per (ticker, as_of_date), the row of the highest ``batch_id`` unless that row is a
+withdrawal (``withdrawn``: a later load of the shipped file no longer holds the count). Older values stay queryable,
 so a count that a later source revised is still there to check.
 
 Two counts per row because the count and the price must be on the same share basis:
@@ -39,15 +40,19 @@ _DDL = [
         count_basis           VARCHAR,
         source_ref            VARCHAR,
         filing_date           DATE,
-        verification          VARCHAR
+        verification          VARCHAR,
+        withdrawn             BOOLEAN DEFAULT false
     )
     """,
+    # Stores created before withdrawals (a later shipped file no longer holding a count): widen in place.
+    "ALTER TABLE share_rows ADD COLUMN IF NOT EXISTS withdrawn BOOLEAN DEFAULT false",
     """
     CREATE OR REPLACE VIEW shares_outstanding AS
     SELECT ticker, as_of_date, shares, shares_split_adjusted, class_detail, count_basis, source_ref,
            filing_date, verification, batch_id
     FROM share_rows
     QUALIFY row_number() OVER (PARTITION BY ticker, as_of_date ORDER BY batch_id DESC) = 1
+        AND NOT coalesce(withdrawn, false)
     """,
 ]
 

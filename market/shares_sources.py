@@ -21,15 +21,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from core.errors import InputError
 from core.paths import DATA_DIR
 from market.sources import TICKER_RE, is_retryable
+
+if TYPE_CHECKING:  # pandas only for yfinance series, imported there: 1-2 s off `carousel study`
+    import pandas as pd
 
 SHARES_CSV = DATA_DIR / "shares" / "shares_outstanding.csv"
 
@@ -221,6 +223,8 @@ class SharesResult:
 
 def _local_dates(index: Any) -> np.ndarray:
     """Exchange-local dates of a (tz-aware) DatetimeIndex, as datetime64[D] (not converted to UTC)."""
+    import pandas as pd
+
     idx = pd.DatetimeIndex(index)
     local = idx.tz_localize(None) if idx.tz is not None else idx
     return np.asarray(local.normalize().values.astype("datetime64[D]"))
@@ -277,6 +281,8 @@ def parse_shares_full(series: pd.Series | None, ticker: str, splits: pd.Series |
     """
     if series is None or len(series) == 0:
         return SharesResult(ticker, error="no share counts returned")
+    import pandas as pd
+
     try:
         values = np.asarray(pd.to_numeric(series, errors="raise").to_numpy(dtype="float64"))
     except (TypeError, ValueError):

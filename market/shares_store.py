@@ -55,9 +55,14 @@ class SharesBatchReport:
 
 def append_share_batch(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, source: str,
                        tickers: list[str], status: str = "ok", message: str | None = None,
-                       content_hash: str | None = None, fetched_at: datetime | None = None
-                       ) -> SharesBatchReport:
-    """Record one batch and its new or changed rows in one transaction (all or nothing)."""
+                       content_hash: str | None = None, fetched_at: datetime | None = None,
+                       withdraw_missing: bool = False) -> SharesBatchReport:
+    """Record one batch and its new or changed rows in one transaction (all or nothing).
+
+    ``withdraw_missing`` (a complete file of ``source``, the shipped CSV): a count in force from an
+    earlier batch of that source that this batch no longer holds gets a withdrawal row (its values
+    again, ``withdrawn`` true), so reloading an earlier file restores exactly that file's counts.
+    """
     staged = conform_shares(rows)
     dup = staged.filter(pl.struct("ticker", "as_of_date").is_duplicated())
     if dup.height:
@@ -82,6 +87,17 @@ def append_share_batch(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, so
                 """,  # noqa: S608 - only constant column names are interpolated
                 [batch_id],
             )
+            if withdraw_missing:
+                con.execute(
+                    f"""
+                    INSERT INTO share_rows (batch_id, {", ".join(SHARE_SCHEMA)}, withdrawn)
+                    SELECT ?, {", ".join(f"o.{c}" for c in SHARE_SCHEMA)}, true
+                    FROM shares_outstanding o JOIN share_batches b USING (batch_id)
+                    WHERE b.source = ? AND NOT EXISTS (
+                        SELECT 1 FROM _staged_shares n WHERE n.ticker = o.ticker AND n.as_of_date = o.as_of_date)
+                    """,  # noqa: S608 - only constant column names are interpolated
+                    [batch_id, source],
+                )
             appended = int(con.execute(
                 "SELECT count(*) FROM share_rows WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
             con.execute("INSERT INTO share_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -94,18 +110,22 @@ def append_share_batch(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, so
 
 
 def load_shares_snapshot(con: duckdb.DuckDBPyConnection, path: Path = SHARES_CSV) -> SharesBatchReport:
-    """Validate the whole CSV, then append it as one batch; skipped if the same bytes were loaded.
+    """Validate the whole CSV, then append it as one batch; skipped if it is the file loaded last.
 
-    Even a changed file appends only the rows that are new or differ from the stored latest value, so
-    a re-load never duplicates a count.
+    Skipped only when the bytes equal the most recent batch of the shipped-file source: reloading an
+    earlier file after another one (shipped, then an edited copy, then shipped again) is a change.
+    A changed file appends only the rows that are new or differ from the stored latest value, and a
+    withdrawal for each count of an earlier file that it no longer holds, so after any load the counts
+    of that source are exactly the file's, and a re-load never duplicates a count.
     """
     path = Path(path)
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
-    hit = con.execute("SELECT batch_id FROM share_batches WHERE content_hash = ? ORDER BY batch_id "
-                      "LIMIT 1", [digest]).fetchall()
+    last = con.execute("SELECT batch_id, content_hash FROM share_batches WHERE source = ? "
+                       "ORDER BY batch_id DESC LIMIT 1", [SHARES_SNAPSHOT]).fetchall()
+    hit = [last[0]] if last and last[0][1] == digest else []
     if hit:
         return SharesBatchReport(batch_id=int(hit[0][0]), source=SHARES_SNAPSHOT, fetched_rows=0,
                                  appended_rows=0, revised_rows=0, skipped=True,
@@ -113,7 +133,8 @@ def load_shares_snapshot(con: duckdb.DuckDBPyConnection, path: Path = SHARES_CSV
     rows = read_shares_csv(path)
     return append_share_batch(con, rows, source=SHARES_SNAPSHOT,
                               tickers=sorted(set(rows["ticker"].to_list())),
-                              message=f"{rows.height} rows from {path.name}", content_hash=digest)
+                              message=f"{rows.height} rows from {path.name}", content_hash=digest,
+                              withdraw_missing=True)
 
 
 def refresh_shares(con: duckdb.DuckDBPyConnection, source: SharesSource, tickers: list[str],
@@ -141,11 +162,15 @@ def refresh_shares(con: duckdb.DuckDBPyConnection, source: SharesSource, tickers
 
 
 def share_counts(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None, *,
-                 sources: list[str] | None = None) -> pl.DataFrame:
+                 sources: list[str] | None = None, prefer: list[str] | None = None) -> pl.DataFrame:
     """Latest count per (ticker, as_of_date) as Polars, sorted; ``tickers=None`` means all.
 
     ``sources`` (e.g. ``["shares_csv"]``) keeps only batches of those sources, the latest among them:
     Yahoo's daily counts and the hand-verified filings otherwise mix, the newer batch winning per date.
+    ``prefer`` (e.g. ``["shares_csv"]``, what the dollar path passes) keeps every source but, on a date
+    that a preferred source gives, takes its latest row whatever a newer batch of another source says:
+    the filings are hand-verified and carry a filing date, Yahoo's counts fill the other dates.
+    A count withdrawn by a later load of the shipped file is left out.
     A database opened read-only that predates the share tables gives an empty frame (every market cap
     then says ``count_missing``); load the counts with :func:`load_shares_snapshot`.
     """
@@ -160,9 +185,13 @@ def share_counts(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = Non
         SELECT {cols} FROM share_rows r JOIN share_batches b USING (batch_id)
         WHERE (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], r.ticker))
           AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], b.source))
-        QUALIFY row_number() OVER (PARTITION BY r.ticker, r.as_of_date ORDER BY r.batch_id DESC) = 1
+        QUALIFY row_number() OVER (
+            PARTITION BY r.ticker, r.as_of_date
+            ORDER BY coalesce(list_contains(?::VARCHAR[], b.source) AND NOT coalesce(r.withdrawn, false),
+                              false) DESC, r.batch_id DESC) = 1
+            AND NOT coalesce(r.withdrawn, false)
         ORDER BY r.ticker, r.as_of_date
         """,  # noqa: S608 - only constant column names are interpolated
-        params=[tickers, tickers, sources, sources],
+        params=[tickers, tickers, sources, sources, prefer],
     ).pl()
     return df.with_columns(pl.col("as_of_date").cast(pl.Date), pl.col("filing_date").cast(pl.Date))

@@ -10,14 +10,14 @@ import csv
 import io
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
 import polars as pl
 
 from core.errors import InputError
@@ -25,6 +25,9 @@ from core.paths import DATA_DIR
 from market.calendars import calendar_for
 from market.store import PRICE_SCHEMA, conform
 from market.validate import check_order
+
+if TYPE_CHECKING:  # pandas only for yfinance frames, imported there: 1-2 s off `carousel study`
+    import pandas as pd
 
 #: Snapshot file stems that are not Yahoo symbols.
 FILE_TO_TICKER = {"GSPC": "^GSPC", "IXIC": "^IXIC"}
@@ -127,6 +130,8 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
     Rows where every price is NaN are the union-of-dates padding yf.download adds when tickers trade on
     different days; they are dropped and counted. A ticker with no remaining rows failed.
     """
+    import pandas as pd
+
     out: dict[str, TickerResult] = {}
     if frame is None or frame.empty:
         return {t: TickerResult(t, error="no data returned (empty frame)") for t in tickers}
@@ -214,7 +219,10 @@ class YahooSource:
 
         # yfinance's `end` is exclusive.
         yf_end = (end + timedelta(days=1)).isoformat() if end is not None else None
-        with _capture_yf_errors() as cap:
+        # yfinance's own deprecation warnings (pandas' inplace keyword...) are not the user's to act on
+        # and would be printed once per download group; failures still arrive through its log.
+        with _capture_yf_errors() as cap, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
                 frame = yf.download(
                     tickers, start=start.isoformat(), end=yf_end, auto_adjust=False, actions=True,

@@ -170,6 +170,9 @@ class NormalReturnModel:
     reads_benchmark_returns: ClassVar[bool] = True
     #: True when the design reads the Fama-French factor file instead of benchmark returns.
     needs_factors: ClassVar[bool] = False
+    #: False when the batch engine cannot estimate the model and ``analysis.study.run_study`` routes it
+    #: elsewhere (GARCH: a per-firm-event likelihood over unbroken days).
+    batch_engine: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.check_benchmarks(self.benchmarks)

@@ -2,13 +2,19 @@
 
 Errors derived from :class:`core.errors.CarouselError` are printed as one clear line on stderr and
 turned into their exit code; nothing a user can cause should end in a traceback.
+
+Cold start: ``carousel --help`` must not pay for duckdb, polars, numpy, pyarrow, scipy or matplotlib
+(about 0.6 s to import, and help needs only typer). So this module and the command modules import them
+inside the commands that use them, and command signatures use only typer, pathlib and typing
+(tests/architecture/test_cold_start.py checks it in a fresh process).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -24,6 +30,21 @@ app = typer.Typer(
 )
 
 _err = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="DuckDB database file for the command that follows (same as its own "
+                     "--db; env CAROUSEL_DB; default data/carousel.duckdb).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Measure the circular AI deal web: ledger, market data, event studies, figures."""
+    # Read by every command's --db (carousel.cli.options.DbOption) when it has none of its own.
+    if db is not None:
+        ctx.meta["carousel.db"] = db
 
 
 def _register() -> None:
@@ -62,7 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except duckdb.Error as exc:
+    except Exception as exc:
+        # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
+        # click as ``typer._click``, so match both its and click's ClickException.
+        if _is_click_exception(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+        if not _is_duckdb_error(exc):
+            raise
         from core import db
 
         if not db.is_storage_error(exc):
@@ -77,13 +105,13 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(4)
-    except Exception as exc:
-        # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
-        # click as ``typer._click``, so match both its and click's ClickException.
-        if _is_click_exception(exc):
-            exc.show()  # type: ignore[attr-defined]
-            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
-        raise
+
+
+def _is_duckdb_error(exc: BaseException) -> bool:
+    # duckdb is imported only by commands that open a database: if it was never imported, no duckdb
+    # error can have been raised (and importing it here would cost every other command 0.1-0.3 s).
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.Error)
 
 
 def _is_click_exception(exc: BaseException) -> bool:

@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 
-from analysis.explain import explain, study_frame
 from analysis.window import EventWindow
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.errors import InputError
+
+# analysis.explain and carousel.db (polars, duckdb...) are imported inside the commands: `carousel
+# --help` must not pay for them (carousel/cli/__init__.py).
 
 _FORMATS = ("table", "json", "csv", "latex")
 
@@ -66,6 +67,9 @@ def register(app: typer.Typer) -> None:
         on_round_trip, closes_round_trip, n_round_trips, openai_share, openai_flows_usd, degree,
         in_degree, out_degree, betweenness (each as known on the announcement date).
         """
+        from analysis.explain import explain, study_frame
+        from carousel.db import connect
+
         if fmt not in _FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose {', '.join(_FORMATS)}", field="--format")
         try:
@@ -110,6 +114,7 @@ def _common_shock(
 ) -> None:
     from analysis.shock_exposure import common_shock_exposure, primary_tickers
     from analysis.study import load_inputs
+    from carousel.db import connect
     from ledger import api as ledger_api
 
     if benchmark and len(benchmark) > 1:

@@ -12,20 +12,23 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.errors import ConflictError, DatabaseError, InputError
 from core.paths import resolve_db
-from ledger import api, commands, log
-from ledger.load import import_file, validate_file
+
+# duckdb, polars and pyarrow (through carousel.db and the ledger's modules) are imported inside the
+# commands: `carousel --help` must not pay for them (carousel/cli/__init__.py).
+if TYPE_CHECKING:
+    import duckdb
+
+    from ledger import commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -56,6 +59,11 @@ def import_cmd(
 
     The file is validated before the database is opened read-write, and an import that would add nothing
     (a re-import) never opens it read-write, so the database file is not touched."""
+    import duckdb
+
+    from carousel.db import connect
+    from ledger.load import import_file, validate_file
+
     validate_file(file)
     rep = None
     if resolve_db(db).exists():
@@ -80,6 +88,9 @@ def import_cmd(
 @app.command("add")
 def add_cmd(file: Annotated[Path, typer.Argument(help="CSV/YAML file with the new deal(s)")], db: DbOption = None) -> None:
     """Record new deal announcements (same format as import; existing deals are refused)."""
+    from carousel.db import connect
+    from ledger import commands
+
     events = commands.parse_deal_file(file)  # validated before the database is opened
     with connect(db) as con:
         res = commands.add(con, events)
@@ -91,6 +102,8 @@ def _record(db: Path | None, deal_id: str,
             run: Callable[[duckdb.DuckDBPyConnection, bool], commands.Recorded]) -> None:
     """One amend/correct/retract: every check runs first on a read-only connection (bad input, or a retry
     already recorded, never opens the database read-write), then the change is recorded."""
+    from carousel.db import connect
+
     if not resolve_db(db).exists():  # no deal to change; a read-write open would create an empty database
         raise InputError(f"unknown deal {deal_id!r} (database {resolve_db(db)} does not exist)", field="deal_id")
     with connect(db, read_only=True) as con:
@@ -121,6 +134,8 @@ _IDEMPOTENT = (
              " Values are checked as import checks them." + _IDEMPOTENT)
 def amend_cmd(deal_id: str, effective: Annotated[str, typer.Option(help="Effective date YYYY-MM-DD of the business change.")],
               set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None, db: DbOption = None) -> None:
+    from ledger import commands
+
     commands.date_option(effective, "--effective")  # checked before the database is opened
     _record(db, deal_id, lambda con, dry: commands.amend(con, deal_id, effective=effective, changes=set_, reason=reason,
                                                          expected_version=expected_version, dry_run=dry))
@@ -130,6 +145,8 @@ def amend_cmd(deal_id: str, effective: Annotated[str, typer.Option(help="Effecti
              " Values are checked as import checks them." + _IDEMPOTENT)
 def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_version: _VersionOpt = None,
                 db: DbOption = None) -> None:
+    from ledger import commands
+
     _record(db, deal_id, lambda con, dry: commands.correct(con, deal_id, changes=set_, reason=reason,
                                                            expected_version=expected_version, dry_run=dry))
 
@@ -138,6 +155,8 @@ def correct_cmd(deal_id: str, set_: _SetOpt, reason: _ReasonOpt = "", expected_v
 def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
                 effective: Annotated[str | None, typer.Option(help="Effective date YYYY-MM-DD (default: always).")] = None,
                 expected_version: _VersionOpt = None, db: DbOption = None) -> None:
+    from ledger import commands
+
     commands.date_option(effective, "--effective")
     _record(db, deal_id, lambda con, dry: commands.retract(con, deal_id, reason=reason, effective=effective,
                                                            expected_version=expected_version, dry_run=dry))
@@ -146,6 +165,9 @@ def retract_cmd(deal_id: str, reason: _ReasonOpt = "",
 @app.command("show")
 def show_cmd(deal_id: str, db: DbOption = None) -> None:
     """Show a deal's current state and its event history."""
+    from carousel.db import connect
+    from ledger import api
+
     with connect(db, read_only=True) as con:
         d = api.deals(con).filter(deal_id=deal_id)
         hist = api.history(con, deal_id)
@@ -171,6 +193,9 @@ def show_cmd(deal_id: str, db: DbOption = None) -> None:
 def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e.g. deal-<id>).")] = None,
             limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50, db: DbOption = None) -> None:
     """Print the latest events of the log."""
+    from carousel.db import connect
+    from ledger import log
+
     with connect(db, read_only=True) as con:
         events = log.read(con, streams=[stream] if stream else None)
     t = Table("pos", "stream", "v", "type", "recorded_at")
@@ -184,6 +209,9 @@ def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e
 def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON from `ledger anchor` to check too.")] = None,
                db: DbOption = None) -> None:
     """Recompute the hash chain; name the first broken position (exit 5)."""
+    from carousel.db import connect
+    from ledger import log
+
     doc = _read_anchor(anchor) if anchor else None
     with connect(db, read_only=True) as con:
         rep = log.verify(con)
@@ -226,6 +254,9 @@ def anchor_cmd(out: Annotated[Path | None, typer.Option(
     `ledger verify --anchor FILE`."""
     if out is not None and (out.is_dir() or out.is_symlink()):
         raise InputError("is a directory or a symbolic link; give a new or regular file", file=out)
+    from carousel.db import connect
+    from ledger import log
+
     with connect(db, read_only=True) as con:
         text = json.dumps(log.anchor(con), sort_keys=True)
     if out is None:
@@ -261,6 +292,9 @@ def asof_cmd(known_at: Annotated[str | None, typer.Option(help="Transaction time
             day = dt.date.fromisoformat(in_effect)
         except ValueError:
             raise InputError(f"{in_effect!r} is not a date YYYY-MM-DD", field="--in-effect") from None
+    from carousel.db import connect
+    from ledger import api
+
     with connect(db, read_only=True) as con:
         frame = (api.flows if flows else api.deals)(con, as_known_at=ts, in_effect_on=day)
     cols = (["deal_id", "payer", "payee", "amount_usd", "counts_toward_total"] if flows

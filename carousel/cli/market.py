@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from enum import StrEnum
@@ -13,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from carousel.cli.options import DbOption
-from carousel.db import connect
 from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
@@ -51,6 +51,24 @@ def _symbols(values: list[str] | None, option: str) -> list[str]:
     return out
 
 
+_NO_NETWORK = re.compile(
+    r"Could not resolve host|DNSError|Failed to establish a new connection|Network is unreachable|"
+    r"Name or service not known|Temporary failure in name resolution|Connection refused|"
+    r"ConnectionError|curl: \((6|7)\)", re.I)
+#: What yfinance says for a ticker when its time-zone lookup failed, which offline is every ticker.
+_NO_TIMEZONE = "no timezone found"
+
+
+def network_unreachable(failed: dict[str, str]) -> bool:
+    """True when the failures say the network is down: at least one connection error, and every
+    other failure is one or yfinance's 'no timezone found' that the failed lookup causes."""
+    if not failed:
+        return False
+    errors = list(failed.values())
+    return any(_NO_NETWORK.search(e) for e in errors) and all(
+        _NO_NETWORK.search(e) or _NO_TIMEZONE in e for e in errors)
+
+
 def refresh_cmd(
     db: DbOption = None,
     source: Annotated[SourceName, typer.Option(help="yahoo (network) or snapshot (offline).")] = (
@@ -72,6 +90,7 @@ def refresh_cmd(
     max_attempts: Annotated[int, typer.Option(min=1)] = 5,
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
+    from carousel.db import connect
     from carousel.universe import universe
     from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
@@ -120,8 +139,15 @@ def refresh_cmd(
         shown = ", ".join(str(d) for d in days[:5]) + (" ..." if len(days) > 5 else "")
         _out.print(f"warning: {t}: {len(days)} row(s) on weekdays that are not sessions of the "
                    f"calendar (stored; check the source): {shown}", soft_wrap=True)
-    for t, e in sorted(rep.failed.items()):
-        print(f"failed: {t}: {e}", file=sys.stderr)
+    if not rep.ok and network_unreachable(rep.failed):
+        # One line instead of one per ticker: offline, every ticker fails for the same reason, and
+        # yfinance words it as "possibly delisted; no timezone found", which misleads.
+        print(f"error: Yahoo Finance cannot be reached (no network): none of the {len(rep.failed)} tickers "
+              "was fetched and nothing was stored. Offline, load the shipped prices with "
+              "`carousel refresh --source snapshot` (or `carousel market load-snapshot`).", file=sys.stderr)
+    else:
+        for t, e in sorted(rep.failed.items()):
+            print(f"failed: {t}: {e}", file=sys.stderr)
     if rep.exit_code:
         # typer.Exit works both standalone and under carousel.cli.main (which exits with the code).
         raise typer.Exit(rep.exit_code)
@@ -150,6 +176,7 @@ def load_snapshot_cmd(
         "data/shares/shares_outstanding.csv).")] = None,
 ) -> None:
     """Load the offline snapshot (prices, then share counts) as one batch each, skipped if unchanged."""
+    from carousel.db import connect
     from market.shares_store import load_shares_snapshot
     from market.snapshot import load_snapshot
 
@@ -182,6 +209,8 @@ def load_snapshot_cmd(
 @market_app.command("status")
 def status_cmd(db: DbOption = None) -> None:
     """Per ticker: rows, first/last date, latest batch; then the last batches."""
+    from carousel.db import connect
+
     con = connect(db, read_only=True)
     try:
         per = con.execute(

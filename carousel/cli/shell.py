@@ -8,12 +8,26 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from carousel.cli.options import DbOption
+from carousel.cli.options import (
+    BenchmarkOpt,
+    ConfigOpt,
+    ConventionsOpt,
+    DbOption,
+    EstimationOpt,
+    LagOpt,
+    MaskOpt,
+    MethodOpt,
+    MinObsOpt,
+    ModelOpt,
+    PeerOpt,
+    UnknownOpt,
+    WindowOpt,
+    build_spec,
+)
 from core.errors import InputError
 
 _out = Console(highlight=False, soft_wrap=True)
@@ -35,6 +49,8 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Run a read-only SQL query (writes are refused)."""
+        import polars as pl
+
         from carousel.queries import query
 
         if fmt not in ("table", "csv", "json", "jsonl"):
@@ -66,21 +82,55 @@ def register(app: typer.Typer) -> None:
     def run_cmd(
         out: OutOption = Path("out"),
         online: Annotated[bool, typer.Option("--online", help="Refresh prices from Yahoo first.")] = False,
-        method: Annotated[str, typer.Option(help="batch | statsmodels")] = "batch",
         db: DbOption = None,
+        config: ConfigOpt = None,
+        model: ModelOpt = None,
+        benchmark: BenchmarkOpt = None,
+        estimation: EstimationOpt = None,
+        window: WindowOpt = None,
+        min_obs: MinObsOpt = None,
+        peer: PeerOpt = None,
+        conventions: ConventionsOpt = None,
+        method: MethodOpt = None,
+        mask_other_events: MaskOpt = None,
+        lag_non_us: LagOpt = None,
+        unknown_policy: UnknownOpt = None,
     ) -> None:
         """The main job: ledger, prices, event study, flow graph, figures, tables and the HTML report."""
         from carousel.mainjob import print_summary, run
 
-        if method not in ("batch", "statsmodels"):
-            raise InputError(f"unknown method {method!r}", field="--method")
-        summary = run(db, out, online=online, method=method, console=_out)
+        spec = build_spec(
+            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
+            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
+        )
+        summary = run(db, out, online=online, spec=spec, console=_out)
         print_summary(summary, _out)
 
     @app.command("report")
-    def report_cmd(out: OutOption = Path("out"), db: DbOption = None) -> None:
+    def report_cmd(
+        out: OutOption = Path("out"),
+        db: DbOption = None,
+        config: ConfigOpt = None,
+        model: ModelOpt = None,
+        benchmark: BenchmarkOpt = None,
+        estimation: EstimationOpt = None,
+        window: WindowOpt = None,
+        min_obs: MinObsOpt = None,
+        peer: PeerOpt = None,
+        conventions: ConventionsOpt = None,
+        method: MethodOpt = None,
+        mask_other_events: MaskOpt = None,
+        lag_non_us: LagOpt = None,
+        unknown_policy: UnknownOpt = None,
+    ) -> None:
         """Write the self-contained HTML report (and its figures and tables) from the database."""
         from carousel.mainjob import run
 
-        summary = run(db, out, console=_out, load_inputs=False)
+        spec = build_spec(
+            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
+            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
+        )
+        summary = run(db, out, spec=spec, console=_out, load_inputs=False)
         _out.print(f"report written: {summary.out / 'report.html'}")

@@ -6,24 +6,42 @@ Imperative shell: read deals and prices read-only from DuckDB, build firm-events
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
-from typing import Annotated, Any
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.models import benchmark_tickers, model_spec
-from analysis.results import EventStudyResult, car_columns
-from analysis.study import load_inputs, load_prices, run_study
-from analysis.summary import Column
-from analysis.summary import Table as SummaryTable
-from analysis.window import DEFAULT_WINDOWS, EventWindow
-from carousel.cli.options import DbOption
-from carousel.db import connect
+from analysis.window import EventWindow
+from carousel.cli.options import (
+    BenchmarkOpt,
+    ConfigOpt,
+    ConventionsOpt,
+    DbOption,
+    EstimationOpt,
+    LagOpt,
+    MaskOpt,
+    MethodOpt,
+    MinObsOpt,
+    ModelOpt,
+    PeerOpt,
+    UnknownOpt,
+    WindowOpt,
+    build_spec,
+)
 from core.errors import InputError
+
+# The study's modules (polars, numpy, duckdb under them) are imported when the command runs, not when
+# it is registered: `carousel --help` must not pay for them (carousel/cli/__init__.py).
+if TYPE_CHECKING:
+    import polars as pl
+
+    from analysis.results import EventStudyResult
 
 
 def parse_window(text: str) -> EventWindow:
@@ -47,6 +65,12 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
         + (f" on {', '.join(res.model.benchmarks)}" if res.model.reads_benchmark_returns else "")
         + f", estimation [{res.estimation[0]},{res.estimation[1]}], {res.method}, {res.conventions.name}"
     )
+    import polars as pl
+
+    from analysis.results import car_columns
+    from analysis.summary import Column
+    from analysis.summary import Table as SummaryTable
+
     table = Table(title=title, show_lines=False)
     frame, columns = res.car, car_columns()
     if dollars is not None:
@@ -69,6 +93,9 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
         for r in res.excluded.sort("event_id").iter_rows(named=True):
             console.print(f"  excluded {r['event_id']}: {r['reason']}", highlight=False)
 
+
+RECORD_KEYS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
+FORMATS = ("table", "json", "csv", "parquet")
 
 #: ``carousel study --type``: what is abnormal (docs/conventions.md, "Volume, volatility, run-up").
 STUDY_TYPES = ("returns", "volume", "volatility", "runup")
@@ -107,9 +134,8 @@ def register(app: typer.Typer) -> None:
     @app.command("study")
     def study(
         db: DbOption = None,
-        model: Annotated[
-            str, typer.Option(help="mean | market_adjusted | market | multifactor | ff3 | garch")
-        ] = "market",
+        config: ConfigOpt = None,
+        model: ModelOpt = None,
         study_type: Annotated[
             str,
             typer.Option(
@@ -119,73 +145,45 @@ def register(app: typer.Typer) -> None:
                 "windows [-10,-1] and [-1,-1]).",
             ),
         ] = "returns",
-        benchmark: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--benchmark",
-                "-b",
-                help="Benchmark ticker (repeatable); 'SPY[-1]' lags it one trading day (Tokyo). "
-                "For mean and ff3 one ticker, which only sets the trading-day grid.",
-            ),
-        ] = None,
-        estimation: Annotated[
-            tuple[int, int], typer.Option(help="Estimation window start end, trading days from t0.")
-        ] = (-250, -11),
-        window: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--window", "-w", help="Event window 'start,end' (repeatable), e.g. -1,1."
-            ),
-        ] = None,
-        min_obs: Annotated[int, typer.Option(help="Minimum estimation observations.")] = 120,
+        benchmark: BenchmarkOpt = None,
+        estimation: EstimationOpt = None,
+        window: WindowOpt = None,
+        min_obs: MinObsOpt = None,
         deal: Annotated[
             list[str] | None, typer.Option("--deal", help="Only this deal id (repeatable).")
         ] = None,
         ticker: Annotated[
             list[str] | None, typer.Option("--ticker", help="Only this ticker (repeatable).")
         ] = None,
-        peer: Annotated[
-            list[str] | None,
-            typer.Option("--peer", help="Add this ticker to every deal as a peer (repeatable)."),
+        peer: PeerOpt = None,
+        conventions: ConventionsOpt = None,
+        method: MethodOpt = None,
+        mask_other_events: MaskOpt = None,
+        lag_non_us: LagOpt = None,
+        unknown_policy: UnknownOpt = None,
+        fmt: Annotated[str, typer.Option("--format", help="table | json | csv | parquet (needs --out)")] = "table",
+        out: Annotated[
+            Path | None, typer.Option("--out", help="File for --format parquet (csv/json: stdout unless given).",
+                                      dir_okay=False)
         ] = None,
-        conventions: Annotated[str, typer.Option(help="textbook | estudy2")] = "textbook",
-        method: Annotated[str, typer.Option(help="batch | statsmodels | event_dummy")] = "batch",
-        flag_other_events: Annotated[
-            bool,
-            typer.Option(
-                help="Keep (and count) other events in the estimation window instead of masking."
-            ),
-        ] = False,
-        unknown_policy: Annotated[
-            str,
-            typer.Option(
-                help="t0 of announcements whose time of day is unknown: same_day (the US business day "
-                "of the date; next Tokyo session for 9984.T) | next_session (as if after the close)."
-            ),
-        ] = "same_day",
-        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Abnormal returns around every deal announcement (CAR, se, t, p per firm-event and window)."""
         # Imported here, as the other commands' heavy imports are: every carousel command builds the CLI.
         from analysis.dollar_columns import DOLLAR_COLUMNS, load_dollar_inputs, with_dollars
+        from analysis.models import benchmark_tickers
+        from analysis.study import load_inputs, load_prices, run_spec
+        from carousel.db import connect
 
-        if fmt not in ("table", "json"):
-            raise InputError(f"unknown format {fmt!r}; choose table or json", field="--format")
-        if method not in ("batch", "statsmodels", "event_dummy"):
-            raise InputError(f"unknown method {method!r}", field="--method")
-        wins = tuple(parse_window(w) for w in window) if window else DEFAULT_WINDOWS
-        bench = tuple(benchmark) if benchmark else ("SPY",)
-        try:
-            resolved = model_spec(model, bench)
-        except ValueError as exc:
-            raise InputError(str(exc), field="--model") from None
-        if not resolved.reads_benchmark_returns and len(bench) > 1:
-            # These models read no benchmark returns; a second -b would be silently ignored.
-            raise InputError(
-                f"model {resolved.name!r} uses no benchmark returns: give at most one --benchmark, "
-                "which only sets the trading-day grid",
-                field="--benchmark",
-            )
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose {', '.join(FORMATS)}", field="--format")
+        if fmt == "parquet" and out is None:
+            raise InputError("--format parquet writes a file: give --out FILE.parquet", field="--out")
+        spec = build_spec(
+            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
+            conventions=conventions, method=method, unknown_policy=unknown_policy,
+            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
+        )
+        bench, wins = spec.benchmarks, spec.windows
         # Imported here: only the study type asked for pays its import.
         from analysis.runup import RUNUP_WINDOWS, runup_study
         from analysis.volume import DEFAULT_VOLUME_BENCHMARK, abnormal_volume
@@ -195,54 +193,42 @@ def register(app: typer.Typer) -> None:
                 f"unknown study type {study_type!r}; choose {' | '.join(STUDY_TYPES)}", field="--type"
             )
         options: dict[str, Any] = {
-            "estimation": (int(estimation[0]), int(estimation[1])),
-            "min_obs": min_obs,
+            "estimation": spec.estimation,
+            "min_obs": spec.min_obs,
             "deal_filter": deal,
             "ticker_filter": ticker,
-            "peers": peer,
-            "conventions": conventions,
-            "method": method,
-            "mask_other_events": not flag_other_events,
-            "unknown_policy": unknown_policy,
+            "peers": list(spec.peers) or None,
+            "conventions": spec.conventions,
+            "method": spec.method,
+            "mask_other_events": spec.mask_other_events,
+            "unknown_policy": spec.unknown_policy,
         }
         dollars: pl.DataFrame | None = None
         if study_type == "volume":
-            if resolved.name != "market":
+            if spec.resolved_model != "market":
                 raise InputError("--type volume uses the market-volume model only", field="--model")
             vbench = tuple(benchmark) if benchmark else (DEFAULT_VOLUME_BENCHMARK,)
             with connect(db, read_only=True) as con:
-                deals, prices = load_prices(con, [*benchmark_tickers(vbench), *(peer or [])])
+                deals, prices = load_prices(con, [*benchmark_tickers(vbench), *spec.peers])
             res = abnormal_volume(deals, prices, benchmarks=vbench, windows=wins, **options)
         else:
             with connect(db, read_only=True) as con:
-                deals, returns = load_inputs(con, [*benchmark_tickers(bench), *(peer or [])])
+                deals, returns = load_inputs(con, spec.extra_tickers())
                 dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
             if study_type == "runup":
                 run_wins = tuple(parse_window(w) for w in window) if window else RUNUP_WINDOWS
                 res = runup_study(
-                    deals, returns, model=model, benchmarks=bench, windows=run_wins, **options
+                    deals, returns, model=spec.model, benchmarks=bench, windows=run_wins, **options
                 ).study
             else:
-                res = run_study(deals, returns, model=model, benchmarks=bench, windows=wins, **options)
+                res = run_spec(deals, returns, spec, deal_filter=deal, ticker_filter=ticker)
             # Dollar value moved (market value at t0-1 x CAR), row for row with res.car; a volume
             # or variance-ratio study has no dollar counterpart.
             dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
         if study_type == "volatility":
             _emit_variance_ratios(res, fmt)
             return
-        if fmt == "json":
-            keys = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
-            records = [{k: rec[k] for k in keys} for rec in res.to_json_records()]
-            if dollars is not None:
-                for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
-                    rec.update({k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                for k, v in extra.items()})
-            typer.echo(json.dumps(records, indent=2))
-            # stdout stays pure JSON for scripts; what was left out (and why) goes to stderr.
-            typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
-            for r in res.excluded.sort("event_id").iter_rows(named=True):
-                typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
-        else:
+        if fmt == "table":
             console = Console()
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
@@ -260,6 +246,37 @@ def register(app: typer.Typer) -> None:
                     "normal p; BHAR does not apply.",
                     highlight=False,
                 )
+            return
+        if fmt == "json":
+            records = [{k: rec[k] for k in RECORD_KEYS} for rec in res.to_json_records()]
+            if dollars is not None:
+                for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
+                    rec.update({k: None if isinstance(v, float) and not math.isfinite(v)
+                                else v.isoformat() if isinstance(v, dt.date) else v
+                                for k, v in extra.items()})
+            text = json.dumps(records, indent=2)
+            if out is None:
+                typer.echo(text)
+            else:
+                out.write_text(text + "\n", encoding="utf-8")
+        else:
+            frame = res.car.select(RECORD_KEYS)
+            if dollars is not None:
+                frame = pl.concat([frame, dollars], how="horizontal")
+            if fmt == "csv":
+                if out is None:
+                    sys.stdout.write(frame.write_csv(float_precision=10))
+                else:
+                    frame.write_csv(out, float_precision=10)
+            else:
+                try:
+                    frame.write_parquet(out)  # type: ignore[arg-type]
+                except OSError as exc:
+                    raise InputError(f"cannot write {out}: {exc.strerror or exc}", field="--out") from None
+        # stdout stays pure data for scripts; what was left out (and why) goes to stderr.
+        typer.echo(f"{res.nobs} firm-events estimated, {res.excluded.height} excluded", err=True)
+        for r in res.excluded.sort("event_id").iter_rows(named=True):
+            typer.echo(f"  excluded {r['event_id']}: {r['reason']}", err=True)
 
 
 __all__ = ["parse_window", "register", "render_table"]

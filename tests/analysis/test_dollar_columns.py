@@ -1,12 +1,13 @@
 """Dollar columns in every output of a study: ``carousel study --format json`` and the ``car`` SQL view.
 
-Checked through the CLI against shares x close(t0-1) x CAR computed here by hand with the csv module
+Checked through the CLI against shares x close(day before the window's first day) x CAR computed here by hand with the csv module
 from data/shares and data/prices (no project code), for every default window.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from carousel.cli import app
 DATA = Path(__file__).resolve().parents[2] / "data"
 ORCL = "openai-orcl-2025-09-10"
 AMD = "amd-openai-2025-10-06"
-DOLLAR_KEYS = ["mcap_usd", "dollar_car", "dollar_se", "dollar_reason"]
+DOLLAR_KEYS = ["mcap_usd", "mcap_date", "count_known_after_t0", "dollar_car", "dollar_se", "dollar_reason"]
 OLD_STUDY_CAR = """
     CREATE TABLE study_car (
         event_id VARCHAR NOT NULL, deal_id VARCHAR, ticker VARCHAR NOT NULL, t0 DATE, "window" VARCHAR NOT NULL,
@@ -35,15 +36,25 @@ def _cli(*args: str) -> str:
     return res.stdout
 
 
-def _by_hand(ticker: str, t0: str) -> tuple[int, float]:
-    """(split-adjusted count in force on the previous trading day, close that day), from the CSVs."""
+def _by_hand(ticker: str, t0: str, start: int = 0) -> tuple[int, float, str, str]:
+    """(split-adjusted count in force on the ticker's trading day before relative day ``start``, close
+    that day, the day), from the CSVs: day -1 is the last row before t0, day ``start - 1`` is ``start``
+    rows after it in the ticker's own price file."""
     with (DATA / "prices" / f"{ticker}.csv").open(newline="") as fh:
-        before = [r for r in csv.DictReader(fh) if r["date"] < t0]
-    day = max(before, key=lambda r: r["date"])
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["date"])
+    last_before = max(i for i, r in enumerate(rows) if r["date"] < t0)
+    day = rows[last_before + start]
     with (DATA / "shares" / "shares_outstanding.csv").open(newline="") as fh:
         counts = [r for r in csv.DictReader(fh) if r["ticker"] == ticker and r["as_of_date"] <= day["date"]]
     count = max(counts, key=lambda r: r["as_of_date"])
-    return int(count["split_adjusted_to_2026"]), float(day["close"])
+    return int(count["split_adjusted_to_2026"]), float(day["close"]), day["date"], _known(count)
+
+
+def _known(count: dict[str, str]) -> str:
+    """The day a count was public: its filing date, else its as-of date + 45 days (the documented lag)."""
+    if count["filing_date"]:
+        return count["filing_date"]
+    return (dt.date.fromisoformat(count["as_of_date"]) + dt.timedelta(days=45)).isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +78,17 @@ def test_study_json_dollar_car_equals_shares_x_close_x_car(priced_db: Path) -> N
     records = json.loads(_cli("study", "--db", str(priced_db), "--format", "json", "--deal", ORCL,
                               "--deal", AMD))
     checked = 0
+    starts = {"[0,0]": 0, "[-1,+1]": -1, "[-5,+5]": -5, "[0,+10]": 0}
     for event_id, ticker, t0 in ((f"{ORCL}:ORCL", "ORCL", "2025-09-10"), (f"{AMD}:AMD", "AMD", "2025-10-06")):
-        shares, close = _by_hand(ticker, t0)
         rows = [r for r in records if r["event_id"] == event_id]
         assert [r["window"] for r in rows] == ["[0,0]", "[-1,+1]", "[-5,+5]", "[0,+10]"]
         for r in rows:
+            # The value before the window's first day: t0-1 for [0,0], t0-2 for [-1,+1], t0-6 for [-5,+5].
+            shares, close, day, known = _by_hand(ticker, t0, starts[r["window"]])
             assert r["dollar_reason"] is None
+            assert r["mcap_date"] == day
+            # ORCL's 2025-08-31 count has no filing date: public by 2025-10-15 at the latest, after t0.
+            assert r["count_known_after_t0"] is (known >= t0)
             assert r["mcap_usd"] == pytest.approx(shares * close, rel=1e-9, abs=0)
             assert r["dollar_car"] == pytest.approx(shares * close * r["car"], rel=1e-9, abs=0)
             assert r["dollar_se"] == pytest.approx(shares * close * r["se"], rel=1e-9, abs=0)
@@ -88,9 +104,9 @@ def test_study_json_dollar_car_equals_shares_x_close_x_car(priced_db: Path) -> N
 
 def test_every_record_has_the_dollar_fields_with_a_reason_where_null(priced_db: Path) -> None:
     records = json.loads(_cli("study", "--db", str(priced_db), "--format", "json"))
-    assert all(list(r)[-4:] == DOLLAR_KEYS for r in records)
+    assert all(list(r)[-len(DOLLAR_KEYS):] == DOLLAR_KEYS for r in records)
     reasons = {r["dollar_reason"] for r in records if r["dollar_car"] is None}
-    assert reasons == {"count_missing", "count_stale", "fx_missing"}
+    assert reasons == {"count_missing", "count_stale", "fx_missing", "count_changed_in_gap"}
     assert all(r["dollar_reason"] is None for r in records if r["dollar_car"] is not None)
     sb = [r for r in records if r["ticker"] == "9984.T" and r["t0"] == "2025-11-12"]
     assert len(sb) == 4 and {r["dollar_reason"] for r in sb} == {"fx_missing"}  # JPY: no guessed rate
@@ -132,7 +148,7 @@ def test_old_car_table_gains_the_columns_at_a_read_write_open(tmp_path: Path) ->
     for _ in range(2):  # idempotent
         with connect(path) as con:
             cols = con.sql('SELECT * FROM car').columns
-            assert cols[-4:] == list(DOLLAR_COLUMNS) and len(cols) == 15
+            assert set(cols[-len(DOLLAR_COLUMNS):]) == set(DOLLAR_COLUMNS) and len(cols) == 17
             assert con.execute("SELECT car, dollar_car, dollar_reason FROM car").fetchall() == [(0.1, None, None)]
 
 
@@ -142,19 +158,21 @@ def test_car_view_of_carousel_report_holds_the_dollars(priced_db: Path, tmp_path
     path.write_bytes(priced_db.read_bytes())
     _cli("report", "--db", str(path), "--out", str(tmp_path / "out"))
     rows = pl.read_csv(_cli("sql", "--db", str(path), "--format", "csv",
-                            "SELECT event_id, \"window\", car, mcap_usd, dollar_car, dollar_se, dollar_reason "
+                            "SELECT event_id, \"window\", car, mcap_usd, mcap_date, dollar_car, dollar_se, dollar_reason "
                             "FROM car WHERE ticker IN ('ORCL', 'AMD') AND t0 IN ('2025-09-10', '2025-10-06')"
                             ).encode())
     assert rows.height == 8
     for r in rows.iter_rows(named=True):
         ticker = r["event_id"].rsplit(":", 1)[1]
-        shares, close = _by_hand(ticker, "2025-09-10" if ticker == "ORCL" else "2025-10-06")
+        start = {"[0,0]": 0, "[-1,+1]": -1, "[-5,+5]": -5, "[0,+10]": 0}[r["window"]]
+        shares, close, day, _ = _by_hand(ticker, "2025-09-10" if ticker == "ORCL" else "2025-10-06", start)
+        assert str(r["mcap_date"]) == day
         assert r["dollar_car"] == pytest.approx(shares * close * r["car"], rel=1e-9, abs=0)
     n = pl.read_csv(_cli("sql", "--db", str(path), "--format", "csv",
                          "SELECT count(*) AS n, count(dollar_car) AS valued, "
                          "count(*) FILTER (dollar_car IS NULL AND dollar_reason IS NULL) AS silent FROM car"
                          ).encode()).row(0, named=True)
-    assert n["n"] == 160 and n["valued"] == 108 and n["silent"] == 0
+    assert n["n"] == 160 and n["valued"] == 100 and n["silent"] == 0
 
 
 def test_load_snapshot_shares_csv_option_appends_only_a_revision(priced_db: Path, tmp_path: Path) -> None:

@@ -208,19 +208,62 @@ def test_dollar_tests_agree_with_scipy(shipped: dict[str, pl.DataFrame],
         d, s = w["dollar_car"].to_numpy(), w["dollar_se"].to_numpy()
         t = tests.filter(window=window).rows_by_key("term", named=True, unique=True)
         total, mean = t["total_dollar_car"], t["mean_dollar_car"]
-        assert total["coef_bn"] == pytest.approx(d.sum() / 1e9, rel=1e-12)
-        assert total["se_bn"] == pytest.approx(np.sqrt((s ** 2).sum()) / 1e9, rel=1e-12)
+        # Firm-events without a value: the window is incomplete, its total unknown; the statistics over
+        # the valued ones are kept as partial ones beside it, the excluded members named.
+        left_out = shipped["dollars"].filter((pl.col("window") == window) & pl.col("dollar_car").is_null())
+        assert left_out.height == 15 and d.size == 25
+        for r in (total, mean):
+            assert r["coef_bn"] is None and r["se_bn"] is None and r["stat"] is None and r["p"] is None
+            assert r["complete"] is False and r["n"] == d.size and r["n_without_value"] == left_out.height
+            assert r["missing"] == "; ".join(sorted(f"{x['ticker']} {x['t0']}: {x['dollar_reason']}"
+                                                    for x in left_out.iter_rows(named=True)))
+        assert total["partial_bn"] == pytest.approx(d.sum() / 1e9, rel=1e-12)
+        assert total["partial_se_bn"] == pytest.approx(np.sqrt((s ** 2).sum()) / 1e9, rel=1e-12)
         z = d.sum() / np.sqrt((s ** 2).sum())
-        assert total["p"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-10)
+        assert total["partial_p"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-10)
         ref = stats.ttest_1samp(d, 0.0)
-        assert mean["stat"] == pytest.approx(ref.statistic, rel=1e-10)
-        assert mean["p"] == pytest.approx(ref.pvalue, rel=1e-10)
-        assert total["n"] == d.size == 27 and total["n_without_value"] == 13
+        assert mean["partial_stat"] == pytest.approx(ref.statistic, rel=1e-10)
+        assert mean["partial_p"] == pytest.approx(ref.pvalue, rel=1e-10)
     cum = frames["cumulative"]
-    total_w = tests.filter(window=W, term="total_dollar_car")["coef_bn"][0]
-    assert cum["cumulative_bn"][-1] == pytest.approx(total_w, rel=1e-12)
+    total_w = tests.filter(window=W, term="total_dollar_car")["partial_bn"][0]
+    assert cum["cumulative_partial_bn"][-1] == pytest.approx(total_w, rel=1e-12)
     assert cum["cumulative_se_bn"][-1] == pytest.approx(
-        tests.filter(window=W, term="total_dollar_car")["se_bn"][0], rel=1e-12)
+        tests.filter(window=W, term="total_dollar_car")["partial_se_bn"][0], rel=1e-12)
+
+
+def test_cumulative_stops_at_the_first_day_with_a_missing_member(
+        shipped: dict[str, pl.DataFrame], section: tuple[dict[str, pl.DataFrame], dict]) -> None:
+    """Recomputed day by day in Python: a day with a member lacking a value has no day total, and no
+    running total from it on (2026-04-09: META valued, CRWV count_stale)."""
+    cum = section[0]["cumulative"]
+    rows = [r for r in shipped["dollars"].iter_rows(named=True) if r["window"] == W]
+    days = sorted({r["t0"] for r in rows})
+    assert cum["t0"].to_list() == days
+    running, seen_gap = 0.0, False
+    for day, c in zip(days, cum.iter_rows(named=True), strict=True):
+        members = [r for r in rows if r["t0"] == day]
+        lacking = sorted(f"{r['ticker']} {r['t0']}: {r['dollar_reason']}" for r in members if r["dollar_car"] is None)
+        valued = sum(r["dollar_car"] for r in members if r["dollar_car"] is not None)
+        running += valued
+        seen_gap = seen_gap or bool(lacking)
+        assert c["missing"] == ("; ".join(lacking) or None)
+        assert c["cumulative_partial_bn"] == pytest.approx(running / 1e9, rel=1e-12, abs=1e-9)
+        if lacking:
+            assert c["day_bn"] is None
+        else:
+            assert c["day_bn"] == pytest.approx(valued / 1e9, rel=1e-12, abs=1e-12)
+        assert (c["cumulative_bn"] is None) is seen_gap and c["complete"] is (not seen_gap)
+    apr9 = cum.filter(t0=dt.date(2026, 4, 9)).row(0, named=True)
+    assert apr9["day_bn"] is None and apr9["n_valued"] == 1 and apr9["missing"].startswith("CRWV 2026-04-09")
+
+
+def test_tests_table_names_what_it_computes_and_who_is_left_out(
+        section: tuple[dict[str, pl.DataFrame], dict]) -> None:
+    s = summaries(section[0])["tests"]
+    text = s.to_markdown() + s.to_latex()
+    assert "Saha" not in text and "Ferrell" not in text
+    assert "Total (z) and mean (t) dollar CAR per window: incomplete" in text
+    assert "CRWV 2026-04-09: count_stale" in text and "INTC 2025-08-19: count_changed_in_gap" in text
 
 
 def test_tables_and_figures_are_written_the_same_twice(section: tuple[dict[str, pl.DataFrame], dict],

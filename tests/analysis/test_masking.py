@@ -128,3 +128,22 @@ def test_earlier_overlap_by_hand() -> None:
     got = earlier_overlap(np.array([0, 0]), np.array([10, 25]), np.ones(2, bool),
                           np.array([0, 0]), np.array([10, 25]), 100, 15)
     assert got.tolist() == [False, True]
+
+
+def test_span_counts_equal_a_scatter_by_hand() -> None:
+    """The difference-array count of covering spans equals adding 1 day by day (edges clipped)."""
+    from analysis.grid import span_counts
+
+    rng = np.random.default_rng(7)
+    n_tk, n_t, n = 40, 300, 2_000
+    tix = rng.integers(-1, n_tk, n)
+    i0 = rng.integers(-20, n_t + 20, n)
+    has = rng.random(n) > 0.1
+    got = span_counts(n_tk, n_t, tix, i0, has, (-5, 10))
+    ref = np.zeros((n_tk, n_t), dtype=np.int32)
+    for t, i, h in zip(tix, i0, has, strict=True):
+        if t >= 0 and h and i < n_t:
+            for d in range(max(i - 5, 0), min(i + 10, n_t - 1) + 1):
+                ref[t, d] += 1
+    assert got.dtype == np.int32 and ref.max() >= 3
+    assert np.array_equal(got, ref)
