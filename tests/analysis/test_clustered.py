@@ -51,7 +51,8 @@ def test_sum_zero_f_equals_the_t_test_of_the_summed_returns(
     must then be the squared t of the event dummy in an OLS of the summed returns."""
     res, returns = study
     t0, firms = date(2026, 2, 27), ("AMZN", "NVDA")
-    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=0, n_resamples=99)
+    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=0, n_resamples=99,
+                             mask_span=(-1, 1))
     row = ci.joint.filter((pl.col("t0") == t0) & (pl.col("hypothesis") == "sum_zero")
                           & (pl.col("window") == "[0,0]")).row(0, named=True)
 
