@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from analysis.calendar_time import calendar_time
+from analysis.engine import DEFAULT_MASK_SPAN
 from analysis.multiplicity import adjust_pvalues
 from analysis.mvrm import mvrm
 from analysis.resampling import caar_test
@@ -132,13 +133,17 @@ def clustered_inference(
     """The joint, calendar-time and resampling views for a study's CAR table (``EventStudyResult.car``).
 
     ``returns`` is the study's returns frame (``market.returns.compute_returns``). Every benchmark session
-    of another announcement's span by a cluster's firm (``mask_span``, default the union of ``windows``,
-    which is how the engine masks other events) is left out of the cluster's estimation period. Deterministic: every
+    of another announcement's masking period by a cluster's firm (``mask_span``, default the engine's
+    ``DEFAULT_MASK_SPAN``, widened by any window reaching past it) is left out of the cluster's
+    estimation period. Deterministic: every
     resampling draws from ``numpy.random.default_rng(seed)`` streams fixed per cluster and window.
     """
     _require(car)
     wins = tuple(EventWindow.of(w) for w in windows)
-    span = mask_span or (min(w.start for w in wins), max(w.end for w in wins))
+    # The engine's fixed masking period (widened only by a window that reaches past it), so the
+    # clusters' estimation periods leave out the same days as the study's.
+    base = mask_span or DEFAULT_MASK_SPAN
+    span = (min(base[0], *(w.start for w in wins)), max(base[1], *(w.end for w in wins)))
     clusters = date_clusters(car)
     own_dates = car.filter(pl.col("t0").is_not_null()).group_by("ticker").agg(
         pl.col("t0").unique().sort().alias("dates"))

@@ -31,10 +31,18 @@ Conventions that are ours (documented, tested):
   to the next grid day (``t0_grid`` in the keys).
 - A CAR is reported only when every day of its window has a valid abnormal return (``n_days`` says how
   many); otherwise car/se/t/p/bhar are null for that window.
-- Other events of the same ticker: every day of their event span (the union of the event windows) that
-  falls in this firm-event's estimation window is masked (default) or, with ``mask_other_events=False``,
-  kept and counted in ``n_other_event_days``. The other events are ``other_events`` when given (so that
-  studying a subset of the events masks exactly what the full study masks), else ``events`` itself.
+- Other events of the same ticker: every day of their event span that falls in this firm-event's
+  estimation window is masked (default) or, with ``mask_other_events=False``, kept and counted in
+  ``n_other_event_days``. The span is fixed, ``mask_span`` (default [-5, +10], the hull of the default
+  windows), widened only to cover a requested window reaching beyond it; it does not depend on which
+  windows were requested, so a single-window run equals the full run. The other events are
+  ``other_events`` when given (so that studying a subset of the events masks exactly what the full
+  study masks), else ``events`` itself.
+- Same-ticker overlapping spans (``overlap='drop_later'``, default): a firm-event whose span overlaps
+  the span of an earlier event of the same ticker (an earlier grid t0 among the other events) is
+  excluded with reason ``overlaps_earlier_event``; a chain of overlapping events keeps only its first.
+  No day of a ticker then enters two firm-events' windows, so AAR/CAAR count every day once.
+  ``overlap='keep'`` keeps every firm-event (windows may then share days).
 - Market-adjusted (k = 0): sigma is the sample standard deviation of the estimation-window abnormal
   returns (demeaned, ddof 1), and Var(AR) = sigma^2 (no estimation error).
 - t and p use Student t with M - k degrees of freedom (M - 1 when k = 0).
@@ -80,9 +88,19 @@ REASONS: dict[str, str] = {
     "ticker_not_found": "no returns for this ticker",
     "no_event_returns": "no valid return on any event-window day (or t0 after the data ends)",
     "factors_missing": "the estimation or event window needs factor days that are not in the factor file",
+    "overlaps_earlier_event": "the event span overlaps that of an earlier event of the same ticker "
+    "(one firm-event per cluster: the earliest is kept, so no day is counted twice in AAR/CAAR)",
     "insufficient_estimation_obs": "fewer valid estimation-window returns than min_obs",
     "singular_design": "the estimation regressors are collinear (X'X not invertible)",
 }
+
+#: The span (relative days) masked around other events of the same ticker by default: the hull of the
+#: default windows, [-5, +10]. Fixed, not taken from the requested windows, so that a single-window or
+#: filtered run estimates every firm-event exactly as the full default run does.
+DEFAULT_MASK_SPAN: tuple[int, int] = (
+    min(w.start for w in DEFAULT_WINDOWS),
+    max(w.end for w in DEFAULT_WINDOWS),
+)
 
 Method = Literal["batch", "statsmodels", "event_dummy"]
 
@@ -145,6 +163,11 @@ class EventStudy:
             ``events``). Pass the full event list when ``events`` is a filtered subset, so that a filter
             changes which firm-events are reported but not how each one is estimated.
         chunk_size: firm-events per batch chunk (memory bound).
+        mask_span: relative days around another event's t0 that are masked (default [-5, +10], the hull
+            of the default windows); widened to cover any requested window beyond it. Fixed so that the
+            estimates do not depend on which windows were requested.
+        overlap: ``drop_later`` (default) excludes a firm-event whose span overlaps an earlier event's of
+            the same ticker (reason ``overlaps_earlier_event``); ``keep`` keeps it.
     """
 
     def __init__(
@@ -161,6 +184,8 @@ class EventStudy:
         mask_other_events: bool = True,
         chunk_size: int = 1_000,
         other_events: pl.DataFrame | None = None,
+        mask_span: tuple[int, int] = DEFAULT_MASK_SPAN,
+        overlap: Literal["drop_later", "keep"] = "drop_later",
     ) -> None:
         self.model: NormalReturnModel = model_spec(model, tuple(benchmarks))
         est = (int(estimation[0]), int(estimation[1]))
@@ -178,6 +203,22 @@ class EventStudy:
             raise ValueError("duplicate event windows")
         if min_obs < 1:
             raise ValueError("min_obs must be at least 1")
+        span = (int(mask_span[0]), int(mask_span[1]))
+        if span[0] > span[1]:
+            raise ValueError(f"mask span {mask_span} is empty")
+        # Never narrower than a requested window: every day a window reads is masked in the others.
+        span = (min(span[0], *(a for a, _ in wins)), max(span[1], *(b for _, b in wins)))
+        if not (span[1] < est[0] or span[0] > est[1]):
+            # An estimation window that ends inside the span (estudy2's (-240, -1)): the span starts
+            # after it (or ends before it), on the windows' side, so no event masks its own estimation days.
+            if min(a for a, _ in wins) > est[1]:
+                span = (est[1] + 1, span[1])
+            elif max(b for _, b in wins) < est[0]:
+                span = (span[0], est[0] - 1)
+            else:
+                raise ValueError(f"mask span {span} overlaps the estimation window {est}")
+        if overlap not in ("drop_later", "keep"):
+            raise ValueError(f"unknown overlap policy {overlap!r}; choose drop_later or keep")
         for col in ("ticker", "date", "ret"):
             if col not in returns.columns:
                 raise ValueError(f"returns frame lacks column {col!r}")
@@ -192,6 +233,8 @@ class EventStudy:
         self.factors = factors
         self.conventions = conventions
         self.mask_other_events = mask_other_events
+        self.mask_span = span
+        self.overlap = overlap
         if other_events is not None:
             for col in ("ticker", "t0"):
                 if col not in other_events.columns:
@@ -218,7 +261,14 @@ class EventStudy:
         series = grid_series(model, rg, self.factors)
         rel, is_est, win_cols = self._relative_days()
         ev = self._locate_events(rg, series, (int(rel[0]), int(rel[-1])))
-        other = self._other_event_days(rg, ev)
+        other, earlier = self._other_event_days(rg, ev)
+        if self.overlap == "drop_later":
+            ev = ev.with_columns(
+                pl.when(pl.col("_reason").is_null() & pl.Series(earlier))
+                .then(pl.lit("overlaps_earlier_event"))
+                .otherwise(pl.col("_reason"))
+                .alias("_reason")
+            )
         return _Prepared(rg.grid, rg.tickers, rg.r, series, other, ev, rel, is_est, win_cols)
 
     def _relative_days(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -262,9 +312,10 @@ class EventStudy:
             pl.Series("t0_grid", t0_grid).cast(pl.Date),
         )
 
-    def _other_event_days(self, rg: ReturnGrid, ev: pl.DataFrame) -> np.ndarray:
-        """Per ticker and grid day, how many event spans (the union of the windows) cover it."""
-        span = (min(a for a, _ in self.windows), max(b for _, b in self.windows))
+    def _other_event_days(self, rg: ReturnGrid, ev: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(per ticker and grid day, how many event spans (``mask_span``) cover it; per event of ``ev``,
+        whether an other event of its ticker has an earlier grid t0 and a span overlapping its own)."""
+        span = self.mask_span
         if self.other_events is None:
             tix = ev["_tix"].to_numpy()
             has_t0, i0 = locate(ev["t0"], rg.grid)
@@ -274,7 +325,12 @@ class EventStudy:
             ).join(rg.ticker_index, on="ticker", how="inner")
             has_t0, i0 = locate(oe["t0"], rg.grid)
             tix = oe["_t"].to_numpy().astype(np.int64)
-        return span_counts(len(rg.tickers), rg.grid.shape[0], tix, i0, has_t0, span)
+        n_t = rg.grid.shape[0]
+        counts = span_counts(len(rg.tickers), n_t, tix, i0, has_t0, span)
+        earlier = earlier_overlap(
+            tix, i0, has_t0, ev["_tix"].to_numpy(), ev["_i0"].to_numpy(), n_t, span[1] - span[0]
+        )
+        return counts, earlier
 
     def _gather(
         self, prep: _Prepared, tix: np.ndarray, i0: np.ndarray
@@ -647,6 +703,28 @@ class EventStudy:
             excluded=excluded,
             mask_other_events=self.mask_other_events,
         )
+
+
+def earlier_overlap(
+    tix: np.ndarray,
+    i0: np.ndarray,
+    has_t0: np.ndarray,
+    ev_tix: np.ndarray,
+    ev_i0: np.ndarray,
+    n_t: int,
+    width: int,
+) -> np.ndarray:
+    """Per event (``ev_tix``, ``ev_i0``): does a located other event (``tix``, ``i0``) of the same ticker
+    lie 1..``width`` grid days earlier (so that two spans of ``width + 1`` days share a day)? One sort and
+    two binary searches over (ticker, day) keys, no per-event loop."""
+    located = (tix >= 0) & has_t0 & (i0 >= 0) & (i0 < n_t)
+    stride = np.int64(n_t + width + 2)
+    keys = np.sort(tix[located].astype(np.int64) * stride + i0[located])
+    ok = (ev_tix >= 0) & (ev_i0 >= 0) & (ev_i0 < n_t)
+    k = ev_tix.astype(np.int64) * stride + ev_i0
+    # other events with key in [k - width, k - 1]: same ticker (the stride keeps tickers apart)
+    n_before = np.searchsorted(keys, k, side="left") - np.searchsorted(keys, k - width, side="left")
+    return ok & (n_before > 0)
 
 
 def _car_frame(base: pl.DataFrame, labels: list[str], df: np.ndarray, out: dict[str, np.ndarray]) -> pl.DataFrame:

@@ -216,14 +216,16 @@ def span_counts(
     n_tickers: int, n_t: int, tix: np.ndarray, i0: np.ndarray, has_t0: np.ndarray, span: tuple[int, int]
 ) -> np.ndarray:
     """(n_tickers, T) int32: how many located events' spans (relative days ``span``) cover each day."""
-    other = np.zeros((n_tickers, n_t), dtype=np.int32)
+    # A difference array: +1 where a span starts, -1 after it ends (clipped to the ticker's row), one
+    # bincount over N events and a cumulative sum along days; no N x span scatter (np.add.at).
     located = (tix >= 0) & has_t0 & (i0 < n_t)
-    offs = np.arange(span[0], span[1] + 1)
-    p = i0[located][:, None] + offs[None, :]
-    t = np.broadcast_to(tix[located][:, None], p.shape)
-    inb = (p >= 0) & (p < n_t)
-    np.add.at(other, (t[inb], p[inb]), 1)
-    return other
+    t = tix[located].astype(np.int64)
+    lo = np.clip(i0[located] + span[0], 0, n_t)
+    hi = np.clip(i0[located] + span[1] + 1, 0, n_t)
+    width = n_t + 1
+    size = n_tickers * width
+    diff = np.bincount(t * width + lo, minlength=size) - np.bincount(t * width + hi, minlength=size)
+    return np.cumsum(diff.reshape(n_tickers, width), axis=1)[:, :n_t].astype(np.int32)
 
 
 def missing_factor_days(

@@ -217,28 +217,37 @@ def bmp_t(
     return TestStat("bmp_t", _labels(panel, cols, is_w), t, p, n)
 
 
-def cross_correlation(panel: ARPanel, min_overlap: int = 30) -> float:
-    """Average pairwise correlation r-bar of the estimation-window residuals (Kolari-Pynnonen 2010).
-
-    Residuals are aligned on relative days, so events sharing a t0 (one announcement moving several
-    firms) are aligned on calendar days; pairs with fewer than ``min_overlap`` common observations are
-    left out. Pairwise-complete, uncentred (OLS residuals with an intercept have mean zero). O(N^2 L).
-    """
+def _pair_correlations(panel: ARPanel, min_overlap: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, N) uncentred pairwise correlations of the estimation residuals with the diagonal and pairs
+    sharing fewer than ``min_overlap`` days zeroed, and the (N, N) 0/1 matrix of the pairs that count."""
     e = _est_block(panel)
     ok = np.isfinite(e)
     ez = np.where(ok, e, 0.0)
     okf = ok.astype(float)
-    if e.shape[0] < 2:
-        return 0.0
     cross = ez @ ez.T
     sq = (ez**2) @ okf.T  # sq[i, j] = sum of e_i^2 over days where j is valid
     overlap = okf @ okf.T
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cross / np.sqrt(sq * sq.T)
-    iu = np.triu_indices(e.shape[0], 1)
-    rv = r[iu]
-    keep = (overlap[iu] >= min_overlap) & np.isfinite(rv)
-    return float(rv[keep].mean()) if keep.any() else 0.0
+    use = (overlap >= min_overlap) & np.isfinite(r)
+    np.fill_diagonal(use, False)
+    return np.where(use, r, 0.0), use.astype(float)
+
+
+def cross_correlation(panel: ARPanel, min_overlap: int = 30, rows: np.ndarray | None = None) -> float:
+    """Average pairwise correlation r-bar of the estimation-window residuals (Kolari-Pynnonen 2010).
+
+    Residuals are aligned on relative days, so events sharing a t0 (one announcement moving several
+    firms) are aligned on calendar days; pairs with fewer than ``min_overlap`` common observations are
+    left out. Pairwise-complete, uncentred (OLS residuals with an intercept have mean zero). O(N^2 L).
+    ``rows`` (bool, N) restricts the pairs to those firm-events (a test's own; default all).
+    """
+    if panel.n < 2:
+        return 0.0
+    r, use = _pair_correlations(panel, min_overlap)
+    w = np.ones(panel.n) if rows is None else rows.astype(float)
+    cnt = w @ use @ w
+    return float((w @ r @ w) / cnt) if cnt > 0 else 0.0
 
 
 def kolari_pynnonen_t(
@@ -248,9 +257,24 @@ def kolari_pynnonen_t(
     window: tuple[int, int] | None = None,
     r_bar: float | None = None,
 ) -> TestStat:
-    """Kolari-Pynnonen (2010) adjusted BMP: t_BMP * sqrt((1 - r) / (1 + (n - 1) r)), t(n-1)."""
+    """Kolari-Pynnonen (2010) adjusted BMP: t_BMP * sqrt((1 - r) / (1 + (n - 1) r)), t(n-1).
+
+    r-bar is taken over the test's own firm-events (those with a standardized AR on the day, or a full
+    window CAR), as n is: a day or window where some firm-events are missing uses their pairs only.
+    ``r_bar`` overrides it (one value for every column)."""
     b = bmp_t(panel, day=day, window=window)
-    r = cross_correlation(panel) if r_bar is None else float(r_bar)
+    if r_bar is None:
+        cols, is_w = _cols(panel, day, window)
+        inc = np.isfinite(_standardized(panel, cols, is_w)).astype(float)  # (N, D)
+        if panel.n < 2:
+            r = np.zeros(inc.shape[1])
+        else:
+            rm, use = _pair_correlations(panel, 30)
+            num = np.einsum("ic,ij,jc->c", inc, rm, inc)
+            cnt = np.einsum("ic,ij,jc->c", inc, use, inc)
+            r = np.where(cnt > 0, num / np.where(cnt > 0, cnt, 1.0), 0.0)
+    else:
+        r = np.full(b.statistic.shape, float(r_bar))
     n = b.n.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         adj = np.sqrt((1.0 - r) / (1.0 + (n - 1.0) * r))
@@ -351,15 +375,20 @@ def generalized_sign(
     cols, is_w = _cols(panel, day, window)
     e = _est_block(panel)
     ok_e = np.isfinite(e)
-    pos_e = (e > 0) & ok_e
-    if conv.sign_phat == "pooled":
-        p = pos_e.sum() / ok_e.sum()
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.nanmean(pos_e.sum(axis=1) / ok_e.sum(axis=1))
+    pos_e = ((e > 0) & ok_e).sum(axis=1).astype(float)
+    n_e = ok_e.sum(axis=1).astype(float)
     x = _values(panel, cols, is_w)
     ok = np.isfinite(x)
     n = ok.sum(axis=0)
+    # p-hat over the test's own firm-events (those with a value in the column), as n is.
+    inc = ok.astype(float)  # (N, D)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if conv.sign_phat == "pooled":
+            p = (pos_e @ inc) / (n_e @ inc)
+        else:
+            share = pos_e / n_e
+            has = np.isfinite(share)[:, None] & ok
+            p = np.where(has, share[:, None], 0.0).sum(axis=0) / has.sum(axis=0)
     w = ((x > 0) & ok).sum(axis=0).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(n > 0, (w - n * p) / np.sqrt(n * p * (1.0 - p)), np.nan)

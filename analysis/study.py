@@ -16,7 +16,7 @@ import polars as pl
 
 from analysis.conventions import BY_NAME
 from analysis.date_basis import apply_date_basis
-from analysis.engine import EventStudy, Method
+from analysis.engine import DEFAULT_MASK_SPAN, EventStudy, Method
 from analysis.models import model_spec
 from analysis.pooled import pool_results
 from analysis.results import EventStudyResult
@@ -132,8 +132,12 @@ def run_study(
     unknown_policy: str = "same_day",
     spillovers: pl.DataFrame | None = None,
     date_basis: str = "official",
+    mask_span: tuple[int, int] = DEFAULT_MASK_SPAN,
 ) -> EventStudyResult:
     """Pure: firm-events of ``deals`` (optionally filtered) estimated on ``returns``.
+
+    ``mask_span`` is the fixed event period masked around every other event of a ticker (default
+    [-5, +10]; :class:`~analysis.engine.EventStudy`), so the windows requested do not change estimates.
 
     ``date_basis`` chooses the moment taken as the news (:mod:`analysis.date_basis`): the official
     announcement (default), its evidenced time of day, or the first credible report.
@@ -199,6 +203,7 @@ def run_study(
             conventions=BY_NAME[conventions],
             mask_other_events=mask_other_events,
             other_events=all_events.select("ticker", "t0"),
+            mask_span=mask_span,
         )
         return study.fit(cast(Method, method))
     except ValueError as exc:

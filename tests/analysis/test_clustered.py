@@ -38,7 +38,9 @@ def test_date_clusters_on_the_shipped_study(study: tuple[EventStudyResult, pl.Da
     assert by_t0[date(2025, 1, 22)] == ["9984.T", "ARM", "MSFT", "NVDA", "ORCL"]  # Stargate
     assert by_t0[date(2026, 2, 27)] == ["AMZN", "NVDA"]
     assert all(len(t) >= 2 for t in by_t0.values())
-    assert clusters.height == 10
+    # 7, not 10: the firm-events of three same-day groups overlap an earlier announcement of their
+    # ticker (reason overlaps_earlier_event), leaving fewer than two firms on those dates
+    assert clusters.height == 7
 
 
 def test_sum_zero_f_equals_the_t_test_of_the_summed_returns(
@@ -49,7 +51,8 @@ def test_sum_zero_f_equals_the_t_test_of_the_summed_returns(
     must then be the squared t of the event dummy in an OLS of the summed returns."""
     res, returns = study
     t0, firms = date(2026, 2, 27), ("AMZN", "NVDA")
-    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=0, n_resamples=99)
+    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=0, n_resamples=99,
+                             mask_span=(-1, 1))
     row = ci.joint.filter((pl.col("t0") == t0) & (pl.col("hypothesis") == "sum_zero")
                           & (pl.col("window") == "[0,0]")).row(0, named=True)
 
@@ -101,6 +104,6 @@ def test_caar_and_calendar_time_views(study: tuple[EventStudyResult, pl.DataFram
     flip = a.caar.filter(pl.col("method") == "sign_flip").row(0, named=True)
     assert flip["caar"] == pytest.approx(boot["caar"], rel=1e-12)
     ct = a.calendar_time.row(0, named=True)
-    assert ct["days"] > 30 and np.isfinite(ct["alpha"]) and ct["se"] > 0
+    assert ct["days"] == 30 and np.isfinite(ct["alpha"]) and ct["se"] > 0
     text = a.summary()
     assert "Joint tests of date clusters" in text and "Calendar-time portfolio" in text

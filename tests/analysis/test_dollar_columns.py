@@ -172,7 +172,7 @@ def test_car_view_of_carousel_report_holds_the_dollars(priced_db: Path, tmp_path
                          "SELECT count(*) AS n, count(dollar_car) AS valued, "
                          "count(*) FILTER (dollar_car IS NULL AND dollar_reason IS NULL) AS silent FROM car"
                          ).encode()).row(0, named=True)
-    assert n["n"] == 200 and n["valued"] == 140 and n["silent"] == 0
+    assert n["n"] == 160 and n["valued"] == 100 and n["silent"] == 0
 
 
 def test_load_snapshot_shares_csv_option_appends_only_a_revision(priced_db: Path, tmp_path: Path) -> None:

@@ -192,8 +192,9 @@ def test_parse_window() -> None:
 def test_run_study_excludes_undated_and_rejects_unknown_deal(offline: None) -> None:
     deals, returns = study.load_inputs(None, ["SPY"])  # type: ignore[arg-type]
     res = study.run_study(deals, returns, windows=((0, 0),))
-    assert dict(res.excluded.select("event_id", "reason").iter_rows()) == {"undated:MSFT": "no_t0"}
-    assert res.nobs == 3
+    assert dict(res.excluded.select("event_id", "reason").iter_rows()) == {
+        "undated:MSFT": "no_t0", "orcl-amd-2025-10-14:AMD": "overlaps_earlier_event"}
+    assert res.nobs == 2
     with pytest.raises(InputError, match="unknown deal"):
         study.run_study(deals, returns, deal_filter=["nope"])
     with pytest.raises(InputError, match="benchmark"):
@@ -242,8 +243,9 @@ def test_filters_report_the_full_run_numbers_and_reject_unknown_tickers(shipped_
     full = runner.invoke(_app(), base)
     assert full.exit_code == 0, full.output
     # stdout is pure JSON; the exclusion summary goes to stderr
-    assert "50 firm-events estimated, 7 excluded" in full.stderr
-    assert "excluded meta-crwv-2025-09-30:CRWV: insufficient_estimation_obs" in full.stderr
+    assert "40 firm-events estimated, 17 excluded" in full.stderr
+    # overlaps openai-crwv-2025-09-25 (3 sessions earlier): checked before the estimation data
+    assert "excluded meta-crwv-2025-09-30:CRWV: overlaps_earlier_event" in full.stderr
     want = [r for r in json.loads(full.stdout) if r["event_id"] == "openai-orcl-2025-09-10:ORCL"]
     # ORCL's 2025-07-22 announcement lies in this event's estimation window; a --deal filter must
     # still mask it, so the filtered record is the full run's (CAR 35.53%, se 2.126%, t 16.71)

@@ -57,17 +57,17 @@ def test_caar_se_and_interval_are_statsmodels_ols_on_a_constant(res) -> None:  #
             want = battery.filter(test=name)
             assert row[name] == pytest.approx(want["statistic"].item(), rel=1e-12)
             assert row[f"{name}_p"] == pytest.approx(want["p_value"].item(), rel=1e-12)
-    # the shipped [-1,+1] numbers (README): CAAR 2.49%, 49 firm-events, cross-sectional p 0.037
+    # the shipped [-1,+1] numbers (README): CAAR 2.95%, 39 firm-events, cross-sectional p 0.044
     m1 = frame.filter(window="[-1,+1]").row(0, named=True)
-    assert (m1["n"], round(m1["caar"] * 100, 2), round(m1["cross_sectional_t_p"], 3)) == (49, 2.49, 0.037)
+    assert (m1["n"], round(m1["caar"] * 100, 2), round(m1["cross_sectional_t_p"], 3)) == (39, 2.95, 0.044)
 
 
 def test_the_page_shows_every_test_and_stars(res) -> None:  # type: ignore[no-untyped-def]
     text = main_summary(main_results(res)).to_markdown()
     for label in TEST_NAMES.values():
         assert f"| {label} |" in text
-    assert "| CAAR % | 2.66 | 2.49\\*\\* | 2.65\\*\\* | 3.22\\* |" in text
-    assert "| 95% interval % | [-0.75, 6.07] | [0.16, 4.82] | [0.50, 4.80] | [-0.23, 6.66] |" in text
+    assert "| CAAR % | 3.45\\* | 2.95\\*\\* | 3.34\\*\\* | 4.36\\*\\* |" in text
+    assert "| 95% interval % | [-0.66, 7.57] | [0.08, 5.83] | [0.71, 5.98] | [0.35, 8.38] |" in text
 
 
 def test_appendix_orders_windows_and_footnotes_blanks(res) -> None:  # type: ignore[no-untyped-def]

@@ -51,7 +51,7 @@ def test_a_split_with_one_model_pools_back_to_the_unsplit_study(inputs: tuple[pl
     parts = [_fit(returns, ev.filter(mask), ev, "market", ("SPY",)).fit(),
              _fit(returns, ev.filter(~mask), ev, "market", ("SPY",)).fit()]
     pooled = pool_results(parts)
-    assert pooled.nobs == whole.nobs == 50
+    assert pooled.nobs == whole.nobs == 40
     assert pooled.panel.keys["event_id"].to_list() == whole.panel.keys["event_id"].to_list()
     for name in ("ar", "sigma", "n_est", "pe_factor", "x_event", "xtx_inv"):
         np.testing.assert_allclose(getattr(pooled.panel, name), getattr(whole.panel, name), rtol=1e-12, atol=0)

@@ -82,7 +82,7 @@ def test_garch_volume_runup_volatility_from_the_cli(shipped_db: Path) -> None:
         (["--type", "runup", "-w", "-1,1"], "run-up windows must end before t0"),
         (["--type", "volume", "--model", "ff3"], "market-volume model only"),
         (["--model", "garch", "--method", "statsmodels"], "takes no --method"),
-        (["--model", "garch", "-w", "-15,0"], "must start after the estimation window"),
+        (["--model", "garch", "-w", "-15,0"], "overlaps the estimation window"),
     ],
 )
 def test_bad_study_options_are_input_errors(shipped_db: Path, args: list[str], message: str) -> None:

@@ -176,7 +176,7 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert car["car"][0] == pytest.approx(0.23139, abs=5e-5)
     assert car["t"][0] > 5
     n = query("SELECT count(*) AS n FROM abnormal_returns", db)["n"][0]
-    assert n == 50 * 21  # 50 firm-events (same-day deal rows collapsed) x 21 days (-10..+10)
+    assert n == 40 * 21  # 40 firm-events (same-day deal rows collapsed, overlaps dropped) x 21 days (-10..+10)
     for name in ("flow_network", "car_path", "caar", "forest_event_day", "timeline", "size_vs_car"):
         for fmt in ("pdf", "svg", "png"):
             assert (out / "figures" / f"{name}.{fmt}").stat().st_size > 1000

@@ -52,4 +52,4 @@ def test_the_unmerged_route_has_14_nvda_rows(run_out: tuple[Path, Path], monkeyp
     raw = firm_events(queries.deals())
     assert raw.filter(ticker="NVDA").height == 14
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    assert len({r["event_id"] for r in golden if r["ticker"] == "NVDA"}) == 11
+    assert len({r["event_id"] for r in golden if r["ticker"] == "NVDA"}) == 7

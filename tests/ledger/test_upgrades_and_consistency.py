@@ -1,4 +1,4 @@
-"""Regressions found reviewing valid time, verify and input hardening: the anchor of an empty ledger,
+"""Ledger upgrades and consistency: the anchor of an empty ledger,
 databases written before ``ledger_head`` (projections folded by the older rule), a ``ledger_head`` with
 more than one row, amend/correct leaving amount_usd and amount_kind inconsistent, and CSV line breaks."""
 

@@ -1,4 +1,4 @@
-"""Price validation hardening: inf/negative values, order, weekend dates (snapshot and Yahoo paths),
+"""Price validation: inf/negative values, order, weekend dates (snapshot and Yahoo paths),
 --tickers symbols, and refresh's universe on a database that cannot be read."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deal files that import used to mishandle: BOMs, extra columns, YAML quirks, directories, bad bytes, and
+"""Deal file formats: BOMs, extra columns, YAML quirks, directories, bad bytes, and
 the amount_kind/horizon of the shipped rows."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Review of the validation/escaping change: snapshot CSV structure (empty, header-only, truncated
+"""Snapshot files and schedule units: CSV structure (empty, header-only, truncated
 lines, blank lines), volume and date spellings, future dates, empty --tickers, calendar bounds of the
 non-session warning, out-of-range Yahoo volume, and systemd path settings ending in a blank or backslash."""
 
