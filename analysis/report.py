@@ -110,6 +110,7 @@ def build_report(
     robustness: Summary | None = None,
     explain: Summary | None = None,
     activity: dict[str, Summary] | None = None,
+    timeline: Summary | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
 
@@ -182,6 +183,8 @@ def build_report(
         *([sec("What explains the reactions", research_sections.explain_html(explain))] if explain else
           [sec("What explains the reactions", research_sections.skipped_html(skipped["explain"]))]
           if skipped and "explain" in skipped else []),
+        *([sec("The carousel over time", research_sections.timeline_html(timeline, figures))]
+          if timeline else []),
         *([sec("Run-up, volume and volatility", research_sections.activity_html(activity, figures))]
           if activity else [sec("Run-up, volume and volatility", research_sections.skipped_html(skipped["activity"]))]
           if skipped and "activity" in skipped else []),

@@ -217,6 +217,37 @@ def activity_html(s: dict[str, Summary], figures: Path) -> str:
             + s["volume"].to_html() + s["variance_ratio"].to_html())
 
 
+# ---------------------------------------------------------------------------------------- timeline
+
+
+def timeline_summary(wide: pl.DataFrame) -> Summary:
+    """The carousel per month end, as known today and as recorded by then
+    (``analysis.timeline_series.revealed_later`` of the timeline frame)."""
+    shown = wide.with_columns(pl.col("month").cast(pl.String),
+                              (pl.col("committed_usd__today") / 1e9).alias("today_bn"),
+                              (pl.col("committed_usd__then") / 1e9).alias("then_bn"))
+    return Summary.of(Table(shown, (
+        Column("month", "Month end"), Column("today_bn", "US$ bn, today", fixed(1, thousands=True)),
+        Column("then_bn", "US$ bn, then", fixed(1, thousands=True)),
+        Column("n_round_trips__today", "Round-trips, today", integer()),
+        Column("n_round_trips__then", "Round-trips, then", integer()),
+        Column("openai_share__today", "OpenAI share", fixed(3)))),
+        title="The carousel over time: each month end as known today and as recorded by then",
+        notes=["US$ bn: committed, disclosed flows (each contract once); OpenAI share: as known today. "
+               "today: the deals in effect at the month end as the ledger records them now; then: as the "
+               "ledger had recorded them by that month end. The shipped ledger was recorded in one import, "
+               "so 'then' is empty (blank or zero) before that import: the truthful answer about this "
+               "ledger, not a gap in the data."])
+
+
+def timeline_html(s: Summary, figures: Path) -> str:
+    return ("<p>How the web of commitments grew, month by month: money committed (disclosed, each contract "
+            "once) and round-trips among the deals in effect at each month end. The figure shows the web as "
+            "known today; the table also shows what the ledger had recorded by each month end.</p>"
+            + _fig(figures, "carousel_over_time", "Committed flows and round-trips per month end (as known today)")
+            + s.to_html())
+
+
 # ---------------------------------------------------------------------------------------- files
 
 
@@ -228,6 +259,7 @@ TEX_DROP: dict[str, tuple[str, ...]] = {
     "dollar_by_cycle": ("ratio_reason", "missing", "volume_bn", "n"),
     "dollar_movers": ("side", "t0"),
     "clustered_joint": ("F", "df_num", "df_den"),
+    "timeline_carousel": ("openai_share__today",),
 }
 TEX_NOTES: dict[str, str] = {
     "dollar_tests": "Total: z against N(0,1); mean: t(N-1). The total over all firm-events is in the CSV "
@@ -238,6 +270,7 @@ TEX_NOTES: dict[str, str] = {
     "dollar_movers": "Creators first (largest gain at the top), then destroyers; the event days are in "
                      "the CSV.",
     "clustered_joint": "The F statistics and their degrees of freedom are in the CSV.",
+    "timeline_carousel": "OpenAI's share per month is in the CSV.",
 }
 
 

@@ -238,6 +238,8 @@ class Research:
     explain: Any = None
     #: run-up, abnormal volume, variance ratio (research_sections.activity_summaries)
     activity: Any = None
+    #: the carousel over time (research_sections.timeline_summary)
+    timeline: Any = None
 
 
 def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: EventStudyResult,
@@ -284,11 +286,29 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     if explained is not None:
         files += write_summaries({"second_stage": explained}, job.tables, "explain")
     activity = activity_section(con, job, inputs, res, skipped, files)
+    over_time = timeline_section(con, job, files)
     from analysis.robustness import event_day_robustness, robustness_summary
 
     robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
     files += write_summaries({"event_day": robust}, job.tables, "robustness")
-    return Research(frames, clustered, skipped, robust, explained, activity), files
+    return Research(frames, clustered, skipped, robust, explained, activity, over_time), files
+
+
+def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]) -> Any:
+    """The carousel per month end in both vintages (analysis.timeline_series): the table, and the
+    'today' vintage as the figure; None for a ledger without announcements."""
+    from analysis import plots
+    from analysis.research_sections import timeline_summary, write_summaries
+    from analysis.timeline_series import revealed_later, timeline, timeline_plot
+
+    frame = timeline(con)
+    if frame.height == 0:
+        return None
+    summary = timeline_summary(revealed_later(frame))
+    files += write_summaries({"carousel": summary}, job.tables, "timeline", longtables=("carousel",))
+    files += plots.save(timeline_plot(frame.filter(pl.col("vintage") == "today")), job.figures,
+                        "carousel_over_time")
+    return summary
 
 
 def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
@@ -427,6 +447,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         robustness=extra.robustness if extra else None,
                         explain=extra.explain if extra else None,
                         activity=extra.activity if extra else None,
+                        timeline=extra.timeline if extra else None,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"

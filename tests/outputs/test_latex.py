@@ -28,7 +28,7 @@ def test_every_table_compiles_without_overfull_boxes(run_out: tuple[Path, Path],
                                         "dollar_by_deal", "dollar_by_cycle", "clustered_joint",
                                         "clustered_calendar_time", "clustered_caar", "robustness_event_day",
                                         "explain_second_stage", "activity_runup", "activity_volume",
-                                        "activity_variance_ratio"}
+                                        "activity_variance_ratio", "timeline_carousel"}
     for tex in tables:
         shutil.copy(tex, tmp_path / tex.name)
         doc = tmp_path / f"doc_{tex.stem}.tex"

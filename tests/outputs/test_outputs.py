@@ -200,6 +200,11 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     cyc = pl.read_csv(out / "tables" / "cycles.csv")
     row = cyc.filter(pl.col("cycle") == "nvidia -> openai -> oracle -> nvidia").row(0, named=True)
     assert (row["volume_usd"], row["bottleneck"], row["volume_is_firm"]) == (30e9, "nvidia -> openai", True)
+    # The carousel over time: the last month end as known today has the flow graph's round-trips, and
+    # the shipped ledger (recorded in one import, after every announcement) knew none of them then.
+    over = pl.read_csv(out / "tables" / "timeline_carousel.csv").sort("month")
+    assert over["n_round_trips__today"][-1] == cyc.height
+    assert over["n_round_trips__then"].max() == 0
 
 
 def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
@@ -239,8 +244,9 @@ def test_report_renders_in_headless_chromium(run_out: tuple[Path, Path], tmp_pat
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}"]
     dom = subprocess.run([chromium, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120)
-    # six figures, the four-date small multiples, the dollar section's two figures and the run-up figure
-    assert 'data-ok="10"' in dom.stdout, dom.stderr[-500:]
+    # six figures, the four-date small multiples, the dollar section's two figures, the run-up figure and
+    # the carousel over time
+    assert 'data-ok="11"' in dom.stdout, dom.stderr[-500:]
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
                    capture_output=True, timeout=120)
