@@ -7,6 +7,7 @@ second time, and the study tables and output files are rewritten with byte-ident
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from analysis.report import Provenance
 from analysis.results import EventStudyResult
 from analysis.spec import DEFAULT_SPEC, StudySpec
 from carousel.db import connect
+from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
 
@@ -47,6 +49,8 @@ class RunSummary:
 def prepare_out(out: Path) -> None:
     """Create ``out``/figures and ``out``/tables, or InputError naming --out (never an OSError)."""
     for folder in (out, out / "figures", out / "tables"):
+        if folder != out:
+            check_folder(folder)  # a symlinked figures/ or tables/ would put outputs outside --out
         if folder.exists() and not folder.is_dir():
             raise InputError(f"{folder} exists and is not a folder", file=folder, field="--out")
         try:
@@ -57,6 +61,13 @@ def prepare_out(out: Path) -> None:
             ) from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise InputError(f"output folder {folder} is not writable", field="--out")
+    # A planted symlink (or report.html as a folder) is refused before the job touches the database;
+    # carousel.outfiles.publish checks every destination again before renaming.
+    check_destination(out / "report.html")
+    for folder in (out / "figures", out / "tables"):
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink():
+                check_destination(entry)
 
 
 @dataclass(frozen=True)
@@ -194,11 +205,18 @@ def estimate(job: Job, inputs: Inputs) -> EventStudyResult:
     return run_spec(inputs.deals, inputs.returns, job.spec)
 
 
-def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> None:
+def study_params(spec: StudySpec) -> dict[str, Any]:
+    """The specification the stored results came from: stamped on them, so `carousel verify` can name
+    results that no longer match (analysis.store.verify_study)."""
+    return {k: [list(w) for w in v] if k == "windows" else v for k, v in dataclasses.asdict(spec).items()}
+
+
+def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult, spec: StudySpec) -> None:
     """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically)."""
     from analysis.store import persist_study
 
-    persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"))
+    persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"),
+                  params=study_params(spec))
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -289,8 +307,11 @@ def run(
     """
     from analysis import network
 
-    console = console or Console()
-    job = Job(db=resolve_db(db), out=out, spec=spec, online=online, load_inputs=load_inputs)
+    console = console or Console(markup=False)  # deal ids and file names are data, not rich markup
+    # Outputs are written to a staging folder under --out and renamed into place once all exist
+    # (carousel.outfiles): a failure or a full disk leaves the previous outputs as they were.
+    stage = stage_path(out)
+    job = Job(db=resolve_db(db), out=stage, spec=spec, online=online, load_inputs=load_inputs)
     summary = RunSummary(db=job.db, out=out)
     # The output folders are checked before any step writes to the database: a bad --out must fail
     # up front, not after the ledger and prices were committed.
@@ -303,7 +324,7 @@ def run(
         "read inputs", "event study", "flow graph", "figures", "tables", "report"]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar, \
-            connect(job.db) as con:
+            connect(job.db) as con, staged(stage):
         task = bar.add_task("carousel run", total=len(names))
 
         def step(name: str) -> None:
@@ -324,7 +345,7 @@ def run(
         done()
         step("event study")
         res = estimate(job, inputs)
-        persist(con, res)
+        persist(con, res, job.spec)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
         done()
         step("flow graph")
@@ -343,6 +364,7 @@ def run(
         summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery)))
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
+        summary.files = publish(stage, out, summary.files)
         done()
     return summary
 

@@ -9,6 +9,7 @@ no-op). All connections are opened here so that lock conflicts, missing files an
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import DatabaseError, DatabaseLockedError
+from core.errors import DatabaseError, DatabaseLockedError, InputError
 from core.paths import resolve_db
 
 #: Creates the tables and views a read-write connection needs (idempotent DDL). The shell composes it from
@@ -26,24 +27,77 @@ SchemaHook = Callable[[duckdb.DuckDBPyConnection], None]
 _PID_RE = re.compile(r"PID (\d+)")
 
 
+#: Settings of every connection. No extension is ever installed or loaded behind the user's back: DuckDB
+#: would otherwise fetch ``sqlite_scanner`` from the internet (and create ``~/.duckdb/``) to open an
+#: SQLite file given as ``--db``, and load native code from it.
+CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
+
+#: carousel's marker: a one-row table written when carousel creates a database (or adopts one it created
+#: before the marker existed). A file without it is not carousel's and is never written to.
+MARKER_TABLE = "carousel_schema"
+MARKER_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (app VARCHAR NOT NULL, schema_version INTEGER NOT NULL, "
+    "marked_at TIMESTAMPTZ NOT NULL, how VARCHAR NOT NULL)"
+)
+#: Bumped when a change to the stored format needs a newer carousel to read it.
+SCHEMA_VERSION = 1
+_APP = "carousel"
+#: Bytes 8..12 of every DuckDB file (after the 8-byte checksum of the main header).
+_DUCKDB_MAGIC = b"DUCK"
+
+
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, schema: SchemaHook | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open the database, translating DuckDB's errors into carousel errors.
+    """Open carousel's database, translating DuckDB's errors into carousel errors.
 
     Read-only opens require the file to exist (DuckDB would otherwise fail with a less clear message).
-    A read-write open creates the file and runs ``schema`` on it (DDL runs here, never inside a write
-    transaction).
+    A read-write open of a missing file creates it with the marker and ``schema`` (see
+    :func:`_create`); a read-write open runs ``schema`` (DDL runs here, never inside a write
+    transaction). Any existing file must be carousel's (:func:`_check_marker`) before anything is
+    written to it: a non-DuckDB file is refused from its first bytes, before DuckDB sees it.
     """
     db = resolve_db(path)
+    if str(db) == ":memory:":
+        con = duckdb.connect(":memory:", config=CONNECT_CONFIG)
+        if schema is not None:
+            con.execute(MARKER_DDL)
+            schema(con)
+        return con
     if read_only and not db.exists():
         raise DatabaseError(
             f"database {db} does not exist; create it with `carousel ledger import` or `carousel run`"
         )
-    if not read_only:
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if db.exists():
+        _check_file(db)
+    elif not read_only:
+        _create(db, schema)
+    con = _open(db, read_only)
+    global last_opened
+    last_opened = db
     try:
-        con = duckdb.connect(str(db), read_only=read_only)
+        _check_not_truncated(con, db)
+        _check_marker(con, db, read_only=read_only, schema=schema)
+        if not read_only and schema is not None:
+            try:
+                schema(con)
+            except duckdb.Error as exc:
+                if is_storage_error(exc) or is_disk_full(exc):
+                    raise DatabaseError(f"cannot update database {db}: {_first_line(str(exc))}") from None
+                raise
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db), read_only=read_only, config=CONNECT_CONFIG)
     except duckdb.IOException as exc:
         msg = str(exc)
         # DuckDB's wording; a bare "lock" would also match "block" in a damaged file's read error.
@@ -61,20 +115,160 @@ def connect(
         ) from None
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot open database {db}: {_first_line(str(exc))}") from None
-    global last_opened
-    last_opened = db
+
+
+def _check_file(db: Path) -> None:
+    """DatabaseError unless ``db`` is a regular file that starts like a DuckDB database.
+
+    Why before DuckDB opens it: DuckDB recognises other formats (an SQLite file) and would try to load
+    an extension for them; reading 16 bytes settles it without DuckDB.
+    """
+    if not db.is_file():
+        raise DatabaseError(f"database {db} is not a regular file; give a carousel database file as --db")
     try:
-        _check_not_truncated(con, db)
-    except BaseException:
-        con.close()
-        raise
-    if not read_only and schema is not None:
+        with db.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise DatabaseError(f"cannot read database {db}: {exc.strerror or exc}") from None
+    if not head:
+        raise DatabaseError(f"database {db} is empty, not a carousel database; delete it or choose another --db")
+    if head[8:12] != _DUCKDB_MAGIC:
+        kind = "is an SQLite file" if head.startswith(b"SQLite format 3") else "is corrupt or not a DuckDB file"
+        raise DatabaseError(f"database {db} {kind}, not a carousel database; nothing was written to it")
+
+
+def _create(db: Path, schema: SchemaHook | None) -> None:
+    """Create a new database *with its marker* under a temporary name, then link it into place.
+
+    Why: the file at ``db`` is never without the marker, so a crash during creation cannot leave an
+    unmarked file that a later open would have to refuse. ``os.link`` fails if another process
+    created ``db`` first; that file is then used as it is.
+    """
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((a for a in db.parents if a.exists()), None)
+        why = (f"{blocker} is not a folder" if blocker is not None and not blocker.is_dir()
+               else str(exc.strerror or exc))
+        raise InputError(f"cannot create database {db}: {why}", field="--db") from None
+    tmp = db.parent / f".{db.name}.{os.getpid()}.creating"
+    try:
         try:
-            schema(con)
-        except BaseException:
-            con.close()
-            raise
-    return con
+            con = duckdb.connect(str(tmp), config=CONNECT_CONFIG)
+            try:
+                con.execute(MARKER_DDL)
+                con.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?, ?, now(), 'created')",  # noqa: S608
+                            [_APP, SCHEMA_VERSION])
+                if schema is not None:
+                    schema(con)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+        except duckdb.Error as exc:
+            raise DatabaseError(f"cannot create database {db}: {_first_line(str(exc))}") from None
+        try:
+            os.link(tmp, db)
+        except FileExistsError:
+            pass  # another process created it meanwhile; its file is opened (and checked) instead
+        except OSError as exc:
+            raise DatabaseError(f"cannot create database {db}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            with suppress(OSError):
+                leftover.unlink()
+
+
+def _catalog(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """(table -> {column: type}, view names) of the open database, every schema."""
+    cols = con.execute(
+        "SELECT schema_name || '.' || table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND NOT internal"
+    ).fetchall()
+    views = {r[0] for r in con.execute(
+        "SELECT schema_name || '.' || view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal"
+    ).fetchall()}
+    tables: dict[str, dict[str, str]] = {}
+    for table, col, dtype in cols:
+        if table not in views:
+            tables.setdefault(table, {})[col] = dtype
+    return tables, views
+
+
+def _reference_catalog(schema: SchemaHook) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """The catalog ``schema`` creates in an empty in-memory database (carousel's tables and views now)."""
+    ref = duckdb.connect(":memory:", config=CONNECT_CONFIG)
+    try:
+        ref.execute(MARKER_DDL)
+        schema(ref)
+        return _catalog(ref)
+    finally:
+        ref.close()
+
+
+def unmarked_reason(
+    con: duckdb.DuckDBPyConnection, schema: SchemaHook | None
+) -> str | None:
+    """None if an unmarked database is one carousel created before the marker existed, else why not.
+
+    How that is decided safely: every table in the file must be one carousel creates (compared with the
+    catalog ``schema`` builds in an empty in-memory database), each with a subset of carousel's columns
+    of the same types (older databases lack columns added later, never have others), every view must
+    be one of carousel's, and there must be at least one table. A foreign DuckDB file with a table of its
+    own, or a ``ledger_log`` of another shape, fails this and is left untouched.
+    """
+    tables, views = _catalog(con)
+    if not tables:
+        return "it holds no tables"
+    if schema is None:
+        return "no schema to compare it with"
+    ref_tables, ref_views = _reference_catalog(schema)
+    for table in sorted(tables):
+        name = table.removeprefix("main.")
+        if table not in ref_tables:
+            return f"table {name} is not one of carousel's"
+        for col, dtype in sorted(tables[table].items()):
+            if ref_tables[table].get(col) != dtype:
+                return f"table {name} has column {col} {dtype}, which carousel's does not"
+    for view in sorted(views - ref_views):
+        return f"view {view.removeprefix('main.')} is not one of carousel's"
+    return None
+
+
+def _check_marker(con: duckdb.DuckDBPyConnection, db: Path, *, read_only: bool,
+                  schema: SchemaHook | None) -> None:
+    """DatabaseError unless the open file is carousel's; adopt a pre-marker carousel file when writing."""
+    try:
+        has_marker = bool(con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ?", [MARKER_TABLE]).fetchall()[0][0])
+        if has_marker:
+            rows = con.execute(f"SELECT app, max(schema_version) FROM {MARKER_TABLE} GROUP BY app"  # noqa: S608
+                               ).fetchall()
+            if [r[0] for r in rows] != [_APP]:
+                raise DatabaseError(f"database {db} has a damaged carousel marker ({MARKER_TABLE}); "
+                                    "nothing was written to it")
+            if int(rows[0][1]) > SCHEMA_VERSION:
+                raise DatabaseError(f"database {db} was written by a newer carousel (schema version "
+                                    f"{rows[0][1]}, this one reads {SCHEMA_VERSION}); upgrade carousel")
+            return
+        reason = unmarked_reason(con, schema)
+    except duckdb.Error as exc:
+        raise DatabaseError(f"database {db} is corrupt: {_first_line(str(exc))}") from None
+    if reason is not None:
+        raise DatabaseError(
+            f"database {db} is not a carousel database ({reason}; no {MARKER_TABLE} marker); "
+            "carousel writes only to its own files: choose another --db. Nothing was written to it"
+        )
+    if read_only:
+        return  # a pre-marker carousel file: readable as it is, marked at its first read-write open
+    try:
+        with transaction(con):
+            con.execute(MARKER_DDL)
+            con.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?, ?, now(), 'adopted')",  # noqa: S608
+                        [_APP, SCHEMA_VERSION])
+    except duckdb.Error as exc:
+        raise DatabaseError(f"cannot mark database {db} as carousel's: {_first_line(str(exc))}") from None
 
 
 #: The database most recently opened by :func:`connect`, so that a storage error surfacing later (in a
@@ -163,6 +357,40 @@ def is_storage_error(exc: BaseException) -> bool:
                         duckdb.FatalException)):
         return True
     return str(exc).lstrip().startswith("Corrupt database file")
+
+
+def scan_storage(con: duckdb.DuckDBPyConnection) -> tuple[int, int, list[str]]:
+    """Read every column of every table, so that DuckDB checks the checksum of every data block.
+
+    Why: DuckDB reads blocks lazily and checks a block's checksum only when it reads it, so a file with
+    flipped bytes opens and answers most queries, and the damage surfaced at the next import ("Corrupt
+    database file"). Returns (tables, rows read, problems); a problem names the table whose blocks fail.
+    The catalog and the headers were read (and checked) at open; a flipped byte in a free block is
+    harmless and not reported.
+    """
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+    rows, problems = 0, []
+    for table in tables:
+        ident = '"' + table.replace('"', '""') + '"'
+        try:
+            # count(col) and max(hash(col)) force every segment of every column to be read
+            got = con.execute(f"SELECT count(*), max(hash(COLUMNS(*))) FROM {ident}").fetchall()  # noqa: S608
+            rows += int(got[0][0])
+        except duckdb.Error as exc:
+            problems.append(f"table {table}: {_first_line(str(exc))}")
+    return len(tables), rows, problems
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True if an error (DuckDB's or the OS's) says the disk or the file-size limit is exhausted."""
+    if isinstance(exc, OSError):
+        import errno
+
+        return exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    text = str(exc)
+    return "No space left on device" in text or "File too large" in text or "quota exceeded" in text.lower()
 
 
 def _first_line(msg: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from market.chain import backfill
 from market.returns import ADJ_BASIS_BREAK_TOL
 from market.shares_schema import ensure_shares_schema
 
@@ -28,6 +29,10 @@ _DDL = [
         content_hash VARCHAR
     )
     """,
+    # The batch's rows hash and chain link (market.chain); older databases get the columns here and the
+    # chain once, in ensure_schema.
+    "ALTER TABLE price_batches ADD COLUMN IF NOT EXISTS rows_hash VARCHAR",
+    "ALTER TABLE price_batches ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS price_rows (
         batch_id  BIGINT NOT NULL,
@@ -88,3 +93,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in _DDL:
         con.execute(stmt)
     ensure_shares_schema(con)  # shares outstanding live beside prices (market.shares_schema)
+    backfill(con)  # a database from before the price chain: chained once (a no-op afterwards)

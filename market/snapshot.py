@@ -23,7 +23,7 @@ import polars as pl
 
 from core.errors import InputError
 from core.paths import DATA_DIR
-from market.sources import read_snapshot_file, ticker_for_file
+from market.sources import check_regular_file, read_snapshot_file, ticker_for_file
 from market.store import SNAPSHOT, BatchReport, append_batch, fetched_tickers
 from market.validate import check_rows, non_session_warning
 
@@ -39,13 +39,17 @@ def content_hash(files: list[Path]) -> str:
 
 
 def snapshot_files(prices_dir: Path) -> list[Path]:
-    """The ``*.csv`` files of a snapshot folder, sorted; InputError naming the folder if there are none."""
+    """The ``*.csv`` files of a snapshot folder, sorted; InputError naming the folder if there are none,
+    or naming the first entry that is not a regular file (a directory, FIFO, dangling link, loop)."""
     prices_dir = Path(prices_dir)
     if not prices_dir.is_dir():
         raise InputError("folder does not exist", file=prices_dir)
     files = sorted(prices_dir.glob("*.csv"))
     if not files:
         raise InputError("no *.csv price files found", file=prices_dir)
+    # Every entry is checked before any is read (and before the content hash reads their bytes).
+    for p in files:
+        check_regular_file(p)
     return files
 
 

@@ -7,9 +7,12 @@ whether retrying may help (rate limits, timeouts) or not (unknown ticker, no dat
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import logging
+import os
 import re
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,6 +263,25 @@ def ticker_for_file(path: Path) -> str:
     return FILE_TO_TICKER.get(stem, stem)
 
 
+def check_regular_file(path: Path) -> None:
+    """InputError unless ``path`` is (or links to) a regular file; nothing is opened.
+
+    Why before reading: a FIFO named ``X.csv`` blocks ``open`` forever, and a directory, a dangling
+    symlink or a symlink loop would surface as an OSError mid-load. ``stat`` answers without opening.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        why = "a symlink loop" if exc.errno == errno.ELOOP else (
+            "a dangling symlink" if path.is_symlink() else str(exc.strerror or exc))
+        raise InputError(f"cannot read price file: {why}", file=path) from None
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise InputError(f"is {kind}, not a regular price file", file=path)
+
+
 def _read_cells(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and data records of a CSV, each record exactly one line (file line i + 2 = record i).
 
@@ -268,6 +290,7 @@ def _read_cells(path: Path) -> tuple[list[str], list[list[str]]]:
     mid-line would otherwise store ``1.`` of ``1.5`` as the close), a blank line between records. Blank
     lines at the end are ignored; a UTF-8 BOM and CRLF line endings are accepted.
     """
+    check_regular_file(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -381,7 +404,10 @@ class SnapshotSource:
         self.prices_dir = Path(prices_dir)
 
     def files(self) -> dict[str, Path]:
-        return {ticker_for_file(p): p for p in sorted(self.prices_dir.glob("*.csv"))}
+        files = sorted(self.prices_dir.glob("*.csv"))
+        for p in files:
+            check_regular_file(p)
+        return {ticker_for_file(p): p for p in files}
 
     def fetch(self, tickers: list[str], start: date, end: date | None) -> dict[str, TickerResult]:
         files = self.files()

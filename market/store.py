@@ -15,6 +15,7 @@ import polars as pl
 
 from core.db import transaction
 from core.errors import InputError
+from market.chain import link_new_batch
 
 #: Canonical long frame of price rows (the Source -> store hand-off).
 PRICE_SCHEMA: dict[str, pl.DataType] = {
@@ -168,10 +169,12 @@ def append_batch(
             appended = int(con.execute(
                 "SELECT count(*) FROM price_rows WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
             con.execute(
-                "INSERT INTO price_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO price_batches (batch_id, source, fetched_at, tickers, start, \"end\", status, "
+                "row_count, message, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch_id, source, fetched_at, sorted(tickers), start, end, status, appended,
                  message, content_hash],
             )
+            link_new_batch(con, batch_id)  # rows hash and chain link, in the same transaction
     finally:
         con.unregister("_staged_prices")
     revisions = [

@@ -9,6 +9,12 @@ snapshot files and each ticker of a Yahoo download):
 * a missing close;
 * a negative volume, or dividends/splits that are negative or not finite;
 * a missing or duplicate date;
+* a bar that contradicts itself: ``high`` below ``low``, or ``open``/``close`` outside [low, high]
+  (beyond OHLC_REL_TOL, which absorbs Yahoo's float32 rounding, never a real price move);
+* a date before FIRST_PLAUSIBLE_DATE or more than a day after today (UTC; a Tokyo session's date can be
+  a day ahead of the UTC date);
+* a ticker with a control or bidirectional-formatting character (U+202E would print "NVDA" reversed
+  inside a table and make two tickers look alike);
 * a date on a Saturday or Sunday. Neither XNYS nor XTKS ever trades on a weekend, so such a row is a
   wrong date (a typo, or a Tokyo bar shifted a day by a time-zone conversion), never a session;
 * snapshot files only (:func:`check_order`): dates not in strictly ascending file order. A row out of
@@ -25,8 +31,9 @@ or ticker for it would be worse than storing it and telling the user, who decide
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -35,6 +42,38 @@ from core.errors import InputError
 from market.calendars import calendar_bounds, calendar_for, sessions
 
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
+
+#: Relative slack for the OHLC ordering: Yahoo serves float32 values printed as doubles (about 6e-8
+#: relative, see market.store.REL_TOL); 1e-6 absorbs that and the snapshot's 6-decimal rounding, while
+#: a real inconsistency (a close above the high) is a whole tick, >= 1e-4 relative below $100.
+OHLC_REL_TOL = 1e-6
+#: No daily series is older: Yahoo's longest, ^GSPC, starts on 1927-12-30. An earlier date is a typo
+#: (1900-01-01 is also what spreadsheets show for a day number of 1).
+FIRST_PLAUSIBLE_DATE = date(1920, 1, 1)
+#: Control characters (Cc) and format characters (Cf: the bidi overrides U+202A..U+202E, U+2066..U+2069,
+#: zero-width joiners) in a ticker.
+_HIDDEN_CHARS = r"[\p{Cc}\p{Cf}]"
+
+
+def _today_bound() -> date:
+    return datetime.now(UTC).date() + timedelta(days=1)
+
+
+def _ohlc_rules(columns: list[str]) -> list[tuple[str, pl.Expr, str]]:
+    """(field, violation, message) for the bar's internal order; only columns present are checked."""
+    up, down = 1 + OHLC_REL_TOL, 1 - OHLC_REL_TOL
+    hi, lo = pl.col("high"), pl.col("low")
+    rules: list[tuple[str, pl.Expr, str]] = []
+    if {"high", "low"} <= set(columns):
+        rules.append(("high", hi < lo * down, "high is below low"))
+    for f in ("close", "open"):
+        if f not in columns:
+            continue
+        if "high" in columns:
+            rules.append((f, pl.col(f) > hi * up, f"{f} is above high"))
+        if "low" in columns:
+            rules.append((f, pl.col(f) < lo * down, f"{f} is below low"))
+    return [(f, e.fill_null(False), m) for f, e, m in rules]
 _NON_NEGATIVE_FIELDS = ["dividends", "splits"]
 
 
@@ -61,7 +100,11 @@ def _violations(columns: list[str]) -> list[pl.Expr]:
     """Per-row "this row breaks a rule" for every rule :func:`check_rows` enforces (same conditions)."""
     out = [pl.col("close").is_null() | pl.col("close").is_nan()]
     if "date" in columns:
-        out += [pl.col("date").is_null(), pl.col("date").is_duplicated(), pl.col("date").dt.weekday() >= 6]
+        out += [pl.col("date").is_null(), pl.col("date").is_duplicated(), pl.col("date").dt.weekday() >= 6,
+                pl.col("date") < FIRST_PLAUSIBLE_DATE, pl.col("date") > _today_bound()]
+    if "ticker" in columns:
+        out.append(pl.col("ticker").str.contains(_HIDDEN_CHARS))
+    out += [e for _, e, _ in _ohlc_rules(columns)]
     out += [pl.col(f).is_not_null() & (~pl.col(f).is_finite() | (pl.col(f) <= 0))
             for f in _PRICE_FIELDS if f in columns]
     if "volume" in columns:
@@ -111,6 +154,29 @@ def check_rows(rows: pl.DataFrame, *, file: str, line_offset: int = 2) -> None:
         if bad.height:
             raise InputError(f"{f} must be a finite number >= 0, got {bad[f][0]}{_day(bad)}",
                              file=file, line=_at(bad, line_offset), field=f)
+    if "ticker" in work.columns:
+        bad = work.filter(pl.col("ticker").str.contains(_HIDDEN_CHARS).fill_null(False))
+        if bad.height:
+            chars = ", ".join(f"U+{ord(c):04X}" for c in bad["ticker"][0] if not c.isprintable() or
+                              unicodedata.category(c) in ("Cc", "Cf"))
+            raise InputError(f"ticker '{bad['ticker'][0].encode('unicode_escape').decode()}' contains a control "
+                             f"or bidirectional-formatting character ({chars})", file=file,
+                             line=_at(bad, line_offset), field="ticker")
+    for f, rule, message in _ohlc_rules(work.columns):
+        bad = work.filter(rule)
+        if bad.height:
+            r = bad.row(0, named=True)
+            vals = ", ".join(f"{k} {r[k]}" for k in ("open", "high", "low", "close") if k in r)
+            raise InputError(f"{message} ({vals}){_day(bad)}", file=file, line=_at(bad, line_offset), field=f)
+    if "date" in work.columns:
+        early = work.filter(pl.col("date") < FIRST_PLAUSIBLE_DATE)
+        if early.height:
+            raise InputError(f"{early['date'][0]} is before {FIRST_PLAUSIBLE_DATE}, older than any daily "
+                             "price series (a typo?)", file=file, line=_at(early, line_offset), field="date")
+        late = work.filter(pl.col("date") > _today_bound())
+        if late.height:
+            raise InputError(f"{late['date'][0]} is in the future: not a closed session", file=file,
+                             line=_at(late, line_offset), field="date")
     dup = work.filter(pl.col("date").is_duplicated()).sort("_i")
     if dup.height:
         first = dup["date"][0]

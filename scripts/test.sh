@@ -17,5 +17,6 @@ fi
 python3 -m pip install -q -r requirements-dev.lock -e .
 python3 -m ruff check .
 python3 -m mypy
-lint-imports --no-cache  # the layer contracts of pyproject.toml
+# The layer contracts of pyproject.toml (import-linter; called through Python so no PATH entry is needed).
+python3 -c 'import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())' --no-cache
 python3 -m pytest -q -n 2 "$@"

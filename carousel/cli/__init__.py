@@ -67,8 +67,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    args = sql_comment_safe(sys.argv[1:] if argv is None else list(argv))
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=args, standalone_mode=False)
         if isinstance(rv, int) and rv != 0:
             sys.exit(rv)
     except CarouselError as err:
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as exc:
+        # A file-system condition (full disk, permissions, a path that is not a folder) while writing an
+        # output: one line naming the file, exit 1; outputs are written to a temporary file and renamed,
+        # so no half-written file is left behind.
+        name = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot write{name}: {exc.strerror or exc}", 1)
     except Exception as exc:
         # Usage errors (bad option values) arrive here in non-standalone mode. Typer >= 0.20 vendors
         # click as ``typer._click``, so match both its and click's ClickException.
@@ -93,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from core import db
 
+        if db.is_disk_full(exc):
+            # A full disk (or a file-size limit) mid-write: DuckDB rolled the transaction back, so the
+            # database holds what it held before; say so instead of a TransactionException traceback.
+            where = f"database {db.last_opened}" if db.last_opened else "the database"
+            _fail(f"{where} could not be written: the disk is full ({_first(exc)}); nothing was changed", 4)
         if not db.is_storage_error(exc):
             raise  # a query or programming error: keep the traceback for the bug report
         # Storage-level failures that surface in a query rather than at open (a damaged block, a disk
@@ -112,6 +124,26 @@ def _is_duckdb_error(exc: BaseException) -> bool:
     # error can have been raised (and importing it here would cost every other command 0.1-0.3 s).
     duckdb = sys.modules.get("duckdb")
     return duckdb is not None and isinstance(exc, duckdb.Error)
+
+
+def sql_comment_safe(args: list[str]) -> list[str]:
+    """``carousel sql "-- note\nSELECT 1"``: the query starts with ``--``, which the option parser took
+    for an (unknown) option. An argument of ``sql`` that starts with ``--`` followed by whitespace, or
+    that spans lines, cannot be an option name, so a leading space is added (SQL ignores it)."""
+    if not args or args[0] != "sql":
+        return args
+    return [a if not (a.startswith("--") and a != "--" and (a[2:3].isspace() or "\n" in a)) else " " + a
+            for a in args]
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    _err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def _is_click_exception(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,8 @@ from core.paths import DATA_DIR, resolve_db
 
 market_app = typer.Typer(help="Price store: load the offline snapshot, status, validation.",
                          no_args_is_help=True)
-_out = Console()
+#: markup=False: tickers, batch messages and file names are printed as they are, never as rich markup.
+_out = Console(markup=False)
 
 
 class SourceName(StrEnum):
@@ -82,7 +84,8 @@ def refresh_cmd(
     ),
     overlap: Annotated[int, typer.Option(min=0, help="Sessions re-fetched before the last stored date.")
                        ] = 5,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running refresh instead of exiting 6.")
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a running refresh (instead of exiting 6) and "
+                                                      "for the database lock (instead of exiting 3).")
                     ] = False,
     prices_dir: Annotated[Path, typer.Option(help="Snapshot folder for --source snapshot.")] = (
         DATA_DIR / "prices"
@@ -90,8 +93,9 @@ def refresh_cmd(
     max_attempts: Annotated[int, typer.Option(min=1)] = 5,
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
-    from carousel.db import connect
+    from carousel.db import connect, connect_waiting
     from carousel.universe import universe
+    from core.errors import DatabaseLockedError
     from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
 
@@ -106,8 +110,13 @@ def refresh_cmd(
     bench = _symbols([benchmarks], "--benchmarks")
     path = resolve_db(db)
     src: Source = SnapshotSource(prices_dir) if source is SourceName.snapshot else YahooSource()
+    if path.exists():
+        # A foreign or damaged file is refused before the lock file is created next to it (a file held
+        # by another process is checked once it is free, by the open below).
+        with suppress(DatabaseLockedError):
+            connect(path, read_only=True).close()
     with refresh_lock(path, wait=wait):
-        con = connect(path)
+        con = connect_waiting(path, wait=wait)  # --wait also waits for the database lock (a long reader)
         try:
             note = None
             if not wanted:

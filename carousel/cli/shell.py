@@ -28,9 +28,12 @@ from carousel.cli.options import (
     WindowOpt,
     build_spec,
 )
+from carousel.sql_limits import DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT_S
 from core.errors import InputError
 
-_out = Console(highlight=False, soft_wrap=True)
+#: markup=False: titles, tickers and query results are user data; rich would read "[headline
+#: reconstructed from URL/lede]" as a tag and drop it, and crash on "[/x]".
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report, figures and tables.")]
 
 
@@ -46,16 +49,23 @@ def register(app: typer.Typer) -> None:
                                                 "ledger_events, prices, returns, abnormal_returns, car.")],
         fmt: Annotated[str, typer.Option(
             "--format", help="table | csv | json (one array) | jsonl (one object per line)")] = "table",
+        timeout: Annotated[float, typer.Option(
+            "--timeout", help="Stop the query after this many seconds.")] = DEFAULT_TIMEOUT_S,
+        max_rows: Annotated[int, typer.Option(
+            "--max-rows", help="Refuse a result with more rows than this (add a LIMIT).")] = DEFAULT_MAX_ROWS,
+        memory_limit: Annotated[str, typer.Option(
+            "--memory-limit", help="DuckDB memory limit for the query (no spilling to disk).")
+        ] = DEFAULT_MEMORY_LIMIT,
         db: DbOption = None,
     ) -> None:
-        """Run a read-only SQL query (writes are refused)."""
+        """Run a read-only SQL query (writes are refused). It may start with a -- comment."""
         import polars as pl
 
         from carousel.queries import query
 
         if fmt not in ("table", "csv", "json", "jsonl"):
             raise InputError(f"unknown format {fmt!r}; choose table, csv, json or jsonl", field="--format")
-        frame = query(sql, db)
+        frame = query(sql, db, timeout=timeout, max_rows=max_rows, memory_limit=memory_limit)
         if fmt == "csv":
             # CSV has no nested values: lists and structs are written as JSON text.
             for col, dtype in frame.schema.items():
@@ -77,6 +87,25 @@ def register(app: typer.Typer) -> None:
                 t.add_row(*("" if v is None else str(v) for v in r))
             _out.print(t)
             _out.print(f"{frame.height} rows")
+
+    @app.command("verify")
+    def verify_cmd(
+        anchor: Annotated[Path | None, typer.Option(
+            help="Anchor JSON from `carousel ledger anchor`, kept outside the database.")] = None,
+        db: DbOption = None,
+    ) -> None:
+        """Check everything stored: file blocks, ledger chain, price chain, study stamp. Exit 5 on tampering."""
+        from carousel.cli.ledger import _read_anchor
+        from carousel.verify import verify_all
+
+        doc = _read_anchor(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
+        report = verify_all(db, doc)
+        for line in report.lines:
+            _out.print(line)
+        if not report.ok:
+            from core.errors import ConflictError
+
+            raise ConflictError(f"verify FAILED: {'; '.join(report.failures)}")
 
     @app.command("run")
     def run_cmd(

@@ -229,10 +229,10 @@ def register(app: typer.Typer) -> None:
             _emit_variance_ratios(res, fmt)
             return
         if fmt == "table":
-            console = Console()
+            console = Console(markup=False)  # deal ids and reasons are data, not rich markup
             if not console.is_terminal:
                 # Piped or captured output: do not wrap deal ids at 80 columns.
-                console = Console(width=200)
+                console = Console(width=200, markup=False)
             render_table(res, console, dollars)
             if study_type == "volume":
                 console.print(

@@ -6,7 +6,8 @@ The invariants checked after every kill are the ones users rely on:
 * the hash chain verifies and positions are gapless (no torn write of the log);
 * an import is all or nothing: the log holds either none or all of the file's events;
 * price batches are whole: every committed batch has exactly ``row_count`` rows appended
-  (the ``prices`` view is consistent with the last committed batch), and no rows without a batch.
+  (the ``prices`` view is consistent with the last committed batch), and no rows without a batch;
+* every committed batch's rows hash and chain link verify, and the file carries carousel's marker.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def check(db: Path) -> tuple[int, int, list[str]]:
         ).fetchall()[0][0]
         if orphans:
             problems.append(f"{orphans} price rows without a committed batch")
+        from market.chain import verify_prices
+
+        problems += [f"price chain: {p}" for p in verify_prices(con).problems]  # hashes committed with the batch
+        if "carousel_schema" not in tables:
+            problems.append("database without carousel's marker")
         return events, len(batches), problems
     finally:
         con.close()

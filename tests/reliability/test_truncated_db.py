@@ -119,8 +119,13 @@ def test_a_corrupt_block_is_a_clear_error_never_a_traceback(
 
 def _checkpointed(db: Path, *statements: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB file built by ``statements``, each followed by a CHECKPOINT (so blocks land on disk and
-    drops free them), with the connection still open."""
+    drops free them), with the connection still open. It carries carousel's marker, so carousel opens
+    it as its own (a file without it is refused before any size check)."""
+    from core.db import MARKER_DDL, MARKER_TABLE, SCHEMA_VERSION
+
     con = duckdb.connect(str(db))
+    con.execute(MARKER_DDL)
+    con.execute(f"INSERT INTO {MARKER_TABLE} VALUES ('carousel', ?, now(), 'created')", [SCHEMA_VERSION])
     for stmt in statements:
         con.execute(stmt)
         con.execute("CHECKPOINT")

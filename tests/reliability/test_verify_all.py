@@ -1,0 +1,182 @@
+"""``carousel verify`` covers everything stored: each tamper below is named with exit 5 (never a traceback),
+stale study results are named without failing, and a database from before the price chain is chained
+once with the same hashes an append computes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def carousel(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
+    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("verify")
+    db = base / "c.duckdb"
+    res = carousel("run", "--out", str(base / "out"), "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    # a second price batch (one revised AMD close), so that a batch in the middle of the chain exists
+    from carousel.db import connect
+    from market.store import append_batch
+
+    with connect(db) as con:
+        append_batch(con, pl.DataFrame({"ticker": ["AMD"], "date": [date(2025, 6, 11)], "close": [121.5]}),
+                     source="yahoo", tickers=["AMD"], start=date(2025, 6, 11), end=date(2025, 6, 11),
+                     fetched_at=datetime(2025, 6, 12, 1, tzinfo=UTC))
+    res = carousel("report", "--out", str(base / "out"), "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    return db
+
+
+@pytest.fixture
+def db(ran: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "c.duckdb"
+    shutil.copy(ran, path)
+    return path
+
+
+def test_an_untouched_database_verifies(db: Path) -> None:
+    res = carousel("verify", "--db", str(db))
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    with duckdb.connect(str(db), read_only=True) as con:  # independent count of what must have been read
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        rows = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables)  # noqa: S608
+    assert f"storage OK: {len(tables)} tables, {rows:,} rows read, every data block checksummed" in out
+    assert "ledger OK: " in out and "prices OK: 2 batches, 38,382 rows, chain head batch 2 " in out
+    assert "study OK: " in out and "match their stamp" in out and out.rstrip().endswith("verify: OK")
+
+
+def _sql(*stmts: str) -> Callable[[Path], None]:
+    def apply(path: Path) -> None:
+        with duckdb.connect(str(path)) as con:
+            for st in stmts:
+                con.execute(st)
+    return apply
+
+
+TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "edited close": (_sql("UPDATE price_rows SET close = close * 1.01 WHERE ticker = 'NVDA' AND date = DATE '2025-09-22'"),
+                     "prices FAILED: batch 1: its rows in price_rows were changed"),
+    "deleted price row": (_sql("DELETE FROM price_rows WHERE ticker = 'SPY' AND date = DATE '2024-03-01'"),
+                          "prices FAILED: batch 1: its rows in price_rows were changed"),
+    "inserted price row": (_sql("INSERT INTO price_rows SELECT batch_id, ticker, DATE '2025-06-14', open, high, low, "
+                                "close, adj_close, volume, dividends, splits FROM price_rows WHERE batch_id = 2"),
+                           "prices FAILED: batch 2: its rows in price_rows were changed"),
+    "edited batch record": (_sql("UPDATE price_batches SET source = 'snapshot' WHERE batch_id = 2"),
+                            "prices FAILED: batch 2: the batch record"),
+    "deleted middle batch": (_sql("DELETE FROM price_rows WHERE batch_id = 1", "DELETE FROM price_batches WHERE batch_id = 1"),
+                             "prices FAILED: batch 2: batch ids jump from 0"),
+    "erased chain": (_sql("UPDATE price_batches SET chain_hash = NULL WHERE batch_id = 2"),
+                     "prices FAILED: batch 2: no rows_hash/chain_hash recorded"),
+    "orphan rows": (_sql("UPDATE price_rows SET batch_id = 9 WHERE ticker = 'AMD' AND batch_id = 2"),
+                    "price_rows has rows of batch(es) 9"),
+    "edited AR": (_sql("UPDATE study_ar SET ar = ar + 0.001 WHERE rel_day = 0 AND event_id LIKE 'amd-openai%'"),
+                  "study FAILED: study tables (study_ar/study_car) were edited"),
+    "deleted CAR": (_sql("DELETE FROM study_car WHERE \"window\" = '[0,0]' AND event_id LIKE 'amd-openai%'"),
+                    "study FAILED: study tables (study_ar/study_car) were edited"),
+    "edited params": (_sql("UPDATE study_stamp SET params = replace(params, '-250', '-200')"),
+                      "study FAILED: study_stamp: the recorded parameters do not match"),
+    "dropped stamp": (_sql("DELETE FROM study_stamp"), "study FAILED: study tables hold"),
+    "dropped ledger_log": (_sql("DROP TABLE ledger_log"), "FAILED"),
+    "edited payload": (_sql("UPDATE ledger_log SET payload = replace(payload, 'verified', 'verifiee') WHERE position = 40"),
+                       "ledger FAILED: position 40"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERS))
+def test_each_tamper_is_named_with_exit_5(db: Path, name: str) -> None:
+    tamper, message = TAMPERS[name]
+    tamper(db)
+    res = carousel("verify", "--db", str(db))
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.returncode == 5, (name, res.stdout, res.stderr)
+    assert message in res.stdout, (name, res.stdout)
+    assert res.stderr.startswith("error: verify FAILED: ")
+
+
+def test_stale_study_results_are_named_but_are_not_tampering(db: Path) -> None:
+    from carousel.db import connect
+    from market.store import append_batch
+
+    with connect(db) as con:
+        append_batch(con, pl.DataFrame({"ticker": ["AMD"], "date": [date(2025, 6, 11)], "close": [121.9]}),
+                     source="yahoo", tickers=["AMD"], start=date(2025, 6, 11), end=date(2025, 6, 11))
+    res = carousel("verify", "--db", str(db))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "study STALE (not tampering" in res.stdout
+    assert "computed from price batch 2, the prices are now at batch 3" in res.stdout
+
+
+def test_byte_flips_are_caught_by_verify_not_by_the_next_import(db: Path, tmp_path: Path) -> None:
+    """Flip one byte in each of the file's blocks in turn: verify must never say OK for a damaged block
+    that a later full read would trip on."""
+    data = db.read_bytes()
+    block = 262144
+    caught = missed = 0
+    for b in range((len(data) - 12288) // block):
+        bad = bytearray(data)
+        bad[12288 + b * block + 1000] ^= 0xFF
+        path = tmp_path / f"flip{b}.duckdb"
+        path.write_bytes(bytes(bad))
+        res = carousel("verify", "--db", str(path))
+        assert "Traceback" not in res.stderr, res.stderr
+        if res.returncode in (4, 5):
+            caught += 1
+            continue
+        assert res.returncode == 0
+        # verify said OK: then the block is unused, and a full read of every table must agree
+        with duckdb.connect(str(path), read_only=True) as con:
+            for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+                con.execute(f'SELECT max(hash(COLUMNS(*))) FROM "{t}"').fetchall()  # noqa: S608
+        missed += 1
+        path.unlink()
+    assert caught >= 1, (caught, missed)
+
+
+def test_a_pre_chain_database_is_chained_once_with_the_hashes_an_append_computes(db: Path) -> None:
+    from carousel.db import connect
+
+    with duckdb.connect(str(db)) as con:
+        recorded = con.execute("SELECT batch_id, rows_hash, chain_hash FROM price_batches ORDER BY 1").fetchall()
+        con.execute("ALTER TABLE price_batches DROP COLUMN chain_hash")
+        con.execute("ALTER TABLE price_batches DROP COLUMN rows_hash")
+    res = carousel("verify", "--db", str(db))  # read-only: nothing to check yet, nothing written
+    assert "no price chain yet" in res.stdout, res.stdout
+    connect(db).close()  # first read-write open: chained
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT batch_id, rows_hash, chain_hash FROM price_batches ORDER BY 1").fetchall() == recorded
+    res = carousel("verify", "--db", str(db))
+    assert "prices OK: 2 batches" in res.stdout, res.stdout
+
+
+def test_the_anchor_kept_outside_the_file_is_checked(db: Path, tmp_path: Path) -> None:
+    res = carousel("ledger", "anchor", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(res.stdout)
+    res = carousel("verify", "--anchor", str(anchor), "--db", str(db))
+    assert res.returncode == 0 and "(matches the anchor)" in res.stdout, res.stdout + res.stderr
+    forged = tmp_path / "forged.json"
+    doc = json.loads(anchor.read_text())
+    doc["hash"] = "0" * 64
+    forged.write_text(json.dumps(doc))
+    res = carousel("verify", "--anchor", str(forged), "--db", str(db))
+    assert res.returncode == 5 and "ledger anchor FAILED" in res.stdout, res.stdout + res.stderr
