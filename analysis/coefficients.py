@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from analysis.summary import tex_escape
+from analysis.summary import Column, Summary, Table, fixed, general, pvalue
 from core.errors import InputError
 
 #: The interval a resampling distribution gives is the 95% one; no other level exists for it.
@@ -241,6 +241,42 @@ class CoefficientResults:
 # ------------------------------------------------------------------------------------- rendering
 
 
+def coefficient_summary(
+    table: CoefficientTable | Sequence[CoefficientTable],
+    *,
+    title: str | None = None,
+    header: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    extra: Sequence[tuple[str, pl.DataFrame]] = (),
+) -> Summary:
+    """The coefficient table (several stack their rows: tests with different reference laws), extra named
+    frames and notes as one :class:`~analysis.summary.Summary`, which renders every format."""
+    tables = [table] if isinstance(table, CoefficientTable) else list(table)
+    kinds = {t.stat_label for t in tables}
+    stat = kinds.pop() if len(kinds) == 1 else "t/z"
+    resampled = any(t.resampled_p is not None for t in tables)
+    frame = pl.concat([t.to_frame() for t in tables]).with_columns(
+        pl.struct("lower", "upper").map_elements(
+            lambda r: f"[{_num(r['lower'], '.4g')}, {_num(r['upper'], '.4g')}]", return_dtype=pl.String
+        ).alias("ci")
+    )
+    p_head = "p*" if resampled else f"P>|{stat}|"
+    columns = (
+        Column("term", "term", tex_label="Term"),
+        Column("coef", "coef", general(6, missing="nan"), stars="p", tex_label="Coef."),
+        Column("se", "std err", general(4, missing="nan"), tex_label="SE"),
+        Column("t", stat, fixed(3, missing="nan"), tex_label=f"${stat}$"),
+        Column("p", p_head, pvalue(4, missing="nan"), tex_label="$p$"),
+        Column("ci", "95% interval", align="right", tex_label=r"95\% CI"),
+    )
+    table_notes = ("* p<0.10, ** p<0.05, *** p<0.01 (two-sided).",) + (
+        ("p* and the interval come from the resampling distribution, not from a t or normal law "
+         "(nan: the method gives no interval).",) if resampled else ())
+    parts = [Table(frame, columns, notes=table_notes)]
+    parts += [Table.from_frame(f, title=name) for name, f in extra]
+    return Summary(tuple(parts), title=title, header=tuple(header), notes=tuple(notes))
+
+
 def render_text(
     title: str,
     header: Sequence[str],
@@ -249,31 +285,7 @@ def render_text(
     extra: Sequence[tuple[str, pl.DataFrame]] = (),
 ) -> str:
     """Plain-text summary: a title, header lines, the coefficient table, extra named frames, notes."""
-    frame = table.to_frame()
-    width = max([len("term"), *(len(n) for n in table.names)])
-    stat = table.stat_label
-    p_head = "p*" if table.resampled_p is not None else "P>|" + stat + "|"
-    head = (
-        f"{'term':<{width}} {'coef':>12} {'std err':>11} {stat:>8} {p_head:>8} "
-        f"{'[0.025':>12} {'0.975]':>12}"
-    )
-    lines = [title, *header, "", head, "-" * len(head)]
-    for r in frame.iter_rows(named=True):
-        lines.append(
-            f"{r['term']:<{width}} {_num(r['coef'], '12.6g')} {_num(r['se'], '11.4g')} "
-            f"{_num(r['t'], '8.3f')} {_num(r['p'], '8.4f')} {_num(r['lower'], '12.6g')} "
-            f"{_num(r['upper'], '12.6g')}"
-        )
-    if table.resampled_p is not None:
-        lines.append("p* and the interval come from the resampling distribution, not from a t or normal law"
-                     " (nan: the method gives no interval).")
-    for name, extra_frame in extra:
-        lines += ["", name, "  ".join(f"{c:>12}" for c in extra_frame.columns)]
-        lines.extend("  ".join(_cell(v) for v in row) for row in extra_frame.iter_rows())
-    if notes:
-        lines.append("")
-        lines.extend(notes)
-    return "\n".join(lines)
+    return coefficient_summary(table, title=title, header=header, notes=notes, extra=extra).to_text()
 
 
 def render_latex(
@@ -283,43 +295,9 @@ def render_latex(
     caption: str | None = None,
     label: str | None = None,
 ) -> str:
-    """A booktabs table of coef, SE, t and p per term (* p<0.10, ** p<0.05, *** p<0.01) and the 95% CI.
-
-    Several tables (tests with different reference distributions) stack their rows; the statistic's
-    column is then headed $t$/$z$ and the notes say which row uses which.
-    """
-    tables = [table] if isinstance(table, CoefficientTable) else list(table)
-    kinds = {t.stat_label for t in tables}
-    stat = kinds.pop() if len(kinds) == 1 else "t/z"
-    out = [r"\begin{table}[htbp]", r"\centering"]
-    if caption:
-        out.append(rf"\caption{{{tex_escape(caption)}}}")
-    if label:
-        out.append(rf"\label{{{tex_escape(label)}}}")
-    out += [
-        r"\begin{tabular}{lrrrrr}",
-        r"\toprule",
-        rf"Term & Coef. & SE & ${stat}$ & $p$ & 95\% CI \\",
-        r"\midrule",
-    ]
-    rows = [r for t in tables for r in t.to_frame().iter_rows(named=True)]
-    for r in rows:
-        out.append(
-            f"{tex_escape(r['term'])} & {_num(r['coef'], '.4g')}{_stars(r['p'])} & "
-            f"{_num(r['se'], '.4g')} & {_num(r['t'], '.2f')} & {_num(r['p'], '.4f')} & "
-            f"[{_num(r['lower'], '.4g')}, {_num(r['upper'], '.4g')}] \\\\"
-        )
-    out += [r"\bottomrule", r"\end{tabular}"]
-    if notes:
-        out.append(r"\par\smallskip\footnotesize " + tex_escape(" ".join(notes)))
-    out.append(r"\end{table}")
-    return "\n".join(out) + "\n"
-
-
-def _stars(p: float) -> str:
-    if not math.isfinite(p):
-        return ""
-    return "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.10 else ""
+    """A booktabs table of coef (with stars), SE, t and p per term and the 95% interval; several tables
+    stack their rows and the statistic's column is then headed $t$/$z$."""
+    return coefficient_summary(table, notes=notes).to_latex(caption=caption, label=label)
 
 
 def _num(v: float | None, spec: str) -> str:
@@ -329,7 +307,3 @@ def _num(v: float | None, spec: str) -> str:
     return format(v, spec)
 
 
-def _cell(v: object) -> str:
-    if isinstance(v, float):
-        return _num(v, "12.4f")
-    return f"{v!s:>12}"

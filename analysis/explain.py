@@ -146,7 +146,7 @@ class ExplainResult:
 
 
 def _tex(s: str) -> str:
-    from analysis.coefficients import tex_escape
+    from analysis.summary import tex_escape
 
     return tex_escape(s)
 

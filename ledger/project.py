@@ -283,28 +283,35 @@ def company_rows(state: LedgerState) -> list[dict[str, Any]]:
     return [state.companies[k] for k in sorted(state.companies)]
 
 
-# Polars' Python types -> Arrow types, for building projection frames column-wise through Arrow.
-_ARROW: dict[Any, pa.DataType] = {
-    pl.String: pa.large_string(),
-    pl.Date: pa.date32(),
-    pl.Boolean: pa.bool_(),
-    pl.Int64: pa.int64(),
-    pl.Float64: pa.float64(),
-    pl.List(pl.String): pa.large_list(pa.large_string()),
-    pl.Decimal(38, 2): pa.decimal128(38, 2),
-}
+_STRINGS = pl.List(pl.String)
+
+
+def _string_lists(name: str, values: list[Any]) -> pl.Series:
+    """A list-of-strings column from Python lists, without a Series per row: the flat strings and the
+    offsets become one Arrow list array (Arrow arrays built from Polars, not from Python objects)."""
+    lengths = pl.Series([len(v) for v in values], dtype=pl.Int64)
+    offsets = pl.concat([pl.Series([0], dtype=pl.Int64), lengths.cum_sum()]).to_arrow()
+    flat = pl.Series(name, [s for v in values for s in v], dtype=pl.String).to_arrow()
+    return pl.Series(name, pa.LargeListArray.from_arrays(offsets, flat))
 
 
 def rows_frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
     """A frame of projection rows with exactly ``schema``.
 
-    Built column by column through Arrow: Polars' row constructor builds one Series per list value
-    (about 10 us per row and list column), which made it most of an append's time.
+    Built column by column: Polars' row constructor builds one Series per list value (about 10 us per
+    row and list column), which made it most of an append's time. Not through ``pyarrow.array`` on
+    Python lists either: its first call imports pandas (0.6-1.1 s), which every ``carousel ledger
+    import`` process then paid for its first projection write. A list column holding a None (no
+    projection writes one) takes Polars' own constructor.
     """
-    table = pa.table({c: pa.array([r[c] for r in rows], type=_ARROW[t]) for c, t in schema.items()})
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)  # a Table always converts to a DataFrame
-    return frame.cast(pl.Schema(schema))
+    columns = []
+    for c, t in schema.items():
+        values = [r[c] for r in rows]
+        if t == _STRINGS and None not in values:
+            columns.append(_string_lists(c, values))
+        else:
+            columns.append(pl.Series(c, values, dtype=t))
+    return pl.DataFrame(columns).cast(pl.Schema(schema))
 
 
 def deals_frame(state: LedgerState, rows: list[dict[str, Any]] | None = None) -> pl.DataFrame:

@@ -79,7 +79,7 @@ def test_resampled_p_and_interval_replace_the_t_law() -> None:
     text = render_text("T", ["h"], tab, notes=["n1"])
     assert "p*" in text and "resampling distribution" in text and text.endswith("n1")
     tex = render_latex(tab, ["a note_1"], caption="Cap")
-    assert r"CAAR & 0.02** & 0.01 & 2.00 & 0.0312 & [0.004, 0.041] \\" in tex
+    assert r"CAAR & 0.02** & 0.01 & 2.000 & 0.0312 & [0.004, 0.041] \\" in tex
     assert r"a note\_1" in tex and r"\caption{Cap}" in tex
 
 
