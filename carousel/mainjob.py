@@ -211,17 +211,24 @@ def study_params(spec: StudySpec) -> dict[str, Any]:
     return {k: [list(w) for w in v] if k == "windows" else v for k, v in dataclasses.asdict(spec).items()}
 
 
-def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult, spec: StudySpec) -> pl.DataFrame:
-    """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically) with its stamp;
-    returns the CAR frame with its dollar columns (the report's dollar section reads the same numbers
-    as the view)."""
+def dollar_values(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> pl.DataFrame:
+    """The CAR frame with its dollar columns (read only): the report's dollar section and the stored
+    ``car`` view carry the same numbers."""
     from analysis.dollar_columns import study_dollars
+
+    return study_dollars(con, res.car)
+
+
+def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult, dollars: pl.DataFrame,
+            spec: StudySpec) -> None:
+    """The study into the ``abnormal_returns`` and ``car`` views (replaced atomically) with its stamp.
+
+    Called last, after the outputs are in place: a job that fails while writing them (a full disk)
+    leaves the stored results of the previous run, matching the outputs still on disk."""
     from analysis.store import persist_study
 
-    dollars = study_dollars(con, res.car)
     persist_study(con, res, res.panel.keys.select("event_id", "deal_id", "ticker", "t0"), dollars,
                   params=study_params(spec))
-    return dollars
 
 
 @dataclass(frozen=True)
@@ -511,7 +518,7 @@ def run(
         done()
         step("event study")
         res = estimate(job, inputs)
-        dollars = persist(con, res, job.spec)
+        dollars = dollar_values(con, res)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
         done()
         step("flow graph")
@@ -535,6 +542,7 @@ def run(
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
         summary.files = publish(stage, out, summary.files)
+        persist(con, res, dollars, job.spec)
         done()
     return summary
 

@@ -146,8 +146,14 @@ def test_sources_filter_and_a_database_without_share_tables(db_path: Path, tmp_p
     assert filings.filter(pl.col("as_of_date") == dt.date(2025, 8, 31))["shares"].item() == 2_841_000_000
     assert share_counts(con, sources=["yahoo"])["shares"].to_list() == [2_845_000_000, 2_846_000_000]
     con.close()
+    # A carousel database created before the share tables existed: today's schema without them.
     old = tmp_path / "old.duckdb"
-    duckdb.connect(str(old)).close()  # a database created before the share tables existed
+    connect(old).close()
+    raw = duckdb.connect(str(old))
+    raw.execute("DROP VIEW shares_outstanding")
+    raw.execute("DROP TABLE share_rows")
+    raw.execute("DROP TABLE share_batches")
+    raw.close()
     ro = connect(old, read_only=True)
     empty = share_counts(ro)
     assert empty.height == 0 and "shares_split_adjusted" in empty.columns

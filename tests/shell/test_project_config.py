@@ -129,7 +129,7 @@ def test_study_formats_and_config(shipped: Path, tmp_path: Path) -> None:
     records = json.loads(as_json.stdout)
     frame = pl.read_csv(as_csv.stdout.encode(), try_parse_dates=True)
     parquet = pl.read_parquet(pq)
-    assert frame.height == parquet.height == len(records) == 50
+    assert frame.height == parquet.height == len(records) == 40
     amd = "amd-openai-2025-10-06:AMD"
     want = next(r["car"] for r in records if r["event_id"] == amd)
     assert want == pytest.approx(0.2314, abs=5e-5)
