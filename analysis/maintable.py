@@ -151,12 +151,20 @@ def appendix_table(res: EventStudyResult) -> pl.DataFrame:
     )
 
 
-def appendix_summary(t: pl.DataFrame, excluded: pl.DataFrame) -> Summary:
+#: The multiplicity-adjusted p-values of the appendix (one family per window).
+ADJUSTED_P = (Column("p_holm", "Holm p", pvalue(4)), Column("p_bh", "BH p", pvalue(4)))
+ADJUSTED_NOTE = ("Holm p and BH p: the CAR t-test's p-value adjusted for the number of firm-events in the "
+                 "window (Holm's step-down family-wise and Benjamini-Hochberg false-discovery rate).")
+
+
+def appendix_summary(t: pl.DataFrame, excluded: pl.DataFrame, *, wide: bool = False) -> Summary:
+    """The per-event appendix. The page (LaTeX) leaves out p and the adjusted p-values (stars and t carry
+    them; eight columns do not fit); ``wide=True`` (Markdown) shows p, Holm p and BH p too."""
+    names = ("deal_id", "ticker", "t0", "window", "car", "se", "t") + (("p",) if wide else ())
     cols = tuple(
         Column(c.name, c.label, c.fmt, c.align, c.stars, "note" if c.name == "car_pct" else None, c.tex_label)
-        # p is left out on the page (stars and t carry it; the CSV has it): eight columns do not fit.
-        for c in car_columns("deal_id", "ticker", "t0", "window", "car", "se", "t", scaled=True)
-    )
+        for c in car_columns(*names, scaled=True)
+    ) + (ADJUSTED_P if wide else ())
     tables = [Table(t, cols)]
     if excluded.height:
         why = excluded.select(
@@ -165,7 +173,9 @@ def appendix_summary(t: pl.DataFrame, excluded: pl.DataFrame) -> Summary:
         tables.append(Table(why,
                             (Column("event_id", "Firm-event not estimated"), Column("reason", "Reason")),
                             title="Firm-events not estimated"))
-    return Summary(tuple(tables), notes=(STAR_NOTE,))
+    notes = (STAR_NOTE, ADJUSTED_NOTE) if wide else (
+        STAR_NOTE, "p and the Holm and Benjamini-Hochberg adjusted p-values: event_study_car.csv and .md.")
+    return Summary(tuple(tables), notes=notes)
 
 
 def write_main(res: EventStudyResult, folder: Path, caption: str, header: tuple[str, ...] = ()) -> list[Path]:
@@ -183,7 +193,7 @@ def write_main(res: EventStudyResult, folder: Path, caption: str, header: tuple[
         "event_study_car.tex": app.to_latex(f"{caption}: every firm-event", "tab:event_study_car",
                                             longtable=True, size="footnotesize").replace(
             "\\begingroup\\footnotesize", "\\begingroup\\footnotesize\\setlength{\\tabcolsep}{3pt}", 1),
-        "event_study_car.md": app.to_markdown(),
+        "event_study_car.md": appendix_summary(appendix, res.excluded, wide=True).to_markdown(),
         "event_study_car.csv": appendix.write_csv(),
     }
     out = []

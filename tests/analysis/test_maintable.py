@@ -93,3 +93,16 @@ def test_caar_path_band_is_the_cross_sectional_se(res) -> None:  # type: ignore[
     assert last["caar"] == pytest.approx(ols.params[0], rel=1e-12)
     assert last["se"] == pytest.approx(ols.bse[0], rel=1e-12)
     assert path["rel_day"].to_list() == [-1, 0, 1]
+
+
+def test_appendix_markdown_shows_p_and_the_adjusted_p_values(res) -> None:  # type: ignore[no-untyped-def]
+    from statsmodels.stats.multitest import multipletests
+
+    t = appendix_table(res)
+    md = appendix_summary(t, res.excluded, wide=True).to_markdown()
+    assert "| Holm p | BH p |" in md and "Benjamini-Hochberg" in md
+    # ORCL's contract day: its adjusted p-values are those of statsmodels over the [0,0] family
+    part = t.filter((pl.col("window") == "[0,0]") & pl.col("p").is_not_null())
+    holm = multipletests(part["p"].to_numpy(), method="holm")[1]
+    row = part.with_row_index("i").filter(pl.col("deal_id") == "openai-orcl-2025-09-10").row(0, named=True)
+    assert row["p_holm"] == holm[row["i"]]
