@@ -70,3 +70,4 @@ def test_a_command_still_loads_what_it_needs(tmp_path: Path) -> None:
     probe, _ = _help(["ledger", "log", "--db", str(db)])
     assert "duckdb" in probe["loaded"]  # type: ignore[operator]
     assert probe["code"] == 4
+
