@@ -7,7 +7,6 @@ every table's rows, taken before and after).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crash import DEALS, N_IMPORT_EVENTS, REPO, campaign, check  # noqa: E402
+from dbstate import content_hash  # noqa: E402
 
 CLI = [sys.executable, "-m", "carousel"]
 EVENTS = REPO / "data" / "events"
@@ -28,19 +28,6 @@ EVENTS = REPO / "data" / "events"
 def carousel(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
-
-
-def content_hash(db: Path) -> str:
-    """Hash of every table's full content, in a stable order."""
-    h = hashlib.sha256()
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        for t in tables:
-            h.update(t.encode())
-            rows = con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall()  # noqa: S608 - catalog names
-            h.update(repr(rows).encode())
-    return h.hexdigest()
 
 
 @pytest.fixture
