@@ -57,13 +57,15 @@ _METADATA: dict[str, dict[str, Any]] = {
 Z95 = 1.959963984540054
 
 
-def save(fig: Figure, folder: Path, name: str) -> list[Path]:
-    """Write ``name.{pdf,svg,png}`` without timestamps; returns the paths."""
+def save(fig: Figure, folder: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``name.<fmt>`` for each of ``formats`` (default PDF, SVG, PNG) without timestamps; returns
+    the paths. Used in the main process or, figure by figure, in a worker (carousel.figure_pool): the
+    bytes depend only on the figure and the format."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     # The style (svg.hashsalt in particular) must be active when saving, not only when drawing.
     with _style():
-        for fmt in FORMATS:
+        for fmt in formats:
             path = folder / f"{name}.{fmt}"
             fig.savefig(path, format=fmt, metadata=_METADATA[fmt])
             out.append(path)

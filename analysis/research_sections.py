@@ -11,6 +11,7 @@ are the only ones that write files.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -313,13 +314,14 @@ def write_summaries(summaries: dict[str, Summary], tables: Path, prefix: str,
 
 
 def write_dollar_files(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,
-                       figure_dir: Path) -> list[Path]:
+                       figure_dir: Path, save: Callable[[Figure, Path, str], list[Path]] = plots.save) -> list[Path]:
     """The dollar section's files: ``dollar_<name>.{csv,md,tex}``, ``dollar_cumulative.csv`` and the
-    figures (as ``analysis.dollar_outputs.write_dollar_section``, with LaTeX that fits a page)."""
+    figures (as ``analysis.dollar_outputs.write_dollar_section``, with LaTeX that fits a page).
+    ``save`` writes a figure (the main job's may hand it to a worker process)."""
     out = write_summaries(dollar_summaries(frames), tables, "dollar")
     cum = tables / "dollar_cumulative.csv"
     frames["cumulative"].write_csv(cum, float_precision=6)
     out.append(cum)
     for name, fig in figures.items():
-        out += plots.save(fig, figure_dir, name)
+        out += save(fig, figure_dir, name)
     return out

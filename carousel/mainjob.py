@@ -24,6 +24,7 @@ from analysis.report import Provenance
 from analysis.results import EventStudyResult
 from analysis.spec import DEFAULT_SPEC, StudySpec
 from carousel.db import connect
+from carousel.figure_pool import ALL_FORMATS, FigurePool, SaveFn
 from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
@@ -250,7 +251,7 @@ class Research:
 
 
 def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: EventStudyResult,
-             fa: FlowAnalysis, dollars: pl.DataFrame) -> tuple[Research, list[Path]]:
+             fa: FlowAnalysis, dollars: pl.DataFrame, save: SaveFn) -> tuple[Research, list[Path]]:
     """Dollar value moved (issue 14) and inference for clustered events (issue 15): tables and figures."""
     from analysis.clustered import clustered_inference
     from analysis.date_basis import apply_date_basis
@@ -280,7 +281,7 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     except InputError as exc:
         skipped["dollar"] = str(exc)
     else:
-        files += write_dollar_files(frames, figures, job.tables, job.figures)
+        files += write_dollar_files(frames, figures, job.tables, job.figures, save=save)
     try:
         ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
                                  n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
@@ -292,8 +293,8 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     explained = explain_section(con, job, inputs, res, skipped)
     if explained is not None:
         files += write_summaries({"second_stage": explained}, job.tables, "explain")
-    activity = activity_section(con, job, inputs, res, skipped, files)
-    over_time = timeline_section(con, job, files)
+    activity = activity_section(con, job, inputs, res, skipped, files, save)
+    over_time = timeline_section(con, job, files, save)
     from analysis.robustness import event_day_robustness, robustness_summary
 
     robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
@@ -301,10 +302,9 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     return Research(frames, clustered, skipped, robust, explained, activity, over_time), files
 
 
-def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]) -> Any:
+def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path], save: SaveFn) -> Any:
     """The carousel per month end in both vintages (analysis.timeline_series): the table, and the
     'today' vintage as the figure; None for a ledger without announcements."""
-    from analysis import plots
     from analysis.research_sections import timeline_summary, write_summaries
     from analysis.timeline_series import revealed_later, timeline, timeline_plot
 
@@ -313,16 +313,14 @@ def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]
         return None
     summary = timeline_summary(revealed_later(frame))
     files += write_summaries({"carousel": summary}, job.tables, "timeline", longtables=("carousel",))
-    files += plots.save(timeline_plot(frame.filter(pl.col("vintage") == "today")), job.figures,
-                        "carousel_over_time")
+    files += save(timeline_plot(frame.filter(pl.col("vintage") == "today")), job.figures, "carousel_over_time")
     return summary
 
 
 def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
-                     skipped: dict[str, str], files: list[Path]) -> Any:
+                     skipped: dict[str, str], files: list[Path], save: SaveFn) -> Any:
     """Run-up ([-10,-1], [-1,-1]) with the Stargate ORCL figure, abnormal volume and the pooled variance
     ratio of [-1,+1] (issue 15 items 4-5); appends the files it writes to ``files``."""
-    from analysis import plots
     from analysis.activity_figures import runup_figure
     from analysis.date_basis import apply_date_basis
     from analysis.maintable import main_results
@@ -353,7 +351,7 @@ def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, r
     summaries = activity_summaries(main_results(runup), main_results(volume), ratio.pooled)
     files += write_summaries(summaries, job.tables, "activity")
     if RUNUP_EVENT in runup.panel.keys["event_id"].to_list():
-        files += plots.save(runup_figure(runup, RUNUP_EVENT), job.figures, "runup_stargate_orcl")
+        files += save(runup_figure(runup, RUNUP_EVENT), job.figures, "runup_stargate_orcl")
     return summaries
 
 
@@ -384,33 +382,35 @@ def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, re
     return explain_summary(hc3.to_frame(), two_way.to_frame(), hc3.nobs)
 
 
-def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
-    """Every figure as PDF, SVG and PNG; returns the CAR path's firm-event and the files."""
+def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
+                 save: SaveFn) -> tuple[str, list[Path]]:
+    """Every figure, written by ``save`` (in the job's formats); returns the CAR path's firm-event and
+    the files."""
     from analysis import plots
     from analysis.report import model_label
     from analysis.study import announcement_sizes
 
     figs, spec = job.figures, job.spec
     names = dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True))
-    made = plots.save(plots.network_figure(fa, names), figs, "flow_network")
+    made = save(plots.network_figure(fa, names), figs, "flow_network")
     keys = res.panel.keys["event_id"].to_list()
     focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
     start = min(-5, *(w.start for w in spec.windows))
     end = max(10, *(w.end for w in spec.windows))
     path_df = plots.car_path(res.panel, keys.index(focus), start, end)
-    made += plots.save(plots.car_path_figure(path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
-    made += plots.save(plots.caar_figure(plots.caar_path(res.panel, start, end)), figs, "caar")
-    made += plots.save(plots.forest_figure(res.car.filter(window=spec.day_window.label)), figs, "forest_event_day")
+    made += save(plots.car_path_figure(path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
+    made += save(plots.caar_figure(plots.caar_path(res.panel, start, end)), figs, "caar")
+    made += save(plots.forest_figure(res.car.filter(window=spec.day_window.label)), figs, "forest_event_day")
     main = spec.main_window.label
     car1 = res.car.filter(window=main)
-    made += plots.save(plots.timeline_figure(car1, main), figs, "timeline")
+    made += save(plots.timeline_figure(car1, main), figs, "timeline")
     sizes = car1.join(announcement_sizes(inputs.deals, spec), on="event_id", how="left")
-    made += plots.save(plots.size_figure(sizes, main, n_total=car1.height), figs, "size_vs_car")
+    made += save(plots.size_figure(sizes, main, n_total=car1.height), figs, "size_vs_car")
     if inputs.flow_history:
         from analysis import network
 
         history = [(d, network.analyse(f)) for d, f in inputs.flow_history]
-        made += plots.save(plots.network_history_figure(history, names), figs, "flow_network_history")
+        made += save(plots.network_history_figure(history, names), figs, "flow_network_history")
     return focus, made
 
 
@@ -471,12 +471,18 @@ def run(
     load_inputs: bool = True,
     console: Console | None = None,
     progress: bool = True,
+    formats: tuple[str, ...] = ALL_FORMATS,
+    jobs: int = 0,
 ) -> RunSummary:
     """The main job: the named steps below, in order, on one database connection.
 
     ``carousel report`` (``load_inputs=False``) works on the database as it is: importing the shipped
     deals into a user's own ledger would be permanent (the log is append-only), and the snapshot must
     not be loaded behind the user's back either.
+
+    ``formats``: the figure files written (PNG at least: the report embeds it). ``jobs``: worker
+    processes that save the figures while the job goes on (carousel.figure_pool); 0 saves them in
+    this process. The files are the same bytes either way.
     """
     from analysis import network
 
@@ -497,7 +503,7 @@ def run(
         "read inputs", "event study", "flow graph", "figures", "tables", "research sections", "report"]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, disable=not progress, transient=True) as bar, \
-            connect(job.db) as con, staged(stage):
+            connect(job.db) as con, staged(stage), FigurePool(formats, jobs) as figures:
         task = bar.add_task("carousel run", total=len(names))
 
         def step(name: str) -> None:
@@ -526,7 +532,7 @@ def run(
         summary.cycles = fa.cycles.height
         done()
         step("figures")
-        focus, files = make_figures(job, inputs, res, fa)
+        focus, files = make_figures(job, inputs, res, fa, figures.save)
         summary.files += files
         done()
         step("tables")
@@ -534,10 +540,11 @@ def run(
         summary.files += files
         done()
         step("research sections")
-        extra, files = research(job, con, inputs, res, fa, dollars)
+        extra, files = research(job, con, inputs, res, fa, dollars, figures.save)
         summary.files += files
         done()
         step("report")
+        figures.wait()  # the report embeds the PNGs
         summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra))
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()

@@ -149,3 +149,17 @@ def build_spec(
         option = {"benchmarks": "--benchmark", "windows": "--window", "lag_non_us_listings": "--lag-non-us",
                   "benchmarks_by_ticker": "--config"}.get(field, "--" + field.replace("_", "-"))
         raise InputError(msg, field=option) from None
+
+# ---------------------------------------------------------------------- the main job's figures
+# Not study options: they change which files `run` and `report` write and how fast, never a number.
+
+FormatsOpt = Annotated[
+    str | None,
+    typer.Option("--formats", help="Figure files to write, comma-separated: pdf, svg, png (default all "
+                 "three; png is always written, the report embeds it). E.g. --formats png for a quick run."),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=0, help="Worker processes that save the figures while the job goes "
+                 "on (default: one per core; 0 saves them in the main process). Same files either way."),
+]

@@ -1,0 +1,101 @@
+"""Figures saved by worker processes (carousel.figure_pool) are the bytes the main process writes.
+
+Why: ``carousel run`` hands each figure, pickled, to a worker that saves it while the job goes on; a
+reader comparing a paper's figure with a re-run must get the same file whichever route wrote it.
+The whole job's 33 figure files are compared with the golden (serially written) copies by
+tests/outputs/test_golden.py; here a few figures are compared directly, and the option is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analysis import network, plots
+from carousel.db import connect
+from carousel.figure_pool import FigurePool, parse_formats
+from core.errors import InputError
+from ledger import api
+from ledger.load import import_file
+
+DEALS = Path(__file__).resolve().parents[2] / "data" / "events" / "deals.csv"
+
+
+def _figures(tmp: Path) -> dict[str, object]:
+    """Three figures of different kinds: bands and markers, a t band, a drawn graph with labels."""
+    days = np.arange(-5, 11)
+    rng = np.random.default_rng(20261201)
+    ar = rng.normal(0.002, 0.01, days.size)
+    path = pl.DataFrame({"rel_day": days, "car": np.cumsum(ar), "se": 0.01 * np.sqrt(np.arange(1, days.size + 1))})
+    caar = path.rename({"car": "caar"}).with_columns(pl.Series("n", np.full(days.size, 40)))
+    with connect(tmp / "g.duckdb") as con:
+        import_file(con, DEALS)
+        fa = network.analyse(api.flows(con))
+    return {
+        "car_path": plots.car_path_figure(path, "CAR, a test firm-event [é, ü]"),
+        "caar": plots.caar_figure(caar),
+        "flow_network": plots.network_figure(fa, {"openai": "OpenAI", "oracle": "Oracle"}),
+    }
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_parallel_files_are_the_serial_bytes(tmp_path: Path) -> None:
+    with FigurePool(workers=0) as serial:
+        for name, fig in _figures(tmp_path).items():
+            serial.save(fig, tmp_path / "serial", name)  # type: ignore[arg-type]
+    with FigurePool(workers=2) as pool:
+        written = []
+        for name, fig in _figures(tmp_path).items():
+            written += pool.save(fig, tmp_path / "parallel", name)  # type: ignore[arg-type]
+        pool.wait()
+    a, b = _digests(tmp_path / "serial"), _digests(tmp_path / "parallel")
+    assert sorted(a) == sorted(p.name for p in written)
+    assert len(a) == 9  # 3 figures x pdf, svg, png
+    assert a == b
+    # And re-running the serial route gives the same bytes again (no timestamps, fixed SVG ids).
+    with FigurePool(workers=0) as again:
+        for name, fig in _figures(tmp_path).items():
+            again.save(fig, tmp_path / "again", name)  # type: ignore[arg-type]
+    assert _digests(tmp_path / "again") == a
+
+
+def test_formats_choose_the_files_and_png_is_always_written(tmp_path: Path) -> None:
+    figs = _figures(tmp_path)
+    with FigurePool(parse_formats("pdf"), workers=1) as pool:
+        paths = pool.save(figs["caar"], tmp_path / "f", "caar")  # type: ignore[arg-type]
+        pool.wait()
+    assert [p.name for p in paths] == ["caar.pdf", "caar.png"]
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["caar.pdf", "caar.png"]
+    assert (tmp_path / "f" / "caar.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "f" / "caar.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_parse_formats() -> None:
+    assert parse_formats(None) == ("pdf", "svg", "png")
+    assert parse_formats("png") == ("png",)
+    assert parse_formats(" SVG ,png,pdf") == ("pdf", "svg", "png")
+    with pytest.raises(InputError, match="unknown figure format 'jpg'") as err:
+        parse_formats("png,jpg")
+    assert err.value.field == "--formats"
+    with pytest.raises(InputError, match="empty entry"):
+        parse_formats("png,")
+
+
+def test_a_worker_error_reaches_the_caller(tmp_path: Path) -> None:
+    """A figure that fails while being drawn (bad mathtext, parsed only at draw time) fails the job in
+    the worker as it would in the main process: the error is raised by wait(), not lost."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title(r"$\notacommand{x}$")
+    with FigurePool(workers=1) as pool:
+        pool.save(fig, tmp_path, "broken")
+        with pytest.raises(ValueError, match="notacommand"):
+            pool.wait()
