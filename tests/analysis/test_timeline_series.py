@@ -124,3 +124,24 @@ def test_last_month_today_is_the_current_graph_and_outputs(live_db: Path, tmp_pa
     a = save(timeline_plot(t), tmp_path / "a", "timeline")
     b = save(timeline_plot(t), tmp_path / "b", "timeline")
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_snapshots_from_one_read_equal_one_query_per_month(live_db: Path) -> None:
+    """timeline_snapshots reads the log once and folds each prefix: every (month, vintage) frame equals
+    ``ledger.api.flows(as_known_at=, in_effect_on=)``, the query per month it replaced (two vintages,
+    one of them with deals recorded after the month end)."""
+    from polars.testing import assert_frame_equal
+
+    from analysis.timeline_series import _end_of_day, timeline_snapshots
+
+    months = month_ends(dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+    with connect(live_db, read_only=True) as con:
+        flows, _ = timeline_snapshots(con, months)
+        for m in months:
+            for vintage, known_at in (("then", _end_of_day(m)), ("today", None)):
+                got = flows.filter((pl.col("known_on") == m) & (pl.col("vintage") == vintage))
+                want = api.flows(con, as_known_at=known_at, in_effect_on=m)
+                assert_frame_equal(got.drop("known_on", "vintage"), want)
+    # Not vacuous: the vintages differ in May (nothing recorded by its end) and agree in June.
+    may = flows.filter(pl.col("known_on") == dt.date(2025, 5, 31))
+    assert may.filter(pl.col("vintage") == "then").height == 0 < may.filter(pl.col("vintage") == "today").height
