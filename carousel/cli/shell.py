@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +22,8 @@ from carousel.cli.options import (
     DateBasisOpt,
     DbOption,
     EstimationOpt,
+    FormatsOpt,
+    JobsOpt,
     LagOpt,
     MaskOpt,
     MethodOpt,
@@ -41,6 +46,39 @@ OutOption = Annotated[Path, typer.Option("--out", help="Output folder for report
 def _json_safe(row: dict[str, object]) -> dict[str, object]:
     """NaN and infinities become null: JSON has no literal for them (json.dumps would emit NaN)."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+#: The study options of ``run`` and ``report`` (``carousel study`` lists its own), each passed to
+#: :func:`carousel.cli.options.build_spec` under its parameter name.
+_STUDY_OPTIONS: dict[str, object] = {
+    "config": ConfigOpt, "model": ModelOpt, "benchmark": BenchmarkOpt, "estimation": EstimationOpt,
+    "window": WindowOpt, "min_obs": MinObsOpt, "peer": PeerOpt, "conventions": ConventionsOpt,
+    "method": MethodOpt, "mask_other_events": MaskOpt, "lag_non_us": LagOpt, "unknown_policy": UnknownOpt,
+    "date_basis": DateBasisOpt,
+}
+
+
+def _with_study_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(spec, **own)`` as a typer command with its own options plus the study options, the
+    StudySpec built once from them (defaults < carousel.toml < command line).
+
+    Why: ``run`` and ``report`` estimate the same study; one list cannot drift apart. typer reads the
+    options from the wrapper's signature, so it is the command's own parameters (without ``spec``)
+    followed by :data:`_STUDY_OPTIONS`, each defaulting to None (not given).
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "spec"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=opt)
+             for name, opt in _STUDY_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        spec = build_spec(**{name: kwargs.pop(name) for name in _STUDY_OPTIONS})
+        command(spec, **kwargs)
+
+    params = own + extra
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    return wrapper
 
 
 def register(app: typer.Typer) -> None:
@@ -109,60 +147,36 @@ def register(app: typer.Typer) -> None:
             raise ConflictError(f"verify FAILED: {'; '.join(report.failures)}")
 
     @app.command("run")
+    @_with_study_options
     def run_cmd(
+        spec: object,
         out: OutOption = Path("out"),
         online: Annotated[bool, typer.Option("--online", help="Refresh prices from Yahoo first.")] = False,
         db: DbOption = None,
-        config: ConfigOpt = None,
-        model: ModelOpt = None,
-        benchmark: BenchmarkOpt = None,
-        estimation: EstimationOpt = None,
-        window: WindowOpt = None,
-        min_obs: MinObsOpt = None,
-        peer: PeerOpt = None,
-        conventions: ConventionsOpt = None,
-        method: MethodOpt = None,
-        mask_other_events: MaskOpt = None,
-        lag_non_us: LagOpt = None,
-        unknown_policy: UnknownOpt = None,
-        date_basis: DateBasisOpt = None,
+        formats: FormatsOpt = None,
+        jobs: JobsOpt = None,
     ) -> None:
         """The main job: ledger, prices, event study, flow graph, figures, tables and the HTML report."""
+        from carousel.figure_pool import default_workers, parse_formats
         from carousel.mainjob import print_summary, run
 
-        spec = build_spec(
-            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
-            conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
-            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
-        )
-        summary = run(db, out, online=online, spec=spec, console=_out)
+        summary = run(db, out, online=online, spec=spec, console=_out,  # type: ignore[arg-type]
+                      formats=parse_formats(formats), jobs=default_workers() if jobs is None else jobs)
         print_summary(summary, _out)
 
     @app.command("report")
+    @_with_study_options
     def report_cmd(
+        spec: object,
         out: OutOption = Path("out"),
         db: DbOption = None,
-        config: ConfigOpt = None,
-        model: ModelOpt = None,
-        benchmark: BenchmarkOpt = None,
-        estimation: EstimationOpt = None,
-        window: WindowOpt = None,
-        min_obs: MinObsOpt = None,
-        peer: PeerOpt = None,
-        conventions: ConventionsOpt = None,
-        method: MethodOpt = None,
-        mask_other_events: MaskOpt = None,
-        lag_non_us: LagOpt = None,
-        unknown_policy: UnknownOpt = None,
-        date_basis: DateBasisOpt = None,
+        formats: FormatsOpt = None,
+        jobs: JobsOpt = None,
     ) -> None:
         """Write the self-contained HTML report (and its figures and tables) from the database."""
+        from carousel.figure_pool import default_workers, parse_formats
         from carousel.mainjob import run
 
-        spec = build_spec(
-            config, model=model, benchmark=benchmark, estimation=estimation, window=window, min_obs=min_obs,
-            conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
-            mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
-        )
-        summary = run(db, out, spec=spec, console=_out, load_inputs=False)
+        summary = run(db, out, spec=spec, console=_out, load_inputs=False,  # type: ignore[arg-type]
+                      formats=parse_formats(formats), jobs=default_workers() if jobs is None else jobs)
         _out.print(f"report written: {summary.out / 'report.html'}")
