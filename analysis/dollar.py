@@ -344,12 +344,6 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
     that starts before t0 has its first days' moves in its CAR, so they must not be in the base too.
     """
     _require(car, "car", _CAR_COLUMNS)
-    currencies = None
-    if companies is not None and {"tickers", "currencies"} <= set(companies.columns):
-        pairs = companies.select(pl.col("tickers").cast(pl.List(pl.Utf8)),
-                                 pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
-            ["tickers", "currencies"]).drop_nulls()
-        currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
     labels = car["window"].cast(pl.Utf8).unique().drop_nulls().to_list()
     try:
         starts = {w: EventWindow.parse(w).start for w in labels}
@@ -358,9 +352,35 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
     events = car.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date),
                         pl.col("window").cast(pl.Utf8)).unique().sort("ticker", "t0", "window").with_columns(
         pl.col("window").replace_strict(starts, return_dtype=pl.Int64, default=None).alias("_start"))
-    mc = mcap.market_caps_before(
+    mc = caps_before(counts, prices, events, companies=companies, max_stale_days=max_stale_days,
+                     listings=listings, offset="_start", known_at_t0=known_at_t0)
+    return DollarResult(dollar_car(car, mc.drop("_start")))
+
+
+def ledger_currencies(companies: pl.DataFrame | None) -> dict[str, str] | None:
+    """ticker -> listing currency from ``ledger.api.companies`` (None without a companies frame)."""
+    if companies is None or not {"tickers", "currencies"} <= set(companies.columns):
+        return None
+    pairs = companies.select(pl.col("tickers").cast(pl.List(pl.Utf8)),
+                             pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
+        ["tickers", "currencies"]).drop_nulls()
+    return dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
+
+
+def caps_before(counts: pl.DataFrame, prices: pl.DataFrame, events: pl.DataFrame, *,
+                companies: pl.DataFrame | None = None, max_stale_days: int | None = None,
+                listings: Mapping[str, Any] | None = None, offset: str | None = None,
+                known_at_t0: bool = False) -> pl.DataFrame:
+    """The market value every carousel number uses: ``market.mcap.market_caps_before`` with the ledger's
+    currencies (one home: the dollar CARs and ``analysis.explain``'s amount-to-market-cap both call it).
+
+    ``counts`` should come with the filings preferred (``analysis.dollar_columns.load_dollar_inputs``)
+    and ``prices`` should hold every ticker a listing values a class at (GOOG for GOOGL's class C),
+    or the cap is ``class_price_missing``. ``events``: ticker, t0 (and the ``offset`` column).
+    """
+    return mcap.market_caps_before(
         counts, prices, events,
         max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
-        listings=mcap.LISTINGS if listings is None else listings, currencies=currencies,
-        offset="_start", known_at_t0=known_at_t0)
-    return DollarResult(dollar_car(car, mc.drop("_start")))
+        listings=mcap.LISTINGS if listings is None else listings, currencies=ledger_currencies(companies),
+        offset=offset, known_at_t0=known_at_t0)
+

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from analysis.dollar import dollar_abnormal_value
+from analysis.dollar import caps_before, dollar_abnormal_value
 from ledger import api as ledger_api
 from market import api as market_api
+from market.mcap import LISTINGS
 from market.shares_store import SHARES_SNAPSHOT, share_counts
 
 #: The columns added to a CAR frame, in this order (the ``car`` view and the JSON records end with them).
@@ -40,11 +41,13 @@ class DollarInputs:
 def load_dollar_inputs(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None) -> DollarInputs:
     """Read share counts, closes (of ``tickers``, all when None) and companies; reads only.
 
-    Alphabet's class C is valued at the GOOG close, so GOOG's closes are read with GOOGL's.
+    A class quoted under another symbol is valued at that symbol's close (Alphabet's class C at GOOG's),
+    so those closes are read with the listing's.
     """
     wanted = None
     if tickers is not None:
-        wanted = sorted(set(tickers) | ({"GOOG"} if "GOOGL" in tickers else set()))
+        quoted = {sym for t in tickers if t in LISTINGS for sym in LISTINGS[t].class_quotes.values()}
+        wanted = sorted(set(tickers) | quoted)
     # The shipped filings win over Yahoo's daily counts on a date both give (hand-verified, with a
     # filing date); Yahoo's fill the dates the filings do not cover.
     counts = share_counts(con, wanted, prefer=[SHARES_SNAPSHOT])
@@ -71,3 +74,18 @@ def study_dollars(con: duckdb.DuckDBPyConnection, car: pl.DataFrame) -> pl.DataF
     """:func:`with_dollars` on inputs read from ``con`` for the tickers of ``car`` (the shell's one call)."""
     tickers = sorted(set(car["ticker"].cast(pl.Utf8).drop_nulls().to_list()))
     return with_dollars(car, load_dollar_inputs(con, tickers))
+
+
+def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> pl.DataFrame | None:
+    """ticker, t0, price_date, mcap_usd, mcap_reason: the value at t0-1 of each distinct (ticker, t0) of
+    ``events``, computed exactly as the dollar CARs' (:func:`analysis.dollar.caps_before` on
+    :func:`load_dollar_inputs`: filings preferred, classes at their own close, ADR ratio, the ledger's
+    currencies); None when the database holds no share counts (``analysis.features`` then says
+    ``no_market_cap_frame``). Reads only."""
+    keys = events.filter(pl.col("t0").is_not_null()).select(
+        pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)).unique().sort("ticker", "t0")
+    inputs = load_dollar_inputs(con, keys["ticker"].unique().sort().to_list())
+    if inputs.counts.height == 0:
+        return None
+    caps = caps_before(inputs.counts, inputs.prices, keys, companies=inputs.companies)
+    return caps.select("ticker", "t0", "price_date", "mcap_usd", "mcap_reason")
