@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr, ndtri
 
+from analysis.panel import ARPanel
 from analysis.window import EventWindow
 from core.errors import InputError
 from market import mcap
@@ -384,3 +385,99 @@ def caps_before(counts: pl.DataFrame, prices: pl.DataFrame, events: pl.DataFrame
         listings=mcap.LISTINGS if listings is None else listings, currencies=ledger_currencies(companies),
         offset=offset, known_at_t0=known_at_t0)
 
+#: Reason codes of :func:`estimation_dollar_se` (null where the SE is computed).
+ESTIMATION_REASONS = ("not_estimated", "t0_off_grid", "estimation_value_missing", "car_missing")
+
+
+def estimation_dollar_se(car: pl.DataFrame, panel: ARPanel, grid: pl.Series | np.ndarray,
+                         counts: pl.DataFrame, prices: pl.DataFrame, *, companies: pl.DataFrame | None = None,
+                         max_stale_days: int | None = None, listings: Mapping[str, Any] | None = None
+                         ) -> pl.DataFrame:
+    """The dollar CAR's standard error from the estimation window's dollar abnormal returns (pure).
+
+    The statistic Saha and Ferrell (2011) are known for (their formula itself could not be obtained; see
+    docs/conventions.md "Dollar abnormal returns"): the dispersion of a dollar abnormal return is taken
+    from the estimation window's dollar abnormal returns D_s = V_{s-1} AR_s (V_{s-1} the market value at
+    the close of the grid day before s, AR_s the estimation residual), not from V_{t0-1} sigma. When the
+    value moved over the estimation window the two differ; with a constant V they are equal.
+
+    For firm-event i with estimation residuals AR_s on its valid estimation days (the engine's):
+
+    * sigma_usd_i = sqrt(sum_s D_s^2 / d_i), with d_i the divisor of the panel's sigma_i^2 = sum_s AR_s^2 / d_i
+      (M_i - k in the textbook convention), computed as sigma_i sqrt(sum_s D_s^2 / sum_s AR_s^2). The null
+      mean of D_s is zero (AR_s has mean zero and V_{s-1} is known the day before), so D_s is not demeaned.
+    * per window: ``dollar_se_est = sigma_usd_i x se_i / sigma_i``, the CAR's own prediction-error
+      factor sqrt(L + s'As) applied to the dollar dispersion, so estimation error enters as for the CAR.
+
+    Every valid estimation day needs a value (count in force, close that day, US$): a firm-event with a
+    day without one gets null and ``dollar_se_est_reason = 'estimation_value_missing'`` (never a partial
+    sample). Other reasons: ``not_estimated`` (no panel row), ``t0_off_grid`` (the panel's t0_grid is not
+    a day of ``grid``), ``car_missing``.
+
+    Args:
+        car: ``EventStudyResult.car`` (event_id, window, se, ...), any subset of rows.
+        panel: the same result's ``panel`` (keys with event_id, ticker, t0_grid; residuals; sigma).
+        grid: the engine's trading-day grid (``analysis.grid.returns_on_grid(...).grid``), sorted dates.
+        counts, prices, companies, max_stale_days, listings: as for :func:`dollar_abnormal_value`.
+
+    Returns:
+        ``car`` (same rows and order) plus sigma, sigma_usd, n_est_valued (the estimation days used),
+        dollar_se_est and dollar_se_est_reason.
+    """
+    _require(car, "car", ["event_id", "window", "se"])
+    _require(panel.keys, "panel keys", ["event_id", "ticker", "t0_grid"])
+    g = pl.Series("grid", grid).cast(pl.Date).to_numpy().astype("datetime64[D]")
+    keys = panel.keys
+    t0g = keys["t0_grid"].cast(pl.Date).to_numpy().astype("datetime64[D]")
+    pos = np.searchsorted(g, t0g)
+    on_grid = (pos < g.shape[0]) & (g[np.minimum(pos, g.shape[0] - 1)] == t0g)
+    est_cols = np.flatnonzero(panel.is_est)
+    rel = panel.rel_days[est_cols].astype(np.int64)
+    # the grid day before each estimation day s: V_{s-1} is the value the return of day s applies to
+    prev = pos[:, None] + rel[None, :] - 1
+    inside = on_grid[:, None] & (prev >= 0) & (prev < g.shape[0])
+    ar = panel.ar[:, est_cols]
+    valid = inside & np.isfinite(ar)
+    rows, cols = np.nonzero(valid)
+    long = pl.DataFrame({
+        "_i": rows.astype(np.int64),
+        "ticker": keys["ticker"].cast(pl.Utf8).to_numpy()[rows],
+        "date": g[prev[rows, cols]],
+        "ar": ar[rows, cols],
+    }).with_columns(pl.col("date").cast(pl.Date))
+    at = long.select("ticker", "date").unique()
+    caps = mcap.market_caps(
+        counts, prices, at,
+        max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
+        listings=mcap.LISTINGS if listings is None else listings,
+        currencies=ledger_currencies(companies)).select("ticker", "date", "mcap_usd")
+    per = (
+        long.join(caps, on=["ticker", "date"], how="left")
+        .group_by("_i")
+        .agg(
+            (pl.col("ar") ** 2).sum().alias("_a2"),
+            ((pl.col("mcap_usd") * pl.col("ar")) ** 2).sum().alias("_d2"),
+            pl.col("mcap_usd").is_not_null().sum().alias("n_est_valued"),
+            pl.len().alias("_n"),
+        )
+    )
+    n = keys.height
+    full = pl.DataFrame({"_i": np.arange(n, dtype=np.int64), "event_id": keys["event_id"],
+                         "sigma": panel.sigma.astype(float), "_on_grid": on_grid}).join(per, on="_i", how="left")
+    complete = (pl.col("n_est_valued") == pl.col("_n")) & (pl.col("_a2") > 0)
+    full = full.with_columns(
+        pl.when(pl.col("_on_grid") & complete)
+        .then(pl.col("sigma") * (pl.col("_d2") / pl.col("_a2")).sqrt()).alias("sigma_usd"),
+        pl.when(~pl.col("_on_grid")).then(pl.lit("t0_off_grid"))
+        .when(~complete.fill_null(False)).then(pl.lit("estimation_value_missing")).alias("_reason"),
+    ).select("event_id", "sigma", "sigma_usd", pl.col("n_est_valued").cast(pl.Int64), "_reason")
+    base = car.drop([c for c in ("sigma", "sigma_usd", "n_est_valued", "dollar_se_est", "dollar_se_est_reason")
+                     if c in car.columns])
+    out = base.with_row_index("_est_row").join(full, on="event_id", how="left")
+    reason = (pl.when(pl.col("sigma").is_null()).then(pl.lit("not_estimated"))
+              .when(pl.col("_reason").is_not_null()).then(pl.col("_reason"))
+              .when(pl.col("se").is_null()).then(pl.lit("car_missing")))
+    return (out.with_columns(reason.alias("dollar_se_est_reason"))
+            .with_columns(pl.when(pl.col("dollar_se_est_reason").is_null())
+                          .then(pl.col("sigma_usd") * pl.col("se") / pl.col("sigma")).alias("dollar_se_est"))
+            .sort("_est_row").drop("_est_row", "_reason"))

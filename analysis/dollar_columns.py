@@ -15,9 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import polars as pl
 
-from analysis.dollar import caps_before, dollar_abnormal_value
+from analysis.dollar import caps_before, dollar_abnormal_value, estimation_dollar_se
+from analysis.grid import returns_on_grid
+from analysis.models import benchmark_tickers
+from analysis.results import EventStudyResult
 from ledger import api as ledger_api
 from market import api as market_api
 from market.mcap import LISTINGS
@@ -89,3 +93,27 @@ def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> p
         return None
     caps = caps_before(inputs.counts, inputs.prices, keys, companies=inputs.companies)
     return caps.select("ticker", "t0", "price_date", "mcap_usd", "mcap_reason")
+
+
+def study_grid(returns: pl.DataFrame, res: EventStudyResult) -> np.ndarray:
+    """The engine's trading-day grid for ``res`` (its first benchmark's days in ``returns``; every date
+    of the tickers read when the model has no benchmark), as the engine builds it."""
+    bench = benchmark_tickers(res.model.benchmarks)
+    wanted = set(res.panel.keys["ticker"].cast(pl.Utf8).to_list()) | set(bench)
+    return returns_on_grid(returns, wanted, bench[0] if bench else None).grid
+
+
+def with_estimation_se(dollars: pl.DataFrame, res: EventStudyResult, grid: np.ndarray | pl.Series,
+                       inputs: DollarInputs) -> pl.DataFrame:
+    """``dollars`` (the CAR frame with its dollar columns) plus ``dollar_se_est`` and its reason
+    (:func:`analysis.dollar.estimation_dollar_se`), same rows and order (pure)."""
+    est = estimation_dollar_se(dollars, res.panel, grid, inputs.counts, inputs.prices, companies=inputs.companies)
+    return dollars.with_columns(est["dollar_se_est"], est["dollar_se_est_reason"])
+
+
+def study_dollars_with_estimation_se(con: duckdb.DuckDBPyConnection, res: EventStudyResult,
+                                     returns: pl.DataFrame) -> pl.DataFrame:
+    """:func:`study_dollars` plus the estimation-window dollar SE (the report's dollar tests use both)."""
+    tickers = sorted(set(res.car["ticker"].cast(pl.Utf8).drop_nulls().to_list()))
+    inputs = load_dollar_inputs(con, tickers)
+    return with_estimation_se(with_dollars(res.car, inputs), res, study_grid(returns, res), inputs)
