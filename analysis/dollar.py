@@ -395,8 +395,8 @@ def estimation_dollar_se(car: pl.DataFrame, panel: ARPanel, grid: pl.Series | np
                          ) -> pl.DataFrame:
     """The dollar CAR's standard error from the estimation window's dollar abnormal returns (pure).
 
-    The statistic Saha and Ferrell (2011) are known for (their formula itself could not be obtained; see
-    docs/conventions.md "Dollar abnormal returns"): the dispersion of a dollar abnormal return is taken
+    The approach attributed to Saha and Ferrell (2011) (their published formula could not be obtained, so
+    this is not checked against the paper; docs/conventions.md "Dollar abnormal returns"): the dispersion of a dollar abnormal return is taken
     from the estimation window's dollar abnormal returns D_s = V_{s-1} AR_s (V_{s-1} the market value at
     the close of the grid day before s, AR_s the estimation residual), not from V_{t0-1} sigma. When the
     value moved over the estimation window the two differ; with a constant V they are equal.

@@ -398,9 +398,9 @@ def estimation_notes(tests: pl.DataFrame) -> list[str]:
     if est.height == 0:
         return []
     notes = ["total_dollar_car_est: the same total with each SE from the estimation window's dollar abnormal "
-             "returns V(s-1) x AR(s) (the dispersion Saha and Ferrell 2011 argue for; their published formula "
-             "could not be obtained), z against N(0,1); a firm-event needs a market value on every "
-             "estimation day."]
+             "returns V(s-1) x AR(s) (the approach attributed to Saha and Ferrell 2011; not checked against "
+             "their paper, whose formula could not be obtained), z against N(0,1); a firm-event needs a "
+             "market value on every estimation day."]
     main = dict(tests.filter(pl.col("term") == "total_dollar_car").select("window", "missing").iter_rows())
     seen: dict[str, list[str]] = {}
     for r in est.iter_rows(named=True):

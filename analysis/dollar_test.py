@@ -22,9 +22,9 @@ cross-section:
 * **aggregate test with estimation-window dollar SEs** (optional, ``estimation_se=``): the same total
   D over the firm-events that also have s_i^est, the SE from the estimation window's dollar abnormal
   returns V_{s-1} AR_s (``analysis.dollar.estimation_dollar_se``), se = sqrt(sum_i (s_i^est)^2), z against
-  N(0,1). This is the dispersion Saha and Ferrell (2011) are known to argue for; their exact formula
-  could not be obtained, so the term is named for what it computes (``total_dollar_car_est``), not
-  for them (docs/conventions.md).
+  N(0,1). This is the approach attributed to Saha and Ferrell (2011); their published formula could not
+  be obtained, so it is not checked against the paper and the term is named for what it computes
+  (``total_dollar_car_est``), not for them (docs/conventions.md).
 
 All assume independent firm-events; for several firms on one announcement day, cluster
 (``analysis.crosssection.fit_crosssection(frame, "dollar_car ~ 1", cov_type="cluster", cluster="t0")``)
