@@ -439,38 +439,35 @@ def estimation_dollar_se(car: pl.DataFrame, panel: ARPanel, grid: pl.Series | np
     ar = panel.ar[:, est_cols]
     valid = inside & np.isfinite(ar)
     rows, cols = np.nonzero(valid)
-    long = pl.DataFrame({
-        "_i": rows.astype(np.int64),
-        "ticker": keys["ticker"].cast(pl.Utf8).to_numpy()[rows],
-        "date": g[prev[rows, cols]],
-        "ar": ar[rows, cols],
-    }).with_columns(pl.col("date").cast(pl.Date))
-    at = long.select("ticker", "date").unique()
+    a = ar[rows, cols]
+    # One market value per distinct (ticker, grid day), found through integer keys (no string joins on
+    # the N x M firm-days), then gathered back and summed per firm-event with bincounts.
+    tick_names, tcode = np.unique(keys["ticker"].cast(pl.Utf8).fill_null("").to_numpy().astype(str),
+                                  return_inverse=True)
+    n_g = np.int64(g.shape[0])
+    ukeys, inverse = np.unique(tcode[rows].astype(np.int64) * n_g + prev[rows, cols], return_inverse=True)
+    at = pl.DataFrame({"ticker": tick_names[ukeys // n_g], "date": g[ukeys % n_g]}).with_columns(
+        pl.col("date").cast(pl.Date))
     caps = mcap.market_caps(
         counts, prices, at,
         max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
         listings=mcap.LISTINGS if listings is None else listings,
-        currencies=ledger_currencies(companies)).select("ticker", "date", "mcap_usd")
-    per = (
-        long.join(caps, on=["ticker", "date"], how="left")
-        .group_by("_i")
-        .agg(
-            (pl.col("ar") ** 2).sum().alias("_a2"),
-            ((pl.col("mcap_usd") * pl.col("ar")) ** 2).sum().alias("_d2"),
-            pl.col("mcap_usd").is_not_null().sum().alias("n_est_valued"),
-            pl.len().alias("_n"),
-        )
-    )
+        currencies=ledger_currencies(companies))
+    v = caps["mcap_usd"].cast(pl.Float64).fill_null(np.nan).to_numpy()[inverse]
     n = keys.height
-    full = pl.DataFrame({"_i": np.arange(n, dtype=np.int64), "event_id": keys["event_id"],
-                         "sigma": panel.sigma.astype(float), "_on_grid": on_grid}).join(per, on="_i", how="left")
-    complete = (pl.col("n_est_valued") == pl.col("_n")) & (pl.col("_a2") > 0)
-    full = full.with_columns(
-        pl.when(pl.col("_on_grid") & complete)
-        .then(pl.col("sigma") * (pl.col("_d2") / pl.col("_a2")).sqrt()).alias("sigma_usd"),
-        pl.when(~pl.col("_on_grid")).then(pl.lit("t0_off_grid"))
-        .when(~complete.fill_null(False)).then(pl.lit("estimation_value_missing")).alias("_reason"),
-    ).select("event_id", "sigma", "sigma_usd", pl.col("n_est_valued").cast(pl.Int64), "_reason")
+    has_v = np.isfinite(v)
+    n_days = np.bincount(rows, minlength=n)
+    n_valued = np.bincount(rows, weights=has_v, minlength=n).astype(np.int64)
+    a2 = np.bincount(rows, weights=a**2, minlength=n)
+    d2 = np.bincount(rows, weights=np.where(has_v, v * a, 0.0) ** 2, minlength=n)
+    complete = on_grid & (n_valued == n_days) & (a2 > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma_usd = np.where(complete, panel.sigma * np.sqrt(d2 / a2), np.nan)
+    reason_i = np.where(~on_grid, "t0_off_grid", np.where(~complete, "estimation_value_missing", ""))
+    full = pl.DataFrame({
+        "event_id": keys["event_id"], "sigma": panel.sigma.astype(float), "sigma_usd": sigma_usd,
+        "n_est_valued": n_valued, "_reason": reason_i,
+    }).with_columns(pl.col("sigma_usd").fill_nan(None), pl.col("_reason").replace("", None))
     base = car.drop([c for c in ("sigma", "sigma_usd", "n_est_valued", "dollar_se_est", "dollar_se_est_reason")
                      if c in car.columns])
     out = base.with_row_index("_est_row").join(full, on="event_id", how="left")

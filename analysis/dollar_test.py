@@ -115,6 +115,8 @@ class DollarTestResult(CoefficientResults):
             if self.n_dropped
             else "No firm-events dropped."
         )
+        if self.est_test is None and self.n_dropped_est:
+            notes.append("total_dollar_car_est: no firm-event has both a dollar CAR and an estimation-window SE.")
         if self.est_test is not None:
             notes.append(
                 f"total_dollar_car_est: SE from the estimation window's dollar abnormal returns V(s-1) x AR(s) "
@@ -203,9 +205,9 @@ def dollar_test(
         s_est = both[estimation_se].to_numpy()
         if np.any(s_est <= 0):
             raise InputError(f"column {estimation_se!r} must hold positive standard errors", field=estimation_se)
-        if both.height < 1:
-            raise InputError(f"no firm-event has both {dollar_car!r} and {estimation_se!r}", field=estimation_se)
-        est_test = estimation_total(both[dollar_car].to_numpy(), s_est)
+        # None, not an error, when no firm-event has one (counts that do not reach back over the
+        # estimation windows): the other two tests stand without it, and the notes say so.
+        est_test = estimation_total(both[dollar_car].to_numpy(), s_est) if both.height else None
         nobs_est, n_dropped_est = both.height, sub.height - both.height
     return DollarTestResult(
         table=total,

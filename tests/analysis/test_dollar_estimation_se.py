@@ -156,6 +156,9 @@ def test_the_aggregate_test_with_estimation_ses(study: tuple) -> None:
     # the two older tests are unchanged by the option
     plain = dollar_test(w, market_value="mcap_usd")
     assert plain.params == res.params and plain.mean_test.bse == res.mean_test.bse and plain.est_test is None
+    none = dollar_test(w.with_columns(pl.lit(None, pl.Float64).alias("dollar_se_est")), estimation_se="dollar_se_est")
+    assert none.est_test is None and none.n_dropped_est == 40 and "no firm-event has both" in none.summary()
+    assert none.to_frame()["term"].to_list() == ["total_dollar_car", "mean_dollar_car"]
     frame = res.to_frame()
     assert frame["term"].to_list() == ["total_dollar_car", "mean_dollar_car", "total_dollar_car_est"]
     assert "estimation window" in res.summary() and r"total\_dollar\_car\_est" in res.to_latex()
