@@ -98,11 +98,16 @@ class FigurePool:
 
     def __enter__(self) -> FigurePool:
         if self.workers > 0:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["carousel.figure_pool", "analysis.plots"])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-            for _ in range(self.workers):
-                self._pool.submit(_warm)
+            try:
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["carousel.figure_pool", "analysis.plots"])
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+                for _ in range(self.workers):
+                    self._pool.submit(_warm)
+            except (OSError, ImportError, ValueError):
+                # No forkserver or no POSIX semaphores here (some sandboxes): the figures are then
+                # written in this process, the same files, only not in parallel.
+                self.__exit__(None, None, None)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
