@@ -8,7 +8,6 @@ confidence bands) are pure functions over the study's panel, tested separately f
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -21,56 +20,14 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+# The style and the save live with the file writing (analysis.figure_files); imported here for callers.
+from analysis.figure_files import FORMATS, STYLE, save  # noqa: E402, F401
+from analysis.figure_files import style as _style  # noqa: E402
 from analysis.network import FlowAnalysis  # noqa: E402
 from analysis.panel import ARPanel  # noqa: E402
 from analysis.prediction_error import car_variance_factor  # noqa: E402
 
-STYLE: dict[str, Any] = {
-    "font.family": "serif",
-    "font.serif": ["DejaVu Serif"],
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "grid.linewidth": 0.5,
-    "lines.linewidth": 1.0,
-    "figure.dpi": 100,
-    "savefig.dpi": 200,
-    "savefig.bbox": "standard",
-    "svg.hashsalt": "carousel",
-    "svg.fonttype": "path",
-    "pdf.fonttype": 42,
-    "path.simplify": False,
-}
-FORMATS = ("pdf", "svg", "png")
-_METADATA: dict[str, dict[str, Any]] = {
-    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": "carousel"},
-    "svg": {"Date": None, "Creator": "carousel"},
-    "png": {"Software": None},
-}
 Z95 = 1.959963984540054
-
-
-def save(fig: Figure, folder: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write ``name.<fmt>`` for each of ``formats`` (default PDF, SVG, PNG) without timestamps; returns
-    the paths. Used in the main process or, figure by figure, in a worker (carousel.figure_pool): the
-    bytes depend only on the figure and the format."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    # The style (svg.hashsalt in particular) must be active when saving, not only when drawing.
-    with _style():
-        for fmt in formats:
-            path = folder / f"{name}.{fmt}"
-            fig.savefig(path, format=fmt, metadata=_METADATA[fmt])
-            out.append(path)
-    plt.close(fig)
-    return out
 
 
 def car_path(panel: ARPanel, row: int, start: int, end: int) -> pl.DataFrame:
@@ -88,10 +45,6 @@ def car_path(panel: ARPanel, row: int, start: int, end: int) -> pl.DataFrame:
     factor = car_variance_factor(panel.xtx_inv[row][None], planes, np.arange(1, len(days) + 1))[0]
     se = panel.sigma[row] * np.sqrt(factor)
     return pl.DataFrame({"rel_day": days.astype(np.int64), "car": car, "se": se})
-
-
-def _style() -> Any:
-    return plt.rc_context(STYLE)  # type: ignore[arg-type]
 
 
 def _layout(g: nx.DiGraph) -> dict[str, np.ndarray]:

@@ -10,7 +10,9 @@ figures only). Modes are interleaved run by run so that a change in the machine'
 Wall time is from spawn to exit. CPU time is user + system of the job *and every process it started*:
 the figure workers are forked by a forkserver that outlives the job by a moment, so this script makes
 itself a child subreaper (Linux prctl) and reaps every orphan before reading its children's usage.
-The serial/parallel ratio is of medians measured in this one run; on a loaded machine (see the load
+The main process's own CPU (os.wait4) is the job's critical path: with the figures in workers, an idle
+machine cannot finish sooner than max(main CPU, all CPU / cores), printed as the "idle-machine bound".
+The serial/parallel ratios are of medians measured in this one run; on a loaded machine (see the load
 average printed) wall times can be several times the CPU times.
 """
 
@@ -59,18 +61,25 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def once(args: list[str]) -> tuple[float, float, int]:
-    """(wall s, CPU s of the job and its descendants, figure files written)."""
+def once(args: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s of the main process, CPU s of the job and all its processes, figure files)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, open(f"{tmp}/stderr", "w+b") as err:
         cpu0 = _children_cpu()
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "carousel", "run", "--db", f"{tmp}/c.duckdb", "--out",
-                        f"{tmp}/out", *args], check=True, capture_output=True, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "carousel", "run", "--db", f"{tmp}/c.duckdb", "--out",
+                                 f"{tmp}/out", *args], stdout=subprocess.DEVNULL, stderr=err, env=env)
+        # wait4: the main process's own usage (the forkserver is not its waited-for child, so its
+        # workers are not in it): on an idle machine the job cannot end sooner than this.
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"carousel run {' '.join(args)} failed:\n{err.read().decode(errors='replace')}")
         _reap()
         n_files = sum(1 for _ in Path(tmp, "out", "figures").iterdir())
-        return wall, _children_cpu() - cpu0, n_files
+        return wall, usage.ru_utime + usage.ru_stime, _children_cpu() - cpu0, n_files
 
 
 def _fmt(xs: list[float]) -> str:
@@ -87,25 +96,35 @@ def main() -> None:
     load0 = os.getloadavg()
     once([])  # unmeasured: file-system caches and the calendar cache
     walls: dict[str, list[float]] = {m: [] for m in modes}
+    mains: dict[str, list[float]] = {m: [] for m in modes}
     cpus: dict[str, list[float]] = {m: [] for m in modes}
     files: dict[str, int] = {}
     for _ in range(a.repeat):
         for m in modes:
-            w, c, n = once(MODES[m])
+            w, mc, c, n = once(MODES[m])
             walls[m].append(w)
+            mains[m].append(mc)
             cpus[m].append(c)
             files[m] = n
     load1 = os.getloadavg()
-    print(f"carousel run, cold, {a.repeat} runs per mode, {os.cpu_count()} cores, load average "
+    cores = len(os.sched_getaffinity(0))
+    print(f"carousel run, cold, {a.repeat} runs per mode, {cores} cores, load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after"
           + ("" if reaper else " (no subreaper: the workers' CPU is not counted)"))
     for m in modes:
-        print(f"  {m:11s} {files[m]:2d} figure files  wall {_fmt(walls[m])}   CPU {_fmt(cpus[m])}   "
-              f"(wall {', '.join(f'{x:.2f}' for x in walls[m])})")
+        bound = [max(mc, c / cores) for mc, c in zip(mains[m], cpus[m], strict=True)]
+        print(f"  {m:10s} {files[m]:2d} figure files")
+        print(f"    wall             {_fmt(walls[m])}   ({', '.join(f'{x:.2f}' for x in walls[m])})")
+        print(f"    CPU, all         {_fmt(cpus[m])}")
+        print(f"    CPU, main        {_fmt(mains[m])}")
+        print(f"    idle-machine bound max(main, all / {cores}) {_fmt(bound)}")
     if "parallel" in modes and "serial" in modes:
-        ratio = statistics.median(walls["serial"]) / statistics.median(walls["parallel"])
-        cpu_ratio = statistics.median(cpus["serial"]) / statistics.median(cpus["parallel"])
-        print(f"  serial / parallel, medians: wall {ratio:.2f}x, CPU {cpu_ratio:.2f}x")
+        def med(d: dict[str, list[float]], m: str) -> float:
+            return statistics.median(d[m])
+
+        print(f"  serial / parallel, medians: wall {med(walls, 'serial') / med(walls, 'parallel'):.2f}x, "
+              f"CPU all {med(cpus, 'serial') / med(cpus, 'parallel'):.2f}x, "
+              f"main {med(mains, 'serial') / med(mains, 'parallel'):.2f}x")
 
 
 if __name__ == "__main__":

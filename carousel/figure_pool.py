@@ -6,7 +6,7 @@ cores. Here the main process still *builds* every figure (the data and the drawi
 then hands it pickled to a worker that saves it in the requested formats, and goes on with its tables
 and research sections; the job waits for the files before the report embeds the PNGs.
 
-Determinism: a worker saves one whole figure with :func:`analysis.plots.save`, exactly the call the
+Determinism: a worker saves one whole figure with :func:`analysis.figure_files.save`, exactly the call the
 serial route makes, so the bytes depend only on the figure and the format, not on which process or in
 which order (tests/shell/test_figure_pool.py compares parallel and serial files byte for byte).
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from analysis.plots import FORMATS as ALL_FORMATS
+from analysis.figure_files import FORMATS as ALL_FORMATS
 from core.errors import CarouselError, InputError
 
 if TYPE_CHECKING:
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 #: The report embeds the PNGs, so PNG is always written.
 REQUIRED_FORMAT = "png"
+
+#: What the forkserver imports once, before it forks the workers: matplotlib and the three backends'
+#: writers (the PDF one loads fontTools for the font subsets), not Polars or the analysis.
+_PRELOAD = ["carousel.figure_pool", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_pdf",
+            "matplotlib.backends.backend_svg"]
 
 #: ``save(fig, folder, name) -> paths``: how the job's steps write a figure.
 SaveFn = Callable[["Figure", Path, str], list[Path]]
@@ -70,10 +75,10 @@ def default_workers() -> int:
 
 def _save_pickled(blob: bytes, folder: str, name: str, formats: tuple[str, ...]) -> list[str]:
     """Worker side: the figure back from its pickle, saved as the serial route would save it."""
-    from analysis import plots
+    from analysis.figure_files import save
 
     fig = pickle.loads(blob)
-    return [str(p) for p in plots.save(fig, Path(folder), name, formats)]
+    return [str(p) for p in save(fig, Path(folder), name, formats)]
 
 
 def _warm() -> None:
@@ -100,7 +105,7 @@ class FigurePool:
         if self.workers > 0:
             try:
                 ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["carousel.figure_pool", "analysis.plots"])
+                ctx.set_forkserver_preload(_PRELOAD)
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
                 for _ in range(self.workers):
                     self._pool.submit(_warm)
@@ -119,9 +124,9 @@ class FigurePool:
     def save(self, fig: Figure, folder: Path, name: str) -> list[Path]:
         """Write (or start writing) ``folder/name.<fmt>`` for each format; the paths, in format order."""
         if self._pool is None:
-            from analysis import plots
+            from analysis.figure_files import save
 
-            return plots.save(fig, folder, name, self.formats)
+            return save(fig, folder, name, self.formats)
         import matplotlib.pyplot as plt
 
         folder.mkdir(parents=True, exist_ok=True)
