@@ -25,27 +25,10 @@ import polars as pl
 
 from analysis.crosssection import CrossSectionResult, WildBootstrapResult, fit_crosssection
 from analysis.results import EventStudyResult
+from analysis.spec import CLUSTER_ALIASES as CLUSTER_ALIASES  # their home: the specification
+from analysis.spec import parse_cov as parse_cov
 from analysis.window import EventWindow
 from core.errors import InputError
-
-CLUSTER_ALIASES = {"date": "t0", "firm": "company"}
-_COVS = {"nonrobust": "nonrobust", "hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
-
-
-def parse_cov(text: str) -> tuple[str, tuple[str, ...]]:
-    """``'hc3'`` -> ('HC3', ()); ``'cluster:date,firm'`` -> ('cluster', ('t0', 'company'))."""
-    t = text.strip()
-    low = t.lower()
-    if low in _COVS:
-        return _COVS[low], ()
-    if low.startswith("cluster:"):
-        names = tuple(CLUSTER_ALIASES.get(n.strip(), n.strip()) for n in t.split(":", 1)[1].split(",") if n.strip())
-        if len(names) not in (1, 2):
-            raise InputError(f"--cov {text!r}: cluster by one or two variables, e.g. cluster:date,firm", field="--cov")
-        return "cluster", names
-    raise InputError(
-        f"unknown covariance {text!r}; choose nonrobust, hc0-hc3 or cluster:date[,firm]", field="--cov"
-    )
 
 
 def explain_frame(res: EventStudyResult, features: pl.DataFrame, window: EventWindow | tuple[int, int] | str) -> pl.DataFrame:

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from analysis import htmlreport, plots
 from analysis.clustered import ClusteredInference
 from analysis.dollar_outputs import summaries as dollar_summaries
+from analysis.spec import DEFAULT_EXPLAIN, ExplainSpec, parse_cov
 from analysis.summary import Column, Fmt, Summary, Table, fixed, integer, percent, pvalue
 
 #: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
@@ -142,27 +143,60 @@ def clustered_html(summaries: dict[str, Summary]) -> str:
 # ---------------------------------------------------------------------------------------- second stage
 
 #: The second stage the README documents for ``carousel explain`` (window [-1,+1], WLS with 1/se^2).
-EXPLAIN_FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
-EXPLAIN_WINDOW = "[-1,+1]"
+#: The README's second stage (the default of ``[explain]``).
+EXPLAIN_FORMULA = DEFAULT_EXPLAIN.formula
+EXPLAIN_WINDOW = DEFAULT_EXPLAIN.window.label
 
 
-def explain_summary(hc3: pl.DataFrame, clustered: pl.DataFrame, nobs: int) -> Summary:
-    """One row per term: the WLS coefficient with its HC3 and its two-way clustered (date, firm) SE and
-    p (``ExplainResult.to_frame()`` of each fit; the coefficients are the same fit's)."""
-    both = hc3.select("term", "coef", pl.col("se").alias("se_hc3"), pl.col("p").alias("p_hc3")).join(
-        clustered.select("term", pl.col("se").alias("se_cl"), pl.col("p").alias("p_cl")), on="term",
-        how="left", maintain_order="left")
-    return Summary.of(Table(both, (
-        Column("term", "Term"), Column("coef", "Coefficient", fixed(4), stars="p_hc3"),
-        Column("se_hc3", "SE (HC3)", fixed(4)), Column("p_hc3", "p (HC3)", pvalue(4)),
-        Column("se_cl", "SE (date, firm)", fixed(4)), Column("p_cl", "p (date, firm)", pvalue(4)))),
-        title=f"What explains CAR{EXPLAIN_WINDOW}: {EXPLAIN_FORMULA} (WLS, N = {nobs})",
-        notes=["WLS with weights 1/se^2 of each CAR; characteristics as known on the announcement date. "
-               "Stars: the HC3 p-value (* p<0.10, ** p<0.05, *** p<0.01). Two-way clustered by event day and "
-               "firm (Cameron, Gelbach and Miller 2011). C(deal_kind)[T.x]: kind x against chips. The same "
-               "fit as `carousel explain '" + EXPLAIN_FORMULA + "' --window=-1,1 --weights wls --cov hc3`.",
-               "A blank two-way SE: the two-way variance (date + firm - both) is not positive for that term, "
-               "as happens for a category with a single firm-event."])
+def _cov_name(cov: str) -> tuple[str, str]:
+    """(column suffix, label) of a covariance: ``hc3`` -> ('hc3', 'HC3'), ``cluster:date,firm`` ->
+    ('cl', 'date, firm'), ``cluster:date`` -> ('cl_date', 'date')."""
+    kind, names = parse_cov(cov)
+    if kind != "cluster":
+        return kind.lower(), kind
+    shown = [{"t0": "date", "company": "firm"}.get(n, n) for n in names]
+    return ("cl" if shown == ["date", "firm"] else "cl_" + "_".join(shown)), ", ".join(shown)
+
+
+def explain_summary(fits: list[pl.DataFrame], nobs: int, spec: ExplainSpec) -> Summary:
+    """One row per term: the coefficient with one SE and p per covariance of ``spec`` (``fits``:
+    ``ExplainResult.to_frame()`` of each, in ``spec.covariance`` order; the coefficients are the same
+    fit's), and the first fit's wild cluster bootstrap p when ``spec.bootstrap`` > 0."""
+    names = [_cov_name(c) for c in spec.covariance]
+    first = names[0][0]
+    both = fits[0].select("term", "coef")
+    for (suffix, _label), f in zip(names, fits, strict=True):
+        both = both.join(f.select("term", pl.col("se").alias(f"se_{suffix}"), pl.col("p").alias(f"p_{suffix}")),
+                         on="term", how="left", maintain_order="left")
+    cols = [Column("term", "Term"), Column("coef", "Coefficient", fixed(4), stars=f"p_{first}")]
+    for suffix, label in names:
+        cols += [Column(f"se_{suffix}", f"SE ({label})", fixed(4)), Column(f"p_{suffix}", f"p ({label})", pvalue(4))]
+    if spec.bootstrap:
+        both = both.join(fits[0].select("term", "boot_p"), on="term", how="left", maintain_order="left")
+        cols.append(Column("boot_p", "Bootstrap p", pvalue(4)))
+    w = spec.window
+    two_way = any(parse_cov(c) == ("cluster", ("t0", "company")) for c in spec.covariance)
+    note = ("WLS with weights 1/se^2 of each CAR" if spec.weights == "wls" else "OLS") + (
+        "; characteristics as known on the announcement date. "
+        f"Stars: the {names[0][1]} p-value (* p<0.10, ** p<0.05, *** p<0.01). ")
+    if two_way:
+        note += "Two-way clustered by event day and firm (Cameron, Gelbach and Miller 2011). "
+    if "C(deal_kind)" in spec.formula.replace(" ", ""):
+        note += "C(deal_kind)[T.x]: kind x against chips. "
+    note += (f"The same fit as `carousel explain '{spec.formula}' --window={w.start},{w.end} --weights "
+             f"{spec.weights} --cov {spec.cov}`" + (f" --bootstrap {spec.bootstrap}" if spec.bootstrap else "")
+             + ".")
+    notes = [note]
+    if spec.bootstrap:
+        notes.append(f"Bootstrap p: restricted wild cluster bootstrap, {spec.bootstrap} draws, {spec.boot_weights} "
+                     f"weights, seed {spec.seed}, clustered by the first cluster variable of "
+                     f"{spec.cov} (by event day when it is not clustered).")
+    if two_way:
+        notes.append("A blank two-way SE: the two-way variance (date + firm - both) is not positive for that term, "
+                     "as happens for a category with a single firm-event.")
+    return Summary.of(Table(both, tuple(cols)),
+                      title=f"What explains CAR{w.label}: {spec.formula} ({spec.weights.upper()}, N = {nobs})",
+                      notes=notes)
 
 
 def explain_html(s: Summary) -> str:

@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from analysis.window import EventWindow
-from carousel.cli.options import DbOption
+from carousel.cli.options import ConfigOpt, DbOption, build_explain_spec
 from core.errors import InputError
 
 # analysis.explain and carousel.db (polars, duckdb...) are imported inside the commands: `carousel
@@ -27,21 +26,28 @@ def register(app: typer.Typer) -> None:
     @app.command("explain")
     def explain_cmd(
         formula: Annotated[
-            str, typer.Argument(help="e.g. 'car ~ log_amount + on_round_trip + C(deal_type)'")
-        ],
+            str | None,
+            typer.Argument(help="e.g. 'car ~ log_amount + on_round_trip + C(deal_type)' (default: [explain] "
+                           "formula of carousel.toml, else 'car ~ log_amount + on_round_trip + C(deal_kind)')"),
+        ] = None,
         db: DbOption = None,
-        window: Annotated[str, typer.Option("--window", "-w", help="CAR window 'start,end'.")] = "-1,1",
-        weights: Annotated[str, typer.Option(help="ols | wls (weights 1/se(CAR)^2)")] = "ols",
+        config: ConfigOpt = None,
+        window: Annotated[
+            str | None, typer.Option("--window", "-w", help="CAR window 'start,end' (default -1,1).")
+        ] = None,
+        weights: Annotated[str | None, typer.Option(help="ols | wls (weights 1/se(CAR)^2; default wls)")] = None,
         cov: Annotated[
-            str,
-            typer.Option(help="nonrobust | hc0 | hc1 | hc2 | hc3 | cluster:date | cluster:date,firm"),
-        ] = "hc3",
+            str | None,
+            typer.Option(help="nonrobust | hc0 | hc1 | hc2 | hc3 | cluster:date | cluster:date,firm "
+                         "(default: the first [explain] covariance, hc3)"),
+        ] = None,
         bootstrap: Annotated[
-            int, typer.Option(help="Wild cluster bootstrap draws per term (0: none); clustered by the "
-                              "first cluster variable, by date when --cov is not clustered.")
-        ] = 0,
-        boot_weights: Annotated[str, typer.Option(help="webb | rademacher")] = "webb",
-        seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+            int | None, typer.Option(help="Wild cluster bootstrap draws per term (0: none, the default); "
+                                     "clustered by the first cluster variable, by date when --cov is not "
+                                     "clustered.")
+        ] = None,
+        boot_weights: Annotated[str | None, typer.Option(help="webb | rademacher")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed of the bootstrap draws (default 0).")] = None,
         model: Annotated[str, typer.Option(help="Event-study model (as carousel study).")] = "market",
         benchmark: Annotated[
             list[str] | None, typer.Option("--benchmark", "-b", help="Benchmark ticker (repeatable).")
@@ -63,6 +69,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Which characteristics of a deal (size, round-trip, kind, exposure to OpenAI) go with larger CARs?
 
+        The formula, window, weights, covariance and bootstrap come from the [explain] section of
+        carousel.toml where it sets them; options given here override it.
+
         Columns: car, se, t0, ticker, company, role, deal_type, amount_kind, amount_usd, log_amount,
         on_round_trip, closes_round_trip, n_round_trips, openai_share, openai_flows_usd, degree,
         in_degree, out_degree, betweenness (each as known on the announcement date).
@@ -72,25 +81,25 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in _FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose {', '.join(_FORMATS)}", field="--format")
-        try:
-            w = EventWindow.parse(window)
-        except ValueError as exc:
-            raise InputError(str(exc), field="--window") from None
         if common_shock is not None:
+            if formula is None:
+                raise InputError("the common-shock test needs its formula, e.g. '~ openai_share'", field="FORMULA")
             _common_shock(db, common_shock, formula, benchmark, estimation, model, unknown_policy, fmt)
             return
+        spec = build_explain_spec(config, formula=formula, window=window, weights=weights, cov=cov,
+                                  bootstrap=bootstrap, boot_weights=boot_weights, seed=seed)
         with connect(db, read_only=True) as con:
             frame = study_frame(
                 con,
-                w,
+                spec.window,
                 model=model,
                 benchmarks=tuple(benchmark) if benchmark else ("SPY",),
                 estimation=(int(estimation[0]), int(estimation[1])),
                 unknown_policy=unknown_policy,
             )
         res = explain(
-            frame, formula, weights=weights, cov=cov, bootstrap=bootstrap, boot_weights=boot_weights,
-            seed=seed, window=w.label,
+            frame, spec.formula, weights=spec.weights, cov=spec.cov, bootstrap=spec.bootstrap,
+            boot_weights=spec.boot_weights, seed=spec.seed, window=spec.window.label,
         )
         if fmt == "json":
             typer.echo(res.to_json())

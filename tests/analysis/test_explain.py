@@ -82,10 +82,10 @@ def test_frame_holds_the_study_and_the_characteristics(frame: pl.DataFrame) -> N
 @pytest.mark.parametrize(
     ("args", "wls", "cov", "groups"),
     [
-        ([], False, "HC3", []),
-        (["--weights", "wls", "--cov", "hc3"], True, "HC3", []),
-        (["--cov", "nonrobust"], False, "nonrobust", []),
-        (["--cov", "cluster:date"], False, "cluster", ["t0"]),
+        ([], True, "HC3", []),  # the default [explain]: WLS, the first covariance (HC3)
+        (["--weights", "ols", "--cov", "hc3"], False, "HC3", []),
+        (["--weights", "ols", "--cov", "nonrobust"], False, "nonrobust", []),
+        (["--weights", "ols", "--cov", "cluster:date"], False, "cluster", ["t0"]),
         (["--weights", "wls", "--cov", "cluster:date,firm"], True, "cluster", ["t0", "company"]),
     ],
 )
