@@ -254,31 +254,41 @@ def activity_html(s: dict[str, Summary], figures: Path) -> str:
 # ---------------------------------------------------------------------------------------- timeline
 
 
-def timeline_summary(wide: pl.DataFrame) -> Summary:
-    """The carousel per month end, as known today and as recorded by then
-    (``analysis.timeline_series.revealed_later`` of the timeline frame)."""
-    shown = wide.with_columns(pl.col("month").cast(pl.String),
-                              (pl.col("committed_usd__today") / 1e9).alias("today_bn"),
-                              (pl.col("committed_usd__then") / 1e9).alias("then_bn"))
-    return Summary.of(Table(shown, (
-        Column("month", "Month end"), Column("today_bn", "US$ bn, today", fixed(1, thousands=True)),
-        Column("then_bn", "US$ bn, then", fixed(1, thousands=True)),
-        Column("n_round_trips__today", "Round-trips, today", integer()),
-        Column("n_round_trips__then", "Round-trips, then", integer()),
-        Column("openai_share__today", "OpenAI share", fixed(3)))),
-        title="The carousel over time: each month end as known today and as recorded by then",
-        notes=["US$ bn: committed, disclosed flows (each contract once); OpenAI share: as known today. "
-               "today: the deals in effect at the month end as the ledger records them now; then: as the "
-               "ledger had recorded them by that month end. The shipped ledger was recorded in one import, "
-               "so 'then' is empty (blank or zero) before that import: the truthful answer about this "
-               "ledger, not a gap in the data."])
+def timeline_summary(frame: pl.DataFrame) -> Summary:
+    """The carousel per month end in every vintage that has data (``analysis.timeline_series.timeline``'s
+    frame); a vintage without any deal is not listed, and the notes say why."""
+    from analysis.timeline_series import VINTAGE_LABELS, absent_vintages, same_as_today
+
+    absent = absent_vintages(frame)
+    shown = [v for v in ("today", "reported", "recorded") if v not in absent]
+    wide = frame.pivot(on="vintage", index="month", values=["committed_usd", "n_round_trips", "openai_share"],
+                       separator="__").sort("month")
+    display = wide.select(
+        pl.col("month").cast(pl.String),
+        *((pl.col(f"committed_usd__{v}") / 1e9).alias(f"committed_bn__{v}") for v in shown),
+        *(pl.col(f"n_round_trips__{v}") for v in shown),
+        pl.col("openai_share__today"))
+    cols = (Column("month", "Month end"),
+            *(Column(f"committed_bn__{v}", f"US$ bn, {v}", fixed(1, thousands=True)) for v in shown),
+            *(Column(f"n_round_trips__{v}", f"Round-trips, {v}", integer()) for v in shown),
+            Column("openai_share__today", "OpenAI share", fixed(3)))
+    notes = ["US$ bn: committed, disclosed flows (each contract once); OpenAI share: as known today. today: the "
+             "deals in effect at the month end as the ledger records them now; reported: as publicly reported "
+             "by that month end (each deal from its announcement or an earlier first report; the ledger records "
+             "no reported date for amendments and retractions, so they count from their recording); recorded: "
+             "as the ledger had recorded them by that month end."]
+    notes += [f"{VINTAGE_LABELS[v].capitalize()} equals as known today at every month end: on this ledger later "
+              "records revealed nothing about an earlier month." for v in shown if v != "today" and same_as_today(frame, v)]
+    notes += [f"Not listed, {VINTAGE_LABELS[v]}: {why}." for v, why in absent.items()]
+    title = "The carousel over time: each month end " + ", ".join(VINTAGE_LABELS[v] for v in shown)
+    return Summary.of(Table(display, cols), title=title, notes=notes)
 
 
 def timeline_html(s: Summary, figures: Path) -> str:
     return ("<p>How the web of commitments grew, month by month: money committed (disclosed, each contract "
-            "once) and round-trips among the deals in effect at each month end. The figure shows the web as "
-            "known today; the table also shows what the ledger had recorded by each month end.</p>"
-            + _fig(figures, "carousel_over_time", "Committed flows and round-trips per month end (as known today)")
+            "once) and round-trips among the deals in effect at each month end, as known today and as it had "
+            "been reported by then. A series with no data is not drawn; the notes under the table say why.</p>"
+            + _fig(figures, "carousel_over_time", "Committed flows and round-trips per month end")
             + s.to_html())
 
 

@@ -304,19 +304,18 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
 
 
 def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]) -> Any:
-    """The carousel per month end in both vintages (analysis.timeline_series): the table, and the
-    'today' vintage as the figure; None for a ledger without announcements."""
+    """The carousel per month end (analysis.timeline_series): the table and the figure of every vintage
+    with data (an empty one is named, not drawn); None for a ledger without announcements."""
     from analysis import plots
     from analysis.research_sections import timeline_summary, write_summaries
-    from analysis.timeline_series import revealed_later, timeline, timeline_plot
+    from analysis.timeline_series import timeline, timeline_plot
 
     frame = timeline(con)
     if frame.height == 0:
         return None
-    summary = timeline_summary(revealed_later(frame))
+    summary = timeline_summary(frame)
     files += write_summaries({"carousel": summary}, job.tables, "timeline", longtables=("carousel",))
-    files += plots.save(timeline_plot(frame.filter(pl.col("vintage") == "today")), job.figures,
-                        "carousel_over_time")
+    files += plots.save(timeline_plot(frame), job.figures, "carousel_over_time")
     return summary
 
 
