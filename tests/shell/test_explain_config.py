@@ -197,3 +197,15 @@ def test_main_job_second_stage_follows_the_file(shipped_db: Path, tmp_path: Path
     cl = _reference(frame, "car ~ log_amount + on_round_trip", wls=False, cov="cluster", groups=["t0"])
     _close(got, cl, "se_cl_date", rtol=0, atol=5e-7)
     assert got["Intercept"]["boot_p"] is None and 0 < got["on_round_trip"]["boot_p"] <= 1
+
+
+def test_readme_example_file_reads_and_states_the_defaults(tmp_path: Path) -> None:
+    """The README's carousel.toml parses, and its [explain] block is exactly the built-in default."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", readme, flags=re.S)
+    assert block is not None
+    cfg = load_config(_write(tmp_path, block.group(1)))
+    assert ExplainSpec(**cfg.explain) == DEFAULT_EXPLAIN and set(cfg.explain) == {
+        "formula", "window", "weights", "covariance", "bootstrap", "boot_weights", "seed"}
