@@ -200,10 +200,17 @@ def explain_summary(fits: list[pl.DataFrame], nobs: int, spec: ExplainSpec) -> S
 
 
 def explain_html(s: Summary) -> str:
-    return ("<p>Which announcements moved prices more: the CARs of the [-1,+1] window regressed on the deal's "
-            "size, whether the firm sits on a round-trip and the kind of deal. A coefficient is the change in "
-            "CAR per unit of the term; read its p under both standard errors (firm-events of one day or one "
-            "firm are not independent).</p>" + s.to_html())
+    """The section's lead: names the window and the characteristics of the fit in the table (the
+    ``[explain]`` specification's, read back from the table's title)."""
+    title = s.title or (s.tables[0].title if s.tables else "") or ""
+    window = title.split(":", 1)[0].removeprefix("What explains CAR") or EXPLAIN_WINDOW
+    what = ("the deal's size, whether the firm sits on a round-trip and the kind of deal"
+            if f": {EXPLAIN_FORMULA} (" in title else "the characteristics in the table's title")
+    n_se = sum(1 for c in s.tables[0].columns if c.name.startswith("se_")) if s.tables else 1
+    under = "both standard errors" if n_se == 2 else ("each standard error" if n_se > 2 else "its standard error")
+    return (f"<p>Which announcements moved prices more: the CARs of the {html.escape(window)} window regressed on "
+            f"{what}. A coefficient is the change in CAR per unit of the term; read its p under {under} "
+            "(firm-events of one day or one firm are not independent).</p>" + s.to_html())
 
 
 # ---------------------------------------------------------------------------------------- activity

@@ -181,6 +181,8 @@ def test_main_job_second_stage_follows_the_file(shipped_db: Path, tmp_path: Path
     md = (tmp_path / "out" / "tables" / "explain_second_stage.md").read_text(encoding="utf-8")
     assert "What explains CAR[0,0]: car ~ log_amount + on_round_trip (OLS" in md
     assert "99 draws, rademacher weights, seed 7" in md
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "the CARs of the [0,0] window regressed on the characteristics in the table's title" in page
 
     spec = StudySpec(windows=(EventWindow(0, 0), EventWindow(-1, 1)))
     with connect(db, read_only=True) as con:
