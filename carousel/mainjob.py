@@ -363,20 +363,15 @@ def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, re
     """The second stage of ``[explain]`` (default: the README's, WLS, HC3 and two-way clustered) on this
     run's CARs (same study, same t0s), one SE and p per covariance; None (with the reason in
     ``skipped``) when the window is not estimated or the fit is impossible."""
-    from analysis.date_basis import apply_date_basis
-    from analysis.events import collapse_same_day, firm_events
-    from analysis.explain import explain, explain_frame, market_caps_at_t0
-    from analysis.features import firm_event_features
+    from analysis.explain import explain, explain_frame, study_features
     from analysis.research_sections import explain_summary
 
     x = job.explain
     if x.window not in job.spec.windows:
         skipped["explain"] = f"the window {x.window.label} is not among the study's windows"
         return None
-    events = collapse_same_day(firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
-                                           unknown_policy=job.spec.unknown_policy))
+    feats = study_features(con, inputs.deals, job.spec)
     try:
-        feats = firm_event_features(con, events, market_caps=market_caps_at_t0(con, events))
         frame = explain_frame(res, feats, x.window)
         # The bootstrap (if asked) belongs to the first covariance: its clusters, its table column.
         fits = [explain(frame, x.formula, weights=x.weights, cov=c, bootstrap=x.bootstrap if i == 0 else 0,
