@@ -32,6 +32,7 @@ from carousel.cli.options import (
     PeerOpt,
     UnknownOpt,
     WindowOpt,
+    build_explain_spec,
     build_spec,
 )
 from carousel.sql_limits import DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT_S
@@ -59,21 +60,24 @@ _STUDY_OPTIONS: dict[str, object] = {
 
 
 def _with_study_options(command: Callable[..., None]) -> Callable[..., None]:
-    """``command(spec, **own)`` as a typer command with its own options plus the study options, the
-    StudySpec built once from them (defaults < carousel.toml < command line).
+    """``command(spec, config, **own)`` as a typer command with its own options plus the study options,
+    the StudySpec built once from them (defaults < carousel.toml < command line); ``config`` is the
+    ``--config`` path, for the other sections of carousel.toml (``[explain]``).
 
     Why: ``run`` and ``report`` estimate the same study; one list cannot drift apart. typer reads the
     options from the wrapper's signature, so it is the command's own parameters (without ``spec``)
     followed by :data:`_STUDY_OPTIONS`, each defaulting to None (not given).
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "spec"]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name not in ("spec", "config")]
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=opt)
              for name, opt in _STUDY_OPTIONS.items()]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
+        config = kwargs["config"]
         spec = build_spec(**{name: kwargs.pop(name) for name in _STUDY_OPTIONS})
-        command(spec, **kwargs)
+        command(spec, config, **kwargs)
 
     params = own + extra
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -150,6 +154,7 @@ def register(app: typer.Typer) -> None:
     @_with_study_options
     def run_cmd(
         spec: object,
+        config: Path | None,
         out: OutOption = Path("out"),
         online: Annotated[bool, typer.Option("--online", help="Refresh prices from Yahoo first.")] = False,
         db: DbOption = None,
@@ -160,14 +165,16 @@ def register(app: typer.Typer) -> None:
         from carousel.figure_pool import default_workers, parse_formats
         from carousel.mainjob import print_summary, run
 
-        summary = run(db, out, online=online, spec=spec, console=_out,  # type: ignore[arg-type]
-                      formats=parse_formats(formats), jobs=default_workers() if jobs is None else jobs)
+        summary = run(db, out, online=online, spec=spec, explain=build_explain_spec(config),  # type: ignore[arg-type]
+                      console=_out, formats=parse_formats(formats),
+                      jobs=default_workers() if jobs is None else jobs)
         print_summary(summary, _out)
 
     @app.command("report")
     @_with_study_options
     def report_cmd(
         spec: object,
+        config: Path | None,
         out: OutOption = Path("out"),
         db: DbOption = None,
         formats: FormatsOpt = None,
@@ -177,6 +184,7 @@ def register(app: typer.Typer) -> None:
         from carousel.figure_pool import default_workers, parse_formats
         from carousel.mainjob import run
 
-        summary = run(db, out, spec=spec, console=_out, load_inputs=False,  # type: ignore[arg-type]
-                      formats=parse_formats(formats), jobs=default_workers() if jobs is None else jobs)
+        summary = run(db, out, spec=spec, explain=build_explain_spec(config),  # type: ignore[arg-type]
+                      console=_out, load_inputs=False, formats=parse_formats(formats),
+                      jobs=default_workers() if jobs is None else jobs)
         _out.print(f"report written: {summary.out / 'report.html'}")
