@@ -327,6 +327,8 @@ def columns_frame(columns: Mapping[str, list[Any]], schema: dict[str, Any]) -> p
     import`` process then paid for its first projection write. A list column holding a None (no
     projection writes one) takes Polars' own constructor.
     """
+    if not any(len(v) for v in columns.values()):
+        return pl.DataFrame(schema=schema)  # an empty batch (no company in an import of deals): no Series
     out = []
     for c, t in schema.items():
         values = columns[c]
