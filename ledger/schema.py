@@ -10,6 +10,10 @@ transaction as every append. The hash chain alone cannot notice that its *last* 
 remains is a valid, shorter chain); ``verify`` compares the log's head with this row, so a deleted head
 event is caught without an external anchor. It is a consistency check, not a security boundary: someone
 who can rewrite the file can rewrite this row too, which is what published anchors are for.
+
+``ledger_projection_digest`` is one row: the digest of the projection rows the log gives at the head,
+sealed to the head's hash (:mod:`ledger.digest`). The writer advances it in the same transaction as every
+append; ``verify`` recomputes it over the stored tables in SQL instead of replaying the log.
 """
 
 from __future__ import annotations
