@@ -129,8 +129,8 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int) -> dict[str
             lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
     with connect(tmp / "bench.duckdb", read_only=True) as con:
         rep: list[log.VerifyReport] = []
-        out["verify"] = _timed(lambda: rep.append(log.verify(con)))
-        out["verify_full"] = _timed(lambda: rep.append(log.verify(con, full=True)))
+        out["verify"], out["verify_cpu"] = _timed_cpu(lambda: rep.append(log.verify(con)))
+        out["verify_full"], out["verify_full_cpu"] = _timed_cpu(lambda: rep.append(log.verify(con, full=True)))
         assert rep[0] == rep[1] and rep[0].ok and rep[0].events == n
     return out
 
@@ -192,7 +192,10 @@ def main() -> None:
     v_min, v_med = stat("verify")
     vf_min, vf_med = stat("verify_full")
     v_ratios = [r["verify_full"] / r["verify"] for r in runs]
-    print(f"verify      min {v_min:6.2f} s  median {v_med:6.2f} s  = {n / v_med:>9,.0f} events/s (target < 1 s)")
+    vc_min, vc_med = stat("verify_cpu")
+    vfc_min, vfc_med = stat("verify_full_cpu")
+    print(f"verify      min {v_min:6.2f} s  median {v_med:6.2f} s  = {n / v_med:>9,.0f} events/s (target < 1 s); "
+          f"CPU min {vc_min:.2f} s median {vc_med:.2f} s (full route CPU min {vfc_min:.2f} s median {vfc_med:.2f} s)")
     print(f"verify full min {vf_min:6.2f} s  median {vf_med:6.2f} s  (replay of every event; the fast route is "
           f"min {min(v_ratios):.1f}x median {statistics.median(v_ratios):.1f}x faster)")
     if a.append_verify_only:
