@@ -244,7 +244,8 @@ class EventStudy:
                     raise ValueError(f"other_events frame lacks column {col!r}")
         self.other_events = other_events
         self.chunk_size = int(chunk_size)
-        #: wall-clock seconds of the last fit by stage (prepare, estimate, assemble); for bench/ only.
+        #: wall-clock (and ``*_cpu`` process CPU) seconds of the last fit by stage (prepare, estimate,
+        #: assemble); for bench/ only.
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ preparation (shared)
@@ -385,16 +386,20 @@ class EventStudy:
             raise ValueError(
                 f"the event-dummy regression needs a model with parameters ({self.model.name!r} has none)"
             )
-        t_start = time.perf_counter()
+        t_start, c_start = time.perf_counter(), time.process_time()
         prep = self._prepare()
-        t_prep = time.perf_counter()
+        t_prep, c_prep = time.perf_counter(), time.process_time()
         kept, reason, n_masked, out = self._estimate(prep, method, cov_type, cov_kwds)
-        t_est = time.perf_counter()
+        t_est, c_est = time.perf_counter(), time.process_time()
         result = self._assemble(prep, method, kept, reason, n_masked, out)
         self.timings = {
             "prepare": t_prep - t_start,
             "estimate": t_est - t_prep,
             "assemble": time.perf_counter() - t_est,
+            # process CPU seconds (all threads): steadier than wall time on a shared machine
+            "prepare_cpu": c_prep - c_start,
+            "estimate_cpu": c_est - c_prep,
+            "assemble_cpu": time.process_time() - c_est,
         }
         return result
 
