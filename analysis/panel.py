@@ -49,9 +49,9 @@ class EstimationBlock:
             self._compute = None
         return self._values
 
-    def take(self, rows: np.ndarray) -> EstimationBlock:
-        """The block of a subset (or reordering) of the rows, computed when first needed."""
-        return EstimationBlock(compute=lambda: self.array()[rows])
+    def __getstate__(self) -> dict[str, object]:
+        # A closure does not pickle (a result sent to another process): send the residuals themselves.
+        return {"_values": self.array(), "_compute": None}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ and computes OLS, CARs, standard errors and the test battery from it, to 1e-12.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import polars as pl
 import pytest
@@ -158,3 +160,12 @@ def test_event_days_panel_matches_the_dense_full_grid_reference(data: Data) -> N
         assert np.isfinite(sa).all()
         np.testing.assert_allclose(sa, sb, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(a["p_value"].to_numpy(), b["p_value"].to_numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_a_pickled_result_carries_its_estimation_residuals(data: Data) -> None:
+    ret, events, *_ = data
+    res = _fit(ret, events, 7, mask=True)
+    assert not res.panel.estimation.held
+    back = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(back.panel.estimation_residuals(), res.panel.estimation_residuals())
+    assert back.tests((-1, 1)).to_frame().equals(res.tests((-1, 1)).to_frame())
