@@ -104,8 +104,8 @@ def test_car_path_band_uses_the_full_prediction_error_variance() -> None:
     panel = estudy2_panel()
     path = plots.car_path(panel, 0, 0, 4)
     row = 0
-    cols = np.flatnonzero(~panel.is_est)
-    x, a = panel.x_event[row], panel.xtx_inv[row]
+    cols = np.arange(panel.day_index(0), panel.day_index(4) + 1)
+    x, a = panel.x_event[row][cols], panel.xtx_inv[row]
     ones = np.ones(len(cols))
     expected = panel.sigma[row] * np.sqrt(len(cols) + ones @ x @ a @ x.T @ ones)
     assert path["se"][-1] == pytest.approx(expected, rel=1e-12)
