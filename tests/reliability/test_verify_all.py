@@ -176,7 +176,7 @@ def test_the_anchor_kept_outside_the_file_is_checked(db: Path, tmp_path: Path) -
     assert res.returncode == 0 and "(matches the anchor)" in res.stdout, res.stdout + res.stderr
     forged = tmp_path / "forged.json"
     doc = json.loads(anchor.read_text())
-    doc["hash"] = "0" * 64
+    doc["ledger"]["hash"] = "0" * 64
     forged.write_text(json.dumps(doc))
     res = carousel("verify", "--anchor", str(forged), "--db", str(db))
     assert res.returncode == 5 and "ledger anchor FAILED" in res.stdout, res.stdout + res.stderr
