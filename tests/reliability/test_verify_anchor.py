@@ -100,6 +100,12 @@ def _sql_then(which: str, *stmts: str, rechain: bool = True) -> Callable[[Path],
     return apply
 
 
+def _sql_all(path: Path, *stmts: str) -> None:
+    with duckdb.connect(str(path)) as con:
+        for st in stmts:
+            con.execute(st)
+
+
 def _restamp(new_time: bool) -> Callable[[Path], None]:
     """Edit an abnormal return and recompute the stamp's results hash (optionally with a new time)."""
     def apply(path: Path) -> None:
@@ -153,6 +159,9 @@ FORGERIES: dict[str, tuple[Callable[[Path], None], str]] = {
                   rechain=False),
         "shares anchor FAILED: anchored share batch 2 is missing"),
     "share chain columns dropped": (_drop_share_chain, "shares anchor FAILED: the share batches carry no chain"),
+    "study results and stamp deleted": (
+        lambda path: _sql_all(path, "DELETE FROM study_ar", "DELETE FROM study_car", "DELETE FROM study_stamp"),
+        "study anchor FAILED: the study stamped 20"),
     "study edited, stamp recomputed": (_restamp(new_time=False),
                                        "study anchor FAILED: the study stamp of 20"),
     "study edited, stamp recomputed with a new time": (
