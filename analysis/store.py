@@ -12,10 +12,12 @@ the table), then recreates the ``car`` view over the widened table. Rows are ins
 column order of an altered table never matters.
 
 Each write also stamps the results (``study_stamp``, one row) with what they came from: the ledger head
-(position, hash), the price chain's head (batch id, chain hash), the SHA-256 of the study parameters, and
-a SHA-256 over the stored rows themselves. :func:`verify_study` recomputes the rows hash (an edited
-result is named) and compares the heads with the database's current ones (results computed from an
-older ledger or older prices are named as stale).
+(position, hash), the price chain's head (batch id, chain hash), the share-count chain's head (the dollar
+columns read the counts), the SHA-256 of the study parameters, and a SHA-256 over the stored rows
+themselves. :func:`verify_study` recomputes the rows hash (an edited result is named) and compares the
+heads with the database's current ones (results computed from an older ledger, older prices or older
+counts are named as stale). :func:`check_anchored_stamp` compares the stamp with one recorded in an
+anchor outside the file, which catches results edited together with a recomputed stamp.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import duckdb
 import polars as pl
 
 from core.db import transaction
+from market.chain import PRICE_CHAIN, SHARE_CHAIN
+from market.chain import head as chain_head
 
 STUDY_DDL = [
     """
@@ -62,6 +67,9 @@ STUDY_DDL = [
     # ... and before the multiplicity-adjusted p-values (core.db.SCHEMA_VERSION 2).
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS p_holm DOUBLE",
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS p_bh DOUBLE",
+    # Stamps from before the share chain (SCHEMA_VERSION 3): the share head they came from is unknown (NULL).
+    "ALTER TABLE study_stamp ADD COLUMN IF NOT EXISTS share_batch BIGINT",
+    "ALTER TABLE study_stamp ADD COLUMN IF NOT EXISTS share_hash VARCHAR",
     "CREATE OR REPLACE VIEW abnormal_returns AS SELECT * FROM study_ar",
     "CREATE OR REPLACE VIEW car AS SELECT * FROM study_car",
 ]
@@ -92,16 +100,13 @@ RESULTS_HASH_SQL = (
 )
 
 
-def _heads(con: duckdb.DuckDBPyConnection) -> tuple[Any, Any, Any, Any]:
-    """(ledger position, ledger hash, price batch, price chain hash) of the database now (None if empty)."""
+def _heads(con: duckdb.DuckDBPyConnection) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """(ledger position, ledger hash, price batch, price chain hash, share batch, share chain hash) of the
+    database now (None for an empty log or store; a hash None in a database from before its chain)."""
     led = con.execute("SELECT position, hash FROM ledger_log ORDER BY position DESC LIMIT 1").fetchall()
-    has_chain = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND table_name = 'price_batches' AND column_name = 'chain_hash'").fetchall()[0][0]
-    sql = ("SELECT batch_id, chain_hash FROM price_batches ORDER BY batch_id DESC LIMIT 1" if has_chain
-           else "SELECT batch_id, NULL FROM price_batches ORDER BY batch_id DESC LIMIT 1")
-    price = con.execute(sql).fetchall()
-    return (*(led[0] if led else (None, None)), *(price[0] if price else (None, None)))
+    price, shares = chain_head(con, PRICE_CHAIN), chain_head(con, SHARE_CHAIN)
+    return (*(led[0] if led else (None, None)), *(price if price[0] else (None, None)),
+            *(shares if shares[0] else (None, None)))
 
 
 def params_hash(params: dict[str, Any]) -> tuple[str, str]:
@@ -142,8 +147,9 @@ def persist_study(con: duckdb.DuckDBPyConnection, res: Any, keys: pl.DataFrame,
         text, digest = params_hash(params or {})
         results = con.execute(RESULTS_HASH_SQL).fetchall()[0][0]
         con.execute("DELETE FROM study_stamp")
-        con.execute("INSERT INTO study_stamp VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                    [*_heads(con), digest, text, results])
+        con.execute("INSERT INTO study_stamp (ledger_position, ledger_hash, price_batch, price_hash, share_batch, "
+                    "share_hash, params_hash, params, results_hash, stamped_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())", [*_heads(con), digest, text, results])
 
 
 @dataclass
@@ -168,8 +174,13 @@ def verify_study(con: duckdb.DuckDBPyConnection) -> StudyVerify:
         return rep
     rep.rows = int(con.execute("SELECT (SELECT count(*) FROM study_ar) + (SELECT count(*) FROM study_car)"
                                ).fetchall()[0][0])
-    stamp = (con.execute("SELECT ledger_position, ledger_hash, price_batch, price_hash, params_hash, params, "
-                         "results_hash FROM study_stamp").fetchall() if "study_stamp" in tables else [])
+    has_share_head = "share_batch" in {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'study_stamp'").fetchall()}
+    share_cols = "share_batch, share_hash" if has_share_head else "NULL, NULL"
+    stamp = (con.execute(f"SELECT ledger_position, ledger_hash, price_batch, price_hash, {share_cols}, "  # noqa: S608
+                         "params_hash, params, results_hash FROM study_stamp").fetchall()
+             if "study_stamp" in tables else [])
     if not stamp:
         if rep.rows:
             rep.problems.append(f"study tables hold {rep.rows} rows but no stamp (written outside carousel, "
@@ -180,7 +191,7 @@ def verify_study(con: duckdb.DuckDBPyConnection) -> StudyVerify:
     if len(stamp) > 1:
         rep.problems.append(f"study_stamp has {len(stamp)} rows, carousel writes one")
         return rep
-    led_pos, led_hash, batch, price_hash, p_hash, p_text, r_hash = stamp[0]
+    led_pos, led_hash, batch, price_hash, share_batch, share_hash, p_hash, p_text, r_hash = stamp[0]
     if hashlib.sha256(p_text.encode()).hexdigest() != p_hash:
         rep.problems.append("study_stamp: the recorded parameters do not match their hash (edited)")
     if con.execute(RESULTS_HASH_SQL).fetchall()[0][0] != r_hash:
@@ -189,6 +200,64 @@ def verify_study(con: duckdb.DuckDBPyConnection) -> StudyVerify:
     now = _heads(con)
     if (led_pos, led_hash) != now[:2]:
         rep.stale.append(f"computed from ledger position {led_pos}, the ledger is now at {now[0]}")
-    if (batch, price_hash) != now[2:]:
+    if (batch, price_hash) != now[2:4]:
         rep.stale.append(f"computed from price batch {batch}, the prices are now at batch {now[2]}")
+    # A stamp written before share heads were recorded (NULL) says nothing about the counts it read.
+    if share_batch is not None and (share_batch, share_hash) != now[4:]:
+        rep.stale.append(f"computed from share-count batch {share_batch}, the counts are now at batch {now[4]}")
     return rep
+
+
+#: The stamp columns an anchor records (:func:`stamp_record`), beside ``stamped_at``.
+STAMP_FIELDS = ("ledger_position", "ledger_hash", "price_batch", "price_hash", "share_batch", "share_hash",
+                "params_hash", "results_hash")
+#: What a study's results are a deterministic function of: the same inputs give the same results hash.
+_INPUT_FIELDS = ("ledger_position", "ledger_hash", "price_batch", "price_hash", "share_batch", "share_hash",
+                 "params_hash")
+
+
+def stamp_record(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The stored stamp as a JSON-ready dict (``stamped_at`` in ISO 8601), or None without a study.
+
+    What ``carousel ledger anchor`` keeps outside the file.
+    """
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+    if "study_stamp" not in tables:
+        return None
+    cols = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'study_stamp'").fetchall()}
+    sel = ", ".join(c if c in cols else f"NULL AS {c}" for c in STAMP_FIELDS)
+    rows = con.execute(f"SELECT {sel}, stamped_at FROM study_stamp").fetchall()  # noqa: S608 - constant names
+    if len(rows) != 1:
+        return None
+    rec = dict(zip(STAMP_FIELDS, rows[0][:-1], strict=True))
+    rec["stamped_at"] = rows[0][-1].astimezone(UTC).isoformat()  # UTC whatever the session's time zone
+    return rec
+
+
+def check_anchored_stamp(con: duckdb.DuckDBPyConnection, anchored: dict[str, Any]) -> tuple[str | None, str]:
+    """(problem or None, what was found) comparing the stored stamp with one kept in an anchor.
+
+    Why these rules: carousel replaces the results and the stamp together, stamping ``now()``, and the
+    study is deterministic (the same ledger, prices, counts and parameters give byte-identical results;
+    the golden test pins them). So a stamp with the anchored ``stamped_at`` must be the anchored stamp,
+    and a later stamp from the same inputs must carry the same results hash. Anything else is a rerun on
+    other inputs (a newer ledger, prices or counts, other parameters), which is not tampering.
+    """
+    now = stamp_record(con)
+    when = anchored.get("stamped_at")
+    if now is None:
+        return f"the study stamped {when} in the anchor is gone (study_stamp removed or duplicated)", ""
+    if now["stamped_at"] == when:
+        diff = [k for k in STAMP_FIELDS if now[k] != anchored.get(k)]
+        if diff:
+            return (f"the study stamp of {when} differs from the anchor in {', '.join(diff)} (results or their "
+                    "stamp rewritten)"), ""
+        return None, "the anchored study"
+    if all(now[k] == anchored.get(k) for k in _INPUT_FIELDS) and now["results_hash"] != anchored.get("results_hash"):
+        return (f"the study stamped {now['stamped_at']} has the inputs and parameters of the anchored one "
+                f"({when}) but other results (edited and re-stamped, or computed by another carousel "
+                "version)"), ""
+    return None, f"rerun since the anchor (stamped {now['stamped_at']}, the anchor has {when})"

@@ -1,9 +1,11 @@
 """``carousel verify``: one check of everything carousel stores, with a summary and exit 5 on tampering.
 
-Four parts, each reported on its own line: the file's storage (every data block read, so DuckDB checks its
-checksum: :func:`core.db.scan_storage`), the ledger (its own verify, :func:`ledger.log.verify`, unchanged,
-plus an anchor kept outside the file), the price batches (:func:`market.chain.verify_prices`) and the
-study tables (:func:`analysis.store.verify_study`). A check that crashes on what it reads (a parser
+Five parts, each reported on its own line: the file's storage (every data block read, so DuckDB checks its
+checksum: :func:`core.db.scan_storage`), the ledger (its own verify, :func:`ledger.log.verify`, unchanged),
+the price batches and the share-count batches (their hash chains, :func:`market.chain.verify_chain`) and
+the study tables (:func:`analysis.store.verify_study`). With an anchor kept outside the file
+(:mod:`carousel.anchor`) each part is also checked against its anchored head, which catches a chain
+recomputed after an edit with its head fixed. A check that crashes on what it reads (a parser
 meeting a tampered payload, a dropped table) is reported as tampering, not as a traceback: whatever made
 it crash was written into the file by something other than carousel.
 """
@@ -46,12 +48,43 @@ def _guarded(report: VerifyAll, part: str, check: Callable[[], Any]) -> Any:
     return None
 
 
+def _anchor_note(doc: dict[str, Any] | None, key: str, bad: str | None) -> str:
+    if doc is None:
+        return " (no anchor given)"
+    if doc.get(key) is None:
+        return " (the anchor, written before version 2, does not cover it)"
+    return "" if bad else " (matches the anchor)"
+
+
+def _chain_part(rep: VerifyAll, con: Any, doc: dict[str, Any] | None, part: str, key: str,
+                check: Callable[[], Any]) -> None:
+    """One chained store (prices or shares): its chain, then its anchored link when an anchor is given."""
+    from carousel.anchor import check_chain
+
+    got = _guarded(rep, part, check)
+    if got is None:
+        return
+    for p in got.problems:
+        rep.fail(part, p)
+    if not got.ok:
+        return
+    bad = None
+    if doc is not None and doc.get(key) is not None:
+        bad = _guarded(rep, f"{part} anchor", lambda: check_chain(con, doc, key))
+        if bad:
+            rep.fail(f"{part} anchor", str(bad))
+    rows = f", {got.rows:,} rows" if not got.note else ""
+    head = (f", chain head batch {got.head_batch} {got.head_hash}" if got.head_batch is not None else "")
+    rep.lines.append(f"{part} OK: {got.batches} batches{rows}{head}" + (f"; {got.note}" if got.note else "")
+                     + _anchor_note(doc, key, bad))
+
+
 def verify_all(db: str | Path | None, doc: dict[str, Any] | None = None) -> VerifyAll:
-    """Every check; ``doc`` is the ledger anchor document (already read and checked), if any."""
-    from analysis.store import verify_study
+    """Every check; ``doc`` is the anchor document (``carousel.anchor.read``: already checked), if any."""
+    from analysis.store import check_anchored_stamp, verify_study
     from core.db import scan_storage
     from ledger import log
-    from market.chain import verify_prices
+    from market.chain import verify_prices, verify_shares
 
     rep = VerifyAll()
     with connect(db, read_only=True) as con:
@@ -68,34 +101,37 @@ def verify_all(db: str | Path | None, doc: dict[str, Any] | None = None) -> Veri
             if not led.ok:
                 rep.fail("ledger", f"position {led.broken_position}: {led.reason}")
             else:
-                bad = _guarded(rep, "ledger anchor", lambda: log.check_anchor(con, doc)) if doc is not None else None
+                bad = (_guarded(rep, "ledger anchor", lambda: log.check_anchor(con, doc["ledger"]))
+                       if doc is not None else None)
                 if bad:
                     rep.fail("ledger anchor", str(bad))
                 rep.lines.append(f"ledger OK: {led.events} events, head position {led.head_position}, "
-                                 f"hash {led.head_hash}" + (" (matches the anchor)" if doc and not bad else
-                                                            "" if doc else " (no anchor given)"))
+                                 f"hash {led.head_hash}" + _anchor_note(doc, "ledger", bad))
 
-        prices = _guarded(rep, "prices", lambda: verify_prices(con))
-        if prices is not None:
-            for p in prices.problems:
-                rep.fail("prices", p)
-            if prices.ok:
-                rep.lines.append(f"prices OK: {prices.batches} batches, {prices.rows:,} rows"
-                                 + (f", chain head batch {prices.head_batch} {prices.head_hash}"
-                                    if prices.head_batch is not None else "")
-                                 + (f"; {prices.note}" if prices.note else ""))
+        _chain_part(rep, con, doc, "prices", "prices", lambda: verify_prices(con))
+        _chain_part(rep, con, doc, "shares", "shares", lambda: verify_shares(con))
 
         study = _guarded(rep, "study", lambda: verify_study(con))
         if study is not None:
             for p in study.problems:
                 rep.fail("study", p)
+            anchored = ""
+            if study.ok and doc is not None and doc.get("study") is not None:
+                got = _guarded(rep, "study anchor", lambda: check_anchored_stamp(con, doc["study"]))
+                if got is not None:
+                    bad, found = got
+                    if bad:
+                        rep.fail("study anchor", bad)
+                    else:
+                        anchored = f" ({found})" if found != "the anchored study" else " (matches the anchor)"
             if study.ok:
                 if study.note:
-                    rep.lines.append(f"study OK: {study.note}")
+                    rep.lines.append(f"study OK: {study.note}{anchored}")
                 elif study.stale:
                     rep.lines.append(f"study STALE (not tampering; rerun `carousel run` or `carousel report`): "
-                                     f"{'; '.join(study.stale)}")
+                                     f"{'; '.join(study.stale)}{anchored}")
                 else:
-                    rep.lines.append(f"study OK: {study.rows:,} rows match their stamp (current ledger and prices)")
+                    rep.lines.append(f"study OK: {study.rows:,} rows match their stamp (current ledger, prices "
+                                     f"and share counts){anchored}")
     rep.lines.append("verify: " + ("OK" if rep.ok else f"FAILED ({len(rep.failures)} problem(s))"))
     return rep

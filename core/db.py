@@ -44,8 +44,10 @@ MARKER_DDL = (
     "marked_at TIMESTAMPTZ NOT NULL, how VARCHAR NOT NULL)"
 )
 #: Bumped when a change to the stored format needs a newer carousel to read it, or when a table gains
-#: columns that an existing database must get through the schema DDL (2: ``study_car.p_holm``/``p_bh``).
-SCHEMA_VERSION = 2
+#: columns that an existing database must get through the schema DDL (2: ``study_car.p_holm``/``p_bh``;
+#: 3: share batches carry a hash chain and the study stamp the share head; an older carousel would append
+#: unchained share batches, which verify reports as tampering).
+SCHEMA_VERSION = 3
 _APP = "carousel"
 #: Bytes 8..12 of every DuckDB file (after the 8-byte checksum of the main header).
 _DUCKDB_MAGIC = b"DUCK"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import duckdb
 
+from market.chain import SHARE_CHAIN, backfill
+
 _DDL = [
     """
     CREATE TABLE IF NOT EXISTS share_batches (
@@ -46,6 +48,10 @@ _DDL = [
     """,
     # Stores created before withdrawals (a later shipped file no longer holding a count): widen in place.
     "ALTER TABLE share_rows ADD COLUMN IF NOT EXISTS withdrawn BOOLEAN DEFAULT false",
+    # The batch's rows hash and chain link (market.chain.SHARE_CHAIN); older databases get the columns
+    # here and the chain once, in ensure_shares_schema.
+    "ALTER TABLE share_batches ADD COLUMN IF NOT EXISTS rows_hash VARCHAR",
+    "ALTER TABLE share_batches ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
     """
     CREATE OR REPLACE VIEW shares_outstanding AS
     SELECT ticker, as_of_date, shares, shares_split_adjusted, class_detail, count_basis, source_ref,
@@ -61,3 +67,4 @@ def ensure_shares_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the share tables and (re)create the view. Idempotent; run outside write transactions."""
     for stmt in _DDL:
         con.execute(stmt)
+    backfill(con, SHARE_CHAIN)  # a database from before the share chain: chained once (a no-op afterwards)

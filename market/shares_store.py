@@ -18,6 +18,7 @@ import polars as pl
 
 from core.db import transaction
 from core.errors import InputError
+from market.chain import SHARE_CHAIN, link_new_batch
 from market.shares_sources import (
     SHARE_SCHEMA,
     SHARES_CSV,
@@ -100,9 +101,11 @@ def append_share_batch(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, so
                 )
             appended = int(con.execute(
                 "SELECT count(*) FROM share_rows WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
-            con.execute("INSERT INTO share_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO share_batches (batch_id, source, fetched_at, tickers, status, row_count, "
+                        "message, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [batch_id, source, fetched_at, sorted(tickers), status, appended, message,
                          content_hash])
+            link_new_batch(con, batch_id, SHARE_CHAIN)  # rows hash and chain link, in the same transaction
     finally:
         con.unregister("_staged_shares")
     return SharesBatchReport(batch_id=batch_id, source=source, fetched_rows=staged.height,

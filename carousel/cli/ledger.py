@@ -7,8 +7,6 @@ that any number of them can run beside each other.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -206,16 +204,19 @@ def log_cmd(stream: Annotated[str | None, typer.Option(help="Only this stream (e
 
 
 @app.command("verify")
-def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON from `ledger anchor` to check too.")] = None,
-               db: DbOption = None) -> None:
-    """Recompute the hash chain; name the first broken position (exit 5)."""
+def verify_cmd(anchor: Annotated[Path | None, typer.Option(
+        help="Anchor JSON from `ledger anchor` to check the ledger against too.")] = None,
+        db: DbOption = None) -> None:
+    """Recompute the hash chain; name the first broken position (exit 5). `carousel verify` checks
+    everything else stored (prices, share counts, study) too."""
+    from carousel import anchor as anchors
     from carousel.db import connect
     from ledger import log
 
-    doc = _read_anchor(anchor) if anchor else None
+    doc = anchors.read(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
     with connect(db, read_only=True) as con:
         rep = log.verify(con)
-        bad_anchor = log.check_anchor(con, doc) if doc is not None and rep.ok else None
+        bad_anchor = log.check_anchor(con, doc["ledger"]) if doc is not None and rep.ok else None
     if not rep.ok:
         where = "" if rep.broken_position is None else f" at position {rep.broken_position}"
         raise ConflictError(f"ledger verification FAILED{where}: {rep.reason}")
@@ -224,52 +225,27 @@ def verify_cmd(anchor: Annotated[Path | None, typer.Option(help="Anchor JSON fro
     _out.print(f"ledger OK: {rep.events} events, head position {rep.head_position}, hash {rep.head_hash}")
 
 
-def _read_anchor(path: Path) -> dict[str, Any]:
-    """The anchor document, checked before the database is opened (a bad anchor is bad input, exit 2)."""
-    if not path.is_file():
-        raise InputError("file not found" if not path.exists() else "not a regular file", file=path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg})", file=path, line=exc.lineno) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
-    if not isinstance(doc, dict):
-        raise InputError("expected a JSON object from `carousel ledger anchor`", file=path)
-    pos, hsh = doc.get("position"), doc.get("hash")
-    if not isinstance(pos, int) or isinstance(pos, bool) or pos < 0:
-        raise InputError("missing or not a non-negative integer", file=path, field="position")
-    if not isinstance(hsh, str) or not re.fullmatch(r"[0-9a-f]{64}", hsh):
-        raise InputError("missing or not a 64-character hex SHA-256", file=path, field="hash")
-    return doc
-
-
 @app.command("anchor")
 def anchor_cmd(out: Annotated[Path | None, typer.Option(
         "--out", help="Write the anchor to this file (outside the database) instead of printing it.")] = None,
         db: DbOption = None) -> None:
-    """Print the chain head (position and hash) as JSON, to publish or keep; check it later with
-    `ledger verify --anchor FILE`."""
-    if out is not None and (out.is_dir() or out.is_symlink()):
-        raise InputError("is a directory or a symbolic link; give a new or regular file", file=out)
+    """Print the heads of the ledger chain, the price and share-count chains and the study stamp as JSON,
+    to publish or keep outside the database; check them later with `carousel verify --anchor FILE`."""
+    from carousel import anchor as anchors
+
+    if out is not None:
+        anchors.check_out(out)  # bad input is refused before the database is opened
     from carousel.db import connect
-    from ledger import log
 
     with connect(db, read_only=True) as con:
-        text = json.dumps(log.anchor(con), sort_keys=True)
+        doc = anchors.build(con)
     if out is None:
-        print(text)
+        print(anchors.dumps(doc))
         return
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:  # written whole, then renamed: a reader never sees half an anchor
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write the anchor: {exc.strerror or exc}", file=out) from None
-    _out.print(f"anchor written to {out}: position {json.loads(text)['position']}")
+    anchors.write(doc, out)
+    _out.print(f"anchor written to {out}: ledger position {doc['ledger']['position']}, price batch "
+               f"{doc['prices']['batch']}, share batch {doc['shares']['batch']}, "
+               + (f"study stamped {doc['study']['stamped_at']}" if doc["study"] else "no study stored"))
 
 
 @app.command("asof")

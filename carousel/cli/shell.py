@@ -137,11 +137,12 @@ def register(app: typer.Typer) -> None:
             help="Anchor JSON from `carousel ledger anchor`, kept outside the database.")] = None,
         db: DbOption = None,
     ) -> None:
-        """Check everything stored: file blocks, ledger chain, price chain, study stamp. Exit 5 on tampering."""
-        from carousel.cli.ledger import _read_anchor
+        """Check everything stored: file blocks, ledger chain, price and share chains, study stamp. Exit 5 on
+        tampering."""
+        from carousel import anchor as anchors
         from carousel.verify import verify_all
 
-        doc = _read_anchor(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
+        doc = anchors.read(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
         report = verify_all(db, doc)
         for line in report.lines:
             _out.print(line)

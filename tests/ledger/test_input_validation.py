@@ -197,4 +197,4 @@ def test_a_rechained_log_with_a_fixed_head_needs_the_anchor(db: Path, tmp_path: 
         rebuild_projections(con)  # ... so the forger rebuilds them: now only the anchor can tell
     assert carousel("ledger", "verify", "--db", str(db)).returncode == 0
     res = carousel("ledger", "verify", "--anchor", str(anchor), "--db", str(db))
-    assert res.returncode == 5 and f"hash at anchored position {doc['position']} differs" in res.stderr
+    assert res.returncode == 5 and f"hash at anchored position {doc['ledger']['position']} differs" in res.stderr

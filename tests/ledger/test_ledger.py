@@ -388,7 +388,7 @@ def test_cli_import_verify_tamper(db_path: Path, tmp_path: Path) -> None:
     anchor = tmp_path / "anchor.json"
     res = r.invoke(app, ["anchor", "--db", str(db_path)])
     anchor.write_text(res.output)
-    assert json.loads(res.output)["position"] == N_COMPANIES + 44
+    assert json.loads(res.output)["ledger"]["position"] == N_COMPANIES + 44
     res = r.invoke(app, ["verify", "--anchor", str(anchor), "--db", str(db_path)])
     assert res.exit_code == 0
     with duckdb.connect(str(db_path)) as c:

@@ -50,7 +50,7 @@ def test_anchor_of_an_empty_ledger_verifies_later(db_path: Path, tmp_path: Path)
     res = r.invoke(app, ["anchor", "--db", str(db_path)])
     assert res.exit_code == 0, res.output
     anchor.write_text(res.stdout)
-    assert json.loads(anchor.read_text())["position"] == 0
+    assert json.loads(anchor.read_text())["ledger"]["position"] == 0
     assert r.invoke(app, ["verify", "--anchor", str(anchor), "--db", str(db_path)]).exit_code == 0
     assert r.invoke(app, ["import", str(DEALS), "--db", str(db_path)]).exit_code == 0
     res = r.invoke(app, ["verify", "--anchor", str(anchor), "--db", str(db_path)])

@@ -257,6 +257,10 @@ def corpus() -> list[Case]:
         "deleted price row": "DELETE FROM price_rows WHERE ticker = 'SPY' AND date = DATE '2024-03-01'",
         "edited batch": "UPDATE price_batches SET message = 'x'",
         "erased price chain": "UPDATE price_batches SET chain_hash = NULL",
+        "edited share count": "UPDATE share_rows SET shares = shares + 1 WHERE ticker = 'AMD'",
+        "deleted share row": "DELETE FROM share_rows WHERE ticker = 'NVDA' AND as_of_date = DATE '2024-01-28'",
+        "edited share batch": "UPDATE share_batches SET message = 'x'",
+        "erased share chain": "UPDATE share_batches SET chain_hash = NULL",
         "edited ledger payload": "UPDATE ledger_log SET payload = replace(payload, 'verified', 'verifiee') "
                                  "WHERE position = 40",
         "dropped ledger_log": "DROP TABLE ledger_log",

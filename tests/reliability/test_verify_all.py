@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -26,29 +26,10 @@ def carousel(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, env=env)
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("verify")
-    db = base / "c.duckdb"
-    res = carousel("run", "--out", str(base / "out"), "--db", str(db))
-    assert res.returncode == 0, res.stderr
-    # a second price batch (one revised AMD close), so that a batch in the middle of the chain exists
-    from carousel.db import connect
-    from market.store import append_batch
-
-    with connect(db) as con:
-        append_batch(con, pl.DataFrame({"ticker": ["AMD"], "date": [date(2025, 6, 11)], "close": [121.5]}),
-                     source="yahoo", tickers=["AMD"], start=date(2025, 6, 11), end=date(2025, 6, 11),
-                     fetched_at=datetime(2025, 6, 12, 1, tzinfo=UTC))
-    res = carousel("report", "--out", str(base / "out"), "--db", str(db))
-    assert res.returncode == 0, res.stderr
-    return db
-
-
 @pytest.fixture
-def db(ran: Path, tmp_path: Path) -> Path:
+def db(verified_run: Path, tmp_path: Path) -> Path:
     path = tmp_path / "c.duckdb"
-    shutil.copy(ran, path)
+    shutil.copy(verified_run, path)
     return path
 
 
@@ -61,6 +42,7 @@ def test_an_untouched_database_verifies(db: Path) -> None:
         rows = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables)  # noqa: S608
     assert f"storage OK: {len(tables)} tables, {rows:,} rows read, every data block checksummed" in out
     assert "ledger OK: " in out and "prices OK: 2 batches, 38,382 rows, chain head batch 2 " in out
+    assert "shares OK: 2 batches, 123 rows, chain head batch 2 " in out
     assert "study OK: " in out and "match their stamp" in out and out.rstrip().endswith("verify: OK")
 
 
@@ -95,6 +77,24 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "edited params": (_sql("UPDATE study_stamp SET params = replace(params, '-250', '-200')"),
                       "study FAILED: study_stamp: the recorded parameters do not match"),
     "dropped stamp": (_sql("DELETE FROM study_stamp"), "study FAILED: study tables hold"),
+    "edited share count": (_sql("UPDATE share_rows SET shares = shares + 1 WHERE ticker = 'AMD' AND batch_id = 1 "
+                                "AND as_of_date = (SELECT max(as_of_date) FROM share_rows WHERE ticker = 'AMD')"),
+                           "shares FAILED: batch 1: its rows in share_rows were changed"),
+    "deleted share row": (_sql("DELETE FROM share_rows WHERE ticker = 'ORCL' AND as_of_date = DATE '2025-09-05'"),
+                          "shares FAILED: batch 2: its rows in share_rows were changed"),
+    "inserted share row": (_sql("INSERT INTO share_rows SELECT batch_id, ticker, DATE '2025-09-09', shares, "
+                                "shares_split_adjusted, class_detail, count_basis, source_ref, filing_date, "
+                                "verification, withdrawn FROM share_rows WHERE batch_id = 2 "
+                                "AND as_of_date = DATE '2025-09-05'"),
+                           "shares FAILED: batch 2: its rows in share_rows were changed"),
+    "edited share batch record": (_sql("UPDATE share_batches SET source = 'shares_csv' WHERE batch_id = 2"),
+                                  "shares FAILED: batch 2: the batch record"),
+    "deleted share batch 1": (_sql("DELETE FROM share_rows WHERE batch_id = 1", "DELETE FROM share_batches WHERE batch_id = 1"),
+                              "shares FAILED: batch 2: batch ids jump from 0"),
+    "erased share chain": (_sql("UPDATE share_batches SET rows_hash = NULL WHERE batch_id = 1"),
+                           "shares FAILED: batch 1: no rows_hash/chain_hash recorded"),
+    "inserted CAR": (_sql("INSERT INTO study_car SELECT * FROM study_car WHERE \"window\" = '[0,0]' LIMIT 1"),
+                     "study FAILED: study tables (study_ar/study_car) were edited"),
     "dropped ledger_log": (_sql("DROP TABLE ledger_log"), "FAILED"),
     "edited payload": (_sql("UPDATE ledger_log SET payload = replace(payload, 'verified', 'verifiee') WHERE position = 40"),
                        "ledger FAILED: position 40"),
@@ -123,6 +123,21 @@ def test_stale_study_results_are_named_but_are_not_tampering(db: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "study STALE (not tampering" in res.stdout
     assert "computed from price batch 2, the prices are now at batch 3" in res.stdout
+
+
+def test_results_computed_from_other_share_counts_are_stale(db: Path) -> None:
+    from carousel.db import connect
+    from market.shares_store import append_share_batch
+
+    with connect(db) as con:
+        append_share_batch(con, pl.DataFrame({"ticker": ["AMD"], "as_of_date": [date(2025, 9, 30)],
+                                              "shares": [1_623_000_000], "shares_split_adjusted": [1_623_000_000]}),
+                           source="yahoo", tickers=["AMD"])
+    res = carousel("verify", "--db", str(db))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "study STALE (not tampering" in res.stdout
+    assert "computed from share-count batch 2, the counts are now at batch 3" in res.stdout
+    assert "shares OK: 3 batches, 124 rows, chain head batch 3 " in res.stdout
 
 
 def test_byte_flips_are_caught_by_verify_not_by_the_next_import(db: Path, tmp_path: Path) -> None:
@@ -176,7 +191,7 @@ def test_the_anchor_kept_outside_the_file_is_checked(db: Path, tmp_path: Path) -
     assert res.returncode == 0 and "(matches the anchor)" in res.stdout, res.stdout + res.stderr
     forged = tmp_path / "forged.json"
     doc = json.loads(anchor.read_text())
-    doc["hash"] = "0" * 64
+    doc["ledger"]["hash"] = "0" * 64
     forged.write_text(json.dumps(doc))
     res = carousel("verify", "--anchor", str(forged), "--db", str(db))
     assert res.returncode == 5 and "ledger anchor FAILED" in res.stdout, res.stdout + res.stderr
