@@ -132,48 +132,28 @@ def ledger_as_known(
 ) -> KnownLedger:
     """Deals and flows in effect on each of ``days`` as recorded by ``recorded_by`` (None: all records).
 
-    When the log holds no amendment or retraction (whose effective dates make the state depend on the
-    day), the state in effect on D is the full state restricted to deals announced on or before D, so
-    one fold and a range join give every day at once (``vectorised``; the per-day fold is the fallback
-    and gives the same frames, tested).
-
-    The log is read once and folded once per distinct day, with the functions ``ledger.api.deals`` /
-    ``flows(as_known_at=, in_effect_on=)`` use (``ledger.project``), so each day's frames are exactly
-    theirs (tested); this is the one place to switch to a vectorised as-of query of the ledger.
+    One bitemporal pass over the ledger (``ledger.api.deals_in_effect_many``: each deal's versions
+    along valid time folded once in SQL, then an interval join with the days), so each day's frames
+    are exactly ``ledger.api.deals`` / ``flows(as_known_at=recorded_by, in_effect_on=day)`` (tested).
+    ``vectorised=False`` replays the log once per day in Python (``ledger.project``), the reference.
     """
     from ledger import log, project
 
     if recorded_by is not None and recorded_by.tzinfo is None:
         raise InputError("recorded_by must be timezone-aware", field="recorded_by")
-    deal_parts, flow_parts = [], []
     wanted = tuple(sorted(set(days)))
+    current = ledger_api.deals(con, as_known_at=recorded_by)
+    if vectorised:
+        deals = ledger_api.deals_in_effect_many(con, wanted, as_known_at=recorded_by)
+        return KnownLedger(deals, ledger_api.edges_by_day(deals), current, wanted)
+    deal_parts, flow_parts = [], []
     events = log.read(con, as_known_at=recorded_by) if wanted else []
-    dated_changes = {"DealAmended", "DealRetracted"} & {e.event_type for e in events}
-    if vectorised and wanted and not dated_changes:
-        state = project.fold(events)
-        rows = project.deal_rows(state)
-        all_deals = project.deals_frame(state, rows)
-        all_flows = project.flows_frame(state, rows=rows)
-        day_frame = pl.DataFrame({"known_on": list(wanted)}, schema={"known_on": pl.Date})
-        on_or_before = pl.col("announced_date") <= pl.col("known_on")
-        deals = (
-            all_deals.join_where(day_frame, on_or_before)
-            .select(*all_deals.columns, "known_on")
-            .sort("known_on", "deal_id", maintain_order=True)
-        )
-        flows = (
-            all_flows.join_where(day_frame, on_or_before)
-            .select(*all_flows.columns, "known_on")
-            .sort("known_on", "deal_id", "payer", "payee", maintain_order=True)
-        )
-        return KnownLedger(deals, flows, ledger_api.deals(con, as_known_at=recorded_by), wanted)
     for day in wanted:
         lit = pl.lit(day, dtype=pl.Date).alias("known_on")
         state = project.fold(events, in_effect_on=day)
         rows = project.deal_rows(state)
         deal_parts.append(project.deals_frame(state, rows).with_columns(lit))
         flow_parts.append(project.flows_frame(state, rows=rows).with_columns(lit))
-    current = ledger_api.deals(con, as_known_at=recorded_by)
     if not deal_parts:
         return KnownLedger(
             current.clear().with_columns(pl.lit(None, dtype=pl.Date).alias("known_on")),

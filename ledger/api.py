@@ -82,6 +82,35 @@ def flows_as_known_at_many(con: duckdb.DuckDBPyConnection, times: Sequence[dt.da
     return asof.flows_of(_many_deals(con, times), ("as_known_at",))
 
 
+def deals_in_effect_many(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date], *,
+                         as_known_at: dt.datetime | None = None) -> pl.DataFrame:
+    """Every deal in effect on each of ``days`` as known at ``as_known_at`` (None: all records), in one
+    pass: the columns of :func:`deals` then ``known_on``, sorted by (known_on, deal_id); equals
+    ``deals(con, as_known_at=as_known_at, in_effect_on=d)`` for every d (the bitemporal view of the
+    ledger on many valid dates at one transaction time, e.g. each announcement day as recorded by T)."""
+    if as_known_at is not None and as_known_at.tzinfo is None:
+        raise ValueError("as_known_at must be timezone-aware")
+    if asof.sql_readable(con):
+        return asof.deals_in_effect_many(con, days, None if as_known_at is None else asof.epoch_us(as_known_at))
+    parts = [project.deals_frame(_state(con, as_known_at, d)).with_columns(pl.lit(d, dtype=pl.Date).alias("known_on"))
+             for d in sorted(set(days))]
+    schema = pl.Schema({**project.DEAL_COLUMNS, "known_on": pl.Date})
+    return pl.concat(parts).cast(schema) if parts else pl.DataFrame(schema=schema)
+
+
+def flows_in_effect_many(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date], *,
+                         as_known_at: dt.datetime | None = None) -> pl.DataFrame:
+    """Edges of the active deals of :func:`deals_in_effect_many`: the columns of :func:`flows` then
+    ``known_on``, sorted by (known_on, deal_id, payer, payee)."""
+    return edges_by_day(deals_in_effect_many(con, days, as_known_at=as_known_at))
+
+
+def edges_by_day(deals: pl.DataFrame) -> pl.DataFrame:
+    """The flows of a frame of :func:`deals_in_effect_many` (``known_on`` last, as there)."""
+    f = asof.flows_of(deals, ("known_on",))
+    return f.select(*project.FLOW_COLUMNS, "known_on")
+
+
 def _many_deals(con: duckdb.DuckDBPyConnection, times: Sequence[dt.datetime] | pl.Series) -> pl.DataFrame:
     if asof.sql_readable(con):
         return asof.deals_many(con, times)

@@ -179,8 +179,8 @@ def _odd_amount(text: str) -> Any:
     return project._amount(text)
 
 
-def _finish(frame: pl.DataFrame, first: dict[str, Any]) -> pl.DataFrame:
-    """Odd amounts through Python, the columns of ``ledger.api.deals`` (after ``first``)."""
+def _finish(frame: pl.DataFrame, first: dict[str, Any], last: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Odd amounts through Python, the columns of ``ledger.api.deals`` (between ``first`` and ``last``)."""
     for f in ("amount_usd", "payer_amount_usd"):
         odd = frame[f"_odd_{f}"].drop_nulls().unique().to_list()
         if odd:
@@ -188,7 +188,8 @@ def _finish(frame: pl.DataFrame, first: dict[str, Any]) -> pl.DataFrame:
             lookup = pl.DataFrame({f"_odd_{f}": odd}).with_columns(conv)
             frame = frame.join(lookup, on=f"_odd_{f}", how="left", maintain_order="left").with_columns(
                 pl.coalesce(f"_conv_{f}", f).alias(f)).drop(f"_conv_{f}")
-    return frame.select(*first, *project.DEAL_COLUMNS).cast(pl.Schema({**first, **project.DEAL_COLUMNS}))
+    schema = pl.Schema({**first, **project.DEAL_COLUMNS, **(last or {})})
+    return frame.select(*schema).cast(schema)
 
 
 def sql_readable(con: duckdb.DuckDBPyConnection) -> bool:
@@ -197,11 +198,12 @@ def sql_readable(con: duckdb.DuckDBPyConnection) -> bool:
     return all((str(t), int(v)) in SQL_EVENT_VERSIONS for t, v in have)
 
 
-def _group_fold_sql(rows: str, keys: str, valid: str) -> str:
+def _group_fold_sql(rows: str, keys: str, valid: str, key: str = "k") -> str:
     """Fold ``rows`` (events with ``deal_id`` and ``k``) per (``keys``, deal_id); ``valid`` is the valid
-    date (a SQL expression, NULL for every amendment). ``_plain``: the deal's first event is its only
-    announcement, so no event needs to be left out; deals never announced are dropped."""
-    aggs = ",\n".join(f"    arg_max(v_{f}, k) AS j_{f}" for f in _FIELDS)
+    date (a SQL expression, NULL for every amendment), ``key`` the order in which events set fields.
+    ``_plain``: the deal's first event is its only announcement, so no event needs to be left out; deals
+    never announced are dropped."""
+    aggs = ",\n".join(f"    arg_max(v_{f}, {key}) AS j_{f}" for f in _FIELDS)
     return f"""
 SELECT * FROM (
 SELECT {keys}, deal_id, arg_max(sv, pos) AS version,
@@ -323,3 +325,43 @@ def deals_many(con: duckdb.DuckDBPyConnection, times: Sequence[Any] | pl.Series)
     out = con.sql(sql, params={"times": t["_t"].to_list()}).pl()
     out = out.join(t, on="_t", how="left").sort("as_known_at", "deal_id")
     return _finish(out, {"as_known_at": _UTC})
+
+
+def deals_in_effect_many(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date],
+                         as_known_at_us: int | None) -> pl.DataFrame:
+    """Every deal in effect on each of ``days`` as known at ``as_known_at_us`` (None: all records): the
+    columns of ``ledger.api.deals`` then ``known_on``, sorted by (known_on, deal_id); equal to
+    :func:`deals_at` on each day (tested).
+
+    Along valid time a deal changes only on the effective dates of its amendments and retractions, so
+    it has one version per such date (and one from the beginning of time): each version is folded once
+    (the deal's events joined with its breakpoints), then an interval join gives every day at once,
+    keeping the deals announced by then.
+    """
+    where = "TRUE" if as_known_at_us is None else "recorded_at <= make_timestamptz($cut::BIGINT)"
+    events = _events_sql(where, "NULL::DATE")
+    args: dict[str, Any] = {"days": sorted(set(days))}
+    if as_known_at_us is not None:
+        args["cut"] = as_known_at_us
+    schema = pl.Schema({**project.DEAL_COLUMNS, "known_on": pl.Date})
+    if not args["days"]:
+        return pl.DataFrame(schema=schema)
+    for rows in (events, _since_announced(events)):
+        # breakpoints: 0001-01-01 and every effective date of the deal's amendments and retractions
+        joined = f"""
+WITH r AS MATERIALIZED ({rows}),
+b AS (SELECT DISTINCT deal_id, eff AS _b FROM r WHERE eff IS NOT NULL
+      UNION SELECT DISTINCT deal_id, DATE '0001-01-01' FROM r)
+SELECT b._b, r.* FROM r JOIN b USING (deal_id)"""
+        key = "CASE WHEN et = 'DealAmended' AND eff > _b THEN NULL ELSE k END"
+        folded = _group_fold_sql(joined, "_b", "_b", key)
+        versions = _row_sql(f"({folded})", "_b, _plain")
+        sql = f"""
+SELECT v.* EXCLUDE (_b), d.day AS known_on FROM (SELECT unnest($days::DATE[]) AS day) d
+JOIN (SELECT *, lead(_b, 1, DATE '9999-12-31') OVER (PARTITION BY deal_id ORDER BY _b) AS _until
+      FROM ({versions})) v
+  ON v._b <= d.day AND (d.day < v._until OR v._until = DATE '9999-12-31') AND v.announced_date <= d.day"""
+        out = con.sql(sql, params=args).pl()
+        if out["_plain"].all():
+            break
+    return _finish(out.sort("known_on", "deal_id"), {}, {"known_on": pl.Date})

@@ -49,7 +49,7 @@ def _fields() -> st.SearchStrategy[dict[str, Any]]:
         "confidence": st.sampled_from(("verified", None)),
         "timing_session": st.sampled_from(("intraday", None)),
     }
-    return st.dictionaries(st.sampled_from(sorted(opt)), st.nothing(), max_size=6).flatmap(
+    return st.lists(st.sampled_from(sorted(opt)), unique=True, max_size=6).flatmap(
         lambda keys: st.fixed_dictionaries({k: opt[k] for k in keys}))
 
 
@@ -146,6 +146,23 @@ def test_many_instants_equal_one_query_per_instant(events: list[tuple[str, str, 
         state = _python(con, cut, None)
         assert many.filter(pl.col("as_known_at") == at).drop("as_known_at").equals(project.deals_frame(state)), at
         assert flows.filter(pl.col("as_known_at") == at).drop("as_known_at").equals(project.flows_frame(state)), at
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_logs(), st.data())
+def test_many_valid_dates_equal_one_query_per_date(events: list[tuple[str, str, int, dict[str, Any], int]],
+                                                   data: st.DataObject) -> None:
+    con = _write(events)
+    cut = data.draw(st.sampled_from(_cuts(events)))
+    at = None if cut is None else dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=cut)
+    days = [dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 6, 29), dt.date(2025, 6, 30),
+            dt.date(2025, 12, 31), dt.date(2026, 2, 1)]
+    deals = api.deals_in_effect_many(con, days, as_known_at=at)
+    flows = api.flows_in_effect_many(con, days, as_known_at=at)
+    for day in days:
+        state = _python(con, cut, day)
+        assert deals.filter(pl.col("known_on") == day).drop("known_on").equals(project.deals_frame(state)), day
+        assert flows.filter(pl.col("known_on") == day).drop("known_on").equals(project.flows_frame(state)), day
 
 
 def test_a_log_whose_recorded_at_goes_backwards_is_answered_per_instant() -> None:
