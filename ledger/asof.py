@@ -236,7 +236,8 @@ def deals_at(con: duckdb.DuckDBPyConnection, as_known_at_us: int | None, in_effe
     for rows in (events, _since_announced(events)):
         sql = _row_sql(f"({_group_fold_sql(rows, '0 AS _g', '$valid::DATE')})", "_g, _plain")
         if in_effect_on is not None:
-            sql = f"SELECT * FROM ({sql}) WHERE announced_date <= $valid::DATE"
+            # a deal that is not plain stays in, so that the check below sees it
+            sql = f"SELECT * FROM ({sql}) WHERE announced_date <= $valid::DATE OR NOT _plain"
         out = con.sql(sql, params=args).pl()
         if out["_plain"].all():
             break
@@ -360,7 +361,8 @@ SELECT b._b, r.* FROM r JOIN b USING (deal_id)"""
 SELECT v.* EXCLUDE (_b), d.day AS known_on FROM (SELECT unnest($days::DATE[]) AS day) d
 JOIN (SELECT *, lead(_b, 1, DATE '9999-12-31') OVER (PARTITION BY deal_id ORDER BY _b) AS _until
       FROM ({versions})) v
-  ON v._b <= d.day AND (d.day < v._until OR v._until = DATE '9999-12-31') AND v.announced_date <= d.day"""
+  ON v._b <= d.day AND (d.day < v._until OR v._until = DATE '9999-12-31')
+     AND (v.announced_date <= d.day OR NOT v._plain)"""
         out = con.sql(sql, params=args).pl()
         if out["_plain"].all():
             break

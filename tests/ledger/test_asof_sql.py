@@ -23,7 +23,7 @@ from ledger import api, asof, log, project
 from ledger.model import REGISTRY, UPCASTERS, canonical_json
 from ledger.schema import ensure_schema
 
-DEALS = ("d1", "d2", "d3")
+DEALS = ("d1", "d2")
 DAYS = ("2025-01-02", "2025-03-31", "2025-06-30", "2026-01-01", "")
 AMOUNTS = ("1000000000.00", "1.5", "0.125", "123.456", "2500000000", "", None, "7")
 BN = ("300", "0.35", "1.23456789012", "12.5", "", None)
@@ -59,10 +59,10 @@ def _logs(draw: st.DrawFn) -> list[tuple[str, str, int, dict[str, Any], int]]:
     out: list[tuple[str, str, int, dict[str, Any], int]] = []
     announced: set[str] = set()
     t = T0
-    for _ in range(draw(st.integers(1, 14))):
+    for _ in range(draw(st.integers(2, 14))):
         t += draw(st.sampled_from((0, 0, 1, 5)))  # ties and gaps
         deal = draw(st.sampled_from(DEALS))
-        kind = draw(st.sampled_from(("announce", "amend", "amend", "correct", "correct", "retract", "timing")))
+        kind = draw(st.sampled_from(("amend", "amend", "amend", "correct", "correct", "retract", "timing", "announce")))
         if deal not in announced and draw(st.integers(0, 4)) > 0:
             kind = "announce"
         if kind == "announce":
@@ -83,7 +83,9 @@ def _logs(draw: st.DrawFn) -> list[tuple[str, str, int, dict[str, Any], int]]:
                 continue
         eff = draw(st.sampled_from((None, "", "2025-02-01", "2025-06-30", "2025-12-31")))
         if kind == "amend":
-            out.append(("DealAmended", deal, 1, {"deal_id": deal, "changes": draw(_fields()), "effective_date": eff,
+            # every amendment sets the title too, so amendments recorded out of effective-date order collide
+            changes = {**draw(_fields()), "title": draw(st.sampled_from(("x", "y", None)))}
+            out.append(("DealAmended", deal, 1, {"deal_id": deal, "changes": changes, "effective_date": eff,
                                                  "reason": "r"}, t))
         elif kind == "correct":
             out.append(("DealCorrected", deal, 1, {"deal_id": deal, "changes": draw(_fields()), "reason": "r"}, t))
@@ -210,3 +212,38 @@ def test_odd_amount_texts_round_half_even_like_the_projection() -> None:
     got = asof.deals_at(_write(events), None, None)
     assert [str(v) for v in got["amount_usd"].to_list()] == ["0.12", "1000000000.01", "350000000.00"]
     assert got.equals(project.deals_frame(project.fold(log.read(_write(events)))))
+
+
+def test_amendments_apply_in_effective_date_order_not_recording_order() -> None:
+    base = {"deal_type": "chip_purchase", "payers": ["openai"], "payees": ["amd"], "announced_date": "2025-01-06"}
+    events = [("DealAnnounced", "d1", 2, {"deal_id": "d1", **base, "title": "a", "horizon": "5y"}, T0),
+              ("DealAmended", "d1", 1, {"deal_id": "d1", "changes": {"title": "late"}, "effective_date": "2025-12-31"},
+               T0 + 1),
+              ("DealAmended", "d1", 1, {"deal_id": "d1", "changes": {"title": "early"}, "effective_date": "2025-02-01"},
+               T0 + 2),
+              ("DealCorrected", "d1", 1, {"deal_id": "d1", "changes": {"title": "fixed", "horizon": None}}, T0 + 3)]
+    con = _write(events)
+    # the later effective date wins whatever the recording order; a correction stays under amendments and
+    # sets a field to null when it says null
+    assert asof.deals_at(con, None, None)[["title", "horizon"]].row(0) == ("late", None)
+    assert asof.deals_at(con, None, dt.date(2025, 6, 1))["title"].item() == "early"
+    assert asof.deals_at(con, None, dt.date(2025, 1, 31))["title"].item() == "fixed"
+    assert asof.deals_at(con, T0 + 1, None)["title"].item() == "late"
+    for day in (None, dt.date(2025, 6, 1), dt.date(2025, 1, 31)):
+        assert asof.deals_at(con, None, day).equals(project.deals_frame(project.fold(log.read(con), in_effect_on=day)))
+
+
+def test_events_before_a_deals_announcement_are_ignored_on_every_valid_date() -> None:
+    # An amendment recorded before the announcement (a foreign log) must not decide whether the deal is
+    # in effect: the Python replay has no record to apply it to.
+    base = {"deal_type": "chip_purchase", "payers": ["openai"], "payees": ["amd"]}
+    events = [("DealAmended", "d1", 1, {"deal_id": "d1", "changes": {"announced_date": "2026-01-01"},
+                                        "effective_date": "2025-06-30"}, T0),
+              ("DealAnnounced", "d1", 2, {"deal_id": "d1", **base, "announced_date": "2025-03-31"}, T0 + 1)]
+    con = _write(events)
+    day = dt.date(2025, 6, 30)
+    want = project.deals_frame(project.fold(log.read(con), in_effect_on=day))
+    assert want["announced_date"].to_list() == [dt.date(2025, 3, 31)]
+    assert asof.deals_at(con, None, day).equals(want)
+    many = api.deals_in_effect_many(con, [day, dt.date(2025, 3, 30)])
+    assert many.drop("known_on").equals(want)
