@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from analysis.crosssection import CrossSectionResult, WildBootstrapResult, fit_crosssection
+from analysis.dollar_columns import market_caps_at_t0 as dollar_caps_at_t0
 from analysis.results import EventStudyResult
 from analysis.window import EventWindow
 from core.errors import InputError
@@ -229,24 +230,10 @@ def study_frame(
 
 
 def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> pl.DataFrame | None:
-    """ticker, t0, mcap_usd, mcap_reason: market value at t0-1 (:func:`market.mcap.market_caps_before`)
-    from the stored share counts, or None when the database holds none (``amount_to_mcap`` then says
-    ``no_market_cap_frame``)."""
-    from ledger import api as ledger_api
-    from market import api as market_api
-    from market.mcap import market_caps_before
-    from market.shares_store import share_counts
-
-    counts = share_counts(con)
-    if counts.height == 0:
-        return None
-    keys = events.filter(pl.col("t0").is_not_null()).select("ticker", "t0").unique().sort("ticker", "t0")
-    companies = ledger_api.companies(con)
-    pairs = companies.select("tickers", "currencies").explode(["tickers", "currencies"]).drop_nulls()
-    currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
-    prices = market_api.prices(con, keys["ticker"].unique().to_list())
-    caps = market_caps_before(counts, prices, keys, currencies=currencies)
-    return caps.select("ticker", "t0", "mcap_usd", "mcap_reason")
+    """ticker, t0, price_date, mcap_usd, mcap_reason: the market value at t0-1 the dollar CARs use
+    (:func:`analysis.dollar_columns.market_caps_at_t0`, one home for the idea), or None when the
+    database holds no share counts (``amount_to_mcap`` then says ``no_market_cap_frame``)."""
+    return dollar_caps_at_t0(con, events)
 
 
 __all__ = [

@@ -211,12 +211,12 @@ def study_params(spec: StudySpec) -> dict[str, Any]:
     return {k: [list(w) for w in v] if k == "windows" else v for k, v in dataclasses.asdict(spec).items()}
 
 
-def dollar_values(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> pl.DataFrame:
+def dollar_values(con: duckdb.DuckDBPyConnection, res: EventStudyResult, returns: pl.DataFrame) -> pl.DataFrame:
     """The CAR frame with its dollar columns (read only): the report's dollar section and the stored
-    ``car`` view carry the same numbers."""
-    from analysis.dollar_columns import study_dollars
+    ``car`` view carry the same numbers; plus the estimation-window dollar SE for the dollar tests."""
+    from analysis.dollar_columns import study_dollars_with_estimation_se
 
-    return study_dollars(con, res.car)
+    return study_dollars_with_estimation_se(con, res, returns)
 
 
 def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult, dollars: pl.DataFrame,
@@ -518,7 +518,7 @@ def run(
         done()
         step("event study")
         res = estimate(job, inputs)
-        dollars = dollar_values(con, res)
+        dollars = dollar_values(con, res, inputs.returns)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
         done()
         step("flow graph")

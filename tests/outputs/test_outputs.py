@@ -195,6 +195,20 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert f"{tests['n_without_value']} firm-event(s) without a market value left out" in head
     for name in ("dollar_movers", "dollar_cumulative"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    # Issue 14's done-when: totals per deal and per cycle in the report, equal to the car view's dollar
+    # CARs ([-1,+1]) summed by hand (the Amazon cycle's 2026-02-27 move belongs to two deals, counted once).
+    dcar = query("SELECT ticker, t0::VARCHAR AS t0, dollar_car FROM car WHERE \"window\" = '[-1,+1]' "
+                 "AND dollar_car IS NOT NULL", db)
+    moved = {(r["ticker"], r["t0"]): r["dollar_car"] / 1e9 for r in dcar.iter_rows(named=True)}
+    assert "Market value moved per deal, CAR[-1,+1]" in page and "Market value moved per round-trip, CAR[-1,+1]" in page
+    by_deal = dict(pl.read_csv(out / "tables" / "dollar_by_deal.csv").select("deal_id", "dollar_bn").iter_rows())
+    assert by_deal["openai-orcl-2025-09-10"] == pytest.approx(moved[("ORCL", "2025-09-10")], abs=1e-6)
+    assert by_deal["amd-openai-2025-10-06"] == pytest.approx(moved[("AMD", "2025-10-06")], abs=1e-6)
+    by_cycle = dict(pl.read_csv(out / "tables" / "dollar_by_cycle.csv").select("cycle", "dollar_bn").iter_rows())
+    amazon = moved[("AMZN", "2025-11-03")] + moved[("AMZN", "2026-02-27")]
+    assert by_cycle["amazon -> openai -> amazon"] == pytest.approx(amazon, abs=1e-6)
+    for value in (by_deal["openai-orcl-2025-09-10"], by_cycle["amazon -> openai -> amazon"]):
+        assert f"{value:,.1f}" in page
     app = pl.read_csv(out / "tables" / "event_study_car.csv")
     assert (app["p_holm"].drop_nulls() >= app.filter(pl.col("p_holm").is_not_null())["p"]).all()
     cyc = pl.read_csv(out / "tables" / "cycles.csv")
