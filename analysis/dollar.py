@@ -436,7 +436,7 @@ def estimation_dollar_se(car: pl.DataFrame, panel: ARPanel, grid: pl.Series | np
     # the grid day before each estimation day s: V_{s-1} is the value the return of day s applies to
     prev = pos[:, None] + rel[None, :] - 1
     inside = on_grid[:, None] & (prev >= 0) & (prev < g.shape[0])
-    ar = panel.ar[:, est_cols]
+    ar = panel.estimation_residuals()  # (N, len(est_cols)): the panel keeps ``ar`` on event days only
     valid = inside & np.isfinite(ar)
     rows, cols = np.nonzero(valid)
     a = ar[rows, cols]

@@ -58,7 +58,7 @@ def synthetic(n: int, n_tickers: int, seed: int) -> tuple[pl.DataFrame, ARPanel,
     sigma = np.sqrt(np.nansum(ar[:, is_est] ** 2, axis=1) / (np.isfinite(ar[:, is_est]).sum(axis=1) - 2))
     keys = pl.DataFrame({"event_id": [f"e{i}" for i in range(n)], "ticker": rng.choice(tickers, n),
                          "t0_grid": grid[pos]}).with_columns(pl.col("t0_grid").cast(pl.Date))
-    panel = ARPanel(keys=keys, rel_days=rel, is_est=is_est, ar=ar, sigma=sigma,
+    panel = ARPanel.from_grid(keys=keys, rel_days=rel, is_est=is_est, ar=ar, sigma=sigma,
                     n_est=np.isfinite(ar[:, is_est]).sum(axis=1), n_params=2,
                     pe_factor=np.full(ar.shape, np.nan), x_event=np.zeros((n, int((~is_est).sum()), 0)),
                     xtx_inv=np.zeros((n, 2, 2)))
@@ -74,7 +74,7 @@ def loop_sigma(panel: ARPanel, grid: np.ndarray, counts: pl.DataFrame, prices: p
     out = {}
     for i in rows:
         pos = int(np.searchsorted(grid, panel.keys["t0_grid"].cast(pl.Date).to_numpy().astype("datetime64[D]")[i]))
-        ar = panel.ar[i, est]
+        ar = panel.estimation_residuals()[i]
         ok = np.isfinite(ar)
         days = grid[pos + panel.rel_days[est][ok] - 1]
         tick = panel.keys["ticker"][i]
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=14)
     args = ap.parse_args()
     car, panel, grid, counts, prices = synthetic(args.events, args.tickers, args.seed)
-    n_days = int(np.isfinite(panel.ar[:, panel.is_est]).sum())
+    n_days = int(np.isfinite(panel.estimation_residuals()).sum())
     print(f"{args.events:,} firm-events x {len(WINDOWS)} windows, {n_days:,} estimation firm-days, "
           f"{args.tickers} tickers, {prices.height:,} closes, {counts.height:,} counts")
     t_col, res = timed(lambda: estimation_dollar_se(car, panel, grid, counts, prices, max_stale_days=120), args.repeat)

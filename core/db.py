@@ -43,8 +43,9 @@ MARKER_DDL = (
     f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (app VARCHAR NOT NULL, schema_version INTEGER NOT NULL, "
     "marked_at TIMESTAMPTZ NOT NULL, how VARCHAR NOT NULL)"
 )
-#: Bumped when a change to the stored format needs a newer carousel to read it.
-SCHEMA_VERSION = 1
+#: Bumped when a change to the stored format needs a newer carousel to read it, or when a table gains
+#: columns that an existing database must get through the schema DDL (2: ``study_car.p_holm``/``p_bh``).
+SCHEMA_VERSION = 2
 _APP = "carousel"
 #: Bytes 8..12 of every DuckDB file (after the 8-byte checksum of the main header).
 _DUCKDB_MAGIC = b"DUCK"

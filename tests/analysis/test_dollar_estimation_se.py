@@ -81,7 +81,7 @@ def test_by_hand_from_the_csvs(study: tuple, event_id: str, ticker: str, n_days:
     i = p.keys["event_id"].to_list().index(event_id)
     t0 = p.keys["t0_grid"][i].isoformat()
     est = np.flatnonzero(p.is_est)
-    used = [int(d) for d in p.rel_days[est][np.isfinite(p.ar[i, est])]]  # the engine's estimation days
+    used = [int(d) for d in p.rel_days[est][np.isfinite(p.estimation_residuals()[i])]]  # the engine's estimation days
     assert len(used) == n_days
     spy, own = _returns("SPY"), _returns(ticker)
     grid = sorted(spy)
