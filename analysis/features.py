@@ -132,48 +132,28 @@ def ledger_as_known(
 ) -> KnownLedger:
     """Deals and flows in effect on each of ``days`` as recorded by ``recorded_by`` (None: all records).
 
-    When the log holds no amendment or retraction (whose effective dates make the state depend on the
-    day), the state in effect on D is the full state restricted to deals announced on or before D, so
-    one fold and a range join give every day at once (``vectorised``; the per-day fold is the fallback
-    and gives the same frames, tested).
-
-    The log is read once and folded once per distinct day, with the functions ``ledger.api.deals`` /
-    ``flows(as_known_at=, in_effect_on=)`` use (``ledger.project``), so each day's frames are exactly
-    theirs (tested); this is the one place to switch to a vectorised as-of query of the ledger.
+    One bitemporal pass over the ledger (``ledger.api.deals_in_effect_many``: each deal's versions
+    along valid time folded once in SQL, then an interval join with the days), so each day's frames
+    are exactly ``ledger.api.deals`` / ``flows(as_known_at=recorded_by, in_effect_on=day)`` (tested).
+    ``vectorised=False`` replays the log once per day in Python (``ledger.project``), the reference.
     """
     from ledger import log, project
 
     if recorded_by is not None and recorded_by.tzinfo is None:
         raise InputError("recorded_by must be timezone-aware", field="recorded_by")
-    deal_parts, flow_parts = [], []
     wanted = tuple(sorted(set(days)))
+    current = ledger_api.deals(con, as_known_at=recorded_by)
+    if vectorised:
+        deals = ledger_api.deals_in_effect_many(con, wanted, as_known_at=recorded_by)
+        return KnownLedger(deals, ledger_api.edges_by_day(deals), current, wanted)
+    deal_parts, flow_parts = [], []
     events = log.read(con, as_known_at=recorded_by) if wanted else []
-    dated_changes = {"DealAmended", "DealRetracted"} & {e.event_type for e in events}
-    if vectorised and wanted and not dated_changes:
-        state = project.fold(events)
-        rows = project.deal_rows(state)
-        all_deals = project.deals_frame(state, rows)
-        all_flows = project.flows_frame(state, rows=rows)
-        day_frame = pl.DataFrame({"known_on": list(wanted)}, schema={"known_on": pl.Date})
-        on_or_before = pl.col("announced_date") <= pl.col("known_on")
-        deals = (
-            all_deals.join_where(day_frame, on_or_before)
-            .select(*all_deals.columns, "known_on")
-            .sort("known_on", "deal_id", maintain_order=True)
-        )
-        flows = (
-            all_flows.join_where(day_frame, on_or_before)
-            .select(*all_flows.columns, "known_on")
-            .sort("known_on", "deal_id", "payer", "payee", maintain_order=True)
-        )
-        return KnownLedger(deals, flows, ledger_api.deals(con, as_known_at=recorded_by), wanted)
     for day in wanted:
         lit = pl.lit(day, dtype=pl.Date).alias("known_on")
         state = project.fold(events, in_effect_on=day)
         rows = project.deal_rows(state)
         deal_parts.append(project.deals_frame(state, rows).with_columns(lit))
         flow_parts.append(project.flows_frame(state, rows=rows).with_columns(lit))
-    current = ledger_api.deals(con, as_known_at=recorded_by)
     if not deal_parts:
         return KnownLedger(
             current.clear().with_columns(pl.lit(None, dtype=pl.Date).alias("known_on")),
@@ -221,27 +201,63 @@ def graph_measures(
     openai_share, on the days in ``node_days`` (default every day). One graph per distinct day (a loop
     over days, not rows).
     """
-    hop_parts: list[pl.DataFrame] = []
+    edge_parts: list[pl.DataFrame] = []
     node_parts: list[pl.DataFrame] = []
     for (day,), part in flows.partition_by("known_on", as_dict=True, maintain_order=True).items():
         e = network.edges(part.drop("known_on"))
-        g = network.build_graph(e)
-        cyc = network.cycles(g, max_cycle_length)
-        hops = [
-            (a, b, c)
-            for c, nodes in zip(cyc["cycle"].to_list(), cyc["nodes"].to_list(), strict=True)
-            for a, b in zip(nodes, [*nodes[1:], nodes[0]], strict=True)
-        ]
-        hop_parts.append(
-            pl.DataFrame(hops, schema={"payer": pl.String, "payee": pl.String, "cycle": pl.String}, orient="row")
-            .with_columns(pl.lit(day, dtype=pl.Date).alias("known_on"))
-        )
+        lit = pl.lit(day, dtype=pl.Date).alias("known_on")
+        edge_parts.append(e.filter("counted").select(lit, "payer", "payee"))
         if node_days is None or day in node_days:
-            node_parts.append(_node_measures(g, e).with_columns(pl.lit(day, dtype=pl.Date).alias("known_on")))
+            node_parts.append(_node_measures(network.build_graph(e), e).with_columns(lit))
     hop_schema = {"payer": pl.String, "payee": pl.String, "cycle": pl.String, "known_on": pl.Date}
-    hop_frame = pl.concat(hop_parts) if hop_parts else pl.DataFrame(schema=hop_schema)
+    hop_frame = (cycle_hops(pl.concat(edge_parts), max_cycle_length).select(*hop_schema) if edge_parts
+                 else pl.DataFrame(schema=hop_schema))
     node_frame = pl.concat(node_parts) if node_parts else pl.DataFrame(schema={**_NODE_SCHEMA, "known_on": pl.Date})
     return hop_frame, node_frame
+
+
+def cycle_hops(edges: pl.DataFrame, max_length: int = 6) -> pl.DataFrame:
+    """Every hop of every simple cycle (up to ``max_length`` nodes) of each day's graph, all days at once.
+
+    ``edges``: known_on, payer, payee (the committed edges of each day). Returns known_on, payer, payee,
+    cycle, the cycle named as :func:`analysis.network.cycles` names it ('a -> b -> a', starting at its
+    smallest node). The same cycles as networkx's ``simple_cycles(g, length_bound=max_length)`` per day
+    (tested), found by whole-column joins instead of one search per graph: each cycle is grown, once,
+    from its smallest node s as a path through nodes larger than s, one edge per join; a path closes
+    into a cycle where an edge leads back to s.
+    """
+    names = pl.concat([edges["payer"], edges["payee"]]).unique().sort()
+    code = dict(zip(names.to_list(), range(names.len()), strict=True))
+    e = edges.select(
+        "known_on",
+        pl.col("payer").replace_strict(code, return_dtype=pl.Int32).alias("a"),
+        pl.col("payee").replace_strict(code, return_dtype=pl.Int32).alias("b"),
+    ).unique()
+    found = [e.filter(pl.col("a") == pl.col("b")).select("known_on", pl.col("a").alias("n0"))]  # self-loops
+    step = e.filter(pl.col("a") != pl.col("b"))
+    paths = step.filter(pl.col("b") > pl.col("a")).select("known_on", pl.col("a").alias("n0"), pl.col("b").alias("n1"))
+    for k in range(1, max_length):
+        last = f"n{k}"
+        nxt = paths.join(step, left_on=["known_on", last], right_on=["known_on", "a"], how="inner")
+        found.append(nxt.filter(pl.col("b") == pl.col("n0")).drop("b"))
+        if k + 1 < max_length:
+            fresh = pl.all_horizontal([pl.col("b") != pl.col(f"n{i}") for i in range(1, k + 1)])
+            paths = nxt.filter((pl.col("b") > pl.col("n0")) & fresh).rename({"b": f"n{k + 1}"})
+    label = names.to_list()
+    hop_parts = []
+    for cyc in found:
+        if cyc.height == 0:
+            continue
+        nodes = [c for c in cyc.columns if c != "known_on"]
+        named = cyc.with_columns(pl.col(c).replace_strict(range(len(label)), label, return_dtype=pl.String)
+                                 for c in nodes)
+        name = pl.concat_str([*(pl.col(c) for c in nodes), pl.col("n0")], separator=" -> ").alias("cycle")
+        named = named.with_columns(name)
+        for i, c in enumerate(nodes):
+            after = nodes[(i + 1) % len(nodes)]
+            hop_parts.append(named.select("known_on", pl.col(c).alias("payer"), pl.col(after).alias("payee"), "cycle"))
+    schema = {"known_on": pl.Date, "payer": pl.String, "payee": pl.String, "cycle": pl.String}
+    return pl.concat(hop_parts) if hop_parts else pl.DataFrame(schema=schema)
 
 
 _NODE_SCHEMA: dict[str, Any] = {
@@ -466,6 +482,7 @@ __all__ = [
     "graph_measures",
     "known_days",
     "ledger_as_known",
+    "cycle_hops",
     "ticker_companies",
     "with_stand_in_reports",
 ]

@@ -8,12 +8,15 @@ counterparties, so the flow graph has cycles but not an explosion of them), and 
 ``--days`` distinct announcement days, each with both parties' tickers, so N firm-events. It is written
 as CSV files and imported through the real importer (``ledger.load.import_file``).
 
-1. As-of feature build (``analysis.features.firm_event_features``): one ledger replay per distinct day
-   needed (each announcement day and the day before) plus one graph per day; the log has no
-   amendments, so one fold and a range join give every day. Alternative measured in the same run: a
-   per-row loop (for each firm-event, the ledger replayed for its day and the day before, as
-   ``ledger.api.deals/flows(in_effect_on=)`` do, then its graphs), timed on ``--sample`` firm-events
-   and scaled to N (stated as such).
+1. As-of feature build (``analysis.features.firm_event_features``): one bitemporal as-of pass over
+   the ledger for every day needed (each announcement day and the day before;
+   ``ledger.api.deals_in_effect_many``, folded in SQL), the cycles of every day's graph found by
+   whole-column joins, networkx betweenness on the announcement days. Printed apart: the as-of pass
+   against one Python replay of the ledger per day (``ledger_as_known(vectorised=False)``, the
+   "one query per instant" alternative) in the same run, and the graph measures. Alternative for the
+   whole build, measured in the same run: a per-row loop (for each firm-event, the ledger replayed for
+   its day and the day before, then its graphs), timed on ``--sample`` firm-events and scaled to N
+   (stated as such).
 2. Regression (``analysis.explain.explain`` -> ``fit_crosssection``) of a synthetic CAR on the built
    characteristics, HC3 and two-way clustered (date, firm), against statsmodels OLS with the same
    covariance on the same rows (pandas design from patsy).
@@ -41,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.events import firm_events  # noqa: E402
 from analysis.explain import explain  # noqa: E402
-from analysis.features import firm_event_features, graph_features, ledger_as_known  # noqa: E402
+from analysis.features import firm_event_features, graph_features, known_days, ledger_as_known  # noqa: E402
 from carousel.db import connect  # noqa: E402
 from ledger import api  # noqa: E402
 from ledger.load import import_file  # noqa: E402
@@ -103,6 +106,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=250)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sample", type=int, default=40)
+    ap.add_argument("--fold-days", type=int, default=40, help="days the per-day replay alternative is timed on")
     ap.add_argument("--seed", type=int, default=20261201)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +124,18 @@ def main() -> None:
 
             times, feats = timed(lambda: firm_event_features(con, events), args.repeat)
             print(f"1. as-of feature build, {events.height} firm-events:       {fmt(times)}")
+            days = known_days(events)
+            t_pass, known = timed(lambda: ledger_as_known(con, days), args.repeat)
+            some = days[:: max(1, len(days) // args.fold_days)]
+            t_fold, folded = timed(lambda: ledger_as_known(con, some, vectorised=False), args.repeat)
+            on_some = pl.col("known_on").is_in(some)
+            assert known.deals.filter(on_some).equals(folded.deals) and known.flows.filter(on_some).equals(folded.flows)
+            fold_scaled = [x * len(days) / len(some) for x in t_fold]
+            print(f"   of which the ledger as-of pass ({len(days)} days, {known.deals.height:,} deal rows): {fmt(t_pass)}")
+            print(f"   alternative: one Python replay per day ({len(some)} timed, x{len(days) / len(some):.1f}): "
+                  f"{fmt(fold_scaled)}; ratio (medians) {statistics.median(fold_scaled) / statistics.median(t_pass):.1f}x")
+            t_graph, _ = timed(lambda: graph_features(events, known, api.companies(con)), args.repeat)
+            print(f"   graph measures (cycles by joins, betweenness per announcement day): {fmt(t_graph)}")
             # alternative: one ledger replay per firm-event (sampled, scaled)
             sample = events.head(args.sample)
             companies = api.companies(con)

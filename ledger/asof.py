@@ -1,94 +1,374 @@
-"""As-of at many times in one pass: every version of every deal, with the interval of transaction time
-in which it was the ledger's knowledge, joined with the times asked for.
+"""As-of reads of the ledger folded in DuckDB SQL: the state as known at an instant (transaction time),
+in effect on a date (valid time), or at thousands of instants or dates in one pass.
 
-Why: as-of graph characteristics at every event date need the ledger's state at thousands of instants.
-Replaying the log once per instant costs N x T; a deal changes only when one of its events is recorded,
-so one replay yields each deal's versions with ``[known_from, known_until)`` intervals, and an interval
-(inequality) join gives the state at every instant at once. Same rule as ``ledger.api.deals(con,
-as_known_at=T)``: the events recorded at or before T, every known amendment applied (a test holds the two
-equal at every event time).
+Why SQL: an as-of state is by definition not what the projection tables hold now, and replaying the log
+prefix in Python costs seconds at 100,000 events. The fold has a closed form that a database computes in
+one pass over the log: per deal and field, the value comes from one event, the *winner* among the events
+that set the field,
+
+* an amendment in effect (effective date on or before the valid date; every amendment when no valid
+  date is asked), the one latest in (effective date, log position) order; else
+* the latest (by log position) of the announcement, the corrections and the timing evidence;
+
+counting only the events at or after the deal's latest announcement (a second announcement of a deal
+starts a new record, as :class:`ledger.model.DealAnnounced` does). The status is retracted when a
+retraction in effect is known, the version is the stream version of the deal's latest event. These are
+the rules of :mod:`ledger.project` (its module doc says why they are what they are); a property test
+compares this module with ``project.fold`` on random logs at random cut points, exactly.
+
+The payload's JSON is parsed once per event (one ``json_extract`` with every path), each field's value
+kept as JSON text so that "absent" (SQL NULL) and "present but null" (``'null'``) stay apart, as
+``dict.get`` with a default does in :func:`ledger.project.deal_row`. Amounts are converted to
+DECIMAL(38, 2) in SQL when the text has at most two decimals (exact); any other text (more decimals,
+exponents, a v1 amount in billions with more than 11 decimals) is rounded half-even by
+:func:`ledger.project._amount` itself, in Python, once per distinct text.
+
+Many instants: with recorded_at non-decreasing along the log (the writer makes it strictly increasing),
+the events known at T are a prefix of the log, so each deal event starts a version of its deal that is
+known from its recorded_at until the deal's next event; window aggregates give every version in one
+pass and an interval join gives the state at every instant. A log whose recorded_at goes backwards
+(written by something else) is answered one query per instant, still in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import polars as pl
 
 from ledger import project
-from ledger.model import StoredEvent
-from ledger.state import LedgerState
+from ledger.model import TIMING_FIELDS, upcast
 
 _UTC = pl.Datetime("us", "UTC")
-_FOREVER = 2**62  # beyond any recorded_at in microseconds
+_FOREVER = 2**62  # microseconds beyond any recorded_at
+
+#: Every (event type, schema version) the SQL fold reads. A payload version the fold does not know (a
+#: new upcaster) sends the query to the Python replay until this module learns it (a test holds the two
+#: in step with ``ledger.model.REGISTRY``).
+SQL_EVENT_VERSIONS: frozenset[tuple[str, int]] = frozenset({
+    ("CompanyRegistered", 1),
+    ("DealAnnounced", 1),  # amount_usd_bn (US$ bn), upcast in SQL below
+    ("DealAnnounced", 2),
+    ("DealAmended", 1),
+    ("DealCorrected", 1),
+    ("DealRetracted", 1),
+    ("DealTimingEvidenced", 1),
+})
+_DEAL_TYPES = ("DealAnnounced", "DealAmended", "DealCorrected", "DealRetracted", "DealTimingEvidenced")
+
+#: The deal fields a deal row reads from the folded record, with how the row derives its column.
+_TEXT, _DATE, _LIST, _AMOUNT = "text", "date", "list", "amount"
+_FIELDS: dict[str, str] = {
+    "contract_id": _TEXT,
+    "announced_date": _DATE,
+    "announced_time_et": _TEXT,
+    "session": _TEXT,
+    "payers": _LIST,
+    "payees": _LIST,
+    "amount_usd": _AMOUNT,
+    "amount_kind": _TEXT,
+    "deal_type": _TEXT,
+    "horizon": _TEXT,
+    "tickers": _LIST,
+    "counts_toward_total": "bool",
+    "title": _TEXT,
+    "confidence": _TEXT,
+    "payer_amount_usd": _AMOUNT,
+    "first_report_date": _DATE,
+    "first_report_time_et": _TEXT,
+    "first_report_session": _TEXT,
+    "timing_time_et": _TEXT,
+    "timing_session": _TEXT,
+    "timing_evidence_kind": _TEXT,
+    "timing_confidence": _TEXT,
+}
+_TIMING_KEY = {field: key for key, field in TIMING_FIELDS.items()}
+
+def _branch_sql(types: tuple[str, ...], top: list[str], values: dict[str, str], eff: str, where: str) -> str:
+    """One kind of deal event: ``top`` JSON paths extracted in one parse (``j[1]`` is the deal id), the
+    valid-time date ``eff`` and each field's value expression over ``j`` (NULL for a field not set)."""
+    paths = ", ".join(f"'{p}'" for p in ["$.deal_id", *top])
+    cols = ", ".join(f"CAST({values.get(f, 'NULL')} AS VARCHAR) AS v_{f}" for f in _FIELDS)
+    kinds = ", ".join(f"'{t}'" for t in types)
+    return (f"SELECT pos, sv, et, ra, j[1] ->> '$' AS deal_id, {eff} AS eff, {cols} FROM "
+            f"(SELECT position AS pos, stream_version AS sv, event_type AS et, schema_version AS ver, "
+            f"epoch_us(recorded_at) AS ra, json_extract(payload, [{paths}]) AS j "
+            f"FROM ledger_log WHERE event_type IN ({kinds}) AND ({where}))")
 
 
-def deal_versions(events: Iterable[StoredEvent]) -> tuple[list[dict[str, Any]], list[int]]:
-    """(deal rows, recorded_at_us from which each is known), one per deal event, in log order."""
-    state = LedgerState()
-    rows: list[dict[str, Any]] = []
-    known_from: list[int] = []
-    for ev in events:
-        project.apply(state, ev)
-        deal_id = ev.payload.get("deal_id") if ev.event_type != "CompanyRegistered" else None
-        if deal_id is not None and deal_id in state.deals:
-            rows.append(project.deal_row(deal_id, state.deals[deal_id]))
-            known_from.append(ev.recorded_at_us)
-    return rows, known_from
+def _announced() -> tuple[list[str], dict[str, str]]:
+    """Paths and values of a DealAnnounced: every field as recorded; a v1 payload held US$ bn
+    (ledger.model._deal_announced_v1_to_v2), exact in DECIMAL when the text has at most 11 decimals and
+    15 integer digits, otherwise marked 'BN:<text>' for Python."""
+    top = ["$.amount_usd_bn", *(f"$.{f}" for f in _FIELDS)]
+    values = {f: f"j[{i + 3}]" for i, f in enumerate(_FIELDS)}
+    bn = "(j[2] ->> '$')"
+    values["amount_usd"] = (
+        f"CASE WHEN ver >= 2 THEN {values['amount_usd']} WHEN {bn} IS NULL OR {bn} = '' THEN 'null' "
+        f"WHEN regexp_full_match({bn}, '-?[0-9]{{1,15}}(\\.[0-9]{{1,11}})?') "
+        f"THEN to_json(CAST(CAST(CAST({bn} AS DECIMAL(38, 11)) * 1000000000 AS DECIMAL(38, 2)) AS VARCHAR)) "
+        f"ELSE to_json('BN:' || {bn}) END")
+    return top, values
 
 
-def _intervals(frame: pl.DataFrame, known_from: list[int]) -> pl.DataFrame:
-    """Add ``_from``/``_until`` (µs): a version is known from its event until the deal's next version."""
-    return frame.with_columns(pl.Series("_from", known_from, dtype=pl.Int64)).with_columns(
-        pl.col("_from").shift(-1).over("deal_id").fill_null(_FOREVER).alias("_until"))
+def _events_sql(where: str, valid: str) -> str:
+    """Deal events of ``ledger_log`` (``where`` on its columns), one row each: position, stream version,
+    type, recorded_at (us), deal id, valid-time date of an amendment or retraction (0001-01-01 when
+    undated: in effect at every date), the order ``k`` in which it sets fields for the valid date
+    ``valid`` (a SQL date, NULL for every amendment): amendments in effect above the rest, in (effective
+    date, position) order, the rest by position, NULL for an amendment not in effect; and one
+    ``v_<field>`` JSON text per field it sets (arg_max skips a NULL value, so one key serves all).
+
+    One branch per kind of event, each parsing its payload once for the paths it needs (a path lookup
+    costs about as much as a tenth of the parse: extracting every path from every payload tripled the
+    time)."""
+    dated = "coalesce(CAST(nullif(j[2] ->> '$', '') AS DATE), DATE '0001-01-01')"
+    top, values = _announced()
+    changes = {f: f"j[{i + 3}]" for i, f in enumerate(_FIELDS)}
+    timing = {f: f"coalesce(j[{i + 2}], 'null')" for i, f in enumerate(_TIMING_KEY)}
+    branches = [
+        _branch_sql(("DealAnnounced",), top, values, "NULL::DATE", where),
+        _branch_sql(("DealCorrected",), ["$.effective_date", *(f"$.changes.{f}" for f in _FIELDS)], changes,
+                    "NULL::DATE", where),
+        _branch_sql(("DealAmended",), ["$.effective_date", *(f"$.changes.{f}" for f in _FIELDS)], changes,
+                    dated, where),
+        _branch_sql(("DealTimingEvidenced",), [f"$.{_TIMING_KEY[f]}" for f in _TIMING_KEY], timing,
+                    "NULL::DATE", where),
+        _branch_sql(("DealRetracted",), ["$.effective_date"], {}, dated, where),
+    ]
+    union = "\nUNION ALL\n".join(branches)
+    return f"""
+SELECT *, CASE WHEN et <> 'DealAmended' THEN pos WHEN {valid} IS NULL OR eff <= {valid}
+               THEN {2**62} + (date_diff('day', DATE '1970-01-01', eff) + 1000000) * {2**37} + pos END AS k
+FROM ({union})"""
 
 
-def _at_times(versions: pl.DataFrame, times: Sequence[Any] | pl.Series) -> pl.DataFrame:
-    """Join versions with ``times`` on _from <= t < _until; a column ``as_known_at`` first."""
+def _row_sql(src: str, keys: str) -> str:
+    """Deal rows (``ledger.project.deal_row``) from the winners' JSON texts ``j_<field>`` of ``src``."""
+    cols = []
+    for f, kind in _FIELDS.items():
+        s = f"(j_{f} ->> '$')"
+        if f == "contract_id":
+            expr = f"coalesce(nullif({s}, ''), deal_id)"
+        elif f in ("session", "amount_kind"):
+            expr = f"coalesce(nullif({s}, ''), '{'unknown' if f == 'session' else 'undisclosed'}')"
+        elif kind == _DATE:
+            expr = f"CAST(nullif({s}, '') AS DATE)"
+        elif kind == _LIST:
+            expr = f"coalesce(from_json(j_{f}, '[\"VARCHAR\"]'), [])"
+        elif kind == "bool":
+            expr = f"j_{f} IS NULL OR j_{f} NOT IN ('false', 'null', '0', '\"\"', '[]', '{{}}')"
+        elif kind == _AMOUNT:
+            simple = f"regexp_full_match({s}, '-?[0-9]{{1,36}}(\\.[0-9]{{1,2}})?')"
+            cols.append(f"CASE WHEN {s} <> '' AND NOT {simple} THEN {s} END AS _odd_{f}")
+            expr = f"CASE WHEN {simple} THEN CAST({s} AS DECIMAL(38, 2)) END"
+        else:
+            expr = s
+        cols.append(f"{expr} AS {f}")
+    return f"SELECT {keys}, deal_id, CASE WHEN retracted THEN 'retracted' ELSE 'active' END AS status, " \
+           f"version, {', '.join(cols)} FROM {src}"
+
+
+def _odd_amount(text: str) -> Any:
+    """An amount text the SQL does not convert exactly: what the Python projection makes of it."""
+    if text.startswith("BN:"):
+        text = upcast("DealAnnounced", 1, {"amount_usd_bn": text[3:]})["amount_usd"]
+    return project._amount(text)
+
+
+def _finish(frame: pl.DataFrame, first: dict[str, Any], last: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Odd amounts through Python, the columns of ``ledger.api.deals`` (between ``first`` and ``last``)."""
+    for f in ("amount_usd", "payer_amount_usd"):
+        odd = frame[f"_odd_{f}"].drop_nulls().unique().to_list()
+        if odd:
+            conv = pl.Series(f"_conv_{f}", [_odd_amount(t) for t in odd], dtype=pl.Decimal(38, 2))
+            lookup = pl.DataFrame({f"_odd_{f}": odd}).with_columns(conv)
+            frame = frame.join(lookup, on=f"_odd_{f}", how="left", maintain_order="left").with_columns(
+                pl.coalesce(f"_conv_{f}", f).alias(f)).drop(f"_conv_{f}")
+    schema = pl.Schema({**first, **project.DEAL_COLUMNS, **(last or {})})
+    return frame.select(*schema).cast(schema)
+
+
+def sql_readable(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every (event type, schema version) in the log is one the SQL fold reads."""
+    have = con.execute("SELECT DISTINCT event_type, schema_version FROM ledger_log").fetchall()
+    return all((str(t), int(v)) in SQL_EVENT_VERSIONS for t, v in have)
+
+
+def _group_fold_sql(rows: str, keys: str, valid: str, key: str = "k") -> str:
+    """Fold ``rows`` (events with ``deal_id`` and ``k``) per (``keys``, deal_id); ``valid`` is the valid
+    date (a SQL expression, NULL for every amendment), ``key`` the order in which events set fields.
+    ``_plain``: the deal's first event is its only announcement, so no event needs to be left out; deals
+    never announced are dropped."""
+    aggs = ",\n".join(f"    arg_max(v_{f}, {key}) AS j_{f}" for f in _FIELDS)
+    return f"""
+SELECT * FROM (
+SELECT {keys}, deal_id, arg_max(sv, pos) AS version,
+    coalesce(bool_or(et = 'DealRetracted' AND ({valid} IS NULL OR eff <= {valid})), false) AS retracted,
+    count(*) FILTER (WHERE et = 'DealAnnounced') AS _announced,
+    _announced = 1 AND min(pos) = min(pos) FILTER (WHERE et = 'DealAnnounced') AS _plain,
+{aggs}
+FROM ({rows}) r
+GROUP BY ALL) WHERE _announced > 0"""
+
+
+def _since_announced(events: str) -> str:
+    """The events of each deal from its latest announcement on (a second announcement of a deal starts
+    a new record; events before the first have no record to change): the exact but slower route, taken
+    only when some deal is not plain (a log carousel's writer never produces)."""
+    return f"""
+SELECT * FROM (SELECT *, max(pos) FILTER (WHERE et = 'DealAnnounced') OVER (PARTITION BY deal_id) AS ann
+               FROM ({events}))
+WHERE ann IS NOT NULL AND pos >= ann"""
+
+
+def deals_at(con: duckdb.DuckDBPyConnection, as_known_at_us: int | None, in_effect_on: dt.date | None) -> pl.DataFrame:
+    """Every deal as known at ``as_known_at_us`` (None: all records) and in effect on ``in_effect_on``
+    (None: every known amendment): the frame of ``ledger.api.deals``, folded in one query."""
+    where = "TRUE" if as_known_at_us is None else "recorded_at <= make_timestamptz($cut::BIGINT)"
+    events = _events_sql(where, "$valid::DATE")
+    args: dict[str, Any] = {"valid": in_effect_on}
+    if as_known_at_us is not None:
+        args["cut"] = as_known_at_us
+    for rows in (events, _since_announced(events)):
+        sql = _row_sql(f"({_group_fold_sql(rows, '0 AS _g', '$valid::DATE')})", "_g, _plain")
+        if in_effect_on is not None:
+            # a deal that is not plain stays in, so that the check below sees it
+            sql = f"SELECT * FROM ({sql}) WHERE announced_date <= $valid::DATE OR NOT _plain"
+        out = con.sql(sql, params=args).pl()
+        if out["_plain"].all():
+            break
+    return _finish(out.sort("deal_id"), {})
+
+
+def flows_of(deals: pl.DataFrame, keys: Sequence[str] = ()) -> pl.DataFrame:
+    """The edges (``ledger.project.flow_rows``) of the active deals in ``deals`` (a frame of deal rows
+    with ``keys`` columns first), whole columns at once: one edge per payer x payee; a multi-party edge
+    has no amount and does not count; a valid payer share replaces the amount. Sorted by keys, deal_id,
+    payer, payee."""
+    d = deals.filter((pl.col("status") == "active") & (pl.col("payers").list.len() > 0)
+                     & (pl.col("payees").list.len() > 0))
+    multi = pl.col("payers").list.len() * pl.col("payees").list.len() > 1
+    share, amount = pl.col("payer_amount_usd"), pl.col("amount_usd")
+    # ledger.project.payer_share_problem: a share needs an amount, 0 < share <= amount, one payer and payee
+    share_ok = share.is_not_null() & amount.is_not_null() & (share > 0) & (share <= amount) & ~multi
+    paid = pl.when(share_ok).then(share).otherwise(amount)
+    ctt = pl.col("counts_toward_total")
+    # Decimal -> text -> float: the correctly rounded float of the decimal, as Python's float(Decimal)
+    edges = d.select(
+        *keys, "deal_id", "contract_id", pl.col("payers").alias("payer"), pl.col("payees").alias("payee"),
+        pl.when(multi).then(None).otherwise(paid.cast(pl.String).cast(pl.Float64)).alias("amount_usd"),
+        pl.when(multi).then(pl.lit("undisclosed")).otherwise(pl.col("amount_kind")).alias("amount_kind"),
+        "deal_type", "announced_date", (ctt & ~multi).alias("counts_toward_total"),
+        (~ctt).alias("duplicate_report"),
+    ).explode("payer").explode("payee")
+    schema = pl.Schema({**{k: deals.schema[k] for k in keys}, **project.FLOW_COLUMNS})
+    return edges.cast(schema).sort(*keys, "deal_id", "payer", "payee", maintain_order=True)
+
+
+def epoch_us(t: dt.datetime) -> int:
+    """Microseconds since the epoch of a tz-aware instant, exactly (no float on the way)."""
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def _times_frame(times: Sequence[Any] | pl.Series) -> pl.DataFrame:
+    """The distinct instants asked for, in UTC, with ``_t`` their microseconds; naive ones refused."""
     t = pl.DataFrame({"as_known_at": pl.Series(times)})
-    if t["as_known_at"].dtype == pl.Object or not isinstance(t["as_known_at"].dtype, pl.Datetime):
+    dtype = t["as_known_at"].dtype
+    if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
         raise ValueError("times must be timezone-aware datetimes")
-    if t["as_known_at"].dtype.time_zone is None:
-        raise ValueError("times must be timezone-aware")
-    t = t.with_columns(pl.col("as_known_at").dt.convert_time_zone("UTC").cast(_UTC))
-    t = t.unique(maintain_order=True).with_columns(pl.col("as_known_at").dt.epoch("us").alias("_t"))
-    with duckdb.connect() as mem:  # an in-memory database: the join is pure, no user file is touched
-        mem.register("v", versions.to_arrow())
-        mem.register("t", t.to_arrow())
-        out = mem.sql(
-            "SELECT t.as_known_at, v.* EXCLUDE (_from, _until) FROM t JOIN v "
-            "ON v._from <= t._t AND t._t < v._until ORDER BY t.as_known_at, v.deal_id"
-        ).pl()
-    return out.with_columns(pl.col("as_known_at").cast(_UTC))
+    t = t.with_columns(pl.col("as_known_at").dt.convert_time_zone("UTC").cast(_UTC)).unique(maintain_order=True)
+    return t.with_columns(pl.col("as_known_at").dt.epoch("us").alias("_t"))
 
 
-def deals_at(events: Iterable[StoredEvent], times: Sequence[Any] | pl.Series) -> pl.DataFrame:
-    """Every deal (active and retracted) as known at each of ``times``: ``as_known_at`` plus the columns of
-    ``ledger.api.deals``, sorted by (as_known_at, deal_id). Pure over the events."""
-    rows, known_from = deal_versions(events)
-    versions = _intervals(project.rows_frame(rows, project.DEAL_COLUMNS), known_from)
-    return _at_times(versions, times).cast(pl.Schema({"as_known_at": _UTC, **project.DEAL_COLUMNS}))
+def _monotone(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether recorded_at never decreases along the log (the writer's rule), so that the events known
+    at any instant are a prefix of the log."""
+    return bool(con.execute(
+        "SELECT coalesce(bool_and(ra >= prev), true) FROM (SELECT recorded_at AS ra, "
+        "lag(recorded_at) OVER (ORDER BY position) AS prev FROM ledger_log) WHERE prev IS NOT NULL"
+    ).fetchall()[0][0])
 
 
-def flows_at(events: Iterable[StoredEvent], times: Sequence[Any] | pl.Series) -> pl.DataFrame:
-    """Edges of the active deals as known at each of ``times``: ``as_known_at`` plus the columns of
-    ``ledger.api.flows``, sorted by (as_known_at, deal_id, payer, payee). Pure over the events."""
-    rows, known_from = deal_versions(events)
-    edges: list[dict[str, Any]] = []
-    edge_from: list[int] = []
-    edge_until: list[int] = []
-    until = _intervals(pl.DataFrame({"deal_id": [r["deal_id"] for r in rows]}, schema={"deal_id": pl.String}),
-                       known_from)["_until"].to_list()
-    for row, start, end in zip(rows, known_from, until, strict=True):
-        if row["status"] != "active":
-            continue
-        for e in project.flow_rows([row]):
-            edges.append(e)
-            edge_from.append(start)
-            edge_until.append(end)
-    frame = project.rows_frame(edges, project.FLOW_COLUMNS).with_columns(
-        pl.Series("_from", edge_from, dtype=pl.Int64), pl.Series("_until", edge_until, dtype=pl.Int64))
-    out = _at_times(frame, times).cast(pl.Schema({"as_known_at": _UTC, **project.FLOW_COLUMNS}))
-    return out.sort("as_known_at", "deal_id", "payer", "payee", maintain_order=True)
+def _versions_sql() -> str:
+    """Every version of every deal along transaction time, with ``_from``/``_until`` (us): each deal
+    event starts a version (its fold over the deal's events up to it since its latest announcement),
+    known until the deal's next event. Window aggregates over the log: one pass for all versions."""
+    aggs = ",\n".join(f"    arg_max(v_{f}, k) OVER w AS j_{f}" for f in _FIELDS)
+    events = _events_sql("TRUE", "NULL::DATE")
+    return f"""
+SELECT deal_id, ra AS _from, lead(ra, 1, {_FOREVER}) OVER (PARTITION BY deal_id ORDER BY pos) AS _until,
+    sv AS version, bool_or(et = 'DealRetracted') OVER w AS retracted,
+{aggs}
+FROM (SELECT *, count(*) FILTER (WHERE et = 'DealAnnounced')
+                OVER (PARTITION BY deal_id ORDER BY pos ROWS UNBOUNDED PRECEDING) AS _epoch
+      FROM ({events}))
+WHERE _epoch > 0
+WINDOW w AS (PARTITION BY deal_id, _epoch ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
+
+
+def deals_many(con: duckdb.DuckDBPyConnection, times: Sequence[Any] | pl.Series) -> pl.DataFrame:
+    """Every deal as known at each of ``times``: ``as_known_at`` plus the columns of ``ledger.api.deals``,
+    sorted by (as_known_at, deal_id); equal to :func:`deals_at` at each time (tested). One SQL pass over
+    the log for every version, then an as-of join per deal with the instants."""
+    t = _times_frame(times)
+    if not _monotone(con):  # events known at T are not a prefix of the log: one fold per instant
+        parts = [deals_at(con, int(us), None).select(pl.lit(at, dtype=_UTC).alias("as_known_at"), pl.all())
+                 for at, us in t.select("as_known_at", "_t").iter_rows()]
+        schema = pl.Schema({"as_known_at": _UTC, **project.DEAL_COLUMNS})
+        return pl.concat(parts).sort("as_known_at", "deal_id") if parts else pl.DataFrame(schema=schema)
+    versions = _row_sql(f"({_versions_sql()}) WHERE _from < _until", "_from, _until, true AS _plain")
+    v = _finish(con.sql(versions).pl(), {"_from": pl.Int64}).with_row_index("_vid")
+    # Which version holds at each instant: an as-of join per deal on narrow columns (the latest version
+    # from at or before the instant; tied recorded_at left no empty interval), then one gather of the
+    # wide rows. Joining the wide rows instead cost most of the time (materialising a million list rows).
+    grid = t.select("as_known_at", "_t").sort("_t").join(v.select("deal_id").unique().sort("deal_id"), how="cross")
+    pick = grid.sort("_t", "deal_id").join_asof(
+        v.select("deal_id", "_from", "_vid").sort("_from"), left_on="_t", right_on="_from", by="deal_id",
+        strategy="backward", check_sortedness=False).drop_nulls("_vid")  # both sides sorted just above
+    out = v.drop("_vid", "_from")[pick["_vid"]].with_columns(pick["as_known_at"])
+    return out.select("as_known_at", *project.DEAL_COLUMNS)
+
+
+def deals_in_effect_many(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date],
+                         as_known_at_us: int | None) -> pl.DataFrame:
+    """Every deal in effect on each of ``days`` as known at ``as_known_at_us`` (None: all records): the
+    columns of ``ledger.api.deals`` then ``known_on``, sorted by (known_on, deal_id); equal to
+    :func:`deals_at` on each day (tested).
+
+    Along valid time a deal changes only on the effective dates of its amendments and retractions, so
+    it has one version per such date (and one from the beginning of time): each version is folded once
+    (the deal's events joined with its breakpoints), then an interval join gives every day at once,
+    keeping the deals announced by then.
+    """
+    where = "TRUE" if as_known_at_us is None else "recorded_at <= make_timestamptz($cut::BIGINT)"
+    events = _events_sql(where, "NULL::DATE")
+    args: dict[str, Any] = {"days": sorted(set(days))}
+    if as_known_at_us is not None:
+        args["cut"] = as_known_at_us
+    schema = pl.Schema({**project.DEAL_COLUMNS, "known_on": pl.Date})
+    if not args["days"]:
+        return pl.DataFrame(schema=schema)
+    for rows in (events, _since_announced(events)):
+        # breakpoints: 0001-01-01 and every effective date of the deal's amendments and retractions
+        joined = f"""
+WITH r AS MATERIALIZED ({rows}),
+b AS (SELECT DISTINCT deal_id, eff AS _b FROM r WHERE eff IS NOT NULL
+      UNION SELECT DISTINCT deal_id, DATE '0001-01-01' FROM r)
+SELECT b._b, r.* FROM r JOIN b USING (deal_id)"""
+        key = "CASE WHEN et = 'DealAmended' AND eff > _b THEN NULL ELSE k END"
+        folded = _group_fold_sql(joined, "_b", "_b", key)
+        versions = _row_sql(f"({folded})", "_b, _plain")
+        sql = f"""
+SELECT v.* EXCLUDE (_b), d.day AS known_on FROM (SELECT unnest($days::DATE[]) AS day) d
+JOIN (SELECT *, lead(_b, 1, DATE '9999-12-31') OVER (PARTITION BY deal_id ORDER BY _b) AS _until
+      FROM ({versions})) v
+  ON v._b <= d.day AND (d.day < v._until OR v._until = DATE '9999-12-31')
+     AND (v.announced_date <= d.day OR NOT v._plain)"""
+        out = con.sql(sql, params=args).pl()
+        if out["_plain"].all():
+            break
+    return _finish(out.sort("known_on", "deal_id"), {}, {"known_on": pl.Date})

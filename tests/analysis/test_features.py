@@ -192,3 +192,32 @@ def test_known_ledger_with_an_amendment_folds_per_day(ledger_db: Path) -> None:
 def test_naive_recorded_by_is_refused(seeded_ledger: Path) -> None:
     with pytest.raises(InputError, match="timezone"):
         _features(seeded_ledger, recorded_by=dt.datetime(2025, 9, 10))
+
+
+def test_cycle_hops_are_networkx_simple_cycles_on_random_graphs() -> None:
+    """The join-based cycle search finds exactly networkx's simple cycles (length-bounded) on each day."""
+    import networkx as nx
+    import numpy as np
+
+    from analysis import network
+    from analysis.features import cycle_hops
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for d in range(12):
+        n = int(rng.integers(2, 9))
+        for _ in range(int(rng.integers(1, 3 * n))):
+            a, b = rng.integers(n, size=2)  # self-loops and 2-cycles included
+            rows.append((dt.date(2025, 1, 1) + dt.timedelta(days=d), f"n{a}", f"n{b}"))
+    edges = pl.DataFrame(rows, schema={"known_on": pl.Date, "payer": pl.String, "payee": pl.String}, orient="row")
+    for bound in (1, 3, 6):
+        got = cycle_hops(edges, bound)
+        want = []
+        for (day,), part in edges.partition_by("known_on", as_dict=True).items():
+            g = nx.DiGraph(list(part.select("payer", "payee").iter_rows()))
+            for c in nx.simple_cycles(g, length_bound=bound):
+                c = network._canonical(list(c))
+                name = " -> ".join([*c, c[0]])
+                want += [(day, a, b, name) for a, b in zip(c, [*c[1:], c[0]], strict=True)]
+        assert sorted(got.select("known_on", "payer", "payee", "cycle").iter_rows()) == sorted(want), bound
+        assert len(want) > 10
