@@ -64,20 +64,26 @@ def import_cmd(
     from carousel.db import connect
     from ledger.load import import_file, validate_file
 
-    validate_file(file)
+    scan = validate_file(file)  # streams the whole file; no database is open yet
     rep = None
     if resolve_db(db).exists():
         try:
             with connect(db, read_only=True) as con:
-                dry = import_file(con, file, record_changes=record_changes, dry_run=True)
+                # Stops at the first batch holding a new event: enough to know a read-write open is needed.
+                dry = import_file(con, file, record_changes=record_changes, dry_run=True, scan=scan,
+                                  first_new_only=True)
             rep = dry if dry.appended == 0 else None
         except (duckdb.Error, DatabaseError):
             rep = None  # an older or damaged database: the read-write path below says what is wrong
     if rep is None:
         with connect(db) as con:
-            rep = import_file(con, file, record_changes=record_changes)
-    _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
-               f"{rep.skipped} already present")
+            rep = import_file(con, file, record_changes=record_changes, scan=scan)
+    if rep.appended == 0:
+        _out.print(f"nothing to import: {rep.file}: {rep.rows} deals, 0 events appended, {rep.skipped} already "
+                   "present")
+    else:
+        _out.print(f"imported {rep.file}: {rep.rows} deals, {rep.appended} events appended, "
+                   f"{rep.skipped} already present")
     if rep.corrected:
         _out.print(f"recorded DealCorrected for {len(rep.corrected)} changed row(s): {', '.join(rep.corrected)}")
     if rep.retracted_changed:
