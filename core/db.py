@@ -10,6 +10,7 @@ no-op). All connections are opened here so that lock conflicts, missing files an
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import os
 import re
@@ -420,6 +421,53 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         with suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
+    """A private copy of ``db`` to write a large change to, put in place of ``db`` by one rename on success.
+
+    Why: DuckDB holds a transaction's uncommitted rows in memory, beyond any ``memory_limit`` (about 1.5
+    KB a ledger event: a million-event import in one transaction needs gigabytes), while committing
+    batch by batch into the live file would leave a killed import's first batches visible. The copy is
+    committed batch by batch (memory bounded by a batch) and nobody sees it until ``os.replace`` swaps it
+    in: a kill before the swap leaves ``db`` as it was (and a ``.staging`` file beside it), a kill after
+    leaves the whole change (the next staged write removes a left copy). ``con``, the caller's read-write connection to ``db``, keeps the database
+    locked against other writers throughout; it is checkpointed first, so the file alone holds every
+    committed change. The caller writes the yielded path through its own connection and closes it before
+    the block ends. Needs free disk space for one more copy of the database.
+    """
+    import shutil
+
+    con.execute("CHECKPOINT")
+    # A copy left by a killed import: stale, since its process no longer holds the lock ``con`` holds.
+    for stale in db.parent.glob(f".{glob.escape(db.name)}.*.staging*"):
+        with suppress(OSError):
+            stale.unlink()
+    tmp = db.parent / f".{db.name}.{os.getpid()}.staging"
+    try:
+        try:
+            shutil.copyfile(db, tmp)
+        except OSError as exc:
+            why = "the disk is full" if is_disk_full(exc) else str(exc.strerror or exc)
+            raise DatabaseError(f"database {db} could not be written: {why} (copying it to stage the change); "
+                                "nothing was changed") from None
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the copy's bytes are on disk before the name points at them
+        finally:
+            os.close(fd)
+        os.replace(tmp, db)
+        dfd = os.open(db.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # and the rename itself survives a power cut
+        finally:
+            os.close(dfd)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            with suppress(OSError):
+                leftover.unlink()
 
 
 def is_storage_error(exc: BaseException) -> bool:

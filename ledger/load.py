@@ -358,6 +358,7 @@ def import_file(
     scan: DealScan | None = None,
     chunk_rows: int = CHUNK_ROWS,
     first_new_only: bool = False,
+    commit_each_batch: bool = False,
 ) -> ImportReport:
     """Validate ``path`` fully, then append companies and deals in one atomic, idempotent transaction.
 
@@ -383,6 +384,11 @@ def import_file(
     one with other content counts as new, so the real import then raises the conflict). With
     ``first_new_only`` it stops at the first batch holding a new event (enough to know the import is not a
     no-op; the counts then cover only the batches read).
+
+    ``commit_each_batch``: each batch is its own transaction (:func:`ledger.log.append`), so memory stays
+    bounded however large the file (DuckDB keeps a transaction's uncommitted rows in memory). Only for a
+    connection to a private copy of the database that replaces the original when the import is complete
+    (:func:`core.db.staged_copy`): on the live file a failure would leave the first batches behind.
 
     A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
     be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
@@ -426,8 +432,16 @@ def import_file(
             if first_new_only and new:
                 break
         return ImportReport(str(path), rows, new, present, tuple(corrected), tuple(retracted))
-    res = log.append_batches(con, batches())
-    return ImportReport(str(path), rows, res.appended, res.skipped + dropped, tuple(corrected), tuple(retracted))
+    if commit_each_batch:
+        appended = skipped = 0
+        for events, expected in batches():
+            if events:
+                one = log.append(con, events, expected=expected)
+                appended, skipped = appended + one.appended, skipped + one.skipped
+    else:
+        res = log.append_batches(con, batches())
+        appended, skipped = res.appended, res.skipped
+    return ImportReport(str(path), rows, appended, skipped + dropped, tuple(corrected), tuple(retracted))
 
 
 def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:
