@@ -443,7 +443,10 @@ def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
     # A copy left by a killed import: stale, since its process no longer holds the lock ``con`` holds.
     for stale in db.parent.glob(f".{glob.escape(db.name)}.*.staging*"):
         with suppress(OSError):
-            stale.unlink()
+            if stale.is_dir():  # DuckDB's spill folder beside the copy (``<copy>.tmp``)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink()
     tmp = db.parent / f".{db.name}.{os.getpid()}.staging"
     try:
         try:
@@ -468,6 +471,7 @@ def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             with suppress(OSError):
                 leftover.unlink()
+        shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 
 
 def is_storage_error(exc: BaseException) -> bool:
