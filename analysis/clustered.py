@@ -12,7 +12,7 @@ misstate the variance of an average. This module runs, for every window of a stu
   whole date clusters, so firm-events on one day move together;
 
 and adds Holm and Benjamini-Hochberg adjusted p-values per window to the per-event table
-(:func:`adjusted_car_pvalues`). The maths live in those modules; this one only chooses the inputs the same
+(:func:`analysis.multiplicity.adjusted_car_pvalues`, re-exported here). The maths live in those modules; this one only chooses the inputs the same
 way for every view (the study's own firm-events and windows) and lays the results out once.
 """
 
@@ -25,7 +25,9 @@ import polars as pl
 
 from analysis.calendar_time import calendar_time
 from analysis.engine import DEFAULT_MASK_SPAN
-from analysis.multiplicity import adjust_pvalues
+from analysis.multiplicity import (
+    adjusted_car_pvalues as adjusted_car_pvalues,  # its home; kept importable here
+)
 from analysis.mvrm import mvrm
 from analysis.resampling import caar_test
 from analysis.summary import Column, Summary, Table, fixed, integer, percent, pvalue
@@ -204,23 +206,6 @@ def clustered_inference(
                               "t": row["t"], "p": row["p"], "n": rt.n, "clusters": rt.n_clusters})
     return ClusteredInference(joint=joint, calendar_time=pl.DataFrame(cal_rows),
                               caar=pl.DataFrame(caar_rows), n_boot=n_boot, seed=seed)
-
-
-def adjusted_car_pvalues(car: pl.DataFrame) -> pl.DataFrame:
-    """``car`` with ``p_holm`` and ``p_bh``: Holm and Benjamini-Hochberg adjusted p-values of the
-    firm-events' CAR t-tests, one family per window (a null p stays null and is not counted)."""
-    _require(car)
-    parts = []
-    for _, part in car.group_by("window", maintain_order=True):
-        p = part["p"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-        holm = adjust_pvalues(p, "holm")
-        bh = adjust_pvalues(p, "fdr_bh")
-        parts.append(part.with_columns(
-            pl.Series("p_holm", holm).fill_nan(None), pl.Series("p_bh", bh).fill_nan(None)))
-    if not parts:
-        return car.with_columns(pl.lit(None, pl.Float64).alias("p_holm"),
-                                pl.lit(None, pl.Float64).alias("p_bh"))
-    return pl.concat(parts)
 
 
 def _require(car: pl.DataFrame) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr, ndtri
 
+from analysis.panel import ARPanel
 from analysis.window import EventWindow
 from core.errors import InputError
 from market import mcap
@@ -344,12 +345,6 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
     that starts before t0 has its first days' moves in its CAR, so they must not be in the base too.
     """
     _require(car, "car", _CAR_COLUMNS)
-    currencies = None
-    if companies is not None and {"tickers", "currencies"} <= set(companies.columns):
-        pairs = companies.select(pl.col("tickers").cast(pl.List(pl.Utf8)),
-                                 pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
-            ["tickers", "currencies"]).drop_nulls()
-        currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
     labels = car["window"].cast(pl.Utf8).unique().drop_nulls().to_list()
     try:
         starts = {w: EventWindow.parse(w).start for w in labels}
@@ -358,9 +353,128 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
     events = car.select(pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date),
                         pl.col("window").cast(pl.Utf8)).unique().sort("ticker", "t0", "window").with_columns(
         pl.col("window").replace_strict(starts, return_dtype=pl.Int64, default=None).alias("_start"))
-    mc = mcap.market_caps_before(
+    mc = caps_before(counts, prices, events, companies=companies, max_stale_days=max_stale_days,
+                     listings=listings, offset="_start", known_at_t0=known_at_t0)
+    return DollarResult(dollar_car(car, mc.drop("_start")))
+
+
+def ledger_currencies(companies: pl.DataFrame | None) -> dict[str, str] | None:
+    """ticker -> listing currency from ``ledger.api.companies`` (None without a companies frame)."""
+    if companies is None or not {"tickers", "currencies"} <= set(companies.columns):
+        return None
+    pairs = companies.select(pl.col("tickers").cast(pl.List(pl.Utf8)),
+                             pl.col("currencies").cast(pl.List(pl.Utf8))).explode(
+        ["tickers", "currencies"]).drop_nulls()
+    return dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
+
+
+def caps_before(counts: pl.DataFrame, prices: pl.DataFrame, events: pl.DataFrame, *,
+                companies: pl.DataFrame | None = None, max_stale_days: int | None = None,
+                listings: Mapping[str, Any] | None = None, offset: str | None = None,
+                known_at_t0: bool = False) -> pl.DataFrame:
+    """The market value every carousel number uses: ``market.mcap.market_caps_before`` with the ledger's
+    currencies (one home: the dollar CARs and ``analysis.explain``'s amount-to-market-cap both call it).
+
+    ``counts`` should come with the filings preferred (``analysis.dollar_columns.load_dollar_inputs``)
+    and ``prices`` should hold every ticker a listing values a class at (GOOG for GOOGL's class C),
+    or the cap is ``class_price_missing``. ``events``: ticker, t0 (and the ``offset`` column).
+    """
+    return mcap.market_caps_before(
         counts, prices, events,
         max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
-        listings=mcap.LISTINGS if listings is None else listings, currencies=currencies,
-        offset="_start", known_at_t0=known_at_t0)
-    return DollarResult(dollar_car(car, mc.drop("_start")))
+        listings=mcap.LISTINGS if listings is None else listings, currencies=ledger_currencies(companies),
+        offset=offset, known_at_t0=known_at_t0)
+
+#: Reason codes of :func:`estimation_dollar_se` (null where the SE is computed).
+ESTIMATION_REASONS = ("not_estimated", "t0_off_grid", "estimation_value_missing", "car_missing")
+
+
+def estimation_dollar_se(car: pl.DataFrame, panel: ARPanel, grid: pl.Series | np.ndarray,
+                         counts: pl.DataFrame, prices: pl.DataFrame, *, companies: pl.DataFrame | None = None,
+                         max_stale_days: int | None = None, listings: Mapping[str, Any] | None = None
+                         ) -> pl.DataFrame:
+    """The dollar CAR's standard error from the estimation window's dollar abnormal returns (pure).
+
+    The approach attributed to Saha and Ferrell (2011) (their published formula could not be obtained, so
+    this is not checked against the paper; docs/conventions.md "Dollar abnormal returns"): the dispersion of a dollar abnormal return is taken
+    from the estimation window's dollar abnormal returns D_s = V_{s-1} AR_s (V_{s-1} the market value at
+    the close of the grid day before s, AR_s the estimation residual), not from V_{t0-1} sigma. When the
+    value moved over the estimation window the two differ; with a constant V they are equal.
+
+    For firm-event i with estimation residuals AR_s on its valid estimation days (the engine's):
+
+    * sigma_usd_i = sqrt(sum_s D_s^2 / d_i), with d_i the divisor of the panel's sigma_i^2 = sum_s AR_s^2 / d_i
+      (M_i - k in the textbook convention), computed as sigma_i sqrt(sum_s D_s^2 / sum_s AR_s^2). The null
+      mean of D_s is zero (AR_s has mean zero and V_{s-1} is known the day before), so D_s is not demeaned.
+    * per window: ``dollar_se_est = sigma_usd_i x se_i / sigma_i``, the CAR's own prediction-error
+      factor sqrt(L + s'As) applied to the dollar dispersion, so estimation error enters as for the CAR.
+
+    Every valid estimation day needs a value (count in force, close that day, US$): a firm-event with a
+    day without one gets null and ``dollar_se_est_reason = 'estimation_value_missing'`` (never a partial
+    sample). Other reasons: ``not_estimated`` (no panel row), ``t0_off_grid`` (the panel's t0_grid is not
+    a day of ``grid``), ``car_missing``.
+
+    Args:
+        car: ``EventStudyResult.car`` (event_id, window, se, ...), any subset of rows.
+        panel: the same result's ``panel`` (keys with event_id, ticker, t0_grid; residuals; sigma).
+        grid: the engine's trading-day grid (``analysis.grid.returns_on_grid(...).grid``), sorted dates.
+        counts, prices, companies, max_stale_days, listings: as for :func:`dollar_abnormal_value`.
+
+    Returns:
+        ``car`` (same rows and order) plus sigma, sigma_usd, n_est_valued (the estimation days used),
+        dollar_se_est and dollar_se_est_reason.
+    """
+    _require(car, "car", ["event_id", "window", "se"])
+    _require(panel.keys, "panel keys", ["event_id", "ticker", "t0_grid"])
+    g = pl.Series("grid", grid).cast(pl.Date).to_numpy().astype("datetime64[D]")
+    keys = panel.keys
+    t0g = keys["t0_grid"].cast(pl.Date).to_numpy().astype("datetime64[D]")
+    pos = np.searchsorted(g, t0g)
+    on_grid = (pos < g.shape[0]) & (g[np.minimum(pos, g.shape[0] - 1)] == t0g)
+    est_cols = np.flatnonzero(panel.is_est)
+    rel = panel.rel_days[est_cols].astype(np.int64)
+    # the grid day before each estimation day s: V_{s-1} is the value the return of day s applies to
+    prev = pos[:, None] + rel[None, :] - 1
+    inside = on_grid[:, None] & (prev >= 0) & (prev < g.shape[0])
+    ar = panel.estimation_residuals()  # (N, len(est_cols)): the panel keeps ``ar`` on event days only
+    valid = inside & np.isfinite(ar)
+    rows, cols = np.nonzero(valid)
+    a = ar[rows, cols]
+    # One market value per distinct (ticker, grid day), found through integer keys (no string joins on
+    # the N x M firm-days), then gathered back and summed per firm-event with bincounts.
+    tick_names, tcode = np.unique(keys["ticker"].cast(pl.Utf8).fill_null("").to_numpy().astype(str),
+                                  return_inverse=True)
+    n_g = np.int64(g.shape[0])
+    ukeys, inverse = np.unique(tcode[rows].astype(np.int64) * n_g + prev[rows, cols], return_inverse=True)
+    at = pl.DataFrame({"ticker": tick_names[ukeys // n_g], "date": g[ukeys % n_g]}).with_columns(
+        pl.col("date").cast(pl.Date))
+    caps = mcap.market_caps(
+        counts, prices, at,
+        max_stale_days=mcap.MAX_STALE_DAYS if max_stale_days is None else max_stale_days,
+        listings=mcap.LISTINGS if listings is None else listings,
+        currencies=ledger_currencies(companies))
+    v = caps["mcap_usd"].cast(pl.Float64).fill_null(np.nan).to_numpy()[inverse]
+    n = keys.height
+    has_v = np.isfinite(v)
+    n_days = np.bincount(rows, minlength=n)
+    n_valued = np.bincount(rows, weights=has_v, minlength=n).astype(np.int64)
+    a2 = np.bincount(rows, weights=a**2, minlength=n)
+    d2 = np.bincount(rows, weights=np.where(has_v, v * a, 0.0) ** 2, minlength=n)
+    complete = on_grid & (n_valued == n_days) & (a2 > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma_usd = np.where(complete, panel.sigma * np.sqrt(d2 / a2), np.nan)
+    reason_i = np.where(~on_grid, "t0_off_grid", np.where(~complete, "estimation_value_missing", ""))
+    full = pl.DataFrame({
+        "event_id": keys["event_id"], "sigma": panel.sigma.astype(float), "sigma_usd": sigma_usd,
+        "n_est_valued": n_valued, "_reason": reason_i,
+    }).with_columns(pl.col("sigma_usd").fill_nan(None), pl.col("_reason").replace("", None))
+    base = car.drop([c for c in ("sigma", "sigma_usd", "n_est_valued", "dollar_se_est", "dollar_se_est_reason")
+                     if c in car.columns])
+    out = base.with_row_index("_est_row").join(full, on="event_id", how="left")
+    reason = (pl.when(pl.col("sigma").is_null()).then(pl.lit("not_estimated"))
+              .when(pl.col("_reason").is_not_null()).then(pl.col("_reason"))
+              .when(pl.col("se").is_null()).then(pl.lit("car_missing")))
+    return (out.with_columns(reason.alias("dollar_se_est_reason"))
+            .with_columns(pl.when(pl.col("dollar_se_est_reason").is_null())
+                          .then(pl.col("sigma_usd") * pl.col("se") / pl.col("sigma")).alias("dollar_se_est"))
+            .sort("_est_row").drop("_est_row", "_reason"))

@@ -15,11 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import polars as pl
 
-from analysis.dollar import dollar_abnormal_value
+from analysis.dollar import caps_before, dollar_abnormal_value, estimation_dollar_se
+from analysis.grid import returns_on_grid
+from analysis.models import benchmark_tickers
+from analysis.results import EventStudyResult
 from ledger import api as ledger_api
 from market import api as market_api
+from market.mcap import LISTINGS
 from market.shares_store import SHARES_SNAPSHOT, share_counts
 
 #: The columns added to a CAR frame, in this order (the ``car`` view and the JSON records end with them).
@@ -40,11 +45,13 @@ class DollarInputs:
 def load_dollar_inputs(con: duckdb.DuckDBPyConnection, tickers: list[str] | None = None) -> DollarInputs:
     """Read share counts, closes (of ``tickers``, all when None) and companies; reads only.
 
-    Alphabet's class C is valued at the GOOG close, so GOOG's closes are read with GOOGL's.
+    A class quoted under another symbol is valued at that symbol's close (Alphabet's class C at GOOG's),
+    so those closes are read with the listing's.
     """
     wanted = None
     if tickers is not None:
-        wanted = sorted(set(tickers) | ({"GOOG"} if "GOOGL" in tickers else set()))
+        quoted = {sym for t in tickers if t in LISTINGS for sym in LISTINGS[t].class_quotes.values()}
+        wanted = sorted(set(tickers) | quoted)
     # The shipped filings win over Yahoo's daily counts on a date both give (hand-verified, with a
     # filing date); Yahoo's fill the dates the filings do not cover.
     counts = share_counts(con, wanted, prefer=[SHARES_SNAPSHOT])
@@ -71,3 +78,42 @@ def study_dollars(con: duckdb.DuckDBPyConnection, car: pl.DataFrame) -> pl.DataF
     """:func:`with_dollars` on inputs read from ``con`` for the tickers of ``car`` (the shell's one call)."""
     tickers = sorted(set(car["ticker"].cast(pl.Utf8).drop_nulls().to_list()))
     return with_dollars(car, load_dollar_inputs(con, tickers))
+
+
+def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> pl.DataFrame | None:
+    """ticker, t0, price_date, mcap_usd, mcap_reason: the value at t0-1 of each distinct (ticker, t0) of
+    ``events``, computed exactly as the dollar CARs' (:func:`analysis.dollar.caps_before` on
+    :func:`load_dollar_inputs`: filings preferred, classes at their own close, ADR ratio, the ledger's
+    currencies); None when the database holds no share counts (``analysis.features`` then says
+    ``no_market_cap_frame``). Reads only."""
+    keys = events.filter(pl.col("t0").is_not_null()).select(
+        pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)).unique().sort("ticker", "t0")
+    inputs = load_dollar_inputs(con, keys["ticker"].unique().sort().to_list())
+    if inputs.counts.height == 0:
+        return None
+    caps = caps_before(inputs.counts, inputs.prices, keys, companies=inputs.companies)
+    return caps.select("ticker", "t0", "price_date", "mcap_usd", "mcap_reason")
+
+
+def study_grid(returns: pl.DataFrame, res: EventStudyResult) -> np.ndarray:
+    """The engine's trading-day grid for ``res`` (its first benchmark's days in ``returns``; every date
+    of the tickers read when the model has no benchmark), as the engine builds it."""
+    bench = benchmark_tickers(res.model.benchmarks)
+    wanted = set(res.panel.keys["ticker"].cast(pl.Utf8).to_list()) | set(bench)
+    return returns_on_grid(returns, wanted, bench[0] if bench else None).grid
+
+
+def with_estimation_se(dollars: pl.DataFrame, res: EventStudyResult, grid: np.ndarray | pl.Series,
+                       inputs: DollarInputs) -> pl.DataFrame:
+    """``dollars`` (the CAR frame with its dollar columns) plus ``dollar_se_est`` and its reason
+    (:func:`analysis.dollar.estimation_dollar_se`), same rows and order (pure)."""
+    est = estimation_dollar_se(dollars, res.panel, grid, inputs.counts, inputs.prices, companies=inputs.companies)
+    return dollars.with_columns(est["dollar_se_est"], est["dollar_se_est_reason"])
+
+
+def study_dollars_with_estimation_se(con: duckdb.DuckDBPyConnection, res: EventStudyResult,
+                                     returns: pl.DataFrame) -> pl.DataFrame:
+    """:func:`study_dollars` plus the estimation-window dollar SE (the report's dollar tests use both)."""
+    tickers = sorted(set(res.car["ticker"].cast(pl.Utf8).drop_nulls().to_list()))
+    inputs = load_dollar_inputs(con, tickers)
+    return with_estimation_se(with_dollars(res.car, inputs), res, study_grid(returns, res), inputs)

@@ -14,7 +14,8 @@ What is in it (window ``[-1,+1]`` unless told; every money column in US$ bn):
 * ``by_cycle``: summed dollar CAR of each round-trip's member deals (``analysis.network.cycle_members``),
   every (ticker, t0) once, per dollar that can circulate on it (its bottleneck volume).
 * ``tests``: the total and the mean dollar CAR per window with their p-values
-  (``analysis.dollar_test``: z on the total, t(n-1) on the mean; firm-events taken as independent);
+  (``analysis.dollar_test``: z on the total, t(n-1) on the mean; firm-events taken as independent),
+  and, when the frame has ``dollar_se_est``, the total with estimation-window dollar SEs (z);
   null for a window with a firm-event without a value, whose partial statistics and missing members
   are kept beside it.
 * ``cumulative``: the running total of dollar CARs across the carousel by announcement day, with
@@ -177,6 +178,15 @@ def _missing_members(frame: pl.DataFrame) -> pl.Expr:
             .drop_nulls().sort().str.join("; "))
 
 
+def _missing_est(w: pl.DataFrame, est: str) -> str | None:
+    """The firm-events left out of the estimation-window test: no dollar CAR, or no estimation SE."""
+    reason = pl.coalesce(pl.col("dollar_reason"), pl.col("dollar_se_est_reason"), pl.lit("car_missing"))
+    out = w.filter(pl.col("dollar_car").is_null() | pl.col(est).is_null()).select(
+        (pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8) + pl.lit(": ") + reason).sort().str.join("; "))
+    text = out.item() if out.height else ""
+    return text or None
+
+
 def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
     """Per window: the total (z) and mean (t(n-1)) dollar CAR tests of ``analysis.dollar_test``.
 
@@ -185,16 +195,21 @@ def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
     statistics over the valued firm-events alone are kept in ``partial_bn``, ``partial_se_bn``,
     ``partial_stat``, ``partial_p``, with the excluded members named in ``missing``.
     """
+    est = "dollar_se_est" if "dollar_se_est" in dollars.columns else None
     rows = []
     for window in label_order(dollars["window"].unique().to_list()):
         w = dollars.filter(pl.col("window") == window)
-        res = dollar_test(w, market_value="mcap_usd")
+        res = dollar_test(w, market_value="mcap_usd", estimation_se=est)
         missing = w.select(_missing_members(w).alias("missing"))["missing"][0]
+        n = res.term_nobs()
         frame = res.to_frame().with_columns(
-            pl.lit(window).alias("window"), pl.lit(res.nobs).alias("n"),
-            pl.lit(res.n_dropped).alias("n_without_value"),
+            pl.lit(window).alias("window"),
+            pl.col("term").replace_strict(n, return_dtype=pl.Int64).alias("n"),
+            (w.height - pl.col("term").replace_strict(n, return_dtype=pl.Int64)).alias("n_without_value"),
             pl.lit(res.value_weighted_car, pl.Float64).alias("value_weighted_car"),
-            pl.lit(missing or None, pl.Utf8).alias("missing"))
+            pl.when(pl.col("term") == "total_dollar_car_est")
+            .then(pl.lit(_missing_est(w, est) if est else None, pl.Utf8))
+            .otherwise(pl.lit(missing or None, pl.Utf8)).alias("missing"))
         rows.append(frame)
     complete = pl.col("n_without_value") == 0
     return pl.concat(rows).select(
@@ -366,7 +381,7 @@ def summaries(frames: dict[str, pl.DataFrame]) -> dict[str, Summary]:
             Column("n_without_value", "Without a value", integer()))),
             title="Total (z) and mean (t) dollar CAR per window"
             + ("" if t["complete"].all() else ": incomplete, over the valued firm-events only"),
-            notes=[_INDEPENDENCE, *_excluded_notes(t)]),
+            notes=[_INDEPENDENCE, *_excluded_notes(t), *estimation_notes(t)]),
     }
 
 
@@ -375,6 +390,27 @@ def _excluded_notes(tests: pl.DataFrame) -> list[str]:
     per = tests.filter(~pl.col("complete")).unique("window", maintain_order=True)
     return [f"{r['window']}: the total over all firm-events is unknown (blank); {r['n_without_value']} "
             f"left out: {r['missing']}." for r in per.iter_rows(named=True)]
+
+
+def estimation_notes(tests: pl.DataFrame) -> list[str]:
+    """What ``total_dollar_car_est`` is, and the firm-events it also leaves out (one note per distinct list)."""
+    est = tests.filter(pl.col("term") == "total_dollar_car_est")
+    if est.height == 0:
+        return []
+    notes = ["total_dollar_car_est: the same total with each SE from the estimation window's dollar abnormal "
+             "returns V(s-1) x AR(s) (the approach attributed to Saha and Ferrell 2011; not checked against "
+             "their paper, whose formula could not be obtained), z against N(0,1); a firm-event needs a "
+             "market value on every estimation day."]
+    main = dict(tests.filter(pl.col("term") == "total_dollar_car").select("window", "missing").iter_rows())
+    seen: dict[str, list[str]] = {}
+    for r in est.iter_rows(named=True):
+        base = set((main.get(r["window"]) or "").split("; ")) - {""}
+        left = "; ".join(m for m in (r["missing"] or "").split("; ") if m and m not in base)
+        seen.setdefault(left, []).append(r["window"])
+    for left, windows in seen.items():
+        if left:
+            notes.append(f"{', '.join(windows)}: total_dollar_car_est also leaves out {left}.")
+    return notes
 
 
 def write_dollar_section(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,

@@ -19,7 +19,14 @@ cross-section:
 * **cross-sectional dollar t** (robust to misestimated s_i and event-induced variance, as the
   cross-sectional t of CARs is): mean_i D_i / (sd_i(D_i) / sqrt(n)), Student t(n-1).
 
-Both assume independent firm-events; for several firms on one announcement day, cluster
+* **aggregate test with estimation-window dollar SEs** (optional, ``estimation_se=``): the same total
+  D over the firm-events that also have s_i^est, the SE from the estimation window's dollar abnormal
+  returns V_{s-1} AR_s (``analysis.dollar.estimation_dollar_se``), se = sqrt(sum_i (s_i^est)^2), z against
+  N(0,1). This is the approach attributed to Saha and Ferrell (2011); their published formula could not
+  be obtained, so it is not checked against the paper and the term is named for what it computes
+  (``total_dollar_car_est``), not for them (docs/conventions.md).
+
+All assume independent firm-events; for several firms on one announcement day, cluster
 (``analysis.crosssection.fit_crosssection(frame, "dollar_car ~ 1", cov_type="cluster", cluster="t0")``)
 or use ``analysis.common_shock``.
 
@@ -42,7 +49,9 @@ class DollarTestResult(CoefficientResults):
     """The aggregate (z) and cross-sectional (t) tests on dollar CARs.
 
     ``params``/``bse``/``tvalues``/``pvalues`` describe the aggregate test (term
-    ``total_dollar_car``); ``mean_test`` holds the cross-sectional t on the mean dollar CAR.
+    ``total_dollar_car``); ``mean_test`` holds the cross-sectional t on the mean dollar CAR;
+    ``est_test`` (when ``estimation_se`` was given) the total with estimation-window dollar SEs
+    (term ``total_dollar_car_est``) over its own ``nobs_est`` firm-events (``n_dropped_est`` without one).
     """
 
     table: CoefficientTable
@@ -51,6 +60,19 @@ class DollarTestResult(CoefficientResults):
     n_dropped: int
     total_value: float | None
     units: str
+    est_test: CoefficientTable | None = None
+    nobs_est: int = 0
+    n_dropped_est: int = 0
+
+    def term_nobs(self) -> dict[str, int]:
+        """Firm-events behind each term (the estimation-window test may use fewer)."""
+        out = {"total_dollar_car": self.nobs, "mean_dollar_car": self.nobs}
+        if self.est_test is not None:
+            out["total_dollar_car_est"] = self.nobs_est
+        return out
+
+    def _tables(self) -> list[CoefficientTable]:
+        return [self.table, self.mean_test, *([self.est_test] if self.est_test is not None else [])]
 
     @property
     def df_resid(self) -> float:
@@ -66,14 +88,17 @@ class DollarTestResult(CoefficientResults):
         return self.table.estimates[0] / self.total_value
 
     def conf_int(self, alpha: float = 0.05) -> pl.DataFrame:
-        return pl.concat([self.table.conf_int(alpha), self.mean_test.conf_int(alpha)])
+        return pl.concat([t.conf_int(alpha) for t in self._tables()])
 
     def to_frame(self, alpha: float = 0.05) -> pl.DataFrame:
         """term, coef, se, t, p, lower, upper, dist ('normal' or 't(n-1)')."""
+        est = [] if self.est_test is None else [
+            self.est_test.to_frame(alpha).with_columns(pl.lit("normal").alias("dist"))]
         return pl.concat(
             [
                 self.table.to_frame(alpha).with_columns(pl.lit("normal").alias("dist")),
                 self.mean_test.to_frame(alpha).with_columns(pl.lit(f"t({self.df_resid:g})").alias("dist")),
+                *est,
             ]
         )
 
@@ -90,17 +115,29 @@ class DollarTestResult(CoefficientResults):
             if self.n_dropped
             else "No firm-events dropped."
         )
+        if self.est_test is None and self.n_dropped_est:
+            notes.append("total_dollar_car_est: no firm-event has both a dollar CAR and an estimation-window SE.")
+        if self.est_test is not None:
+            notes.append(
+                f"total_dollar_car_est: SE from the estimation window's dollar abnormal returns V(s-1) x AR(s) "
+                f"(not Saha-Ferrell's published formula, which could not be obtained), over {self.nobs_est} "
+                f"firm-event(s); {self.n_dropped_est} without that SE."
+            )
         return notes
 
     def summary(self) -> str:
         head = [f"Firm-events: {self.nobs}"]
         text = render_text("Dollar abnormal returns: total value moved (z test)", head, self.table, [])
+        if self.est_test is not None:
+            text += "\n\n" + render_text(
+                "Total value moved, SE from estimation-window dollar abnormal returns (z test)",
+                [f"Firm-events: {self.nobs_est}"], self.est_test, [])
         return text + "\n\n" + render_text(
             "Cross-sectional t on the mean dollar CAR", [], self.mean_test, self._notes()
         )
 
     def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
-        return render_latex([self.table, self.mean_test], self._notes(), caption=caption, label=label)
+        return render_latex(self._tables(), self._notes(), caption=caption, label=label)
 
 
 def dollar_test_arrays(d: np.ndarray, s: np.ndarray) -> tuple[CoefficientTable, CoefficientTable]:
@@ -125,12 +162,15 @@ def dollar_test(
     se: str = "dollar_se",
     market_value: str | None = None,
     units: str = "USD",
+    estimation_se: str | None = None,
 ) -> DollarTestResult:
     """Test the cross-section of dollar CARs: the total value moved (z) and the mean (t(n-1)).
 
     ``frame`` holds one row per firm-event with the dollar CAR (V_{t0-1} x CAR) and its standard
     error (V_{t0-1} x se(CAR)); ``market_value`` optionally names V_{t0-1} to report the
-    value-weighted CAR. Rows missing either value are dropped and counted.
+    value-weighted CAR. Rows missing either value are dropped and counted. ``estimation_se``
+    optionally names a column of estimation-window dollar SEs (``analysis.dollar.estimation_dollar_se``,
+    ``dollar_se_est``): the total is then also tested with them, over the rows that have both.
 
     Example:
 
@@ -139,12 +179,13 @@ def dollar_test(
     >>> res.params["total_dollar_car"], res.pvalues["total_dollar_car"]  # doctest: +SKIP
     >>> print(res.summary())  # doctest: +SKIP
     """
-    cols = [dollar_car, se, *([market_value] if market_value else [])]
+    cols = [dollar_car, se, *([market_value] if market_value else []), *([estimation_se] if estimation_se else [])]
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise InputError(f"column(s) not in the frame: {', '.join(missing)}", field=missing[0])
     sub = frame.select(pl.col(c).cast(pl.Float64) for c in cols)
-    ok = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in cols)
+    main_cols = [c for c in cols if c != estimation_se]
+    ok = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in main_cols)
     complete = sub.filter(ok)
     d = complete[dollar_car].to_numpy()
     s = complete[se].to_numpy()
@@ -157,6 +198,17 @@ def dollar_test(
         if np.any(v <= 0):
             raise InputError(f"column {market_value!r} must hold positive market values", field=market_value)
         total_value = float(v.sum())
+    est_test, nobs_est, n_dropped_est = None, 0, 0
+    if estimation_se:
+        both = sub.filter(pl.col(dollar_car).is_not_null() & pl.col(dollar_car).is_finite()
+                          & pl.col(estimation_se).is_not_null() & pl.col(estimation_se).is_finite())
+        s_est = both[estimation_se].to_numpy()
+        if np.any(s_est <= 0):
+            raise InputError(f"column {estimation_se!r} must hold positive standard errors", field=estimation_se)
+        # None, not an error, when no firm-event has one (counts that do not reach back over the
+        # estimation windows): the other two tests stand without it, and the notes say so.
+        est_test = estimation_total(both[dollar_car].to_numpy(), s_est) if both.height else None
+        nobs_est, n_dropped_est = both.height, sub.height - both.height
     return DollarTestResult(
         table=total,
         mean_test=mean,
@@ -164,4 +216,13 @@ def dollar_test(
         n_dropped=sub.height - complete.height,
         total_value=total_value,
         units=units,
+        est_test=est_test,
+        nobs_est=nobs_est,
+        n_dropped_est=n_dropped_est,
     )
+
+
+def estimation_total(d: np.ndarray, s_est: np.ndarray) -> CoefficientTable:
+    """The total dollar CAR with estimation-window dollar SEs: sum d, SE sqrt(sum s_est^2), normal."""
+    return CoefficientTable(names=("total_dollar_car_est",), estimates=np.array([d.sum()]),
+                            cov=np.array([[np.sum(s_est**2)]]), df=None)

@@ -56,6 +56,7 @@ Conventions that are ours (documented, tested):
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ from analysis.grid import (
 )
 from analysis.models import NormalReturnModel, Plane, benchmark_tickers, model_spec, stack
 from analysis.models.base import MAX_CONDITION, condition
-from analysis.panel import ARPanel
-from analysis.prediction_error import window_sums
+from analysis.panel import ARPanel, EstimationBlock
+from analysis.prediction_error import day_sums, window_sums
 from analysis.reference_route import RowDays, event_dummy_row, model_row, window_stats
 from analysis.results import EventStudyResult
 from analysis.window import DEFAULT_WINDOWS, EventWindow
@@ -121,6 +122,7 @@ class _Prepared:
     rel: np.ndarray  # (L,) relative days
     is_est: np.ndarray  # (L,) bool
     win_cols: list[np.ndarray]  # column indices of each event window
+    win_ev_cols: list[np.ndarray]  # the same among the event (non-estimation) days
 
 
 @dataclass
@@ -134,14 +136,15 @@ class _ChunkOut:
     bse: np.ndarray  # (m, k)
     sigma: np.ndarray  # (m,)
     n_est: np.ndarray  # (m,)
-    ar: np.ndarray  # (m, L)
-    pe: np.ndarray  # (m, L)
+    ar: np.ndarray  # (m, Le) ARs on the event (non-estimation) days
+    pe: np.ndarray  # (m, Le) prediction-error factors on the event days
     x_event: np.ndarray  # (m, Le, k)
     a_pe: np.ndarray  # (m, k, k)
     car: np.ndarray  # (m, W)
     car_se: np.ndarray  # (m, W)
     bhar: np.ndarray  # (m, W)
     n_days: np.ndarray  # (m, W)
+    resid: np.ndarray | None = None  # (m, L_est) estimation residuals (reference routes only)
 
 
 class EventStudy:
@@ -241,7 +244,8 @@ class EventStudy:
                     raise ValueError(f"other_events frame lacks column {col!r}")
         self.other_events = other_events
         self.chunk_size = int(chunk_size)
-        #: wall-clock seconds of the last fit by stage (prepare, estimate, assemble); for bench/ only.
+        #: wall-clock (and ``*_cpu`` process CPU) seconds of the last fit by stage (prepare, estimate,
+        #: assemble); for bench/ only.
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ preparation (shared)
@@ -269,7 +273,9 @@ class EventStudy:
                 .otherwise(pl.col("_reason"))
                 .alias("_reason")
             )
-        return _Prepared(rg.grid, rg.tickers, rg.r, series, other, ev, rel, is_est, win_cols)
+        ne_cols = np.flatnonzero(~is_est)
+        win_ev_cols = [np.searchsorted(ne_cols, c) for c in win_cols]
+        return _Prepared(rg.grid, rg.tickers, rg.r, series, other, ev, rel, is_est, win_cols, win_ev_cols)
 
     def _relative_days(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """(relative days covering estimation and event windows, estimation flag, window columns)."""
@@ -380,16 +386,20 @@ class EventStudy:
             raise ValueError(
                 f"the event-dummy regression needs a model with parameters ({self.model.name!r} has none)"
             )
-        t_start = time.perf_counter()
+        t_start, c_start = time.perf_counter(), time.process_time()
         prep = self._prepare()
-        t_prep = time.perf_counter()
+        t_prep, c_prep = time.perf_counter(), time.process_time()
         kept, reason, n_masked, out = self._estimate(prep, method, cov_type, cov_kwds)
-        t_est = time.perf_counter()
+        t_est, c_est = time.perf_counter(), time.process_time()
         result = self._assemble(prep, method, kept, reason, n_masked, out)
         self.timings = {
             "prepare": t_prep - t_start,
             "estimate": t_est - t_prep,
             "assemble": time.perf_counter() - t_est,
+            # process CPU seconds (all threads): steadier than wall time on a shared machine
+            "prepare_cpu": c_prep - c_start,
+            "estimate_cpu": c_est - c_prep,
+            "assemble_cpu": time.process_time() - c_est,
         }
         return result
 
@@ -404,7 +414,7 @@ class EventStudy:
         tix_all = ev["_tix"].to_numpy()
         reason = ev["_reason"].to_numpy().astype(object)
         n_masked = np.zeros(ev.height, dtype=np.int64)
-        out = self._empty_estimates(prep, cand.shape[0])
+        out = self._empty_estimates(prep, cand.shape[0], method)
         kept_rows: list[np.ndarray] = []
         filled = 0
         for start in range(0, cand.shape[0], self.chunk_size):
@@ -419,7 +429,11 @@ class EventStudy:
             n_masked[rows] = co.n_masked
             m = int(co.keep.sum())
             for name in out:
-                out[name][filled : filled + m] = getattr(co, name)
+                if name == "resid":
+                    assert co.resid is not None
+                    out[name][filled : filled + m] = co.resid
+                else:
+                    out[name][filled : filled + m] = getattr(co, name)
             filled += m
             kept_rows.append(rows[co.keep])
         if filled < cand.shape[0]:
@@ -427,17 +441,22 @@ class EventStudy:
         kept = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
         return kept, reason, n_masked, out
 
-    def _empty_estimates(self, prep: _Prepared, m_cap: int) -> dict[str, np.ndarray]:
-        """Preallocated estimate arrays for at most ``m_cap`` firm-events (filled chunk by chunk)."""
-        k, n_len, n_w = self.model.k, prep.rel.shape[0], len(self.windows)
+    def _empty_estimates(self, prep: _Prepared, m_cap: int, method: str) -> dict[str, np.ndarray]:
+        """Preallocated estimate arrays for at most ``m_cap`` firm-events (filled chunk by chunk).
+
+        Per-day arrays cover the event days only: the estimation-window residuals are recomputed on
+        demand (:meth:`_estimation_residuals`), so memory grows by Le, not L, columns per firm-event.
+        The reference routes keep their own residuals (``resid``): they are not the batch fit's bits."""
+        k, n_w = self.model.k, len(self.windows)
         n_ne = int((~prep.is_est).sum())
-        return {
+        extra = {"resid": np.empty((m_cap, int(prep.is_est.sum())))} if method != "batch" else {}
+        return extra | {
             "b": np.empty((m_cap, k)),
             "bse": np.empty((m_cap, k)),
             "sigma": np.empty(m_cap),
             "n_est": np.empty(m_cap, dtype=np.int64),
-            "ar": np.empty((m_cap, n_len)),
-            "pe": np.empty((m_cap, n_len)),
+            "ar": np.empty((m_cap, n_ne)),
+            "pe": np.empty((m_cap, n_ne)),
             "x_event": np.empty((m_cap, n_ne, k)),
             "a_pe": np.empty((m_cap, k, k)),
             "car": np.empty((m_cap, n_w)),
@@ -496,17 +515,17 @@ class EventStudy:
         fit = model.fit(planes, yy, est_use, ok, self._ddof())
         reason[ok & fit.singular] = "singular_design"
         ok &= ~fit.singular
-        used = est_use | (valid & ~prep.is_est[None, :])
-        ar = np.where(used, yy - fit.fitted, np.nan)
+        ne_cols = np.flatnonzero(~prep.is_est)
+        # ARs on the event days only (the estimation residuals are recomputed when a test asks).
+        ar = np.where(valid[:, ne_cols], yy[:, ne_cols] - fit.fitted[:, ne_cols], np.nan)
         a_pe = (
             model.prediction_matrix(planes, fit, est_use, est_pe, ok)
             if self.conventions.pe_over_all_market_days
             else fit.a
         )
-        ne_cols = np.flatnonzero(~prep.is_est)
         x_ev = [np.ones((n, ne_cols.shape[0])) if p is None else p[:, ne_cols] for p in planes]
-        pe = np.full(y.shape, np.nan)
-        pe[:, ne_cols] = model.ar_variance_factor(a_pe, x_ev)
+        pe = np.empty((n, ne_cols.shape[0]))
+        pe[:] = model.ar_variance_factor(a_pe, x_ev)
         car, car_se, bhar, n_days = self._batch_windows(prep, y, off, ar, fit.fitted, fit.sigma2, a_pe, planes)
         x_event = np.stack(x_ev, axis=2) if x_ev else np.empty((n, ne_cols.shape[0], 0))
         # Usually every row survives: hand the arrays over without a fancy-index copy.
@@ -540,21 +559,22 @@ class EventStudy:
         a_pe: np.ndarray,
         planes: list[Plane],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(CAR, se, BHAR, days with an AR), each (n, W); blank unless every window day has an AR."""
+        """(CAR, se, BHAR, days with an AR), each (n, W); blank unless every window day has an AR.
+        ``ar`` is on the event days (``prep.win_ev_cols``), the other arrays on the whole grid."""
         n, n_w = y.shape[0], len(prep.win_cols)
         car = np.full((n, n_w), np.nan)
         car_se = np.full_like(car, np.nan)
         bhar = np.full_like(car, np.nan)
         n_days = np.zeros((n, n_w), dtype=np.int64)
         for w, cols in enumerate(prep.win_cols):
-            arw = ar[:, cols]
+            arw = ar[:, prep.win_ev_cols[w]]
             nd = np.isfinite(arw).sum(axis=1)
             full = nd == cols.shape[0]
             n_days[:, w] = nd
             # Var(CAR) = sigma^2 (L_W + s' A s), s = X_W' 1: the cross-day terms are in s' A s.
             factor = self.model.car_variance_factor(a_pe, window_sums(planes, cols), float(cols.shape[0]))
             var = sigma2 * factor[:, 0]
-            car[:, w] = np.where(full, arw.sum(axis=1), np.nan)
+            car[:, w] = np.where(full, day_sums(arw), np.nan)
             with np.errstate(invalid="ignore"):  # rows being dropped may have sigma2 < 0 or NaN
                 car_se[:, w] = np.where(full, np.sqrt(var), np.nan)
             expected = fitted[:, cols] if off.shape[1] == 1 else off[:, cols] + fitted[:, cols]
@@ -615,6 +635,8 @@ class EventStudy:
         def stacked(name: str, shape: tuple[int, ...]) -> np.ndarray:
             return np.stack(rows[name]) if rows[name] else np.empty((0, *shape))
 
+        ar = stacked("ar", (n_len,))
+
         return _ChunkOut(
             keep=ok,
             reason=reason,
@@ -623,15 +645,30 @@ class EventStudy:
             bse=stacked("bse", (k,)),
             sigma=stacked("sigma", ()),
             n_est=stacked("n_est", ()),
-            ar=stacked("ar", (n_len,)),
-            pe=stacked("pe", (n_len,)),
+            ar=ar[:, ne_cols],
+            pe=stacked("pe", (n_len,))[:, ne_cols],
             x_event=x[ok][:, ne_cols, :] if m else np.empty((0, ne_cols.shape[0], k)),
             a_pe=stacked("a_pe", (k, k)),
             car=stacked("car", (n_w,)),
             car_se=stacked("car_se", (n_w,)),
             bhar=stacked("bhar", (n_w,)),
             n_days=stacked("n_days", (n_w,)),
+            resid=ar[:, prep.is_est],
         )
+
+    def _estimation_residuals(self, prep: _Prepared, tix: np.ndarray, i0: np.ndarray) -> np.ndarray:
+        """(n, L_est) estimation-window residuals of the firm-events at (``tix``, ``i0``), all of which
+        the batch fit kept: the same gather, masks and fit as :meth:`_batch_chunk`, chunk by chunk.
+        Every step is row-wise, so each row gets the bits it had in the fit whatever its chunk."""
+        out = np.empty((tix.shape[0], int(prep.is_est.sum())))
+        ddof = self._ddof()
+        for start in range(0, tix.shape[0], self.chunk_size):
+            sl = slice(start, start + self.chunk_size)
+            _, yy, planes, _, oth = self._gather(prep, tix[sl], i0[sl])
+            _, est_use, _, _, _ = self._valid_masks(prep, yy, planes, oth)
+            fit = self.model.fit(planes, yy, est_use, np.ones(yy.shape[0], dtype=bool), ddof)
+            out[sl] = np.where(est_use, yy - fit.fitted, np.nan)[:, prep.is_est]
+        return out
 
     # ------------------------------------------------------------------ assembly
 
@@ -656,6 +693,13 @@ class EventStudy:
             pl.Series("n_est", out["n_est"]),
             pl.Series("n_other_event_days", n_masked[kept]),
         )
+        if method == "batch":
+            # A snapshot of the settings, so that changing this EventStudy later cannot change them.
+            frozen = copy.copy(self)
+            tix, i0 = prep.events["_tix"].to_numpy()[kept], prep.events["_i0"].to_numpy()[kept]
+            estimation = EstimationBlock(compute=lambda: frozen._estimation_residuals(prep, tix, i0))
+        else:
+            estimation = EstimationBlock(values=out["resid"])
         panel = ARPanel(
             keys=keys,
             rel_days=prep.rel.copy(),
@@ -667,9 +711,10 @@ class EventStudy:
             pe_factor=out["pe"],
             x_event=out["x_event"],
             xtx_inv=out["a_pe"],
+            estimation=estimation,
             conventions=self.conventions,
         )
-        excluded_mask = np.array([r is not None for r in reason], dtype=bool)
+        excluded_mask = reason != None  # noqa: E711 (elementwise, no per-row Python loop)
         excluded = ev.filter(pl.Series(excluded_mask)).select(
             "event_id",
             "deal_id",
@@ -738,24 +783,15 @@ def _car_frame(base: pl.DataFrame, labels: list[str], df: np.ndarray, out: dict[
     # scipy.special, not scipy.stats: stats takes about 0.7 s to import, and every CLI command imports
     # this module to register `study`. stdtr(df, -|t|) is the t distribution's lower tail.
     p = 2.0 * special.stdtr(dfw, -np.abs(t))
-    return (
-        pl.concat(
-            [
-                base.with_columns(
-                    pl.lit(labels[w]).alias("window"),
-                    pl.lit(w, dtype=pl.Int32).alias("_w"),
-                    pl.Series("car", car[:, w]).fill_nan(None),
-                    pl.Series("se", se[:, w]).fill_nan(None),
-                    pl.Series("t", t[:, w]).fill_nan(None),
-                    pl.Series("p", p[:, w]).fill_nan(None),
-                    pl.Series("bhar", out["bhar"][:, w]).fill_nan(None),
-                    pl.Series("n_days", out["n_days"][:, w]),
-                )
-                for w in range(n_w)
-            ]
-        )
-        .with_row_index("_r")
-        .with_columns((pl.col("_r") % max(base.height, 1)).alias("_e"))
-        .sort("_e", "_w")
-        .drop("_r", "_e", "_w")
+    # Rows in firm-event order, then window order: the C-order ravel of each (n, W) array, with the
+    # keys repeated W times (one gather; no concatenation and sort of n x W rows).
+    n = base.height
+    return base[np.repeat(np.arange(n), n_w)].with_columns(
+        pl.Series("window", np.tile(np.array(labels, dtype=object), n), dtype=pl.Utf8),
+        pl.Series("car", car.ravel()).fill_nan(None),
+        pl.Series("se", se.ravel()).fill_nan(None),
+        pl.Series("t", t.ravel()).fill_nan(None),
+        pl.Series("p", p.ravel()).fill_nan(None),
+        pl.Series("bhar", out["bhar"].ravel()).fill_nan(None),
+        pl.Series("n_days", out["n_days"].ravel()),
     )

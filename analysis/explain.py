@@ -24,28 +24,13 @@ import numpy as np
 import polars as pl
 
 from analysis.crosssection import CrossSectionResult, WildBootstrapResult, fit_crosssection
+from analysis.dollar_columns import market_caps_at_t0 as dollar_caps_at_t0
 from analysis.results import EventStudyResult
+from analysis.spec import CLUSTER_ALIASES as CLUSTER_ALIASES  # their home: the specification
+from analysis.spec import DEFAULT_SPEC, StudySpec
+from analysis.spec import parse_cov as parse_cov
 from analysis.window import EventWindow
 from core.errors import InputError
-
-CLUSTER_ALIASES = {"date": "t0", "firm": "company"}
-_COVS = {"nonrobust": "nonrobust", "hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
-
-
-def parse_cov(text: str) -> tuple[str, tuple[str, ...]]:
-    """``'hc3'`` -> ('HC3', ()); ``'cluster:date,firm'`` -> ('cluster', ('t0', 'company'))."""
-    t = text.strip()
-    low = t.lower()
-    if low in _COVS:
-        return _COVS[low], ()
-    if low.startswith("cluster:"):
-        names = tuple(CLUSTER_ALIASES.get(n.strip(), n.strip()) for n in t.split(":", 1)[1].split(",") if n.strip())
-        if len(names) not in (1, 2):
-            raise InputError(f"--cov {text!r}: cluster by one or two variables, e.g. cluster:date,firm", field="--cov")
-        return "cluster", names
-    raise InputError(
-        f"unknown covariance {text!r}; choose nonrobust, hc0-hc3 or cluster:date[,firm]", field="--cov"
-    )
 
 
 def explain_frame(res: EventStudyResult, features: pl.DataFrame, window: EventWindow | tuple[int, int] | str) -> pl.DataFrame:
@@ -194,59 +179,47 @@ def explain(
     return ExplainResult(window=window, fit=fit, bootstrap=boots)
 
 
+def study_features(con: duckdb.DuckDBPyConnection, deals: pl.DataFrame, spec: StudySpec = DEFAULT_SPEC,
+                   *, recorded_by: dt.datetime | None = None) -> pl.DataFrame:
+    """The characteristics of a study's firm-events as known at each t0: the firm-events ``spec`` makes
+    of ``deals`` (its date basis and unknown-time policy, collapsed per ticker and day as every command
+    does), each valued at t0-1 by :func:`market_caps_at_t0`. One home, so ``carousel explain`` and the
+    main job's second stage join the same characteristics to the same CARs."""
+    from analysis.date_basis import apply_date_basis
+    from analysis.events import collapse_same_day, firm_events
+    from analysis.features import firm_event_features
+
+    events = collapse_same_day(firm_events(apply_date_basis(deals, spec.date_basis),
+                                           unknown_policy=spec.unknown_policy))
+    return firm_event_features(con, events, market_caps=market_caps_at_t0(con, events), recorded_by=recorded_by)
+
+
 def study_frame(
     con: duckdb.DuckDBPyConnection,
     window: EventWindow | tuple[int, int] | str,
+    spec: StudySpec = DEFAULT_SPEC,
     *,
-    model: str = "market",
-    benchmarks: tuple[str, ...] = ("SPY",),
-    estimation: tuple[int, int] = (-250, -11),
-    unknown_policy: str = "same_day",
-    market_caps: pl.DataFrame | None = None,
     recorded_by: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """The :func:`explain_frame` of the database's study: the default windows plus ``window`` (so the
-    CARs of a default window equal ``carousel study``'s and the stored ``car`` view's), firm-events
-    collapsed per ticker and day as every command does, characteristics as known at each announcement."""
-    from analysis.events import collapse_same_day, firm_events
-    from analysis.features import firm_event_features
-    from analysis.models import benchmark_tickers
-    from analysis.study import load_inputs, run_study
-    from analysis.window import DEFAULT_WINDOWS
+    """The :func:`explain_frame` of the database's study as ``spec`` defines it (``carousel study``'s,
+    ``run``'s and ``report``'s: :func:`analysis.study.run_spec`, so 9984.T gets its lagged benchmark as
+    there), estimated on ``spec.windows`` plus ``window``, so a window's CARs equal the stored ``car``
+    view's; characteristics from :func:`study_features`."""
+    from analysis.study import load_inputs, run_spec
 
     w = EventWindow.of(window)
-    windows = DEFAULT_WINDOWS if w in DEFAULT_WINDOWS else (*DEFAULT_WINDOWS, w)
-    deals, returns = load_inputs(con, list(benchmark_tickers(benchmarks)))
-    res = run_study(
-        deals, returns, model=model, benchmarks=benchmarks, estimation=estimation, windows=windows,
-        unknown_policy=unknown_policy,
-    )
-    events = collapse_same_day(firm_events(deals, unknown_policy=unknown_policy))
-    if market_caps is None:
-        market_caps = market_caps_at_t0(con, events)
-    feats = firm_event_features(con, events, market_caps=market_caps, recorded_by=recorded_by)
-    return explain_frame(res, feats, w)
+    if w not in spec.windows:
+        spec = spec.with_(windows=(*spec.windows, w))
+    deals, returns = load_inputs(con, spec.extra_tickers())
+    res = run_spec(deals, returns, spec)
+    return explain_frame(res, study_features(con, deals, spec, recorded_by=recorded_by), w)
 
 
 def market_caps_at_t0(con: duckdb.DuckDBPyConnection, events: pl.DataFrame) -> pl.DataFrame | None:
-    """ticker, t0, mcap_usd, mcap_reason: market value at t0-1 (:func:`market.mcap.market_caps_before`)
-    from the stored share counts, or None when the database holds none (``amount_to_mcap`` then says
-    ``no_market_cap_frame``)."""
-    from ledger import api as ledger_api
-    from market import api as market_api
-    from market.mcap import market_caps_before
-    from market.shares_store import share_counts
-
-    counts = share_counts(con)
-    if counts.height == 0:
-        return None
-    keys = events.filter(pl.col("t0").is_not_null()).select("ticker", "t0").unique().sort("ticker", "t0")
-    companies = ledger_api.companies(con)
-    pairs = companies.select("tickers", "currencies").explode(["tickers", "currencies"]).drop_nulls()
-    currencies = dict(zip(pairs["tickers"].to_list(), pairs["currencies"].to_list(), strict=True))
-    prices = market_api.prices(con, keys["ticker"].unique().to_list())
-    caps = market_caps_before(counts, prices, keys, currencies=currencies)
-    return caps.select("ticker", "t0", "mcap_usd", "mcap_reason")
+    """ticker, t0, price_date, mcap_usd, mcap_reason: the market value at t0-1 the dollar CARs use
+    (:func:`analysis.dollar_columns.market_caps_at_t0`, one home for the idea), or None when the
+    database holds no share counts (``amount_to_mcap`` then says ``no_market_cap_frame``)."""
+    return dollar_caps_at_t0(con, events)
 
 
 __all__ = [
@@ -256,5 +229,6 @@ __all__ = [
     "explain_frame",
     "market_caps_at_t0",
     "parse_cov",
+    "study_features",
     "study_frame",
 ]

@@ -10,6 +10,13 @@ Missing p-values: a NaN is not a test. It stays NaN and does not count in the fa
 ``multipletests`` applied to the non-missing entries gives). Ties get equal adjusted values, whatever
 their order.
 
+Per firm-event and window (:func:`adjusted_car_pvalues`): one family per window, the firm-events of
+that window (the CAR t-test's p of each). This one function gives the appendix table's ``p_holm`` and
+``p_bh``, the ``car`` SQL view's columns and every ``carousel study --format json`` record's, so the
+three can never disagree. The family is always the whole study's window: ``carousel study --deal X``
+adjusts over every firm-event of the window, not only the ones it prints (a filtered record equals the
+full run's, as its CAR does).
+
 Example:
     >>> import numpy as np
     >>> from analysis.multiplicity import adjust_pvalues
@@ -22,8 +29,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import polars as pl
 
 from core.errors import InputError
+
+#: The columns :func:`adjusted_car_pvalues` adds (the ``car`` view and the JSON records carry them).
+ADJUSTED_COLUMNS = ("p_holm", "p_bh")
 
 Method = Literal["holm", "fdr_bh"]
 
@@ -71,3 +82,24 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg (1995) step-up adjusted p-values (FDR), NaN kept."""
     return adjust_pvalues(pvalues, "fdr_bh")
+
+
+def adjusted_car_pvalues(car: pl.DataFrame) -> pl.DataFrame:
+    """``car`` (same rows, same order) with ``p_holm`` and ``p_bh``: the Holm and Benjamini-Hochberg
+    adjusted p-values of the firm-events' CAR t-tests, one family per ``window`` (a null p stays null
+    and is not counted in its family). Columns needed: ``window`` and ``p``."""
+    missing = [c for c in ("window", "p") if c not in car.columns]
+    if missing:
+        raise InputError(f"the CAR frame lacks column(s): {', '.join(missing)}", field="car")
+    base = car.drop([c for c in ADJUSTED_COLUMNS if c in car.columns])
+    n = base.height
+    holm_p, bh_p = np.full(n, np.nan), np.full(n, np.nan)
+    if n:
+        p = base["p"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        windows = base["window"].cast(pl.String).to_numpy()
+        # A few windows: one vectorised adjustment per family (rows put back in place).
+        for w in np.unique(windows):
+            rows = np.flatnonzero(windows == w)
+            holm_p[rows] = adjust_pvalues(p[rows], "holm")
+            bh_p[rows] = adjust_pvalues(p[rows], "fdr_bh")
+    return base.with_columns(pl.Series("p_holm", holm_p).fill_nan(None), pl.Series("p_bh", bh_p).fill_nan(None))

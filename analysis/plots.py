@@ -74,11 +74,10 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
 def car_path(panel: ARPanel, row: int, start: int, end: int) -> pl.DataFrame:
     """CAR from ``start`` to each day up to ``end`` for one firm-event, with the exact prediction-error
     standard error (including the cross-day covariance term): Var = sigma^2 (L + s'(X'X)^-1 s)."""
-    ev_days = panel.rel_days[~panel.is_est]
+    ev_days = panel.event_days
     sel = (ev_days >= start) & (ev_days <= end)
     days = ev_days[sel]
-    cols = np.flatnonzero(~panel.is_est)[sel]
-    ar = panel.ar[row, cols]
+    ar = panel.ar[row, sel]
     car = np.cumsum(ar)
     x = panel.x_event[row][sel]  # (L, k)
     s = np.cumsum(x, axis=0)  # s_t = sum of regressor rows up to t
@@ -224,10 +223,9 @@ def caar_path(panel: ARPanel, start: int, end: int) -> pl.DataFrame:
     """CAAR from ``start`` to each day up to ``end`` with its cross-sectional standard error: for each
     day, the mean and sd/sqrt(n) (ddof 1) of the firm-events' CARs over [start, day], over the
     firm-events with an AR on every day so far (the cross-sectional t test's inputs)."""
-    ev_days = panel.rel_days[~panel.is_est]
+    ev_days = panel.event_days
     sel = (ev_days >= start) & (ev_days <= end)
-    cols = np.flatnonzero(~panel.is_est)[sel]
-    car = np.cumsum(panel.ar[:, cols], axis=1)  # NaN from the first missing day on
+    car = np.cumsum(panel.ar[:, sel], axis=1)  # NaN from the first missing day on
     ok = np.isfinite(car)
     n = ok.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

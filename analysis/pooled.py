@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from analysis.panel import ARPanel
+from analysis.panel import ARPanel, EstimationBlock
 from analysis.results import EventStudyResult
 
 
@@ -69,6 +69,9 @@ def pool_results(parts: Sequence[EventStudyResult]) -> EventStudyResult:
         pe_factor=np.concatenate([q.pe_factor for q in panels])[order],
         x_event=np.concatenate([_pad(q.x_event, k, (2,)) for q in panels])[order],
         xtx_inv=np.concatenate([_pad(q.xtx_inv, k, (1, 2)) for q in panels])[order],
+        estimation=EstimationBlock(
+            compute=lambda: np.concatenate([q.estimation_residuals() for q in panels])[order]
+        ),
         conventions=first.panel.conventions,
     )
 

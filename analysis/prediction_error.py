@@ -36,6 +36,18 @@ def quad_form(a: np.ndarray, x: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def day_sums(a: np.ndarray) -> np.ndarray:
+    """(n,) sums of an (n, d) array's rows, added day by day from the first column.
+
+    Why not ``a.sum(axis=1)``: numpy adds the columns of a multi-row slice one at a time but sums a
+    single contiguous row pairwise, so a firm-event alone in its chunk would get different last bits
+    than in a larger chunk. Column by column, every row gets the same bits whatever the chunking."""
+    out = a[:, 0].copy() if a.shape[1] else np.zeros(a.shape[0])
+    for j in range(1, a.shape[1]):
+        out += a[:, j]
+    return out
+
+
 def window_sums(planes: Sequence[Plane], cols: np.ndarray) -> list[np.ndarray]:
     """s = X_W' 1 as planes of shape (n, 1): each regressor summed over the window's columns."""
     n_days = float(cols.shape[0])
@@ -44,7 +56,7 @@ def window_sums(planes: Sequence[Plane], cols: np.ndarray) -> list[np.ndarray]:
         if p is None:
             out.append(np.full((1, 1), n_days))
         else:
-            out.append(p[:, cols].sum(axis=1, keepdims=True))
+            out.append(day_sums(p[:, cols])[:, None])
     return out
 
 

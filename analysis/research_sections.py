@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from analysis import htmlreport, plots
 from analysis.clustered import ClusteredInference
 from analysis.dollar_outputs import summaries as dollar_summaries
+from analysis.spec import DEFAULT_EXPLAIN, ExplainSpec, parse_cov
 from analysis.summary import Column, Fmt, Summary, Table, fixed, integer, percent, pvalue
 
 #: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
@@ -142,34 +143,74 @@ def clustered_html(summaries: dict[str, Summary]) -> str:
 # ---------------------------------------------------------------------------------------- second stage
 
 #: The second stage the README documents for ``carousel explain`` (window [-1,+1], WLS with 1/se^2).
-EXPLAIN_FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
-EXPLAIN_WINDOW = "[-1,+1]"
+#: The README's second stage (the default of ``[explain]``).
+EXPLAIN_FORMULA = DEFAULT_EXPLAIN.formula
+EXPLAIN_WINDOW = DEFAULT_EXPLAIN.window.label
 
 
-def explain_summary(hc3: pl.DataFrame, clustered: pl.DataFrame, nobs: int) -> Summary:
-    """One row per term: the WLS coefficient with its HC3 and its two-way clustered (date, firm) SE and
-    p (``ExplainResult.to_frame()`` of each fit; the coefficients are the same fit's)."""
-    both = hc3.select("term", "coef", pl.col("se").alias("se_hc3"), pl.col("p").alias("p_hc3")).join(
-        clustered.select("term", pl.col("se").alias("se_cl"), pl.col("p").alias("p_cl")), on="term",
-        how="left", maintain_order="left")
-    return Summary.of(Table(both, (
-        Column("term", "Term"), Column("coef", "Coefficient", fixed(4), stars="p_hc3"),
-        Column("se_hc3", "SE (HC3)", fixed(4)), Column("p_hc3", "p (HC3)", pvalue(4)),
-        Column("se_cl", "SE (date, firm)", fixed(4)), Column("p_cl", "p (date, firm)", pvalue(4)))),
-        title=f"What explains CAR{EXPLAIN_WINDOW}: {EXPLAIN_FORMULA} (WLS, N = {nobs})",
-        notes=["WLS with weights 1/se^2 of each CAR; characteristics as known on the announcement date. "
-               "Stars: the HC3 p-value (* p<0.10, ** p<0.05, *** p<0.01). Two-way clustered by event day and "
-               "firm (Cameron, Gelbach and Miller 2011). C(deal_kind)[T.x]: kind x against chips. The same "
-               "fit as `carousel explain '" + EXPLAIN_FORMULA + "' --window=-1,1 --weights wls --cov hc3`.",
-               "A blank two-way SE: the two-way variance (date + firm - both) is not positive for that term, "
-               "as happens for a category with a single firm-event."])
+def _cov_name(cov: str) -> tuple[str, str]:
+    """(column suffix, label) of a covariance: ``hc3`` -> ('hc3', 'HC3'), ``cluster:date,firm`` ->
+    ('cl', 'date, firm'), ``cluster:date`` -> ('cl_date', 'date')."""
+    kind, names = parse_cov(cov)
+    if kind != "cluster":
+        return kind.lower(), kind
+    shown = [{"t0": "date", "company": "firm"}.get(n, n) for n in names]
+    return ("cl" if shown == ["date", "firm"] else "cl_" + "_".join(shown)), ", ".join(shown)
+
+
+def explain_summary(fits: list[pl.DataFrame], nobs: int, spec: ExplainSpec) -> Summary:
+    """One row per term: the coefficient with one SE and p per covariance of ``spec`` (``fits``:
+    ``ExplainResult.to_frame()`` of each, in ``spec.covariance`` order; the coefficients are the same
+    fit's), and the first fit's wild cluster bootstrap p when ``spec.bootstrap`` > 0."""
+    names = [_cov_name(c) for c in spec.covariance]
+    first = names[0][0]
+    both = fits[0].select("term", "coef")
+    for (suffix, _label), f in zip(names, fits, strict=True):
+        both = both.join(f.select("term", pl.col("se").alias(f"se_{suffix}"), pl.col("p").alias(f"p_{suffix}")),
+                         on="term", how="left", maintain_order="left")
+    cols = [Column("term", "Term"), Column("coef", "Coefficient", fixed(4), stars=f"p_{first}")]
+    for suffix, label in names:
+        cols += [Column(f"se_{suffix}", f"SE ({label})", fixed(4)), Column(f"p_{suffix}", f"p ({label})", pvalue(4))]
+    if spec.bootstrap:
+        both = both.join(fits[0].select("term", "boot_p"), on="term", how="left", maintain_order="left")
+        cols.append(Column("boot_p", "Bootstrap p", pvalue(4)))
+    w = spec.window
+    two_way = any(parse_cov(c) == ("cluster", ("t0", "company")) for c in spec.covariance)
+    note = ("WLS with weights 1/se^2 of each CAR" if spec.weights == "wls" else "OLS") + (
+        "; characteristics as known on the announcement date. "
+        f"Stars: the {names[0][1]} p-value (* p<0.10, ** p<0.05, *** p<0.01). ")
+    if two_way:
+        note += "Two-way clustered by event day and firm (Cameron, Gelbach and Miller 2011). "
+    if "C(deal_kind)" in spec.formula.replace(" ", ""):
+        note += "C(deal_kind)[T.x]: kind x against chips. "
+    note += (f"The same fit as `carousel explain '{spec.formula}' --window={w.start},{w.end} --weights "
+             f"{spec.weights} --cov {spec.cov}`" + (f" --bootstrap {spec.bootstrap}" if spec.bootstrap else "")
+             + ".")
+    notes = [note]
+    if spec.bootstrap:
+        notes.append(f"Bootstrap p: restricted wild cluster bootstrap, {spec.bootstrap} draws, {spec.boot_weights} "
+                     f"weights, seed {spec.seed}, clustered by the first cluster variable of "
+                     f"{spec.cov} (by event day when it is not clustered).")
+    if two_way:
+        notes.append("A blank two-way SE: the two-way variance (date + firm - both) is not positive for that term, "
+                     "as happens for a category with a single firm-event.")
+    return Summary.of(Table(both, tuple(cols)),
+                      title=f"What explains CAR{w.label}: {spec.formula} ({spec.weights.upper()}, N = {nobs})",
+                      notes=notes)
 
 
 def explain_html(s: Summary) -> str:
-    return ("<p>Which announcements moved prices more: the CARs of the [-1,+1] window regressed on the deal's "
-            "size, whether the firm sits on a round-trip and the kind of deal. A coefficient is the change in "
-            "CAR per unit of the term; read its p under both standard errors (firm-events of one day or one "
-            "firm are not independent).</p>" + s.to_html())
+    """The section's lead: names the window and the characteristics of the fit in the table (the
+    ``[explain]`` specification's, read back from the table's title)."""
+    title = s.title or (s.tables[0].title if s.tables else "") or ""
+    window = title.split(":", 1)[0].removeprefix("What explains CAR") or EXPLAIN_WINDOW
+    what = ("the deal's size, whether the firm sits on a round-trip and the kind of deal"
+            if f": {EXPLAIN_FORMULA} (" in title else "the characteristics in the table's title")
+    n_se = sum(1 for c in s.tables[0].columns if c.name.startswith("se_")) if s.tables else 1
+    under = "both standard errors" if n_se == 2 else ("each standard error" if n_se > 2 else "its standard error")
+    return (f"<p>Which announcements moved prices more: the CARs of the {html.escape(window)} window regressed on "
+            f"{what}. A coefficient is the change in CAR per unit of the term; read its p under {under} "
+            "(firm-events of one day or one firm are not independent).</p>" + s.to_html())
 
 
 # ---------------------------------------------------------------------------------------- activity
@@ -220,31 +261,41 @@ def activity_html(s: dict[str, Summary], figures: Path) -> str:
 # ---------------------------------------------------------------------------------------- timeline
 
 
-def timeline_summary(wide: pl.DataFrame) -> Summary:
-    """The carousel per month end, as known today and as recorded by then
-    (``analysis.timeline_series.revealed_later`` of the timeline frame)."""
-    shown = wide.with_columns(pl.col("month").cast(pl.String),
-                              (pl.col("committed_usd__today") / 1e9).alias("today_bn"),
-                              (pl.col("committed_usd__then") / 1e9).alias("then_bn"))
-    return Summary.of(Table(shown, (
-        Column("month", "Month end"), Column("today_bn", "US$ bn, today", fixed(1, thousands=True)),
-        Column("then_bn", "US$ bn, then", fixed(1, thousands=True)),
-        Column("n_round_trips__today", "Round-trips, today", integer()),
-        Column("n_round_trips__then", "Round-trips, then", integer()),
-        Column("openai_share__today", "OpenAI share", fixed(3)))),
-        title="The carousel over time: each month end as known today and as recorded by then",
-        notes=["US$ bn: committed, disclosed flows (each contract once); OpenAI share: as known today. "
-               "today: the deals in effect at the month end as the ledger records them now; then: as the "
-               "ledger had recorded them by that month end. The shipped ledger was recorded in one import, "
-               "so 'then' is empty (blank or zero) before that import: the truthful answer about this "
-               "ledger, not a gap in the data."])
+def timeline_summary(frame: pl.DataFrame) -> Summary:
+    """The carousel per month end in every vintage that has data (``analysis.timeline_series.timeline``'s
+    frame); a vintage without any deal is not listed, and the notes say why."""
+    from analysis.timeline_series import VINTAGE_LABELS, absent_vintages, same_as_today
+
+    absent = absent_vintages(frame)
+    shown = [v for v in ("today", "reported", "recorded") if v not in absent]
+    wide = frame.pivot(on="vintage", index="month", values=["committed_usd", "n_round_trips", "openai_share"],
+                       separator="__").sort("month")
+    display = wide.select(
+        pl.col("month").cast(pl.String),
+        *((pl.col(f"committed_usd__{v}") / 1e9).alias(f"committed_bn__{v}") for v in shown),
+        *(pl.col(f"n_round_trips__{v}") for v in shown),
+        pl.col("openai_share__today"))
+    cols = (Column("month", "Month end"),
+            *(Column(f"committed_bn__{v}", f"US$ bn, {v}", fixed(1, thousands=True)) for v in shown),
+            *(Column(f"n_round_trips__{v}", f"Round-trips, {v}", integer()) for v in shown),
+            Column("openai_share__today", "OpenAI share", fixed(3)))
+    notes = ["US$ bn: committed, disclosed flows (each contract once); OpenAI share: as known today. today: the "
+             "deals in effect at the month end as the ledger records them now; reported: as publicly reported "
+             "by that month end (each deal from its announcement or an earlier first report; the ledger records "
+             "no reported date for amendments and retractions, so they count from their recording); recorded: "
+             "as the ledger had recorded them by that month end."]
+    notes += [f"{VINTAGE_LABELS[v].capitalize()} equals as known today at every month end: on this ledger later "
+              "records revealed nothing about an earlier month." for v in shown if v != "today" and same_as_today(frame, v)]
+    notes += [f"Not listed, {VINTAGE_LABELS[v]}: {why}." for v, why in absent.items()]
+    title = "The carousel over time: each month end " + ", ".join(VINTAGE_LABELS[v] for v in shown)
+    return Summary.of(Table(display, cols), title=title, notes=notes)
 
 
 def timeline_html(s: Summary, figures: Path) -> str:
     return ("<p>How the web of commitments grew, month by month: money committed (disclosed, each contract "
-            "once) and round-trips among the deals in effect at each month end. The figure shows the web as "
-            "known today; the table also shows what the ledger had recorded by each month end.</p>"
-            + _fig(figures, "carousel_over_time", "Committed flows and round-trips per month end (as known today)")
+            "once) and round-trips among the deals in effect at each month end, as known today and as it had "
+            "been reported by then. A series with no data is not drawn; the notes under the table say why.</p>"
+            + _fig(figures, "carousel_over_time", "Committed flows and round-trips per month end")
             + s.to_html())
 
 

@@ -56,14 +56,13 @@ class EventStudyResult:
         """Long AR table on the non-estimation days: event_id, rel_day, ar, se (se = sigma*sqrt(pe))."""
         if "ar" not in self._cache:
             p = self.panel
-            cols = np.flatnonzero(~p.is_est)
-            ar = p.ar[:, cols]
-            se = p.sigma[:, None] * np.sqrt(p.pe_factor[:, cols])
+            ar = p.ar
+            se = p.sigma[:, None] * np.sqrt(p.pe_factor)
             n, nd = ar.shape
             self._cache["ar"] = pl.DataFrame(
                 {
                     "event_id": np.repeat(p.keys["event_id"].to_numpy(), nd),
-                    "rel_day": np.tile(p.rel_days[cols], n).astype(np.int32),
+                    "rel_day": np.tile(p.event_days, n).astype(np.int32),
                     "ar": ar.ravel(),
                     "se": se.ravel(),
                 }
@@ -74,13 +73,13 @@ class EventStudyResult:
     def aar(self) -> pl.DataFrame:
         """Average abnormal return per non-estimation relative day: rel_day, aar, n (events with an AR)."""
         p = self.panel
-        cols = np.flatnonzero(~p.is_est)
-        ar = p.ar[:, cols]
+        # Column-major, so each day's sum is numpy's pairwise sum down a contiguous column.
+        ar = np.asfortranarray(p.ar)
         n = np.isfinite(ar).sum(axis=0)
         with np.errstate(invalid="ignore"):
             aar = np.where(n > 0, np.nansum(ar, axis=0) / np.maximum(n, 1), np.nan)
         return pl.DataFrame(
-            {"rel_day": p.rel_days[cols].astype(np.int32), "aar": aar, "n": n.astype(np.int64)}
+            {"rel_day": p.event_days.astype(np.int32), "aar": aar, "n": n.astype(np.int64)}
         ).with_columns(pl.col("aar").fill_nan(None))
 
     @property

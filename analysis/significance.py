@@ -70,35 +70,22 @@ def _conv(panel: ARPanel, conventions: Conventions | None) -> Conventions:
 
 
 def _cols(panel: ARPanel, day: int | None, window: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
-    """Column indices of the requested event days and whether they form a CAR window."""
+    """Event-day columns (of ``panel.ar``) of the requested days and whether they form a CAR window."""
     if (day is None) == (window is None):
         raise ValueError("give exactly one of day= or window=")
     if window is not None:
         a, b = int(window[0]), int(window[1])
         if a > b:
             raise ValueError(f"window {window} is empty")
-        cols = np.arange(panel.day_index(a), panel.day_index(b) + 1)
-        is_window = True
-    else:
-        cols = np.array([panel.day_index(int(day))])  # type: ignore[arg-type]
-        is_window = False
-    if panel.is_est[cols].any():
-        raise ValueError("requested days overlap the estimation window")
-    return cols, is_window
+        return panel.window_cols(a, b), True
+    return np.array([panel.day_index(int(day))]), False  # type: ignore[arg-type]
 
 
 def _labels(panel: ARPanel, cols: np.ndarray, is_window: bool) -> list[str]:
-    rd = panel.rel_days[cols]
+    rd = panel.event_days[cols]
     if is_window:
         return [_label(int(rd[0]), int(rd[-1]))]
     return [_label(int(d), int(d)) for d in rd]
-
-
-def _event_pos(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
-    """Positions of grid columns inside the event-day (non-estimation) block of ``x_event``."""
-    ev_cols = np.flatnonzero(~panel.is_est)
-    pos = np.searchsorted(ev_cols, cols)
-    return pos
 
 
 def _car(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
@@ -108,7 +95,7 @@ def _car(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
 
 def _car_var_factor(panel: ARPanel, cols: np.ndarray) -> np.ndarray:
     """(N,) L + 1'X_w (X'X)^-1 X_w'1: Var(CAR) / sigma^2 including the cross-day covariance term."""
-    s = panel.x_event[:, _event_pos(panel, cols), :].sum(axis=1)  # (N, k)
+    s = panel.x_event[:, cols, :].sum(axis=1)  # (N, k)
     # n_params is per row when groups with different models are pooled (analysis.pooled); their
     # designs are zero-padded to one width, and zero regressors add nothing to the quadratic form.
     planes = [s[:, j, None] for j in range(s.shape[1])] if np.any(np.asarray(panel.n_params)) else []
@@ -149,7 +136,10 @@ def _p_norm(z: np.ndarray) -> np.ndarray:
 
 
 def _est_block(panel: ARPanel) -> np.ndarray:
-    return panel.ar[:, panel.is_est]
+    """(N, L_est) estimation residuals, column-major: each day's cross-sectional sum is then numpy's
+    pairwise sum down a contiguous column (more accurate than a running sum over rows, and the order
+    in which the published statistics were computed; a row-major copy changes the last bit)."""
+    return np.asfortranarray(panel.estimation_residuals())
 
 
 # ---------------------------------------------------------------------------------------- tests
@@ -285,8 +275,9 @@ def kolari_pynnonen_t(
 
 def _ranks(panel: ARPanel) -> tuple[np.ndarray, np.ndarray]:
     """Per-firm average ranks (1-based, ties averaged) of the ARs over estimation + event days; NaN kept."""
-    ranks = stats.rankdata(panel.ar, axis=1, nan_policy="omit")
-    return ranks, np.isfinite(panel.ar).sum(axis=1)
+    full = panel.full_ar()
+    ranks = stats.rankdata(full, axis=1, nan_policy="omit")
+    return ranks, np.isfinite(full).sum(axis=1)
 
 
 def corrado_rank(
@@ -307,6 +298,7 @@ def corrado_rank(
     """
     conv = _conv(panel, conventions)
     cols, is_w = _cols(panel, day, window)
+    g = panel.event_cols[cols]  # the requested days' columns on the whole grid, where ranks live
     ranks, m = _ranks(panel)
     u = ranks - ((m + 1.0) / 2.0)[:, None]
     ok = np.isfinite(u)
@@ -319,15 +311,15 @@ def corrado_rank(
             ubar = row_sum / n_t
             s = np.sqrt(np.nansum(ubar**2) / np.mean(m))
             if is_w:
-                r_ev = ranks[:, cols]
+                r_ev = ranks[:, g]
                 mean_rank = np.mean((m + 1.0) / 2.0)
                 full_rm = np.nanmean(ranks, axis=0)
                 s_w = np.sqrt(np.nansum((full_rm - mean_rank) ** 2) / np.mean(m))
                 stat = np.array([np.sqrt(cols.shape[0]) * (np.nanmean(r_ev) - mean_rank) / s_w])
                 n = np.array([int(np.isfinite(r_ev).all(axis=1).sum())])
             else:
-                stat = ubar[cols] / s
-                n = n_t[cols]
+                stat = ubar[g] / s
+                n = n_t[g]
         else:
             has = n_t > 0
             ubar = np.where(has, row_mean, np.nan)
@@ -340,20 +332,20 @@ def corrado_rank(
                 # S from the same firm-events too: the variance of a mean rank depends on how many firms
                 # it averages, and S over all firms misstates it for the subset (a simulation with half
                 # the firms missing one window day rejected 18.6% at the 5% level; 4.9% this way).
-                full = np.isfinite(u[:, cols]).all(axis=1)
+                full = np.isfinite(u[:, g]).all(axis=1)
                 if full.any():
                     u_f = u[full]
                     ok_f = np.isfinite(u_f)
                     n_f = ok_f.sum(axis=0)
                     ubar_f = np.where(n_f > 0, np.where(ok_f, u_f, 0.0).sum(axis=0) / n_f, np.nan)
                     s_f = np.sqrt(np.nansum(ubar_f**2) / np.mean(m[full]))
-                    stat = np.array([np.sqrt(cols.shape[0]) * np.mean(ubar_f[cols]) / s_f])
+                    stat = np.array([np.sqrt(cols.shape[0]) * np.mean(ubar_f[g]) / s_f])
                 else:
                     stat = np.array([np.nan])
                 n = np.array([int(full.sum())])
             else:
-                stat = ubar[cols] / s
-                n = n_t[cols]
+                stat = ubar[g] / s
+                n = n_t[g]
     return TestStat("corrado_rank", _labels(panel, cols, is_w), stat, _p_norm(stat), n)
 
 

@@ -228,3 +228,97 @@ def _group_for(model: str, benchmarks: tuple[str, ...]) -> tuple[str, tuple[str,
 
 
 DEFAULT_SPEC = StudySpec()
+
+
+# ------------------------------------------------------------------------------ the second stage
+
+CLUSTER_ALIASES = {"date": "t0", "firm": "company"}
+_COVS = {"nonrobust": "nonrobust", "hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
+
+
+def parse_cov(text: str) -> tuple[str, tuple[str, ...]]:
+    """``'hc3'`` -> ('HC3', ()); ``'cluster:date,firm'`` -> ('cluster', ('t0', 'company'))."""
+    t = text.strip()
+    low = t.lower()
+    if low in _COVS:
+        return _COVS[low], ()
+    if low.startswith("cluster:"):
+        names = tuple(CLUSTER_ALIASES.get(n.strip(), n.strip()) for n in t.split(":", 1)[1].split(",") if n.strip())
+        if len(names) not in (1, 2):
+            raise InputError(f"--cov {text!r}: cluster by one or two variables, e.g. cluster:date,firm", field="--cov")
+        return "cluster", names
+    raise InputError(
+        f"unknown covariance {text!r}; choose nonrobust, hc0-hc3 or cluster:date[,firm]", field="--cov"
+    )
+
+
+WEIGHTS = ("ols", "wls")
+BOOT_WEIGHTS = ("webb", "rademacher")
+
+
+@dataclass(frozen=True)
+class ExplainSpec:
+    """Every choice of the second stage (``carousel explain`` and the main job's explain step), read from
+    ``[explain]`` of ``carousel.toml`` (options on the command line override it).
+
+    Why one object: the report's table and ``carousel explain`` must fit the same regression unless told
+    otherwise, so a reader can reproduce the report's numbers with the bare command.
+
+    Attributes:
+        formula: formulaic formula over :func:`analysis.explain.explain_frame`'s columns.
+        window: the CAR window regressed (it must be one of the study's windows).
+        weights: ``ols`` | ``wls`` (weights 1/se(CAR)^2: CARs are estimated with unequal precision).
+        covariance: one or more of nonrobust, hc0-hc3, cluster:date[,firm]. ``carousel explain`` prints
+            the first; the report's table shows each one's SE and p side by side (stars from the first).
+        bootstrap: wild cluster bootstrap draws per term (0: none), clustered by the first cluster variable
+            of the first covariance (by date when it is not clustered); boot_weights: webb | rademacher;
+            seed: of the draws.
+    """
+
+    formula: str = "car ~ log_amount + on_round_trip + C(deal_kind)"
+    window: EventWindow = EventWindow(-1, 1)
+    weights: str = "wls"
+    covariance: tuple[str, ...] = ("hc3", "cluster:date,firm")
+    bootstrap: int = 0
+    boot_weights: str = "webb"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """InputError naming the field (``formula``, ``weights``, ...) for a value that cannot be fitted."""
+        lhs, tilde, rhs = self.formula.partition("~")
+        if not tilde or not rhs.strip():
+            raise InputError(f"formula {self.formula!r} is not 'car ~ terms'", field="formula")
+        if self.weights not in WEIGHTS:
+            raise InputError(f"unknown weights {self.weights!r}; choose ols or wls", field="weights")
+        if not self.covariance:
+            raise InputError("at least one covariance is needed", field="covariance")
+        if len(set(self.covariance)) != len(self.covariance):
+            raise InputError("a covariance is given twice", field="covariance")
+        for c in self.covariance:
+            try:
+                parse_cov(c)
+            except InputError as exc:
+                raise InputError(str(exc).removeprefix("field '--cov': "), field="covariance") from None
+        if isinstance(self.bootstrap, bool) or self.bootstrap < 0:
+            raise InputError(f"bootstrap must be 0 or a positive number of draws, got {self.bootstrap}",
+                             field="bootstrap")
+        if self.boot_weights not in BOOT_WEIGHTS:
+            raise InputError(f"unknown boot_weights {self.boot_weights!r}; choose webb or rademacher",
+                             field="boot_weights")
+        if self.seed < 0:
+            raise InputError(f"seed must be 0 or positive, got {self.seed}", field="seed")
+
+    def with_(self, **changes: Any) -> ExplainSpec:
+        """A copy with ``changes`` (validated again)."""
+        return replace(self, **changes)
+
+    @property
+    def cov(self) -> str:
+        """The covariance ``carousel explain`` prints (the first)."""
+        return self.covariance[0]
+
+
+DEFAULT_EXPLAIN = ExplainSpec()

@@ -4,8 +4,9 @@ Why a module: ``carousel run`` and ``carousel report`` store the study they ran 
 and the Python queries can read it; the tables' shape and the replace-all write live in one place.
 
 The ``car`` table carries the dollar columns (``analysis.dollar_columns.DOLLAR_COLUMNS``: market value
-at t0-1, dollar CAR, its se and the reason where there is none). A database created before they existed
-gets them at its next read-write open: ``ensure_schema`` runs ``ALTER TABLE study_car ADD COLUMN IF NOT
+at t0-1, dollar CAR, its se and the reason where there is none) and the Holm and Benjamini-Hochberg
+adjusted p-values per window (``p_holm``, ``p_bh``: ``analysis.multiplicity.adjusted_car_pvalues``, as in
+the appendix table). A database created before they existed gets them at its next read-write open: ``ensure_schema`` runs ``ALTER TABLE study_car ADD COLUMN IF NOT
 EXISTS`` for each (idempotent; old rows read NULL until the next ``carousel run``/``report`` rewrites
 the table), then recreates the ``car`` view over the widened table. Rows are inserted BY NAME, so the
 column order of an altered table never matters.
@@ -41,7 +42,7 @@ STUDY_DDL = [
         event_id VARCHAR NOT NULL, deal_id VARCHAR, ticker VARCHAR NOT NULL, t0 DATE, "window" VARCHAR NOT NULL,
         car DOUBLE, se DOUBLE, t DOUBLE, p DOUBLE, bhar DOUBLE, n_days BIGINT,
         mcap_usd DOUBLE, mcap_date DATE, count_known_after_t0 BOOLEAN, dollar_car DOUBLE, dollar_se DOUBLE,
-        dollar_reason VARCHAR
+        dollar_reason VARCHAR, p_holm DOUBLE, p_bh DOUBLE
     )
     """,
     """
@@ -58,6 +59,9 @@ STUDY_DDL = [
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS dollar_reason VARCHAR",
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS mcap_date DATE",
     "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS count_known_after_t0 BOOLEAN",
+    # ... and before the multiplicity-adjusted p-values (core.db.SCHEMA_VERSION 2).
+    "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS p_holm DOUBLE",
+    "ALTER TABLE study_car ADD COLUMN IF NOT EXISTS p_bh DOUBLE",
     "CREATE OR REPLACE VIEW abnormal_returns AS SELECT * FROM study_ar",
     "CREATE OR REPLACE VIEW car AS SELECT * FROM study_car",
 ]
@@ -68,18 +72,23 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
-def _text(cols: tuple[str, ...]) -> str:
-    return "concat_ws('|', " + ", ".join(f"coalesce(\"{c}\"::VARCHAR, '~')" for c in cols) + ")"
+def _text(cols: tuple[str, ...], optional: tuple[str, ...] = ()) -> str:
+    """A row's values as one string; ``optional`` columns are left out where NULL (concat_ws skips
+    NULLs), so rows stamped before those columns existed (NULL there) keep their hash."""
+    parts = [f"coalesce(\"{c}\"::VARCHAR, '~')" for c in cols] + [f"\"{c}\"::VARCHAR" for c in optional]
+    return "concat_ws('|', " + ", ".join(parts) + ")"
 
 
 _AR_COLS = ("event_id", "deal_id", "ticker", "t0", "rel_day", "ar", "se")
 _CAR_COLS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar", "n_days",
              "mcap_usd", "dollar_car", "dollar_se", "dollar_reason")
+#: Columns added after stamps existed: hashed where present (see :func:`_text`).
+_CAR_OPTIONAL = ("p_holm", "p_bh")
 #: One SHA-256 over both tables' rows, every value in DuckDB's text form, in a total order.
 RESULTS_HASH_SQL = (
     f"SELECT sha256(coalesce((SELECT string_agg(x, chr(10) ORDER BY x) FROM (SELECT {_text(_AR_COLS)} AS x "  # noqa: S608
     f"FROM study_ar)), '') || chr(30) || coalesce((SELECT string_agg(x, chr(10) ORDER BY x) FROM (SELECT "
-    f"{_text(_CAR_COLS)} AS x FROM study_car)), ''))"
+    f"{_text(_CAR_COLS, _CAR_OPTIONAL)} AS x FROM study_car)), ''))"
 )
 
 
@@ -111,14 +120,16 @@ def persist_study(con: duckdb.DuckDBPyConnection, res: Any, keys: pl.DataFrame,
     # Imported here: every read-write open imports this module for its DDL, and the dollar maths pull
     # in the market-cap and ledger readers, which only a write of results needs.
     from analysis.dollar_columns import DOLLAR_COLUMNS, study_dollars
+    from analysis.multiplicity import ADJUSTED_COLUMNS, adjusted_car_pvalues
 
     ar = res.ar.join(keys, on="event_id", how="left").select(
         "event_id", "deal_id", "ticker", "t0", "rel_day", "ar", "se"
     )
     if dollars is None:
         dollars = study_dollars(con, res.car)
-    car = dollars.select("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar",
-                         "n_days", *DOLLAR_COLUMNS)
+    # Holm and BH p per window over the whole study's firm-events: the appendix table's function.
+    car = adjusted_car_pvalues(dollars).select("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t",
+                                               "p", "bhar", "n_days", *DOLLAR_COLUMNS, *ADJUSTED_COLUMNS)
     with transaction(con):
         con.execute("DELETE FROM study_ar")
         con.execute("DELETE FROM study_car")

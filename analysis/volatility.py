@@ -93,11 +93,11 @@ def variance_ratio(panel: ARPanel, window: tuple[int, int]) -> VarianceRatioResu
     if a > b:
         raise InputError(f"event window ({a}, {b}) is empty", field="--window")
     try:
-        cols = np.array([panel.day_index(d) for d in range(a, b + 1)])
+        cols = panel.window_cols(a, b)
     except KeyError as exc:
         raise InputError(f"window [{a},{b}]: {exc.args[0]}", field="--window") from None
-    if panel.is_est[cols].any():
-        raise InputError(f"window [{a},{b}] overlaps the estimation window", field="--window")
+    except ValueError:
+        raise InputError(f"window [{a},{b}] overlaps the estimation window", field="--window") from None
     with np.errstate(invalid="ignore", divide="ignore"):
         sar = panel.ar[:, cols] / (panel.sigma[:, None] * np.sqrt(panel.pe_factor[:, cols]))
     L = cols.shape[0]
@@ -342,7 +342,7 @@ def garch_study(
     panel_ar = np.hstack([np.vstack(est_z) if n else np.empty((0, n_est_days)), z_event])
     pe = np.full((n, rel.shape[0]), np.nan)
     pe[:, ~is_est] = 1.0
-    panel = ARPanel(
+    panel = ARPanel.from_grid(
         keys=key_frame,
         rel_days=rel,
         is_est=is_est,

@@ -6,6 +6,10 @@ both times, their ratio, the largest disagreement between the two, and peak memo
     python bench/bench_eventstudy.py                 # N = 1k and 10k
     python bench/bench_eventstudy.py --n 100000      # statsmodels timed on --sm-limit events, extrapolated
     python bench/bench_eventstudy.py --million       # 1,000,000 firm-events, batch engine only
+    python bench/bench_eventstudy.py --marginal      # 10k, 100k, 1M in one process: cost per event
+
+Times are wall clock and process CPU (``time.process_time``, every thread); on a shared machine the
+CPU seconds are the steadier figure, and the load average is printed beside them.
 
 The statsmodels loop here is the engine's own ``method='statsmodels'`` route: it shares the vectorised
 data gather, so the ratio measures the estimator loop (one OLS + prediction per firm-event), not I/O.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import sys
 import time
@@ -27,6 +32,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.engine import EventStudy  # noqa: E402
+from analysis.results import EventStudyResult  # noqa: E402
 from analysis.window import window_label  # noqa: E402
 
 
@@ -71,7 +77,7 @@ def synthetic_events(n: int, tickers: list[str], days: np.ndarray, seed: int) ->
 
 def package_style_loop(
     ret: pl.DataFrame, events: pl.DataFrame, estimation: tuple[int, int], windows: list[tuple[int, int]],
-    min_obs: int = 120,
+    min_obs: int = 120, cpu: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, float, float]:
     """The loop the Python event-study packages run: per firm-event, slice, one statsmodels OLS, predict.
 
@@ -84,13 +90,15 @@ def package_style_loop(
     """
     import statsmodels.api as sm
 
-    t = time.perf_counter()
+    cpu = {} if cpu is None else cpu  # filled with the pivot's and the loop's process CPU seconds
+    t, c = time.perf_counter(), time.process_time()
     wide = ret.to_pandas().pivot(index="date", columns="ticker", values="ret")
     wide = wide[wide["SPY"].notna()].sort_index()
     mkt = wide["SPY"].to_numpy()
     dates = wide.index.to_numpy().astype("datetime64[D]")
     t_pivot = time.perf_counter() - t
-    t = time.perf_counter()
+    cpu["pivot"] = time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     rows = []
     for eid, tic, t0 in events.select("event_id", "ticker", "t0").iter_rows():
         i0 = int(np.searchsorted(dates, np.datetime64(t0, "D")))
@@ -112,6 +120,7 @@ def package_style_loop(
             s = x0.sum(axis=0)
             var = sigma2 * (b - a + 1) + s @ cov_b @ s
             rows.append((eid, window_label((a, b)), float(ar.sum()), float(np.sqrt(var))))
+    cpu["loop"] = time.process_time() - c
     return pl.DataFrame(rows, schema=["event_id", "window", "car", "se"], orient="row"), t_pivot, time.perf_counter() - t
 
 
@@ -181,14 +190,51 @@ def numpy_floor(
     )
 
 
-def min_median(f: object, repeats: int) -> tuple[float, float, object]:
-    """(min, median) wall seconds of ``repeats`` calls of ``f`` and its last result."""
-    times, res = [], None
+def min_median(f: object, repeats: int) -> tuple[float, float, object, float]:
+    """(min, median) wall seconds of ``repeats`` calls of ``f``, its last result, min CPU seconds."""
+    times, cpus, res = [], [], None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         res = f()  # type: ignore[operator]
         times.append(time.perf_counter() - t)
-    return min(times), float(np.median(times)), res
+        cpus.append(time.process_time() - c)
+    return min(times), float(np.median(times)), res, min(cpus)
+
+
+def load_avg() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def timed_fits(
+    study: EventStudy, repeats: int
+) -> tuple[list[tuple[float, float, dict[str, float]]], EventStudyResult]:
+    """(wall s, process CPU s, stage timings) of ``repeats`` batch fits, and the last result."""
+    runs = []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        res = study.fit("batch")
+        runs.append((time.perf_counter() - t, time.process_time() - c, dict(study.timings)))
+    return runs, res
+
+
+def marginal(ret: pl.DataFrame, tickers: list[str], days: np.ndarray, args: argparse.Namespace) -> None:
+    """Batch fits at 10k, 100k and 1M firm-events in one process (other events flagged, as --million):
+    min and median wall and CPU seconds, and the marginal cost per event between the sizes."""
+    rows = []
+    for n in (10_000, 100_000, 1_000_000):
+        events = synthetic_events(n, tickers, days, args.seed)
+        study = EventStudy(ret, events, model="market", benchmarks=("SPY",), chunk_size=args.chunk,
+                           mask_other_events=False, overlap="keep")
+        runs, _ = timed_fits(study, args.repeats if n < 1_000_000 else 1)
+        wall = [r[0] for r in runs]
+        cpu = [r[1] for r in runs]
+        rows.append((n, min(wall), min(cpu)))
+        print(f"  N = {n:>9,}: wall min {min(wall):.3f} s, median {float(np.median(wall)):.3f} s; "
+              f"CPU min {min(cpu):.3f} s, median {float(np.median(cpu)):.3f} s ({len(runs)} run(s); {load_avg()})")
+    for (n1, w1, c1), (n2, w2, c2) in zip(rows, rows[1:], strict=False):
+        print(f"  marginal {n1:,} -> {n2:,}: {(w2 - w1) / (n2 - n1) * 1e6:.1f} us/event wall, "
+              f"{(c2 - c1) / (n2 - n1) * 1e6:.1f} us/event CPU")
+    print(f"  process peak RSS    : {peak_rss_gib():.2f} GiB")
 
 
 def peak_rss_gib() -> float:
@@ -213,14 +259,11 @@ def run(
         overlap="keep",
     )
     # Min and median of --repeats runs for the batch engine; the statsmodels loop runs once.
-    runs = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        batch = study.fit("batch")
-        runs.append((time.perf_counter() - t, dict(study.timings)))
-    t_batch, tb = min(runs, key=lambda r: r[0])
+    runs, batch = timed_fits(study, args.repeats)
+    t_batch, _, tb = min(runs, key=lambda r: r[0])
     t_batch_med = float(np.median([r[0] for r in runs]))
-    tb["estimate"] = min(r[1]["estimate"] for r in runs)
+    c_min, c_med = min(r[1] for r in runs), float(np.median([r[1] for r in runs]))
+    tb["estimate"] = min(r[2]["estimate"] for r in runs)
     reasons = batch.excluded.group_by("reason").len().sort("reason").rows()
     why = ", ".join(f"{r}: {c:,}" for r, c in reasons)
     print(
@@ -232,13 +275,15 @@ def run(
         f"  batch engine        : {t_batch:10.3f} s   ({n / t_batch:,.0f} firm-events/s; "
         f"prepare {tb['prepare']:.3f} s, estimate {tb['estimate']:.3f} s, assemble {tb['assemble']:.3f} s)"
     )
-    print(f"  batch engine, min / median of {args.repeats}: {t_batch:.3f} / {t_batch_med:.3f} s")
+    print(f"  batch engine, min / median of {args.repeats}: {t_batch:.3f} / {t_batch_med:.3f} s wall, "
+          f"{c_min:.3f} / {c_med:.3f} s CPU ({n / c_min:,.0f} firm-events per CPU second; {load_avg()})")
     if args.floor:
-        f_min, f_med, fl = min_median(
+        f_min, f_med, fl, f_cpu = min_median(
             lambda: numpy_floor(ret, events, study.estimation, list(study.windows)), args.repeats
         )
         print(f"  numpy floor         : min {f_min:.3f} s, median {f_med:.3f} s (dense build + OLS + CARs)")
-        print(f"  ratio engine / floor: {t_batch / f_min:.2f}x (min), {t_batch_med / f_med:.2f}x (median)")
+        print(f"  ratio engine / floor: {t_batch / f_min:.2f}x (min), {t_batch_med / f_med:.2f}x (median); "
+              f"CPU {c_min:.3f} / {f_cpu:.3f} s = {c_min / f_cpu:.2f}x (min)")
         if args.flag_other_events:
             both_f = fl.join(batch.car.select("event_id", "window", "car", "se"), on=["event_id", "window"])
             d_f = float((both_f["car"] - both_f["car_right"]).abs().max())  # type: ignore[arg-type]
@@ -278,6 +323,9 @@ def run(
     )
     print(f"  ratio end-to-end (statsmodels route / batch): {sm_total / t_batch:,.1f}x")
     print(f"  ratio estimation only (same prepared arrays): {sm_est / tb['estimate']:,.1f}x")
+    sm_cpu = ts["prepare_cpu"] + (ts["estimate_cpu"] + ts["assemble_cpu"]) * scale
+    print(f"  statsmodels loop CPU: {sm_cpu:10.3f} s (scaled as above); ratio CPU (statsmodels route / batch, min): "
+          f"{sm_cpu / c_min:,.1f}x")
     _ = t_sm
     # Agreement on the same events: with a subsample, masking sees only the subsample's events, so
     # compare against a batch fit of that same subsample.
@@ -290,7 +338,8 @@ def run(
         # The package-style loop (its own data access per event) on a subsample, scaled to n.
         mp = min(n, args.package_loop)
         sub_ev = events.head(mp)
-        pk, t_pivot, t_pk = package_style_loop(ret, sub_ev, (-250, -11), list(study.windows))
+        pk_cpu: dict[str, float] = {}
+        pk, t_pivot, t_pk = package_style_loop(ret, sub_ev, (-250, -11), list(study.windows), cpu=pk_cpu)
         t_pk_n = t_pivot + t_pk * n / mp
         ref_b = EventStudy(
             ret, sub_ev, model="market", benchmarks=("SPY",), mask_other_events=False, overlap="keep"
@@ -301,6 +350,8 @@ def run(
         note_p = "" if mp == n else f" (loop measured on {mp:,} events, scaled x{n / mp:g})"
         print(f"  package-style loop  : {t_pk_n:10.3f} s{note_p}; pivot {t_pivot:.2f} s once, {t_pk / mp * 1e3:.2f} ms/event")
         print(f"  ratio package-style loop / batch: {t_pk_n / t_batch:,.1f}x")
+        c_pk_n = pk_cpu["pivot"] + pk_cpu["loop"] * n / mp
+        print(f"  package-style loop CPU: {c_pk_n:.3f} s; ratio CPU (package-style / batch, min): {c_pk_n / c_min:,.1f}x")
         print(f"  package-style vs batch (no masking): max |CAR diff| = {d_car:.2e}, max rel SE diff = {d_se:.2e} over {both_p.height:,} rows")
     print(f"  process peak RSS    : {peak_rss_gib():.2f} GiB")
 
@@ -331,6 +382,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20251006)
     ap.add_argument("--repeats", type=int, default=3, help="runs of the engine and the floor (min, median)")
     ap.add_argument("--no-floor", dest="floor", action="store_false", help="skip the numpy floor")
+    ap.add_argument("--marginal", action="store_true",
+                    help="batch fits at 10k, 100k and 1M in one process: marginal cost per event")
     args = ap.parse_args()
     if args.million:
         args.flag_other_events = True
@@ -346,6 +399,9 @@ def main() -> None:
     print(
         f"python {sys.version.split()[0]}, numpy {np.__version__}, polars {pl.__version__}, {dt.date.today()}"
     )
+    if args.marginal:
+        marginal(ret, tickers, days, args)
+        return
     sizes = [1_000_000] if args.million else (args.n or [1_000, 10_000])
     for n in sizes:
         run(n, ret, tickers, days, args)

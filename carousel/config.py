@@ -23,17 +23,26 @@ it. Every problem names the file, the line and the key::
 
     [study.benchmarks_by_ticker]
     "9984.T" = ["SPY", "SPY[-1]"]
+
+    [explain]                         # carousel explain and the main job's second stage
+    formula = "car ~ log_amount + on_round_trip + C(deal_kind)"
+    window = "-1,1"                   # one of the study's windows
+    weights = "wls"                   # ols | wls (1/se(CAR)^2)
+    covariance = ["hc3", "cluster:date,firm"]   # or one: "hc3"; explain prints the first
+    bootstrap = 0                     # wild cluster bootstrap draws per term (0: none)
+    boot_weights = "webb"             # webb | rademacher
+    seed = 0
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.spec import StudySpec
+from analysis.spec import ExplainSpec, StudySpec
 from analysis.window import EventWindow
 from core.errors import InputError
 
@@ -55,6 +64,15 @@ _STUDY_KEYS: dict[str, str] = {
     "peers": "list[str]",
     "benchmarks_by_ticker": "table",
 }
+_EXPLAIN_KEYS: dict[str, str] = {
+    "formula": "str",
+    "window": "window",
+    "weights": "str",
+    "covariance": "str|list[str]",
+    "bootstrap": "int",
+    "boot_weights": "str",
+    "seed": "int",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,8 @@ class ProjectConfig:
     path: Path | None
     study: dict[str, Any]
     lines: dict[str, int]
+    #: the ``[explain]`` fields it names (:class:`analysis.spec.ExplainSpec`)
+    explain: dict[str, Any] = field(default_factory=dict)
 
     def source(self, key: str) -> str:
         """``'carousel.toml:7'`` for a key the file sets (for error messages and the report)."""
@@ -127,8 +147,8 @@ def load_config(path: Path) -> ProjectConfig:
         raise fail(f"version {data['version']!r} is not supported (this carousel reads version {VERSION})",
                    "version")
     for top in data:
-        if top not in ("version", "study"):
-            raise fail(f"unknown section or key {top!r} (known: version, [study])", top)
+        if top not in ("version", "study", "explain"):
+            raise fail(f"unknown section or key {top!r} (known: version, [study], [explain])", top)
     study = data.get("study", {})
     if not isinstance(study, dict):
         raise fail("'study' must be a table ([study])", "study")
@@ -139,7 +159,9 @@ def load_config(path: Path) -> ProjectConfig:
         if kind is None:
             raise fail(f"unknown key {name!r} in [study]; known: {', '.join(_STUDY_KEYS)}", key)
         out[name] = _coerce(name, value, kind, lambda msg, k=key: fail(msg, k), lines, fail)
-    cfg = ProjectConfig(path=path, study=out, lines={k.removeprefix("study."): v for k, v in lines.items()})
+    explain = _explain_section(data.get("explain", {}), fail)
+    cfg = ProjectConfig(path=path, study=out, lines={k.removeprefix("study."): v for k, v in lines.items()},
+                        explain=explain)
     # Every value is checked together now (e.g. a window overlapping the estimation window), so a bad
     # file fails when it is read, naming the key, not in the middle of a run.
     try:
@@ -151,6 +173,39 @@ def load_config(path: Path) -> ProjectConfig:
         key = next((k for k in related.get(field, (field,)) if k in out), field)
         raise fail(str(exc).removeprefix(f"field '{field}': "), f"study.{key}") from None
     return cfg
+
+
+def _explain_section(section: Any, fail: Any) -> dict[str, Any]:
+    """The ``[explain]`` table's values, typed and checked together (:class:`ExplainSpec`)."""
+    if not isinstance(section, dict):
+        raise fail("'explain' must be a table ([explain])", "explain")
+    out: dict[str, Any] = {}
+    for name, value in section.items():
+        key = f"explain.{name}"
+        kind = _EXPLAIN_KEYS.get(name)
+        if kind is None:
+            raise fail(f"unknown key {name!r} in [explain]; known: {', '.join(_EXPLAIN_KEYS)}", key)
+        if kind == "window":
+            if not isinstance(value, str):
+                raise fail(f"window must be a string such as \"-1,1\", not {value!r}", key)
+            try:
+                out[name] = EventWindow.parse(value)
+            except ValueError as exc:
+                raise fail(str(exc), key) from None
+        elif kind == "str|list[str]":
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise fail(f"{name} must be a string or a list of strings, e.g. [\"hc3\", \"cluster:date,firm\"]",
+                           key)
+            out[name] = tuple(values)
+        else:
+            out[name] = _coerce(name, value, kind, lambda msg, k=key: fail(msg, k), {}, fail)
+    try:
+        ExplainSpec(**out)
+    except InputError as exc:
+        bad = exc.field or ""
+        raise fail(str(exc).removeprefix(f"field '{bad}': "), f"explain.{bad}") from None
+    return out
 
 
 def _coerce(name: str, value: Any, kind: str, fail: Any, lines: dict[str, int], fail_at: Any) -> Any:
@@ -200,6 +255,13 @@ def apply_config(spec: StudySpec, cfg: ProjectConfig | None) -> StudySpec:
     for name in cfg.study:
         sources[name] = cfg.source(name)
     return spec.with_(**cfg.study, sources=tuple(sorted(sources.items())))
+
+
+def apply_explain_config(spec: ExplainSpec, cfg: ProjectConfig | None) -> ExplainSpec:
+    """``spec`` with the ``[explain]`` values of the file (validated when the file was read)."""
+    if cfg is None or not cfg.explain:
+        return spec
+    return spec.with_(**cfg.explain)
 
 
 def resolve_config(explicit: Path | None) -> ProjectConfig | None:

@@ -22,7 +22,7 @@ from rich.table import Table
 from analysis.network import FlowAnalysis
 from analysis.report import Provenance
 from analysis.results import EventStudyResult
-from analysis.spec import DEFAULT_SPEC, StudySpec
+from analysis.spec import DEFAULT_EXPLAIN, DEFAULT_SPEC, ExplainSpec, StudySpec
 from carousel.db import connect
 from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
@@ -79,6 +79,8 @@ class Job:
     spec: StudySpec
     online: bool = False
     load_inputs: bool = True
+    #: the second stage (``[explain]`` of carousel.toml)
+    explain: ExplainSpec = DEFAULT_EXPLAIN
 
     @property
     def figures(self) -> Path:
@@ -211,12 +213,12 @@ def study_params(spec: StudySpec) -> dict[str, Any]:
     return {k: [list(w) for w in v] if k == "windows" else v for k, v in dataclasses.asdict(spec).items()}
 
 
-def dollar_values(con: duckdb.DuckDBPyConnection, res: EventStudyResult) -> pl.DataFrame:
+def dollar_values(con: duckdb.DuckDBPyConnection, res: EventStudyResult, returns: pl.DataFrame) -> pl.DataFrame:
     """The CAR frame with its dollar columns (read only): the report's dollar section and the stored
-    ``car`` view carry the same numbers."""
-    from analysis.dollar_columns import study_dollars
+    ``car`` view carry the same numbers; plus the estimation-window dollar SE for the dollar tests."""
+    from analysis.dollar_columns import study_dollars_with_estimation_se
 
-    return study_dollars(con, res.car)
+    return study_dollars_with_estimation_se(con, res, returns)
 
 
 def persist(con: duckdb.DuckDBPyConnection, res: EventStudyResult, dollars: pl.DataFrame,
@@ -302,19 +304,18 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
 
 
 def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]) -> Any:
-    """The carousel per month end in both vintages (analysis.timeline_series): the table, and the
-    'today' vintage as the figure; None for a ledger without announcements."""
+    """The carousel per month end (analysis.timeline_series): the table and the figure of every vintage
+    with data (an empty one is named, not drawn); None for a ledger without announcements."""
     from analysis import plots
     from analysis.research_sections import timeline_summary, write_summaries
-    from analysis.timeline_series import revealed_later, timeline, timeline_plot
+    from analysis.timeline_series import timeline, timeline_plot
 
     frame = timeline(con)
     if frame.height == 0:
         return None
-    summary = timeline_summary(revealed_later(frame))
+    summary = timeline_summary(frame)
     files += write_summaries({"carousel": summary}, job.tables, "timeline", longtables=("carousel",))
-    files += plots.save(timeline_plot(frame.filter(pl.col("vintage") == "today")), job.figures,
-                        "carousel_over_time")
+    files += plots.save(timeline_plot(frame), job.figures, "carousel_over_time")
     return summary
 
 
@@ -359,29 +360,27 @@ def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, r
 
 def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
                     skipped: dict[str, str]) -> Any:
-    """The README's second stage on this run's CARs (same study, same t0s), HC3 and two-way clustered;
-    None (with the reason in ``skipped``) when the window is not estimated or the fit is impossible."""
-    from analysis.date_basis import apply_date_basis
-    from analysis.events import collapse_same_day, firm_events
-    from analysis.explain import explain, explain_frame, market_caps_at_t0
-    from analysis.features import firm_event_features
-    from analysis.research_sections import EXPLAIN_FORMULA, EXPLAIN_WINDOW, explain_summary
-    from analysis.window import EventWindow
+    """The second stage of ``[explain]`` (default: the README's, WLS, HC3 and two-way clustered) on this
+    run's CARs (same study, same t0s), one SE and p per covariance; None (with the reason in
+    ``skipped``) when the window is not estimated or the fit is impossible."""
+    from analysis.explain import explain, explain_frame, study_features
+    from analysis.research_sections import explain_summary
 
-    if EventWindow.parse(EXPLAIN_WINDOW) not in job.spec.windows:
-        skipped["explain"] = f"the window {EXPLAIN_WINDOW} is not among the study's windows"
+    x = job.explain
+    if x.window not in job.spec.windows:
+        skipped["explain"] = f"the window {x.window.label} is not among the study's windows"
         return None
-    events = collapse_same_day(firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
-                                           unknown_policy=job.spec.unknown_policy))
+    feats = study_features(con, inputs.deals, job.spec)
     try:
-        feats = firm_event_features(con, events, market_caps=market_caps_at_t0(con, events))
-        frame = explain_frame(res, feats, EXPLAIN_WINDOW)
-        hc3 = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="hc3")
-        two_way = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="cluster:date,firm")
+        frame = explain_frame(res, feats, x.window)
+        # The bootstrap (if asked) belongs to the first covariance: its clusters, its table column.
+        fits = [explain(frame, x.formula, weights=x.weights, cov=c, bootstrap=x.bootstrap if i == 0 else 0,
+                        boot_weights=x.boot_weights, seed=x.seed, window=x.window.label)
+                for i, c in enumerate(x.covariance)]
     except InputError as exc:
         skipped["explain"] = str(exc)
         return None
-    return explain_summary(hc3.to_frame(), two_way.to_frame(), hc3.nobs)
+    return explain_summary([f.to_frame() for f in fits], fits[0].nobs, x)
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis) -> tuple[str, list[Path]]:
@@ -468,6 +467,7 @@ def run(
     *,
     online: bool = False,
     spec: StudySpec = DEFAULT_SPEC,
+    explain: ExplainSpec = DEFAULT_EXPLAIN,
     load_inputs: bool = True,
     console: Console | None = None,
     progress: bool = True,
@@ -484,7 +484,7 @@ def run(
     # Outputs are written to a staging folder under --out and renamed into place once all exist
     # (carousel.outfiles): a failure or a full disk leaves the previous outputs as they were.
     stage = stage_path(out)
-    job = Job(db=resolve_db(db), out=stage, spec=spec, online=online, load_inputs=load_inputs)
+    job = Job(db=resolve_db(db), out=stage, spec=spec, online=online, load_inputs=load_inputs, explain=explain)
     summary = RunSummary(db=job.db, out=out)
     # The output folders are checked before any step writes to the database: a bad --out must fail
     # up front, not after the ledger and prices were committed.
@@ -518,7 +518,7 @@ def run(
         done()
         step("event study")
         res = estimate(job, inputs)
-        dollars = dollar_values(con, res)
+        dollars = dollar_values(con, res, inputs.returns)
         summary.firm_events, summary.excluded = res.nobs, res.excluded.height
         done()
         step("flow graph")

@@ -49,8 +49,10 @@ MARKER_DDL = (
 #: Markers written before the ``fingerprint`` column existed gain it when the schema is next applied.
 _MARKER_FINGERPRINT_DDL = f"ALTER TABLE {MARKER_TABLE} ADD COLUMN IF NOT EXISTS fingerprint VARCHAR"
 _MARKER_COLUMNS = "(app, schema_version, marked_at, how)"
-#: Bumped when a change to the stored format needs a newer carousel to read it.
-SCHEMA_VERSION = 1
+#: Bumped when a change to the stored format needs a newer carousel to read it (2: ``study_car.p_holm``/
+#: ``p_bh``). Whether an existing database needs the schema DDL is decided by the catalog fingerprint
+#: (:func:`schema_is_current`), not by this number.
+SCHEMA_VERSION = 2
 _APP = "carousel"
 #: Bytes 8..12 of every DuckDB file (after the 8-byte checksum of the main header).
 _DUCKDB_MAGIC = b"DUCK"
@@ -311,7 +313,8 @@ def _record_fingerprint(con: duckdb.DuckDBPyConnection, fingerprint: str) -> Non
     """Record in the marker (its ``fingerprint`` column) that the schema with ``fingerprint`` is applied."""
     with transaction(con):
         con.execute(_MARKER_FINGERPRINT_DDL)
-        con.execute(f"UPDATE {MARKER_TABLE} SET fingerprint = ?", [fingerprint])  # noqa: S608
+        con.execute(f"UPDATE {MARKER_TABLE} SET fingerprint = ?, schema_version = greatest(schema_version, ?)",  # noqa: S608
+                    [fingerprint, SCHEMA_VERSION])
 
 
 def _check_marker(con: duckdb.DuckDBPyConnection, db: Path, *, read_only: bool,

@@ -17,6 +17,16 @@ DATA = REPO / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The calendar session cache goes to a per-run folder, so the suite writes nothing under ~/.cache.
+
+    Set in os.environ (not monkeypatch) so CLI subprocesses inherit it; each xdist worker builds its own
+    entries once, which costs a second or two and keeps a user's real cache out of the tests' reach.
+    """
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture
 def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh database path; $CAROUSEL_DB points at it so CLI calls without --db use it too."""

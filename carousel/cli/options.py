@@ -149,3 +149,48 @@ def build_spec(
         option = {"benchmarks": "--benchmark", "windows": "--window", "lag_non_us_listings": "--lag-non-us",
                   "benchmarks_by_ticker": "--config"}.get(field, "--" + field.replace("_", "-"))
         raise InputError(msg, field=option) from None
+
+
+def build_explain_spec(
+    config: Path | None = None,
+    *,
+    formula: str | None = None,
+    window: str | None = None,
+    weights: str | None = None,
+    cov: str | None = None,
+    bootstrap: int | None = None,
+    boot_weights: str | None = None,
+    seed: int | None = None,
+) -> Any:
+    """The :class:`analysis.spec.ExplainSpec` of a command: defaults < ``[explain]`` of carousel.toml <
+    command line (``--cov X`` replaces the file's covariance list with X). Errors name the option, or the
+    file, line and key."""
+    from analysis.spec import ExplainSpec
+    from analysis.window import EventWindow
+    from carousel.config import apply_explain_config, resolve_config
+    from core.errors import InputError
+
+    spec = apply_explain_config(ExplainSpec(), resolve_config(config))
+    given: dict[str, Any] = {}
+    if formula is not None:
+        given["formula"] = formula
+    if window is not None:
+        try:
+            given["window"] = EventWindow.parse(window)
+        except ValueError as exc:
+            raise InputError(str(exc), field="--window") from None
+    if cov is not None:
+        given["covariance"] = (cov,)
+    for name, value in (("weights", weights), ("bootstrap", bootstrap), ("boot_weights", boot_weights),
+                        ("seed", seed)):
+        if value is not None:
+            given[name] = value
+    if not given:
+        return spec
+    try:
+        return spec.with_(**given)
+    except InputError as exc:
+        field = exc.field or ""
+        msg = str(exc).removeprefix(f"field '{field}': ")
+        option = {"formula": "FORMULA", "covariance": "--cov"}.get(field, "--" + field.replace("_", "-"))
+        raise InputError(msg, field=option) from None

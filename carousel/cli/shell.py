@@ -27,6 +27,7 @@ from carousel.cli.options import (
     PeerOpt,
     UnknownOpt,
     WindowOpt,
+    build_explain_spec,
     build_spec,
 )
 from carousel.sql_limits import DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT_S
@@ -135,7 +136,7 @@ def register(app: typer.Typer) -> None:
             conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
             mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
-        summary = run(db, out, online=online, spec=spec, console=_out)
+        summary = run(db, out, online=online, spec=spec, explain=build_explain_spec(config), console=_out)
         print_summary(summary, _out)
 
     @app.command("report")
@@ -164,5 +165,5 @@ def register(app: typer.Typer) -> None:
             conventions=conventions, method=method, unknown_policy=unknown_policy, date_basis=date_basis,
             mask_other_events=mask_other_events, lag_non_us=lag_non_us, peer=peer,
         )
-        summary = run(db, out, spec=spec, console=_out, load_inputs=False)
+        summary = run(db, out, spec=spec, explain=build_explain_spec(config), console=_out, load_inputs=False)
         _out.print(f"report written: {summary.out / 'report.html'}")

@@ -96,6 +96,21 @@ def render_table(res: EventStudyResult, console: Console, dollars: pl.DataFrame 
 
 
 RECORD_KEYS = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "t", "p", "bhar")
+#: Record keys that follow the adjusted p-values (p_holm, p_bh come right after p).
+AFTER_ADJUSTED = ("bhar",)
+
+
+def adjusted_pvalues(res: EventStudyResult, full: EventStudyResult) -> pl.DataFrame:
+    """``p_holm`` and ``p_bh`` for ``res.car``'s rows (same order), each window's family being the
+    firm-events of ``full`` (the unfiltered study; ``res`` itself when nothing was filtered)."""
+    from analysis.multiplicity import ADJUSTED_COLUMNS, adjusted_car_pvalues
+
+    adj = adjusted_car_pvalues(full.car).select("event_id", "window", *ADJUSTED_COLUMNS)
+    keys = res.car.select("event_id", "window")
+    out = keys.join(adj, on=["event_id", "window"], how="left", maintain_order="left")
+    if out.height != keys.height:
+        raise AssertionError("a firm-event and window appear twice in the study's CAR frame")
+    return out.select(ADJUSTED_COLUMNS)
 FORMATS = ("table", "json", "csv", "parquet")
 
 #: ``carousel study --type``: what is abnormal (docs/conventions.md, "Volume, volatility, run-up").
@@ -214,25 +229,35 @@ def register(app: typer.Typer) -> None:
             with connect(db, read_only=True) as con:
                 deals, prices = load_prices(con, [*benchmark_tickers(vbench), *spec.peers])
             deals = apply_date_basis(deals, spec.date_basis)
-            res = abnormal_volume(deals, prices, benchmarks=vbench, windows=wins, **options)
         else:
             with connect(db, read_only=True) as con:
                 deals, returns = load_inputs(con, spec.extra_tickers())
                 dollar_inputs = load_dollar_inputs(con, returns["ticker"].unique().to_list())
             if study_type == "runup":
                 deals = apply_date_basis(deals, spec.date_basis)
+
+        def estimate(deal_f: list[str] | None, ticker_f: list[str] | None) -> EventStudyResult:
+            opts = {**options, "deal_filter": deal_f, "ticker_filter": ticker_f}
+            if study_type == "volume":
+                return abnormal_volume(deals, prices, benchmarks=vbench, windows=wins, **opts)
+            if study_type == "runup":
                 run_wins = tuple(parse_window(w) for w in window) if window else RUNUP_WINDOWS
-                res = runup_study(
-                    deals, returns, model=spec.model, benchmarks=bench, windows=run_wins, **options
-                ).study
-            else:
-                res = run_spec(deals, returns, spec, deal_filter=deal, ticker_filter=ticker)
-            # Dollar value moved (market value at t0-1 x CAR), row for row with res.car; a volume
-            # or variance-ratio study has no dollar counterpart.
-            dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
+                return runup_study(deals, returns, model=spec.model, benchmarks=bench, windows=run_wins, **opts).study
+            return run_spec(deals, returns, spec, deal_filter=deal_f, ticker_filter=ticker_f)
+
+        res = estimate(deal, ticker)
         if study_type == "volatility":
             _emit_variance_ratios(res, fmt)
             return
+        if study_type != "volume":
+            # Dollar value moved (market value at t0-1 x CAR), row for row with res.car; a volume
+            # or variance-ratio study has no dollar counterpart.
+            dollars = with_dollars(res.car, dollar_inputs).select(DOLLAR_COLUMNS)
+        if fmt != "table":
+            # Holm and BH p per window over every firm-event of the study, also when --deal/--ticker
+            # print a few of them (the family is the window's, not the filter's): the unfiltered study
+            # is estimated for it.
+            adjusted = adjusted_pvalues(res, estimate(None, None) if deal or ticker else res)
         if fmt == "table":
             console = Console(markup=False)  # deal ids and reasons are data, not rich markup
             if not console.is_terminal:
@@ -254,6 +279,10 @@ def register(app: typer.Typer) -> None:
             return
         if fmt == "json":
             records = [{k: rec[k] for k in RECORD_KEYS} for rec in res.to_json_records()]
+            for rec, adj in zip(records, adjusted.iter_rows(named=True), strict=True):
+                rest = {k: rec.pop(k) for k in AFTER_ADJUSTED}
+                rec.update(adj)
+                rec.update(rest)
             if dollars is not None:
                 for rec, extra in zip(records, dollars.iter_rows(named=True), strict=True):
                     rec.update({k: None if isinstance(v, float) and not math.isfinite(v)
@@ -265,10 +294,11 @@ def register(app: typer.Typer) -> None:
             else:
                 out.write_text(text + "\n", encoding="utf-8")
         else:
-            frame = res.car.select(RECORD_KEYS)
-            if dollars is not None:
-                import polars as pl  # only csv/parquet need it (the cold-start rule: no polars for --help)
+            import polars as pl  # only csv/parquet need it (the cold-start rule: no polars for --help)
 
+            frame = pl.concat([res.car.select(RECORD_KEYS), adjusted], how="horizontal").select(
+                *(k for k in RECORD_KEYS if k not in AFTER_ADJUSTED), *adjusted.columns, *AFTER_ADJUSTED)
+            if dollars is not None:
                 frame = pl.concat([frame, dollars], how="horizontal")
             if fmt == "csv":
                 if out is None:

@@ -105,7 +105,7 @@ def market_model_panel(
     x_event = np.stack([np.ones((n, ev.sum())), np.broadcast_to(m[ev], (n, ev.sum()))], axis=2)
     pe = np.full((n, y.shape[1]), np.nan)
     pe[:, ev] = 1.0 + np.einsum("nlk,nkj,nlj->nl", x_event, a, x_event)
-    return ARPanel(
+    return ARPanel.from_grid(
         keys=keys,
         rel_days=rel.astype(np.int64),
         is_est=is_est,

@@ -116,7 +116,7 @@ def test_engine_matches_reference_estimates(panel: ARPanel) -> None:
     idx = _aligned(panel, eng)
     np.testing.assert_array_equal(eng.rel_days, panel.rel_days)
     np.testing.assert_array_equal(eng.n_est, panel.n_est[idx])
-    np.testing.assert_allclose(eng.ar, panel.ar[idx], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(eng.full_ar(), panel.full_ar()[idx], rtol=0, atol=1e-10)
     np.testing.assert_allclose(eng.sigma, panel.sigma[idx], rtol=0, atol=1e-10)
 
 

@@ -148,7 +148,9 @@ def test_old_car_table_gains_the_columns_at_a_read_write_open(tmp_path: Path) ->
     for _ in range(2):  # idempotent
         with connect(path) as con:
             cols = con.sql('SELECT * FROM car').columns
-            assert set(cols[-len(DOLLAR_COLUMNS):]) == set(DOLLAR_COLUMNS) and len(cols) == 17
+            # the dollar columns, then the adjusted p-values (added after them)
+            assert set(cols[-len(DOLLAR_COLUMNS) - 2:-2]) == set(DOLLAR_COLUMNS) and len(cols) == 19
+            assert cols[-2:] == ["p_holm", "p_bh"]
             assert con.execute("SELECT car, dollar_car, dollar_reason FROM car").fetchall() == [(0.1, None, None)]
 
 

@@ -136,6 +136,9 @@ def _compare(a, b, tol: float = 1e-8) -> None:
     for c in ("car", "se", "t", "bhar"):
         np.testing.assert_allclose(a.car[c].to_numpy(), b.car[c].to_numpy(), rtol=tol, atol=1e-12)
     np.testing.assert_allclose(a.panel.ar, b.panel.ar, rtol=tol, atol=1e-12)
+    np.testing.assert_allclose(
+        a.panel.estimation_residuals(), b.panel.estimation_residuals(), rtol=tol, atol=1e-12
+    )
     np.testing.assert_allclose(a.panel.pe_factor, b.panel.pe_factor, rtol=tol, atol=1e-12)
     ar_a, ar_b = a.ar, b.ar
     np.testing.assert_allclose(ar_a["se"].to_numpy(), ar_b["se"].to_numpy(), rtol=tol)
@@ -349,9 +352,9 @@ def test_other_events_are_masked_or_flagged() -> None:
     # the panel marks masked estimation days as NaN
     row = masked.panel.keys["event_id"].to_list().index("e0000")
     rel = masked.panel.rel_days
-    masked_cols = (rel >= -105) & (rel <= -90)
-    assert np.isnan(masked.panel.ar[row, masked_cols]).all()
-    assert np.isfinite(flagged.panel.ar[row, masked_cols]).all()
+    masked_cols = ((rel >= -105) & (rel <= -90))[rel <= -11]
+    assert np.isnan(masked.panel.estimation_residuals()[row, masked_cols]).all()
+    assert np.isfinite(flagged.panel.estimation_residuals()[row, masked_cols]).all()
 
 
 def test_panel_contract_and_result_outputs() -> None:
@@ -365,18 +368,19 @@ def test_panel_contract_and_result_outputs() -> None:
     assert a.summary() == b.summary() and a.to_latex() == b.to_latex()
     p = a.panel
     assert p.rel_days[0] == -250 and p.rel_days[-1] == 10 and p.is_est.sum() == 240
-    assert p.ar.shape == (5, 261) and p.pe_factor.shape == (5, 261)
-    assert np.isnan(p.pe_factor[:, p.is_est]).all() and (p.pe_factor[:, ~p.is_est] > 1).all()
+    # per-day arrays on the 21 event days only; the 240 estimation days computed on demand
+    assert p.ar.shape == (5, 21) and p.pe_factor.shape == (5, 21) and not p.estimation.held
+    assert p.event_days.tolist() == list(range(-10, 11)) and (p.pe_factor > 1).all()
+    assert p.estimation_residuals().shape == (5, 240) and p.estimation.held
     assert p.x_event.shape == (5, 21, 2) and p.xtx_inv.shape == (5, 2, 2) and p.n_params == 2
     # estimation residuals sum to zero (intercept) and reproduce sigma with M - k
-    e = p.ar[:, p.is_est]
+    e = p.estimation_residuals()
     np.testing.assert_allclose(np.nansum(e, axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(
         np.sqrt(np.nansum(e**2, axis=1) / (p.n_est - 2)), p.sigma, rtol=1e-12
     )
     # pe factor is 1 + x'(X'X)^-1 x
-    j = int(np.flatnonzero(np.flatnonzero(~p.is_est) == p.day_index(0))[0])
-    x = p.x_event[:, j, :]
+    x = p.x_event[:, p.day_index(0), :]
     np.testing.assert_allclose(
         p.pe_factor[:, p.day_index(0)], 1 + np.einsum("nk,nkj,nj->n", x, p.xtx_inv, x)
     )

@@ -91,5 +91,8 @@ def test_three_routes_agree(
                 a.car[c].to_numpy(), other.car[c].to_numpy(), rtol=1e-8, atol=1e-12
             )
         np.testing.assert_allclose(a.panel.ar, other.panel.ar, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(
+            a.panel.estimation_residuals(), other.panel.estimation_residuals(), rtol=1e-8, atol=1e-12
+        )
         np.testing.assert_allclose(a.panel.pe_factor, other.panel.pe_factor, rtol=1e-8, atol=1e-12)
         np.testing.assert_allclose(a.panel.xtx_inv, other.panel.xtx_inv, rtol=1e-7, atol=1e-6)

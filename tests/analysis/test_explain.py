@@ -82,10 +82,10 @@ def test_frame_holds_the_study_and_the_characteristics(frame: pl.DataFrame) -> N
 @pytest.mark.parametrize(
     ("args", "wls", "cov", "groups"),
     [
-        ([], False, "HC3", []),
-        (["--weights", "wls", "--cov", "hc3"], True, "HC3", []),
-        (["--cov", "nonrobust"], False, "nonrobust", []),
-        (["--cov", "cluster:date"], False, "cluster", ["t0"]),
+        ([], True, "HC3", []),  # the default [explain]: WLS, the first covariance (HC3)
+        (["--weights", "ols", "--cov", "hc3"], False, "HC3", []),
+        (["--weights", "ols", "--cov", "nonrobust"], False, "nonrobust", []),
+        (["--weights", "ols", "--cov", "cluster:date"], False, "cluster", ["t0"]),
         (["--weights", "wls", "--cov", "cluster:date,firm"], True, "cluster", ["t0", "company"]),
     ],
 )
@@ -148,3 +148,19 @@ def test_hc3_with_single_observation_categories_is_refused(frame: pl.DataFrame) 
     )
     for n in ref.params.index:
         np.testing.assert_allclose(res.bse[n], ref.bse[n], rtol=1e-8)
+
+
+def test_explain_regresses_the_cars_of_carousel_study(shipped_db: Path, frame: pl.DataFrame) -> None:
+    """The CARs `carousel explain` regresses are `carousel study`'s, firm-event by firm-event: the same
+    StudySpec, so 9984.T is estimated on SPY and SPY[-1] there as here (it was on SPY alone before)."""
+    res = CliRunner().invoke(app, ["study", "--db", str(shipped_db), "--window=-1,1", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    study = {(r["ticker"], r["t0"]): (r["car"], r["se"]) for r in json.loads(res.stdout)
+             if r["window"] == "[-1,+1]" and r["car"] is not None}
+    rows = frame.drop_nulls("car").select("ticker", "t0", "car", "se").iter_rows()
+    mine = {(t, str(d)): (c, s) for t, d, c, s in rows}
+    assert ("9984.T", "2025-01-22") in mine
+    assert mine.keys() == study.keys()
+    for key, (car, se) in mine.items():
+        assert car == pytest.approx(study[key][0], abs=1e-12), key
+        assert se == pytest.approx(study[key][1], abs=1e-12), key

@@ -77,3 +77,34 @@ def test_bad_input_named() -> None:
         holm(np.array([0.5, 1.2]))
     with pytest.raises(InputError, match="unknown method"):
         adjust_pvalues(np.array([0.5]), "bonferroni")  # type: ignore[arg-type]
+
+
+def test_car_frame_families_per_window_rows_in_place() -> None:
+    """adjusted_car_pvalues: one family per window, rows kept in their order, a null p left out."""
+    import polars as pl
+
+    from analysis.multiplicity import adjusted_car_pvalues
+
+    rng = np.random.default_rng(14)
+    n = 61
+    windows = rng.choice(["[0,0]", "[-1,+1]", "[-5,+5]"], n)
+    p = rng.uniform(0, 1, n) ** 4
+    p[[3, 17, 40]] = np.nan
+    car = pl.DataFrame({"event_id": [f"e{i}" for i in range(n)], "window": windows,
+                        "p": pl.Series(p).fill_nan(None)})
+    got = adjusted_car_pvalues(car)
+    assert got["event_id"].to_list() == car["event_id"].to_list()
+    for method, col in (("holm", "p_holm"), ("fdr_bh", "p_bh")):
+        want = np.full(n, np.nan)
+        for w in np.unique(windows):
+            rows = np.flatnonzero(windows == w)
+            want[rows] = reference(p[rows], method)
+        np.testing.assert_allclose(got[col].fill_null(np.nan).to_numpy(), want, rtol=0, atol=1e-12)
+    assert got.filter(pl.col("p").is_null())["p_holm"].null_count() == 3
+    # a family's values move when another firm-event joins it, and only that window's
+    more = adjusted_car_pvalues(pl.concat([car, pl.DataFrame({"event_id": ["x"], "window": ["[0,0]"], "p": [0.5]})]))
+    same = more.head(n)
+    assert (same.filter(pl.col("window") == "[-1,+1]")["p_holm"].equals(got.filter(pl.col("window") == "[-1,+1]")["p_holm"]))
+    assert not same.filter(pl.col("window") == "[0,0]")["p_holm"].equals(got.filter(pl.col("window") == "[0,0]")["p_holm"])
+    with pytest.raises(InputError):
+        adjusted_car_pvalues(car.drop("window"))

@@ -127,6 +127,7 @@ def test_explain_table_is_statsmodels_wls_with_hc3_and_two_way_clusters(study) -
 
     from analysis.explain import explain
     from analysis.research_sections import EXPLAIN_FORMULA, explain_summary
+    from analysis.spec import DEFAULT_EXPLAIN
 
     res, _ = study
     # A frame of the study's [-1,+1] CARs with characteristics that vary (built here, not from the ledger).
@@ -138,8 +139,8 @@ def test_explain_table_is_statsmodels_wls_with_hc3_and_two_way_clusters(study) -
         pl.Series("deal_kind", rng.choice(["chips", "compute", "equity"], n)),
         pl.col("ticker").alias("company"))
     hc3 = explain(frame, EXPLAIN_FORMULA, weights="wls", cov="hc3")
-    table = explain_summary(hc3.to_frame(), explain(frame, EXPLAIN_FORMULA, weights="wls",
-                                                    cov="cluster:date,firm").to_frame(), hc3.nobs)
+    table = explain_summary([hc3.to_frame(), explain(frame, EXPLAIN_FORMULA, weights="wls",
+                                                     cov="cluster:date,firm").to_frame()], hc3.nobs, DEFAULT_EXPLAIN)
     pdf = frame.select("car", "se", "log_amount", "on_round_trip", "deal_kind").to_pandas()
     ref = smf.wls(EXPLAIN_FORMULA, pdf, weights=1 / pdf["se"] ** 2).fit(cov_type="HC3", use_t=True)
     got = table.tables[0].frame

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -10,7 +12,7 @@ from scipy import stats
 
 from analysis import significance as S
 from analysis.conventions import ESTUDY2, TEXTBOOK, Conventions
-from analysis.panel import ARPanel
+from analysis.panel import ARPanel, EstimationBlock
 
 L_EST, L_EV = 150, 5
 
@@ -66,9 +68,9 @@ def per_firm(y: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 def test_panel_matches_per_firm_ols() -> None:
     p, y, m = simulate(1, missing=True)
     ar, sig, pe, inv = per_firm(y, m)
-    np.testing.assert_allclose(p.ar, ar, atol=1e-12)
+    np.testing.assert_allclose(p.full_ar(), ar, atol=1e-12)
     np.testing.assert_allclose(p.sigma, sig, rtol=1e-10)
-    np.testing.assert_allclose(p.pe_factor[:, L_EST:], pe[:, L_EST:], rtol=1e-10)
+    np.testing.assert_allclose(p.pe_factor, pe[:, L_EST:], rtol=1e-10)
     np.testing.assert_allclose(p.xtx_inv, inv, rtol=1e-8)
 
 
@@ -76,14 +78,14 @@ def test_panel_matches_per_firm_ols() -> None:
 def test_cross_sectional_t_equals_scipy(missing: bool) -> None:
     p, *_ = simulate(2, shock=0.004, missing=missing)
     for d in range(L_EV):
-        x = p.ar[:, L_EST + d]
+        x = p.full_ar()[:, L_EST + d]
         x = x[np.isfinite(x)]
         ref = stats.ttest_1samp(x, 0.0)
         r = S.cross_sectional_t(p, day=d)
         assert r.statistic[0] == pytest.approx(ref.statistic, rel=1e-12)
         assert r.p_value[0] == pytest.approx(ref.pvalue, rel=1e-9)
         assert r.n[0] == x.size
-    car = p.ar[:, L_EST + 1 : L_EST + 4].sum(axis=1)
+    car = p.full_ar()[:, L_EST + 1 : L_EST + 4].sum(axis=1)
     car = car[np.isfinite(car)]
     ref = stats.ttest_1samp(car, 0.0)
     r = S.cross_sectional_t(p, window=(1, 3))
@@ -120,7 +122,7 @@ def test_patell_and_bmp_against_hand_formula() -> None:
 
 def test_kolari_pynnonen_rbar_and_adjustment() -> None:
     p, *_ = simulate(4, common=0.3)
-    e = p.ar[:, :L_EST]
+    e = p.full_ar()[:, :L_EST]
     c = np.corrcoef(e)  # OLS residuals have mean zero, so centred = uncentred
     rbar = c[np.triu_indices(p.n, 1)].mean()
     assert S.cross_correlation(p) == pytest.approx(rbar, rel=1e-10)
@@ -132,13 +134,13 @@ def test_kolari_pynnonen_rbar_and_adjustment() -> None:
 
 def test_corrado_rank_against_scipy_ranks() -> None:
     p, *_ = simulate(5, shock=0.01, missing=True)
-    n, L = p.ar.shape
+    n, L = p.full_ar().shape
     u = np.full((n, L), np.nan)
     for i in range(n):
-        ok = np.isfinite(p.ar[i])
-        u[i, ok] = stats.rankdata(p.ar[i, ok]) - (ok.sum() + 1) / 2
+        ok = np.isfinite(p.full_ar()[i])
+        u[i, ok] = stats.rankdata(p.full_ar()[i, ok]) - (ok.sum() + 1) / 2
     ubar = np.nanmean(u, axis=0)
-    mbar = np.isfinite(p.ar).sum(axis=1).mean()
+    mbar = np.isfinite(p.full_ar()).sum(axis=1).mean()
     s = np.sqrt(np.sum(ubar**2) / mbar)
     for d in range(L_EV):
         assert S.corrado_rank(p, day=d).statistic[0] == pytest.approx(
@@ -149,7 +151,7 @@ def test_corrado_rank_against_scipy_ranks() -> None:
     full = np.isfinite(uw).all(axis=1)
     assert 0 < full.sum() < n
     ubar_f = np.nanmean(u[full], axis=0)
-    s_f = np.sqrt(np.sum(ubar_f**2) / np.isfinite(p.ar[full]).sum(axis=1).mean())
+    s_f = np.sqrt(np.sum(ubar_f**2) / np.isfinite(p.full_ar()[full]).sum(axis=1).mean())
     w = S.corrado_rank(p, window=(0, 2))
     assert w.statistic[0] == pytest.approx(np.sqrt(3) * ubar_f[L_EST : L_EST + 3].mean() / s_f, rel=1e-10)
     assert w.n[0] == full.sum()
@@ -161,20 +163,20 @@ def test_corrado_rank_against_scipy_ranks() -> None:
 
 def test_rank_ties_are_averaged() -> None:
     p, *_ = simulate(6, n=5)
-    ar = p.ar.copy()
-    ar[:, 10] = ar[:, 11]  # ties
-    ranks, _ = S._ranks(ARPanel(**{**p.__dict__, "ar": ar}))
+    ar = p.full_ar()
+    ar[:, 10] = ar[:, 11]  # ties (estimation days)
+    ranks, _ = S._ranks(dataclasses.replace(p, estimation=EstimationBlock(values=ar[:, p.is_est])))
     for i in range(5):
         np.testing.assert_allclose(ranks[i], stats.rankdata(ar[i]))
 
 
 def test_generalized_sign_formula() -> None:
     p, *_ = simulate(7, shock=0.01, missing=True)
-    e = p.ar[:, :L_EST]
+    e = p.full_ar()[:, :L_EST]
     ok = np.isfinite(e)
     phat_firm = np.mean((e > 0).sum(axis=1) / ok.sum(axis=1))
     phat_pool = (e > 0).sum() / ok.sum()
-    x = p.ar[:, L_EST]
+    x = p.full_ar()[:, L_EST]
     w, n = (x > 0).sum(), np.isfinite(x).sum()
     for conv, ph in ((TEXTBOOK, phat_firm), (ESTUDY2, phat_pool)):
         z = (w - n * ph) / np.sqrt(n * ph * (1 - ph))
@@ -186,7 +188,7 @@ def test_generalized_sign_formula() -> None:
 
 def test_skewness_adjusted_t_formula() -> None:
     p, *_ = simulate(8, shock=0.002)
-    x = p.ar[:, L_EST + 1]
+    x = p.full_ar()[:, L_EST + 1]
     n = x.size
     s = x.mean() / x.std(ddof=1)
     g = stats.skew(x, bias=False)
@@ -200,8 +202,8 @@ def test_brown_warner_window_is_sum_of_daily_over_sqrt_l() -> None:
     assert S.brown_warner_1985(p, window=(0, 2)).statistic[0] == pytest.approx(
         daily.sum() / np.sqrt(3)
     )
-    rm = np.nanmean(p.ar[:, :L_EST], axis=0)
-    assert daily[0] == pytest.approx(np.nanmean(p.ar[:, L_EST]) / rm.std(ddof=1), rel=1e-12)
+    rm = np.nanmean(p.full_ar()[:, :L_EST], axis=0)
+    assert daily[0] == pytest.approx(np.nanmean(p.full_ar()[:, L_EST]) / rm.std(ddof=1), rel=1e-12)
 
 
 def test_bad_requests_raise() -> None:
@@ -255,7 +257,7 @@ def test_power_with_injected_ar(test: str) -> None:
 
 def test_patell_estudy2_sums_over_all_firms_on_gappy_days() -> None:
     p, *_ = simulate(11, missing=True)  # some firms have no AR on day +2
-    sar = p.ar[:, L_EST + 2] / (p.sigma * np.sqrt(p.pe_factor[:, L_EST + 2]))
+    sar = p.full_ar()[:, L_EST + 2] / (p.sigma * np.sqrt(p.pe_factor[:, 2]))
     ok = np.isfinite(sar)
     var = (p.n_est - 2) / (p.n_est - 4)
     tb = sar[ok].sum() / np.sqrt(var[ok].sum())

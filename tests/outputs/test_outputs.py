@@ -104,8 +104,8 @@ def test_car_path_band_uses_the_full_prediction_error_variance() -> None:
     panel = estudy2_panel()
     path = plots.car_path(panel, 0, 0, 4)
     row = 0
-    cols = np.flatnonzero(~panel.is_est)
-    x, a = panel.x_event[row], panel.xtx_inv[row]
+    cols = np.arange(panel.day_index(0), panel.day_index(4) + 1)
+    x, a = panel.x_event[row][cols], panel.xtx_inv[row]
     ones = np.ones(len(cols))
     expected = panel.sigma[row] * np.sqrt(len(cols) + ones @ x @ a @ x.T @ ones)
     assert path["se"][-1] == pytest.approx(expected, rel=1e-12)
@@ -195,16 +195,36 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert f"{tests['n_without_value']} firm-event(s) without a market value left out" in head
     for name in ("dollar_movers", "dollar_cumulative"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    # Issue 14's done-when: totals per deal and per cycle in the report, equal to the car view's dollar
+    # CARs ([-1,+1]) summed by hand (the Amazon cycle's 2026-02-27 move belongs to two deals, counted once).
+    dcar = query("SELECT ticker, t0::VARCHAR AS t0, dollar_car FROM car WHERE \"window\" = '[-1,+1]' "
+                 "AND dollar_car IS NOT NULL", db)
+    moved = {(r["ticker"], r["t0"]): r["dollar_car"] / 1e9 for r in dcar.iter_rows(named=True)}
+    assert "Market value moved per deal, CAR[-1,+1]" in page and "Market value moved per round-trip, CAR[-1,+1]" in page
+    by_deal = dict(pl.read_csv(out / "tables" / "dollar_by_deal.csv").select("deal_id", "dollar_bn").iter_rows())
+    assert by_deal["openai-orcl-2025-09-10"] == pytest.approx(moved[("ORCL", "2025-09-10")], abs=1e-6)
+    assert by_deal["amd-openai-2025-10-06"] == pytest.approx(moved[("AMD", "2025-10-06")], abs=1e-6)
+    by_cycle = dict(pl.read_csv(out / "tables" / "dollar_by_cycle.csv").select("cycle", "dollar_bn").iter_rows())
+    amazon = moved[("AMZN", "2025-11-03")] + moved[("AMZN", "2026-02-27")]
+    assert by_cycle["amazon -> openai -> amazon"] == pytest.approx(amazon, abs=1e-6)
+    for value in (by_deal["openai-orcl-2025-09-10"], by_cycle["amazon -> openai -> amazon"]):
+        assert f"{value:,.1f}" in page
     app = pl.read_csv(out / "tables" / "event_study_car.csv")
     assert (app["p_holm"].drop_nulls() >= app.filter(pl.col("p_holm").is_not_null())["p"]).all()
     cyc = pl.read_csv(out / "tables" / "cycles.csv")
     row = cyc.filter(pl.col("cycle") == "nvidia -> openai -> oracle -> nvidia").row(0, named=True)
     assert (row["volume_usd"], row["bottleneck"], row["volume_is_firm"]) == (30e9, "nvidia -> openai", True)
-    # The carousel over time: the last month end as known today has the flow graph's round-trips, and
-    # the shipped ledger (recorded in one import, after every announcement) knew none of them then.
+    # The carousel over time: the last month end as known today has the flow graph's round-trips; as
+    # publicly reported by each month end it is the same web (nothing in the shipped ledger was revealed
+    # after its month); the shipped ledger was recorded in one import after every announcement, so the
+    # 'as recorded' series is empty: not listed, and the notes say why.
     over = pl.read_csv(out / "tables" / "timeline_carousel.csv").sort("month")
     assert over["n_round_trips__today"][-1] == cyc.height
-    assert over["n_round_trips__then"].max() == 0
+    assert over["n_round_trips__reported"].to_list() == over["n_round_trips__today"].to_list()
+    assert over["committed_bn__reported"][-1] == over["committed_bn__today"][-1] > 1000
+    assert not [c for c in over.columns if c.endswith("__recorded")]
+    md = (out / "tables" / "timeline_carousel.md").read_text(encoding="utf-8")
+    assert "Not listed, as recorded in the ledger by month end: no deal had been recorded" in md
 
 
 def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
