@@ -169,38 +169,50 @@ def _amount(value: Any) -> Decimal | None:
 
 
 def deal_rows(state: LedgerState, deal_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    ids = sorted(state.deals) if deal_ids is None else sorted(set(deal_ids) & set(state.deals))
-    return [deal_row(k, state.deals[k]) for k in ids]
+    cols = deal_columns(state, deal_ids)
+    return [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
 
 
 def deal_row(k: str, d: Mapping[str, Any]) -> dict[str, Any]:
     """The ``ledger_deals`` row of deal ``k`` in state ``d`` (a derived deal record)."""
+    return {c: v[0] for c, v in _deal_columns([k], [d]).items()}
+
+
+def deal_columns(state: LedgerState, deal_ids: Iterable[str] | None = None) -> dict[str, list[Any]]:
+    """The ``ledger_deals`` rows of ``state`` (sorted by deal id) as columns: what the writer inserts,
+    built a column at a time (a dict per row, then a column per key, was a fifth of an append)."""
+    ids = sorted(state.deals) if deal_ids is None else sorted(set(deal_ids) & set(state.deals))
+    return _deal_columns(ids, [state.deals[k] for k in ids])
+
+
+def _deal_columns(ids: list[str], ds: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The one definition of a deal row (:func:`deal_row`, :func:`deal_rows` and the frames use it)."""
     return {
-        "deal_id": k,
-        "contract_id": d.get("contract_id") or k,
-        "status": d["status"],
-        "announced_date": _date(d.get("announced_date")),
-        "announced_time_et": d.get("announced_time_et"),
-        "session": d.get("session") or "unknown",
-        "payers": list(d.get("payers", [])),
-        "payees": list(d.get("payees", [])),
-        "amount_usd": _amount(d.get("amount_usd")),
-        "amount_kind": d.get("amount_kind") or "undisclosed",
-        "deal_type": d["deal_type"],
-        "horizon": d.get("horizon"),
-        "tickers": list(d.get("tickers", [])),
-        "counts_toward_total": bool(d.get("counts_toward_total", True)),
-        "title": d.get("title"),
-        "confidence": d.get("confidence"),
-        "version": int(d["version"]),
-        "payer_amount_usd": _amount(d.get("payer_amount_usd")),
-        "first_report_date": _date(d.get("first_report_date")),
-        "first_report_time_et": d.get("first_report_time_et"),
-        "first_report_session": d.get("first_report_session"),
-        "timing_time_et": d.get("timing_time_et"),
-        "timing_session": d.get("timing_session"),
-        "timing_evidence_kind": d.get("timing_evidence_kind"),
-        "timing_confidence": d.get("timing_confidence"),
+        "deal_id": list(ids),
+        "contract_id": [d.get("contract_id") or k for k, d in zip(ids, ds, strict=True)],
+        "status": [d["status"] for d in ds],
+        "announced_date": [_date(d.get("announced_date")) for d in ds],
+        "announced_time_et": [d.get("announced_time_et") for d in ds],
+        "session": [d.get("session") or "unknown" for d in ds],
+        "payers": [list(d.get("payers", [])) for d in ds],
+        "payees": [list(d.get("payees", [])) for d in ds],
+        "amount_usd": [_amount(d.get("amount_usd")) for d in ds],
+        "amount_kind": [d.get("amount_kind") or "undisclosed" for d in ds],
+        "deal_type": [d["deal_type"] for d in ds],
+        "horizon": [d.get("horizon") for d in ds],
+        "tickers": [list(d.get("tickers", [])) for d in ds],
+        "counts_toward_total": [bool(d.get("counts_toward_total", True)) for d in ds],
+        "title": [d.get("title") for d in ds],
+        "confidence": [d.get("confidence") for d in ds],
+        "version": [int(d["version"]) for d in ds],
+        "payer_amount_usd": [_amount(d.get("payer_amount_usd")) for d in ds],
+        "first_report_date": [_date(d.get("first_report_date")) for d in ds],
+        "first_report_time_et": [d.get("first_report_time_et") for d in ds],
+        "first_report_session": [d.get("first_report_session") for d in ds],
+        "timing_time_et": [d.get("timing_time_et") for d in ds],
+        "timing_session": [d.get("timing_session") for d in ds],
+        "timing_evidence_kind": [d.get("timing_evidence_kind") for d in ds],
+        "timing_confidence": [d.get("timing_confidence") for d in ds],
     }
 
 
@@ -244,39 +256,45 @@ def payer_share_problem(deal: Mapping[str, Any]) -> str | None:
 
 
 def flow_rows(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One edge per payer x payee.
+    """One edge per payer x payee (see :func:`flow_columns`), as row dicts."""
+    # payer_amount_usd by .get: a row of a caller that predates the column has none.
+    cols = flow_columns({c: [d.get(c) if c == "payer_amount_usd" else d[c] for d in deals] for c in _FLOW_INPUTS})
+    return [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+
+
+#: The deal columns an edge is built from.
+_FLOW_INPUTS = ("deal_id", "contract_id", "payers", "payees", "amount_usd", "payer_amount_usd", "amount_kind",
+                "deal_type", "announced_date", "counts_toward_total")
+
+
+def flow_columns(deals: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """One edge per payer x payee of the deal columns ``deals`` (:func:`deal_columns`), sorted by (deal_id,
+    payer, payee), as columns.
 
     A deal with several payers or payees (the Stargate joint venture) does not say who pays what, so
     its edges carry ``amount_usd = None`` and do not count toward totals: splitting the headline evenly
     would invent numbers, and giving it all to one party would misstate the graph. The deal itself
     keeps its amount in ``deals``.
     """
-    rows = []
-    for d in deals:
-        multi = len(d["payers"]) * len(d["payees"]) > 1
+    edges = []
+    for did, cid, payers, payees, amount, share, kind, dtype, announced, counts in zip(
+            *(deals[c] for c in _FLOW_INPUTS), strict=True):
+        multi = len(payers) * len(payees) > 1
         # A syndicated deal's edge carries what the named payer pays, not the co-investors' part.
         # (The writers refuse an invalid share; a foreign log's invalid one is ignored, not trusted.)
-        share_ok = d.get("payer_amount_usd") is not None and payer_share_problem(d) is None
-        paid = d["payer_amount_usd"] if share_ok else d["amount_usd"]
+        share_ok = share is not None and payer_share_problem(
+            {"payer_amount_usd": share, "amount_usd": amount, "payers": payers, "payees": payees}) is None
+        paid = share if share_ok else amount
         amt = None if multi or paid is None else float(paid)
-        for payer in d["payers"]:
-            for payee in d["payees"]:
-                rows.append(
-                    {
-                        "deal_id": d["deal_id"],
-                        "contract_id": d["contract_id"],
-                        "payer": payer,
-                        "payee": payee,
-                        "amount_usd": amt,
-                        "amount_kind": "undisclosed" if multi else d["amount_kind"],
-                        "deal_type": d["deal_type"],
-                        "announced_date": d["announced_date"],
-                        "counts_toward_total": bool(d["counts_toward_total"]) and not multi,
-                        "duplicate_report": not bool(d["counts_toward_total"]),
-                    }
-                )
-    rows.sort(key=lambda r: (r["deal_id"], r["payer"], r["payee"]))
-    return rows
+        for payer in payers:
+            for payee in payees:
+                edges.append((did, cid, payer, payee, amt, "undisclosed" if multi else kind, dtype, announced,
+                              bool(counts) and not multi, not bool(counts)))
+    edges.sort(key=lambda r: (r[0], r[2], r[3]))
+    names = list(FLOW_COLUMNS)
+    if not edges:
+        return {c: [] for c in names}
+    return {c: list(v) for c, v in zip(names, zip(*edges, strict=True), strict=True)}
 
 
 def company_rows(state: LedgerState) -> list[dict[str, Any]]:
@@ -296,7 +314,12 @@ def _string_lists(name: str, values: list[Any]) -> pl.Series:
 
 
 def rows_frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
-    """A frame of projection rows with exactly ``schema``.
+    """A frame of projection rows with exactly ``schema`` (see :func:`columns_frame`)."""
+    return columns_frame({c: [r[c] for r in rows] for c in schema}, schema)
+
+
+def columns_frame(columns: Mapping[str, list[Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    """A frame of projection columns with exactly ``schema``.
 
     Built column by column: Polars' row constructor builds one Series per list value (about 10 us per
     row and list column), which made it most of an append's time. Not through ``pyarrow.array`` on
@@ -304,27 +327,50 @@ def rows_frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFra
     import`` process then paid for its first projection write. A list column holding a None (no
     projection writes one) takes Polars' own constructor.
     """
-    columns = []
+    if not any(len(v) for v in columns.values()):
+        return pl.DataFrame(schema=schema)  # an empty batch (no company in an import of deals): no Series
+    out = []
     for c, t in schema.items():
-        values = [r[c] for r in rows]
+        values = columns[c]
         if t == _STRINGS and None not in values:
-            columns.append(_string_lists(c, values))
+            out.append(_string_lists(c, values))
         else:
-            columns.append(pl.Series(c, values, dtype=t))
-    return pl.DataFrame(columns).cast(pl.Schema(schema))
+            out.append(pl.Series(c, values, dtype=t))
+    frame = pl.DataFrame(out)
+    # The columns are built with their dtypes; the cast (a lazy query, ~0.2 ms a call) only when one differs.
+    return frame if frame.schema == pl.Schema(schema) else frame.cast(pl.Schema(schema))
 
 
 def deals_frame(state: LedgerState, rows: list[dict[str, Any]] | None = None) -> pl.DataFrame:
     """``ledger_deals`` rows of ``state`` (or of ``rows`` already computed by :func:`deal_rows`)."""
-    return rows_frame(deal_rows(state) if rows is None else rows, DEAL_COLUMNS)
+    if rows is None:
+        return columns_frame(deal_columns(state), DEAL_COLUMNS)
+    return rows_frame(rows, DEAL_COLUMNS)
 
 
 def flows_frame(
     state: LedgerState, *, active_only: bool = True, rows: list[dict[str, Any]] | None = None
 ) -> pl.DataFrame:
     """``ledger_flows`` rows of ``state`` (or of the deal ``rows`` already computed by :func:`deal_rows`)."""
-    deals = [d for d in (deal_rows(state) if rows is None else rows) if d["status"] == "active" or not active_only]
+    if rows is None:
+        cols = deal_columns(state)
+        if active_only:
+            keep = [i for i, st in enumerate(cols["status"]) if st == "active"]
+            cols = {c: [v[i] for i in keep] for c, v in cols.items()}
+        return columns_frame(flow_columns(cols), FLOW_COLUMNS)
+    deals = [d for d in rows if d["status"] == "active" or not active_only]
     return rows_frame(flow_rows(deals), FLOW_COLUMNS)
+
+
+def projection_frames(state: LedgerState) -> dict[str, pl.DataFrame]:
+    """The three projection tables' rows for ``state`` (every deal and company it holds; flows of
+    retracted deals too, as stored), built from columns."""
+    deals = deal_columns(state)
+    return {
+        "ledger_companies": companies_frame(state),
+        "ledger_deals": columns_frame(deals, DEAL_COLUMNS),
+        "ledger_flows": columns_frame(flow_columns(deals), FLOW_COLUMNS),
+    }
 
 
 def companies_frame(state: LedgerState) -> pl.DataFrame:

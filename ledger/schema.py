@@ -10,13 +10,19 @@ transaction as every append. The hash chain alone cannot notice that its *last* 
 remains is a valid, shorter chain); ``verify`` compares the log's head with this row, so a deleted head
 event is caught without an external anchor. It is a consistency check, not a security boundary: someone
 who can rewrite the file can rewrite this row too, which is what published anchors are for.
+
+``ledger_projection_digest`` is one row: the digest of the projection rows the log gives at the head,
+sealed to the head's hash (:mod:`ledger.digest`). The writer advances it in the same transaction as every
+append; ``verify`` recomputes it over the stored tables in SQL instead of replaying the log.
 """
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
-from ledger.log import head_summary, rebuild_projections, seed_head
+from ledger.log import head_summary, rebuild_projections, record_log_digest, seed_head
 
 _DDL = [
     """
@@ -115,11 +121,31 @@ _HEAD_DDL = """
 """
 
 
+#: One row: the digest of the projection rows the log gives at the recorded head, sealed to it
+#: (:mod:`ledger.digest`); the writer advances it with every append, verify recomputes it in SQL.
+_DIGEST_DDL = """
+    CREATE TABLE IF NOT EXISTS ledger_projection_digest (
+        projections VARCHAR,
+        seal        VARCHAR
+    )
+"""
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
         "AND table_schema = current_schema() AND table_catalog = current_database()", [name]
     ).fetchall()[0][0])
+
+
+def _digest_of_other_duckdb(con: duckdb.DuckDBPyConnection) -> bool:
+    rows = con.execute("SELECT projections FROM ledger_projection_digest").fetchall()
+    if len(rows) != 1 or rows[0][0] is None:
+        return False
+    try:
+        return bool(json.loads(rows[0][0]).get("duckdb") != duckdb.__version__)
+    except (ValueError, AttributeError):
+        return False
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -133,8 +159,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     database older than that column.
     """
     upgrading = not _has_table(con, "ledger_head")
+    new_digest = not _has_table(con, "ledger_projection_digest")
     for stmt in _DDL:
         con.execute(stmt)
+    con.execute(_DIGEST_DDL)
     # Decided from the data, not from the column's presence: the ALTER above commits on its own, so a
     # rebuild that failed after it would otherwise never be retried. Every row the writer inserts has the
     # mark, so a NULL means "written by an older carousel, not yet rebuilt".
@@ -142,7 +170,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SELECT count(*) FROM ledger_flows WHERE duplicate_report IS NULL").fetchall()[0][0]
     )
     if upgrading and head_summary(con)[0]:
-        rebuild_projections(con)
+        rebuild_projections(con)  # records the digest too
+    elif new_digest or _digest_of_other_duckdb(con):
+        # A database older than the digest, or one whose digest another DuckDB version computed: fold its
+        # log once (its stored tables are left as they are, so an edit made before this open still shows
+        # at the next verify).
+        record_log_digest(con)
     con.execute(_HEAD_DDL)
     # Databases created before ledger_head existed (and new ones): record the current head once, so the
     # writer only ever UPDATEs the single row.

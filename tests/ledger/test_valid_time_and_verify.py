@@ -215,6 +215,7 @@ def test_projection_matches_valid_time_model_with_out_of_order_effective_dates(
         assert incremental.equals(project.deals_frame(project.fold(events)))
         assert api.flows(c).equals(project.flows_frame(project.fold(events)))
         assert log.verify(c).ok
+        assert log._fast_verify(c, projections=True) is not None  # the writer's digest followed every change
         for on in [None, dt.date(2024, 12, 31), *_DATES]:
             got = api.deals(c, in_effect_on=on)
             expected = _oracle(ops, on)
