@@ -9,6 +9,9 @@ no-op). All connections are opened here so that lock conflicts, missing files an
 
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -41,12 +44,16 @@ CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 MARKER_TABLE = "carousel_schema"
 MARKER_DDL = (
     f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (app VARCHAR NOT NULL, schema_version INTEGER NOT NULL, "
-    "marked_at TIMESTAMPTZ NOT NULL, how VARCHAR NOT NULL)"
+    "marked_at TIMESTAMPTZ NOT NULL, how VARCHAR NOT NULL, fingerprint VARCHAR)"
 )
-#: Bumped when a change to the stored format needs a newer carousel to read it, or when a table gains
-#: columns that an existing database must get through the schema DDL (2: ``study_car.p_holm``/``p_bh``;
-#: 3: share batches carry a hash chain and the study stamp the share head; an older carousel would append
-#: unchained share batches, which verify reports as tampering).
+#: Markers written before the ``fingerprint`` column existed gain it when the schema is next applied.
+_MARKER_FINGERPRINT_DDL = f"ALTER TABLE {MARKER_TABLE} ADD COLUMN IF NOT EXISTS fingerprint VARCHAR"
+_MARKER_COLUMNS = "(app, schema_version, marked_at, how)"
+#: Bumped when a change to the stored format needs a newer carousel to read it (2: ``study_car.p_holm``/
+#: ``p_bh``; 3: share batches carry a hash chain and the study stamp the share head; an older carousel
+#: would append unchained share batches, which verify reports as tampering). Whether an existing database
+#: needs the schema DDL is decided by the catalog fingerprint (:func:`schema_is_current`), not by this
+#: number.
 SCHEMA_VERSION = 3
 _APP = "carousel"
 #: Bytes 8..12 of every DuckDB file (after the 8-byte checksum of the main header).
@@ -61,7 +68,9 @@ def connect(
     Read-only opens require the file to exist (DuckDB would otherwise fail with a less clear message).
     A read-write open of a missing file creates it with the marker and ``schema`` (see
     :func:`_create`); a read-write open runs ``schema`` (DDL runs here, never inside a write
-    transaction). Any existing file must be carousel's (:func:`_check_marker`) before anything is
+    transaction) unless the schema is current (:func:`schema_is_current`): then the open writes nothing,
+    so a command that turns out to have nothing to write (a no-op load) leaves the file's bytes and
+    modification time alone, and works on a full disk. Any existing file must be carousel's (:func:`_check_marker`) before anything is
     written to it: a non-DuckDB file is refused from its first bytes, before DuckDB sees it.
     """
     db = resolve_db(path)
@@ -85,9 +94,10 @@ def connect(
     try:
         _check_not_truncated(con, db)
         _check_marker(con, db, read_only=read_only, schema=schema)
-        if not read_only and schema is not None:
+        if not read_only and schema is not None and not schema_is_current(con, schema):
             try:
                 schema(con)
+                _record_fingerprint(con, reference_fingerprint(schema))
             except duckdb.Error as exc:
                 if is_storage_error(exc) or is_disk_full(exc):
                     raise DatabaseError(f"cannot update database {db}: {_first_line(str(exc))}") from None
@@ -160,10 +170,11 @@ def _create(db: Path, schema: SchemaHook | None) -> None:
             con = duckdb.connect(str(tmp), config=CONNECT_CONFIG)
             try:
                 con.execute(MARKER_DDL)
-                con.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?, ?, now(), 'created')",  # noqa: S608
+                con.execute(f"INSERT INTO {MARKER_TABLE} {_MARKER_COLUMNS} VALUES (?, ?, now(), 'created')",  # noqa: S608
                             [_APP, SCHEMA_VERSION])
                 if schema is not None:
                     schema(con)
+                    _record_fingerprint(con, reference_fingerprint(schema))
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
@@ -238,6 +249,78 @@ def unmarked_reason(
     return None
 
 
+def catalog_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """SHA-256 of the open database's schema: every table's columns (name, type, nullability, default),
+    every view's and index's SQL, every sequence. (Not macros: carousel defines none, and listing them
+    means scanning DuckDB's thousands of built-in functions, ~0.1 s.)
+
+    Why a fingerprint of the catalog rather than a version number: several packages add tables and
+    columns, and a hand-maintained number is easy to forget; this changes with any composed DDL. Columns
+    are compared as a set per table, so a database that gained a column by ``ALTER TABLE`` equals one
+    created with it. The DuckDB library version is part of it: the schema hooks also keep derived data
+    that depends on DuckDB (the ledger's projection digest sums DuckDB's ``hash``), so the first
+    read-write open under another DuckDB runs them again.
+    """
+    db = "database_name = current_database() AND NOT internal"
+    parts = [
+        con.execute(f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "  # noqa: S608
+                    f"FROM duckdb_columns() WHERE {db} AND table_name NOT IN (SELECT view_name FROM "
+                    f"duckdb_views() WHERE {db}) ORDER BY ALL").fetchall(),
+        con.execute(f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {db} ORDER BY ALL").fetchall(),  # noqa: S608
+        con.execute("SELECT schema_name, index_name, table_name, sql FROM duckdb_indexes() "
+                    "WHERE database_name = current_database() ORDER BY ALL").fetchall(),
+        con.execute("SELECT schema_name, sequence_name, start_value, increment_by, cycle FROM duckdb_sequences() "  # noqa: S608
+                    "WHERE database_name = current_database() AND NOT temporary ORDER BY ALL").fetchall(),
+    ]
+    return hashlib.sha256(repr([duckdb.__version__, parts]).encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def reference_fingerprint(schema: SchemaHook) -> str:
+    """:func:`catalog_fingerprint` of the catalog ``schema`` builds (with the marker) in an empty
+    in-memory database: what a current database's catalog is. Once per process and hook (~ms)."""
+    ref = duckdb.connect(":memory:", config=CONNECT_CONFIG)
+    try:
+        ref.execute(MARKER_DDL)
+        schema(ref)
+        return catalog_fingerprint(ref)
+    finally:
+        ref.close()
+
+
+def stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The fingerprint recorded when ``schema`` last ran to completion here (None: never, or before
+    fingerprints were recorded)."""
+    has_column = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ? AND column_name = 'fingerprint'", [MARKER_TABLE]).fetchall()[0][0]
+    if not has_column:
+        return None
+    rows = con.execute(f"SELECT DISTINCT fingerprint FROM {MARKER_TABLE}").fetchall()  # noqa: S608
+    return str(rows[0][0]) if len(rows) == 1 and rows[0][0] is not None else None
+
+
+def schema_is_current(con: duckdb.DuckDBPyConnection, schema: SchemaHook) -> bool:
+    """True if ``schema`` has nothing to do here: the marker records that it last ran to completion with
+    today's composed schema, and the catalog still is that schema.
+
+    Both, because each alone misleads: the catalog can equal today's while a data step of the hook (a
+    projection rebuild after an ``ALTER``) failed half-way, which only the marker (written after the
+    hook) tells; and the marker can be current while a table was dropped by hand, which only the catalog
+    shows (the hook then recreates it, as every open used to).
+    """
+    want = reference_fingerprint(schema)
+    return stored_fingerprint(con) == want and catalog_fingerprint(con) == want
+
+
+def _record_fingerprint(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    """Record in the marker (its ``fingerprint`` column) that the schema with ``fingerprint`` is applied."""
+    with transaction(con):
+        con.execute(_MARKER_FINGERPRINT_DDL)
+        con.execute(f"UPDATE {MARKER_TABLE} SET fingerprint = ?, schema_version = greatest(schema_version, ?)",  # noqa: S608
+                    [fingerprint, SCHEMA_VERSION])
+
+
 def _check_marker(con: duckdb.DuckDBPyConnection, db: Path, *, read_only: bool,
                   schema: SchemaHook | None) -> None:
     """DatabaseError unless the open file is carousel's; adopt a pre-marker carousel file when writing."""
@@ -268,7 +351,7 @@ def _check_marker(con: duckdb.DuckDBPyConnection, db: Path, *, read_only: bool,
     try:
         with transaction(con):
             con.execute(MARKER_DDL)
-            con.execute(f"INSERT INTO {MARKER_TABLE} VALUES (?, ?, now(), 'adopted')",  # noqa: S608
+            con.execute(f"INSERT INTO {MARKER_TABLE} {_MARKER_COLUMNS} VALUES (?, ?, now(), 'adopted')",  # noqa: S608
                         [_APP, SCHEMA_VERSION])
     except duckdb.Error as exc:
         raise DatabaseError(f"cannot mark database {db} as carousel's: {_first_line(str(exc))}") from None
@@ -345,6 +428,57 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         with suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
+    """A private copy of ``db`` to write a large change to, put in place of ``db`` by one rename on success.
+
+    Why: DuckDB holds a transaction's uncommitted rows in memory, beyond any ``memory_limit`` (about 1.5
+    KB a ledger event: a million-event import in one transaction needs gigabytes), while committing
+    batch by batch into the live file would leave a killed import's first batches visible. The copy is
+    committed batch by batch (memory bounded by a batch) and nobody sees it until ``os.replace`` swaps it
+    in: a kill before the swap leaves ``db`` as it was (and a ``.staging`` file beside it), a kill after
+    leaves the whole change (the next staged write removes a left copy). ``con``, the caller's read-write connection to ``db``, keeps the database
+    locked against other writers throughout; it is checkpointed first, so the file alone holds every
+    committed change. The caller writes the yielded path through its own connection and closes it before
+    the block ends. Needs free disk space for one more copy of the database.
+    """
+    import shutil
+
+    con.execute("CHECKPOINT")
+    # A copy left by a killed import: stale, since its process no longer holds the lock ``con`` holds.
+    for stale in db.parent.glob(f".{glob.escape(db.name)}.*.staging*"):
+        with suppress(OSError):
+            if stale.is_dir():  # DuckDB's spill folder beside the copy (``<copy>.tmp``)
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink()
+    tmp = db.parent / f".{db.name}.{os.getpid()}.staging"
+    try:
+        try:
+            shutil.copyfile(db, tmp)
+        except OSError as exc:
+            why = "the disk is full" if is_disk_full(exc) else str(exc.strerror or exc)
+            raise DatabaseError(f"database {db} could not be written: {why} (copying it to stage the change); "
+                                "nothing was changed") from None
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the copy's bytes are on disk before the name points at them
+        finally:
+            os.close(fd)
+        os.replace(tmp, db)
+        dfd = os.open(db.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # and the rename itself survives a power cut
+        finally:
+            os.close(dfd)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            with suppress(OSError):
+                leftover.unlink()
+        shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 
 
 def is_storage_error(exc: BaseException) -> bool:

@@ -8,9 +8,8 @@ what a value in a column may be (:mod:`ledger.fields`).
 from __future__ import annotations
 
 import csv
-import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import yaml
@@ -45,19 +44,64 @@ def read_text(path: Path) -> str:
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
 
 
+def decode_error(path: Path) -> InputError:
+    """The InputError for a file that is not UTF-8, naming the first bad byte's offset in the file.
+
+    Why a second, incremental read: a streaming reader sees the failure in a buffered chunk whose offset
+    in the file it does not know; decoding in 1 MiB blocks (memory bounded) finds the absolute offset the
+    message has always given."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    fed = 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    return InputError(f"not UTF-8 text ({exc.reason} at byte {fed - pending + exc.start})", file=path)
+                fed += len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        return InputError(f"not UTF-8 text ({exc.reason} at byte {fed - len(exc.object) + exc.start})", file=path)
+    except OSError as exc:
+        return InputError(f"cannot read file: {exc.strerror or exc}", file=path)
+    return InputError("not UTF-8 text", file=path)
+
+
 def csv_rows(
     path: Path, required: tuple[str, ...], *, allowed: tuple[str, ...] | None = ()
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV file with its line numbers.
+    """Rows of a CSV file with its line numbers, read as a stream (memory does not grow with the file).
 
     ``allowed`` names optional columns beyond ``required``; any other column is an error, because a
     misspelt column (``amount_usd_bm``) would otherwise be dropped silently and its values lost. ``None``
     allows any extra column.
     """
-    text = read_text(path)
-    # newline="": lines end only at \r, \n or \r\n, as in CSV (str.splitlines would also end them at
-    # U+2028, U+0085, form feeds..., splitting a record in two inside an unquoted field).
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    check_file(path)
+    try:
+        # utf-8-sig: Excel saves "CSV UTF-8" with a byte-order mark, which would otherwise become part of
+        # the first column's name. newline="": lines end only at \r, \n or \r\n, as in CSV
+        # (str.splitlines would also end them at U+2028, U+0085, form feeds..., splitting a record in two
+        # inside an unquoted field).
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    with fh:
+        try:
+            yield from _csv_records(fh, path, required, allowed)
+        except UnicodeDecodeError:
+            raise decode_error(path) from None
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+
+
+def _csv_records(
+    fh: Iterable[str], path: Path, required: tuple[str, ...], allowed: tuple[str, ...] | None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(fh, strict=True)
     try:
         header = reader.fieldnames or []
     except csv.Error as exc:

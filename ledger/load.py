@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from core.errors import ConflictError, InputError
 from core.paths import DATA_DIR
@@ -80,41 +81,165 @@ class ImportReport:
     retracted_changed: tuple[str, ...] = ()
 
 
-def validate_file(path: str | Path, *, today: dt.date | None = None) -> None:
+#: Deals per batch of a streaming import: each batch is one bulk append (one Arrow insert per table) inside
+#: the import's single transaction, so memory is bounded by the batch, not the file.
+CHUNK_ROWS = 10_000
+#: Row errors a validation pass collects before it stops: the user fixes a file in one round, not twenty,
+#: and a file of a million bad rows does not fill memory with error messages.
+MAX_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class DealScan:
+    """A deals file that :func:`scan_deals` validated in full (every row and every cross-row rule).
+
+    :func:`import_file` given a scan skips its own validation pass when the file is still the one scanned
+    (same size and modification time, same ``today``); its append pass re-validates each row anyway."""
+
+    path: Path
+    rows: int
+    size: int
+    mtime_ns: int
+    today: dt.date
+
+    def still_current(self, path: Path, today: dt.date) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return (path == self.path and today == self.today and st.st_size == self.size
+                and st.st_mtime_ns == self.mtime_ns)
+
+
+def validate_file(path: str | Path, *, today: dt.date | None = None,
+                  max_errors: int = MAX_ERRORS) -> DealScan | None:
     """Validate a deals or timing-evidence file without a database (InputError naming file, line and
-    field): what the CLI runs before it opens the database read-write."""
+    field; up to ``max_errors`` row errors in one message): what the CLI runs before it opens the database
+    read-write. Streams the file. Returns the :class:`DealScan` of a deals file (None for timing evidence)."""
     path = Path(path)
     check_file(path)
     if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
         for _ in timing.parse_timing(path, today=today):
             pass
-        return
-    parse_deals(path, load_registry(path.parent), today=today)
+        return None
+    return scan_deals(path, load_registry(path.parent), today=today, max_errors=max_errors)
 
 
-def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None) -> list[NewEvent]:
-    """Validate every row and return the events to append (pure apart from reading the file)."""
-    today = today or dt.date.today()
+def _deal_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        rows: Iterator[tuple[int, dict[str, str]]] = yaml_rows(path)
-    elif suffix == ".csv":
-        rows = csv_rows(path, DEAL_FIELDS)
-    else:
-        raise InputError("unsupported file type (use .csv, .yaml or .yml)", file=path)
-    events: list[NewEvent] = []
-    seen: dict[str, int] = {}
-    for line, row in rows:
-        payload = deal_payload(row, registry, file=path, line=line, today=today)
-        did = payload["deal_id"]
-        if did in seen:
-            raise InputError(f"duplicate deal id {did!r} (first on line {seen[did]})", file=path, line=line, field="id")
-        seen[did] = line
-        stream = deal_stream(did)
-        events.append(NewEvent(event_id_for(stream, "DealAnnounced"), stream, "DealAnnounced", payload))
-    if not events:
+        return yaml_rows(path)
+    if suffix == ".csv":
+        return csv_rows(path, DEAL_FIELDS)
+    raise InputError("unsupported file type (use .csv, .yaml or .yml)", file=path)
+
+
+def _announcement(payload: dict[str, Any]) -> NewEvent:
+    stream = deal_stream(payload["deal_id"])
+    return NewEvent(event_id_for(stream, "DealAnnounced"), stream, "DealAnnounced", payload)
+
+
+def _bare(e: InputError) -> str:
+    """An InputError's message without its "file:line, field 'x': " prefix."""
+    return str(e)[len(str(InputError("", file=e.file, line=e.line, field=e.field))):]
+
+
+def _raise_errors(errors: list[InputError], *, stopped: bool) -> None:
+    """Raise the first error (by line) naming its file, line and field; the others follow in its message."""
+    if not errors:
+        return
+    errors = sorted(errors, key=lambda e: (e.line or 0))
+    first = errors[0]
+    if len(errors) == 1:
+        raise first
+    more = "\n".join(f"  {e}" for e in errors[1:])
+    tail = f" (reading stopped after {len(errors)} errors)" if stopped else ""
+    raise InputError(f"{_bare(first)}\n{len(errors) - 1} more error(s) in the file{tail}:\n{more}".rstrip(":\n"),
+                     file=first.file, line=first.line, field=first.field)
+
+
+def _duplicate_errors(ids: list[pl.DataFrame], path: Path, limit: int) -> list[InputError]:
+    """A duplicate deal id, found over the whole file at once: ids are kept as compact Polars string
+    columns (about 40 bytes a row), not a Python set (about 150), so a million rows stay small."""
+    if not ids:
+        return []
+    frame = pl.concat(ids)
+    dup = (frame.filter(pl.col("id").is_duplicated())
+           .with_columns(first=pl.col("line").min().over("id"))
+           .filter(pl.col("line") != pl.col("first")).sort("line").head(limit))
+    return [InputError(f"duplicate deal id {did!r} (first on line {first})", file=path, line=line, field="id")
+            for did, line, first in dup.select("id", "line", "first").iter_rows()]
+
+
+def _validated(path: Path, registry: Registry, today: dt.date, *, max_errors: int) -> Iterator[dict[str, Any]]:
+    """One streaming pass: every row validated (:func:`deal_payload`) and its payload yielded while no
+    row has failed. Row errors are collected (up to ``max_errors``); duplicate ids are checked at
+    the end over the whole file; then every error found is raised at once (:func:`_raise_errors`)."""
+    errors: list[InputError] = []
+    ids: list[pl.DataFrame] = []
+    chunk_ids: list[str] = []
+    chunk_lines: list[int] = []
+    stopped = False
+    rows = 0
+    try:
+        for line, row in _deal_rows(path):
+            rows += 1
+            try:
+                payload = deal_payload(row, registry, file=path, line=line, today=today)
+            except InputError as exc:
+                errors.append(exc)
+                if len(errors) >= max_errors:
+                    stopped = True
+                    break
+                continue
+            chunk_ids.append(payload["deal_id"])
+            chunk_lines.append(line)
+            if len(chunk_ids) >= CHUNK_ROWS:
+                ids.append(pl.DataFrame({"id": chunk_ids, "line": chunk_lines}, schema={"id": pl.String, "line": pl.Int64}))
+                chunk_ids, chunk_lines = [], []
+            if not errors:
+                yield payload
+    except InputError as exc:  # the file itself is malformed at this point: nothing after it can be read
+        errors.append(exc)
+        _raise_errors(errors, stopped=False)
+    if chunk_ids:
+        ids.append(pl.DataFrame({"id": chunk_ids, "line": chunk_lines}, schema={"id": pl.String, "line": pl.Int64}))
+    if not stopped:
+        errors += _duplicate_errors(ids, path, max_errors - len(errors))
+    _raise_errors(errors, stopped=stopped)
+    if rows == 0:
         raise InputError("no deals in file", file=path)
-    return events
+
+
+def scan_deals(path: Path, registry: Registry, *, today: dt.date | None = None,
+               max_errors: int = MAX_ERRORS) -> DealScan:
+    """Validate every row of a deals file in one streaming pass (memory independent of its length);
+    InputError with up to ``max_errors`` errors, the first naming file, line and field."""
+    today = today or dt.date.today()
+    st = path.stat() if path.exists() else None
+    rows = sum(1 for _ in _validated(path, registry, today, max_errors=max_errors))
+    return DealScan(path, rows, st.st_size if st else 0, st.st_mtime_ns if st else 0, today)
+
+
+def parse_deals(path: Path, registry: Registry, *, today: dt.date | None = None,
+                max_errors: int = 1) -> list[NewEvent]:
+    """Validate every row and return the events to append (pure apart from reading the file); for files
+    small enough to hold (``ledger add``); :func:`import_file` streams instead."""
+    return [_announcement(p) for p in _validated(path, registry, today or dt.date.today(), max_errors=max_errors)]
+
+
+def iter_deal_batches(path: Path, registry: Registry, *, today: dt.date, size: int = CHUNK_ROWS
+                      ) -> Iterator[list[NewEvent]]:
+    """The announcements of a deals file in batches of ``size``, each row validated as it is read (the
+    first error raises). Cross-row rules (duplicate ids) are :func:`scan_deals`'s: run it first."""
+    batch: list[NewEvent] = []
+    for line, row in _deal_rows(path):
+        batch.append(_announcement(deal_payload(row, registry, file=path, line=line, today=today)))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def deal_payload(
@@ -230,8 +355,17 @@ def import_file(
     record_changes: bool = False,
     origin: str = "import",
     dry_run: bool = False,
+    scan: DealScan | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    first_new_only: bool = False,
+    commit_each_batch: bool = False,
 ) -> ImportReport:
-    """Validate ``path`` fully, then append companies and deals in one atomic, idempotent batch.
+    """Validate ``path`` fully, then append companies and deals in one atomic, idempotent transaction.
+
+    Streaming: a first pass validates every row (skipped when ``scan``, from :func:`validate_file` or
+    :func:`scan_deals`, is of this very file), a second reads the file again in batches of ``chunk_rows``
+    deals, reconciles each batch with the log and appends it (:func:`ledger.log.append_batches`), all in
+    one transaction: memory is bounded by a batch, and a failure (or a kill) anywhere leaves nothing.
 
     A timing-evidence CSV (its header has ``first_public_time_et``, ``data/events/timing_evidence.csv``)
     is imported as DealTimingEvidenced events instead (:mod:`ledger.timing`), equally atomic and idempotent.
@@ -247,7 +381,14 @@ def import_file(
 
     ``dry_run``: validate and reconcile exactly as an import would, on a read-only connection, and report
     how many events it *would* append (an event already stored with the same content counts as present;
-    one with other content counts as new, so the real import then raises the conflict).
+    one with other content counts as new, so the real import then raises the conflict). With
+    ``first_new_only`` it stops at the first batch holding a new event (enough to know the import is not a
+    no-op; the counts then cover only the batches read).
+
+    ``commit_each_batch``: each batch is its own transaction (:func:`ledger.log.append`), so memory stays
+    bounded however large the file (DuckDB keeps a transaction's uncommitted rows in memory). Only for a
+    connection to a private copy of the database that replaces the original when the import is complete
+    (:func:`core.db.staged_copy`): on the live file a failure would leave the first batches behind.
 
     A retracted deal whose row changed is left alone under ``record_changes`` (a retracted deal cannot
     be corrected, and ``carousel run`` must not stop on it for good) and listed in the report.
@@ -261,21 +402,46 @@ def import_file(
     if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
         rows, appended, skipped = timing.import_timing(con, path, today=today, dry_run=dry_run)
         return ImportReport(str(path), rows, appended, skipped)
+    today = today or dt.date.today()
     reg = load_registry(path.parent)
-    deals = parse_deals(path, reg, today=today)
+    if scan is None or not scan.still_current(path, today):
+        scan = scan_deals(path, reg, today=today)
     companies = company_events(reg)
     _refuse_changed_companies(con, companies, path.parent)
-    kept, corrections, expected, retracted = _reconcile(con, deals, path, record_changes=record_changes,
-                                                        origin=origin)
-    events = companies + kept + corrections
+    rows = dropped = 0
+    corrected: list[str] = []
+    retracted: list[str] = []
+
+    def batches() -> Iterator[tuple[list[NewEvent], dict[str, log.ExpectedVersion]]]:
+        nonlocal rows, dropped
+        yield companies, {}
+        for deals in iter_deal_batches(path, reg, today=today, size=chunk_rows):
+            rows += len(deals)
+            kept, corrections, expected, retr = _reconcile(con, deals, path, record_changes=record_changes,
+                                                           origin=origin)
+            dropped += len(deals) - len(kept) - len(corrections)
+            corrected.extend(str(e.payload["deal_id"]) for e in corrections)
+            retracted.extend(retr)
+            yield kept + corrections, expected
+
     if dry_run:
-        new = len(events) - len(log.already_stored(con, events))
-        return ImportReport(str(path), len(deals), new, len(events) - new,
-                            tuple(str(e.payload["deal_id"]) for e in corrections), retracted)
-    res = log.append(con, events, expected=expected)
-    skipped = res.skipped + len(deals) - len(kept) - len(corrections)
-    return ImportReport(str(path), len(deals), res.appended, skipped,
-                        tuple(str(e.payload["deal_id"]) for e in corrections), retracted)
+        new = present = 0
+        for events, _expected in batches():
+            found = len(events) - len(log.already_stored(con, events))
+            new, present = new + found, present + len(events) - found
+            if first_new_only and new:
+                break
+        return ImportReport(str(path), rows, new, present, tuple(corrected), tuple(retracted))
+    if commit_each_batch:
+        appended = skipped = 0
+        for events, expected in batches():
+            if events:
+                one = log.append(con, events, expected=expected)
+                appended, skipped = appended + one.appended, skipped + one.skipped
+    else:
+        res = log.append_batches(con, batches())
+        appended, skipped = res.appended, res.skipped
+    return ImportReport(str(path), rows, appended, skipped + dropped, tuple(corrected), tuple(retracted))
 
 
 def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:

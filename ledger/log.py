@@ -117,6 +117,32 @@ def append(
         return _append_locked(con, events, expected or {})
 
 
+def append_batches(
+    con: duckdb.DuckDBPyConnection,
+    batches: Iterable[tuple[Sequence[NewEvent], Mapping[str, ExpectedVersion]]],
+) -> AppendResult:
+    """Append several batches, each as :func:`append` appends one, all in ONE transaction.
+
+    Why: a streaming import holds one batch in memory at a time yet must stay all-or-none; a
+    transaction per batch would leave the first batches of a failed or killed import behind. ``batches``
+    may be a generator that reads the database (the batch's reconciliation): it runs inside the
+    transaction, so it sees the batches already appended.
+    """
+    appended = skipped = 0
+    head_pos, head_hash = 0, GENESIS
+    with _WRITE_LOCK, transaction(con):
+        for events, expected in batches:
+            if not events:
+                continue
+            res = _append_locked(con, events, expected)
+            appended, skipped = appended + res.appended, skipped + res.skipped
+            head_pos, head_hash = res.head_position, res.head_hash
+        if not appended and not skipped:  # nothing given: report the head as it is
+            _n, pos, hash_ = head_summary(con)
+            head_pos, head_hash = pos or 0, hash_ or GENESIS
+    return AppendResult(appended, skipped, head_pos, head_hash)
+
+
 def _append_locked(
     con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent], expected: Mapping[str, ExpectedVersion]
 ) -> AppendResult:

@@ -125,7 +125,7 @@ def _checkpointed(db: Path, *statements: str) -> duckdb.DuckDBPyConnection:
 
     con = duckdb.connect(str(db))
     con.execute(MARKER_DDL)
-    con.execute(f"INSERT INTO {MARKER_TABLE} VALUES ('carousel', ?, now(), 'created')", [SCHEMA_VERSION])
+    con.execute(f"INSERT INTO {MARKER_TABLE} (app, schema_version, marked_at, how) VALUES ('carousel', ?, now(), 'created')", [SCHEMA_VERSION])
     for stmt in statements:
         con.execute(stmt)
         con.execute("CHECKPOINT")
