@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -209,15 +210,24 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, str]],
     return tables, views
 
 
-def _reference_catalog(schema: SchemaHook) -> tuple[dict[str, dict[str, str]], set[str]]:
-    """The catalog ``schema`` creates in an empty in-memory database (carousel's tables and views now)."""
+_T = TypeVar("_T")
+
+
+def _in_reference(schema: SchemaHook, read: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+    """``read`` of the catalog ``schema`` builds (with the marker) in an empty in-memory database: what
+    a current carousel database's catalog is."""
     ref = duckdb.connect(":memory:", config=CONNECT_CONFIG)
     try:
         ref.execute(MARKER_DDL)
         schema(ref)
-        return _catalog(ref)
+        return read(ref)
     finally:
         ref.close()
+
+
+def _reference_catalog(schema: SchemaHook) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """The catalog ``schema`` creates in an empty in-memory database (carousel's tables and views now)."""
+    return _in_reference(schema, _catalog)
 
 
 def unmarked_reason(
@@ -279,13 +289,7 @@ def catalog_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
 def reference_fingerprint(schema: SchemaHook) -> str:
     """:func:`catalog_fingerprint` of the catalog ``schema`` builds (with the marker) in an empty
     in-memory database: what a current database's catalog is. Once per process and hook (~ms)."""
-    ref = duckdb.connect(":memory:", config=CONNECT_CONFIG)
-    try:
-        ref.execute(MARKER_DDL)
-        schema(ref)
-        return catalog_fingerprint(ref)
-    finally:
-        ref.close()
+    return _in_reference(schema, catalog_fingerprint)
 
 
 def stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
