@@ -149,15 +149,8 @@ def load_config(path: Path) -> ProjectConfig:
     for top in data:
         if top not in ("version", "study", "explain"):
             raise fail(f"unknown section or key {top!r} (known: version, [study], [explain])", top)
-    study = data.get("study", {})
-    if not isinstance(study, dict):
-        raise fail("'study' must be a table ([study])", "study")
     out: dict[str, Any] = {}
-    for name, value in study.items():
-        key = f"study.{name}"
-        kind = _STUDY_KEYS.get(name)
-        if kind is None:
-            raise fail(f"unknown key {name!r} in [study]; known: {', '.join(_STUDY_KEYS)}", key)
+    for name, value, key, kind in _section_items(data.get("study", {}), "study", _STUDY_KEYS, fail):
         out[name] = _coerce(name, value, kind, lambda msg, k=key: fail(msg, k), lines, fail)
     explain = _explain_section(data.get("explain", {}), fail)
     cfg = ProjectConfig(path=path, study=out, lines={k.removeprefix("study."): v for k, v in lines.items()},
@@ -175,16 +168,25 @@ def load_config(path: Path) -> ProjectConfig:
     return cfg
 
 
+def _section_items(section: Any, table: str, known: dict[str, str], fail: Any) -> list[tuple[str, Any, str, str]]:
+    """(name, value, dotted key, kind) of each key of a ``[table]``; a non-table or an unknown key fails
+    naming it, the same way for every section."""
+    if not isinstance(section, dict):
+        raise fail(f"'{table}' must be a table ([{table}])", table)
+    items = []
+    for name, value in section.items():
+        key = f"{table}.{name}"
+        kind = known.get(name)
+        if kind is None:
+            raise fail(f"unknown key {name!r} in [{table}]; known: {', '.join(known)}", key)
+        items.append((name, value, key, kind))
+    return items
+
+
 def _explain_section(section: Any, fail: Any) -> dict[str, Any]:
     """The ``[explain]`` table's values, typed and checked together (:class:`ExplainSpec`)."""
-    if not isinstance(section, dict):
-        raise fail("'explain' must be a table ([explain])", "explain")
     out: dict[str, Any] = {}
-    for name, value in section.items():
-        key = f"explain.{name}"
-        kind = _EXPLAIN_KEYS.get(name)
-        if kind is None:
-            raise fail(f"unknown key {name!r} in [explain]; known: {', '.join(_EXPLAIN_KEYS)}", key)
+    for name, value, key, kind in _section_items(section, "explain", _EXPLAIN_KEYS, fail):
         if kind == "window":
             if not isinstance(value, str):
                 raise fail(f"window must be a string such as \"-1,1\", not {value!r}", key)
