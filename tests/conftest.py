@@ -46,6 +46,22 @@ def seeded_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.fixture(scope="session")
+def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped deals, prices and share counts loaded once per session (tests that write copy it)."""
+    from carousel.db import connect
+    from ledger.load import import_file
+    from market.shares_store import load_shares_snapshot
+    from market.snapshot import load_snapshot
+
+    path = tmp_path_factory.mktemp("shipped") / "c.duckdb"
+    with connect(path) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        load_snapshot(con)
+        load_shares_snapshot(con)
+    return path
+
+
 @pytest.fixture
 def ledger_db(seeded_ledger: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`seeded_ledger` (tests may write to it or break it)."""

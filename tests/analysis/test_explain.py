@@ -23,20 +23,6 @@ FORMULA = "car ~ log_amount + on_round_trip + C(deal_kind)"
 
 
 @pytest.fixture(scope="module")
-def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ledger.load import import_file
-    from market.shares_store import load_shares_snapshot
-    from market.snapshot import load_snapshot
-
-    path = tmp_path_factory.mktemp("explain") / "c.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        load_snapshot(con)
-        load_shares_snapshot(con)
-    return path
-
-
-@pytest.fixture(scope="module")
 def frame(shipped_db: Path) -> pl.DataFrame:
     with connect(shipped_db, read_only=True) as con:
         return study_frame(con, "-1,1")

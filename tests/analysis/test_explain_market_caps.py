@@ -27,20 +27,6 @@ from market.shares_store import append_share_batch
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
-@pytest.fixture(scope="module")
-def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ledger.load import import_file
-    from market.shares_store import load_shares_snapshot
-    from market.snapshot import load_snapshot
-
-    path = tmp_path_factory.mktemp("caps") / "c.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        load_snapshot(con)
-        load_shares_snapshot(con)
-    return path
-
-
 def _events(con: object) -> pl.DataFrame:
     return collapse_same_day(firm_events(ledger_api.deals(con)))  # type: ignore[arg-type]
 

@@ -101,20 +101,6 @@ def test_bad_options_name_the_option() -> None:
         assert err.value.field == option
 
 
-@pytest.fixture(scope="module")
-def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ledger.load import import_file
-    from market.shares_store import load_shares_snapshot
-    from market.snapshot import load_snapshot
-
-    path = tmp_path_factory.mktemp("xcfg") / "c.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        load_snapshot(con)
-        load_shares_snapshot(con)
-    return path
-
-
 def _reference(frame: pl.DataFrame, formula: str, *, wls: bool, cov: str, groups: list[str]) -> object:
     needed = ["car", "se", "log_amount", "on_round_trip", *groups]
     c = frame.drop_nulls(["car", "log_amount"]).select(needed).with_columns(
