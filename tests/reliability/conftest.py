@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -42,3 +43,11 @@ def verified_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = _carousel("report", "--out", str(base / "out"), "--db", str(db))
     assert res.returncode == 0, res.stderr
     return db
+
+
+@pytest.fixture
+def db(verified_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the verified run's database, for one test to tamper with."""
+    path = tmp_path / "c.duckdb"
+    shutil.copy(verified_run, path)
+    return path

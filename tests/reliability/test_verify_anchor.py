@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,13 +28,6 @@ def carousel(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
     return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
                           timeout=300, env=env)
-
-
-@pytest.fixture
-def db(verified_run: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "c.duckdb"
-    shutil.copy(verified_run, path)
-    return path
 
 
 @pytest.fixture
