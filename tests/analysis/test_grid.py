@@ -121,7 +121,11 @@ def test_panels_outside_the_usual_shape_take_the_general_route(
     assert np.array_equal(got.r.view(np.int64), ref.r.view(np.int64))
 
 
-def test_a_duplicate_inside_a_sorted_run_is_still_an_error(spy_on_fast_route: list[bool]) -> None:
+@pytest.mark.parametrize("block", [1, 11, 1 << 19])  # 1 and 11: the duplicate pair straddles a block edge
+def test_a_duplicate_inside_a_sorted_run_is_still_an_error(
+    block: int, spy_on_fast_route: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grid, "_BLOCK_ROWS", block)
     ret = _panel(6)
     f2 = ret.filter(pl.col("ticker") == "F2")
     dup = pl.concat([ret.filter(pl.col("ticker") < "F2"), f2.head(11), f2.slice(10),
