@@ -297,10 +297,11 @@ def span_counts(
     hi = np.clip(i0[located] + span[1] + 1, 0, n_t)
     counts = np.zeros((n_tickers, n_t), dtype=np.int32)
     flat = counts.reshape(-1)
+    # np.int32 operands: a Python int would send ufunc.at down its casting path (15x slower at 1M).
     starts = lo < n_t
-    np.add.at(flat, t[starts] + lo[starts], 1)
+    np.add.at(flat, t[starts] + lo[starts], np.int32(1))
     stops = hi < n_t
-    np.add.at(flat, t[stops] + hi[stops], -1)
+    np.add.at(flat, t[stops] + hi[stops], np.int32(-1))
     np.cumsum(counts, axis=1, dtype=np.int32, out=counts)
     return counts
 
