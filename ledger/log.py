@@ -32,7 +32,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
@@ -369,7 +369,10 @@ def _append_locked(
             ) from None
         con.execute("INSERT INTO ledger_log_keys SELECT position, event_key, stream_key FROM _ledger_batch")
     finally:
-        con.unregister("_ledger_batch")
+        # After a failed insert the transaction is aborted and DuckDB refuses even this; the next register
+        # of the name replaces the view anyway.
+        with suppress(duckdb.TransactionException):
+            con.unregister("_ledger_batch")
     # Exactly what read() gives back: parsed from the canonical text (so a Decimal or tuple in the caller's
     # payload projects as its stored string or list), upcast if given in an older version. One json.loads
     # of the whole batch: the texts are canonical JSON values that this append just wrote, so the array
@@ -452,7 +455,6 @@ def _refresh_projections(
     """
     touched = {e.stream_id for e in fresh}
     older = [e for e in older if e.stream_id in touched]  # not the streams only named in ``expected``
-    state = project.fold([*older, *fresh])
     old_companies = sorted({e.payload["company_id"] for e in older if e.event_type == "CompanyRegistered"})
     old_deals = sorted({e.payload["deal_id"] for e in older if "deal_id" in e.payload})
     if old_companies:
@@ -460,7 +462,7 @@ def _refresh_projections(
     if old_deals:
         con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
         con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
-    frames = project.projection_frames(state)
+    frames = project.batch_frames([*older, *fresh])
     added = {t: digest.insert_and_sum(con, t, frames[t], _SCHEMAS[t]) for t in digest.TABLES}
     _advance_digest(con, older, added, old_head, new_head, recorded)
 
@@ -485,7 +487,7 @@ def _advance_digest(
         return
     after = digest.combine(before, added)
     if older:
-        after = digest.combine(after, _frames_digest(con, project.projection_frames(project.fold(older))), -1)
+        after = digest.combine(after, _frames_digest(con, project.batch_frames(older)), -1)
     new_text = digest.to_text(after)
     con.execute("UPDATE ledger_projection_digest SET projections = ?, seal = ?",
                 [new_text, digest.seal(new_head, new_text)])
