@@ -9,6 +9,10 @@ Guarantees (each has adversarial tests in ``tests/ledger``):
   raising :class:`~core.errors.ConflictError`.
 * **Idempotent event ids.** An identical retry writes nothing; the same id with different content is a
   ConflictError. (No ``ON CONFLICT DO NOTHING``: a silent skip would hide the conflicting case.)
+  Both checks find the batch's ids and streams through ``ledger_log_keys`` (integer MD5 keys, one row
+  per event; :data:`ledger.schema` says why), never trusting it for a verdict: hits are compared on the
+  real strings, a stream found with a version hole is looked up by the text scan, and a duplicate that an
+  edited key hid is refused by the log's UNIQUE constraints.
 * **Atomic batches**: one transaction per append; any error rolls back everything.
 * **recorded_at strictly increasing** (max(now, last + 1 µs)), so "as known at T" is a log prefix.
 * **Hash chain**: ``hash = sha256(prev_hash | position | event_id | stream | version | type |
@@ -285,7 +289,9 @@ def _append_locked(
     streams = sorted({e.stream_id for e in events} | set(expected))
     rows = _lookup(con, ids, streams, keys if keyed else None)
     if keyed and _has_version_holes(rows, streams):
+        # A key no longer matches its row (edited outside carousel): scan, and repair the keys.
         rows = _lookup(con, ids, streams, None)
+        _rebuild_log_keys(con)
     id_set = set(ids)
     existing = {r[1]: (r[2], r[4], r[5], r[6]) for r in rows if r[1] in id_set}
     fresh: list[NewEvent] = []

@@ -115,6 +115,7 @@ def test_a_stream_whose_key_was_edited_is_looked_up_by_the_scan(db_path: Path) -
                            [res.head_position]).fetchall() == [(4,)]
         assert con.execute("SELECT title, amount_usd, version FROM ledger_deals WHERE deal_id = 'k-0004'").fetchall() \
             == [("title 2", 4, 4)]
+        assert _keys(con) == _sql_keys(con)  # repaired in the same transaction
         _intact(con)
 
 
