@@ -9,6 +9,10 @@ Guarantees (each has adversarial tests in ``tests/ledger``):
   raising :class:`~core.errors.ConflictError`.
 * **Idempotent event ids.** An identical retry writes nothing; the same id with different content is a
   ConflictError. (No ``ON CONFLICT DO NOTHING``: a silent skip would hide the conflicting case.)
+  Both checks find the batch's ids and streams through ``ledger_log_keys`` (integer MD5 keys, one row
+  per event; :data:`ledger.schema` says why), never trusting it for a verdict: hits are compared on the
+  real strings, a stream found with a version hole is looked up by the text scan, and a duplicate that an
+  edited key hid is refused by the log's UNIQUE constraints.
 * **Atomic batches**: one transaction per append; any error rolls back everything.
 * **recorded_at strictly increasing** (max(now, last + 1 µs)), so "as known at T" is a log prefix.
 * **Hash chain**: ``hash = sha256(prev_hash | position | event_id | stream | version | type |
@@ -32,7 +36,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
@@ -106,6 +110,22 @@ def _now_us() -> int:
     return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
 
 
+class _KeysDisagree(ConflictError):
+    """``ledger_log_keys`` hid an event that the log holds (see :data:`ledger.schema` ``ledger_log_keys``)."""
+
+
+@contextmanager
+def _keys_repaired(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """After an append refused because the lookup keys disagreed with the log (its transaction rolled
+    back), rebuild the keys in a transaction of their own, so that running the command again works."""
+    try:
+        yield
+    except _KeysDisagree:
+        with _WRITE_LOCK, transaction(con):
+            _rebuild_log_keys(con)
+        raise
+
+
 def append(
     con: duckdb.DuckDBPyConnection,
     events: Sequence[NewEvent],
@@ -113,7 +133,7 @@ def append(
     expected: Mapping[str, ExpectedVersion] | None = None,
 ) -> AppendResult:
     """Append ``events`` atomically (one transaction, one bulk insert)."""
-    with _WRITE_LOCK, _gc_paused(), transaction(con):
+    with _keys_repaired(con), _WRITE_LOCK, _gc_paused(), transaction(con):
         return _append_locked(con, events, expected or {})
 
 
@@ -130,7 +150,7 @@ def append_batches(
     """
     appended = skipped = 0
     head_pos, head_hash = 0, GENESIS
-    with _WRITE_LOCK, transaction(con):
+    with _keys_repaired(con), _WRITE_LOCK, transaction(con):
         for events, expected in batches:
             if not events:
                 continue
@@ -143,6 +163,98 @@ def append_batches(
     return AppendResult(appended, skipped, head_pos, head_hash)
 
 
+#: The writer's view of the database before a batch, in one round trip (each was its own query, a
+#: round trip apiece): the log's head (position, hash, time) from the PK (max + one point lookup:
+#: ``ORDER BY position DESC LIMIT 1`` scanned the whole table; NULLs for an empty log), the recorded
+#: head and the projection digest (row counts, and the row when there is one), the lookup keys' row
+#: count and last position, and the log's row count. (Scalar subqueries around a LEFT JOIN of the head
+#: made DuckDB take 30 ms for this; cross joins of one-row aggregates take 3.)
+_STATE_SQL = """
+    SELECT * FROM (SELECT position, hash, epoch_us(recorded_at) FROM ledger_log
+                   WHERE position = (SELECT max(position) FROM ledger_log))
+    RIGHT JOIN (SELECT 1) ON true
+    CROSS JOIN (SELECT count(*), any_value(position), any_value(hash) FROM ledger_head)
+    CROSS JOIN (SELECT count(*), any_value(projections), any_value(seal) FROM ledger_projection_digest)
+    CROSS JOIN (SELECT count(*), max(position) FROM ledger_log_keys)
+    CROSS JOIN (SELECT count(*) FROM ledger_log)
+"""
+
+#: Positions of the events whose id or stream key matches one of the batch's (``_ledger_lookup``: the
+#: keys of its ids and streams, padded with NULLs). Two semi-joins on integer columns (one ``OR`` of
+#: both is slower); the keys are computed in Python (:func:`id_key`): DuckDB's ``md5_number_lower`` took
+#: twice as long for a batch.
+_LOOKUP_SQL = """
+    SELECT position FROM ledger_log_keys WHERE event_key IN (SELECT event_key FROM _ledger_lookup)
+    UNION ALL
+    SELECT position FROM ledger_log_keys WHERE stream_key IN (SELECT stream_key FROM _ledger_lookup)
+"""
+
+_ROW_COLUMNS = ("position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
+                "epoch_us(recorded_at)")
+
+#: The key rows of log rows, as :func:`id_key` computes them (``md5_number_lower`` is the low 8 bytes of
+#: the MD5, little-endian): MD5 is fixed by its standard, so the keys mean the same under every DuckDB
+#: version (DuckDB's ``hash`` may change between versions).
+_KEYS_SELECT = "SELECT position, md5_number_lower(event_id), md5_number_lower(stream_id) FROM "
+
+
+def id_key(text: str) -> int:
+    """The 64-bit lookup key of an event or stream id in ``ledger_log_keys`` (= DuckDB's
+    ``md5_number_lower``; a test holds the two equal)."""
+    return int.from_bytes(hashlib.md5(text.encode()).digest()[8:], "little")  # noqa: S324 - a lookup key, not a seal
+
+
+def _lookup(
+    con: duckdb.DuckDBPyConnection, ids: Sequence[str], streams: Sequence[str], keys: Mapping[str, int] | None,
+) -> list[tuple[Any, ...]]:
+    """The log rows (:data:`_ROW_COLUMNS`, in log order) whose event id is in ``ids`` or whose stream is
+    in ``streams``: found through the integer keys (``keys``: id -> :func:`id_key`) if given, else by
+    scanning the text columns.
+
+    The keyed route returns exactly the scan's rows when the keys match the log. The caller checks what
+    it can (every hit is filtered on the real strings here; :func:`_has_version_holes` sends a stream with
+    a missing version back to the scan), and the log's UNIQUE constraints refuse the rest.
+    """
+    if keys is not None:
+        pad = max(len(ids), len(streams))
+        lookup = pl.DataFrame({
+            "event_key": pl.Series([*(keys[i] for i in ids), *[None] * (pad - len(ids))], dtype=pl.UInt64),
+            "stream_key": pl.Series([*(keys[s] for s in streams), *[None] * (pad - len(streams))], dtype=pl.UInt64),
+        }).to_arrow()
+        con.register("_ledger_lookup", lookup)
+        try:
+            positions = sorted({r[0] for r in con.execute(_LOOKUP_SQL).fetchall()})
+        finally:
+            con.unregister("_ledger_lookup")
+    else:
+        # Narrow first: the positions from the event_id and stream_id columns alone, then the whole rows
+        # of the hits only (selecting the payload in the same query read every payload of the log).
+        positions = [r[0] for r in con.execute(
+            "SELECT position FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[])) "
+            "OR stream_id IN (SELECT unnest(?::VARCHAR[]))", [list(ids), list(streams)]).fetchall()]
+    if not positions:
+        return []
+    rows = con.execute(
+        f"SELECT {_ROW_COLUMNS} FROM ledger_log WHERE position IN (SELECT unnest(?::BIGINT[])) ORDER BY position",  # noqa: S608
+        [positions],
+    ).fetchall()
+    id_set, stream_set = set(ids), set(streams)
+    return [r for r in rows if r[1] in id_set or r[2] in stream_set]
+
+
+def _has_version_holes(rows: Iterable[tuple[Any, ...]], streams: Iterable[str]) -> bool:
+    """Whether the found events of some of ``streams`` do not hold versions 1..n (a key that no longer
+    matches its row hid one of them: the writer then scans instead)."""
+    wanted = set(streams)
+    count: dict[str, int] = {}
+    top: dict[str, int] = {}
+    for r in rows:
+        if r[2] in wanted:
+            count[r[2]] = count.get(r[2], 0) + 1
+            top[r[2]] = max(top.get(r[2], 0), int(r[3]))
+    return count != top
+
+
 def _append_locked(
     con: duckdb.DuckDBPyConnection, events: Sequence[NewEvent], expected: Mapping[str, ExpectedVersion]
 ) -> AppendResult:
@@ -150,39 +262,38 @@ def _append_locked(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ConflictError(f"event id {dup} appears twice in one batch")
-    # The head from the log's PK (max + one point lookup: ``ORDER BY position DESC LIMIT 1`` scanned
-    # the whole table, 15x slower at 100k events) and the recorded head, in one round trip.
-    head = con.execute(
-        "SELECT l.position, l.hash, epoch_us(l.recorded_at) FROM ledger_log l "
-        "WHERE l.position = (SELECT max(position) FROM ledger_log)"
-    ).fetchall()
-    head_pos, head_hash, last_us = (int(head[0][0]), str(head[0][1]), int(head[0][2])) if head else (0, GENESIS, 0)
-    recorded = con.execute("SELECT position, hash FROM ledger_head").fetchall()
-    if len(recorded) > 1:
+    (head_pos_, head_hash_, last_us_, _one, n_recorded, rec_pos, rec_hash, n_digest, digest_text, digest_seal,
+     n_keys, keys_top, n_log) = con.execute(_STATE_SQL).fetchall()[0]
+    head_pos, head_hash, last_us = ((int(head_pos_), str(head_hash_), int(last_us_)) if head_pos_ is not None
+                                    else (0, GENESIS, 0))
+    if n_recorded > 1:
         raise ConflictError(
-            f"ledger_head holds {len(recorded)} rows instead of one: it was edited outside carousel; appending "
+            f"ledger_head holds {n_recorded} rows instead of one: it was edited outside carousel; appending "
             "now would hide it (run `carousel ledger verify`)"
         )
-    if recorded and (int(recorded[0][0]), str(recorded[0][1])) != (head_pos, head_hash):
+    if n_recorded and (int(rec_pos), str(rec_hash)) != (head_pos, head_hash):
         raise ConflictError(
-            f"the log ends at position {head_pos} but its recorded head is position {recorded[0][0]}: events "
+            f"the log ends at position {head_pos} but its recorded head is position {rec_pos}: events "
             "were removed or added outside carousel; appending now would hide it (run `carousel ledger verify`)"
         )
+    # Keys missing or left over (a database older than them, rows inserted or deleted by hand): this batch
+    # scans, and the keys are rebuilt from the log in the same transaction.
+    keyed = n_keys == n_log and (keys_top or 0) == head_pos
+    if not keyed:
+        _rebuild_log_keys(con)
+    keys = {t: id_key(t) for t in (*ids, *(e.stream_id for e in events), *expected)}
 
-    # Narrow first: which ids exist, scanning the event_id column alone; their content (payload) only
-    # if any does. Selecting the payload in the same query read every payload of the log per batch
-    # (DuckDB scans the selected columns before the semi-join filters them): a third of an append at
-    # 100,000 events.
-    known = [r[0] for r in con.execute(
-        "SELECT position FROM ledger_log WHERE event_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()]
-    existing = {
-        r[0]: r[1:]
-        for r in con.execute(
-            "SELECT event_id, stream_id, event_type, schema_version, payload FROM ledger_log "
-            "WHERE position IN (SELECT unnest(?::BIGINT[]))",
-            [known],
-        ).fetchall()
-    } if known else {}
+    # One lookup for the batch's ids and for the streams it writes to (and those it names in
+    # ``expected``): the existing events with these ids (compared below), and the earlier events of
+    # these streams (their current versions, and what the projection refresh folds with the batch).
+    streams = sorted({e.stream_id for e in events} | set(expected))
+    rows = _lookup(con, ids, streams, keys if keyed else None)
+    if keyed and _has_version_holes(rows, streams):
+        # A key no longer matches its row (edited outside carousel): scan, and repair the keys.
+        rows = _lookup(con, ids, streams, None)
+        _rebuild_log_keys(con)
+    id_set = set(ids)
+    existing = {r[1]: (r[2], r[4], r[5], r[6]) for r in rows if r[1] in id_set}
     fresh: list[NewEvent] = []
     payloads: list[str] = []
     for e in events:
@@ -191,7 +302,7 @@ def _append_locked(
         if old is None:
             fresh.append(e)
             payloads.append(payload)
-        elif tuple(old) != (e.stream_id, e.event_type, e.version, payload):
+        elif old != (e.stream_id, e.event_type, e.version, payload):
             remedy = ("record a DealCorrected instead" if str(old[1]).startswith("Deal") else
                       "a registered company cannot be changed; register it under a new company id")
             raise ConflictError(
@@ -201,18 +312,8 @@ def _append_locked(
     if not fresh:
         return AppendResult(0, len(events), head_pos, head_hash)
 
-    # One query for the streams this batch writes to (and those it names in ``expected``): their current
-    # versions, and their earlier events, which the projection refresh folds with the batch.
-    streams = sorted({e.stream_id for e in fresh} | set(expected))
-    # Narrow first again: the positions of the earlier events of these streams (the stream_id column
-    # alone), then those events in full, if any (a new deal, the bulk of an import, has none).
-    positions = [r[0] for r in con.execute(
-        "SELECT position FROM ledger_log WHERE stream_id IN (SELECT unnest(?::VARCHAR[]))", [streams]).fetchall()]
-    older = _stored_events(con.execute(
-        "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, payload, "
-        "epoch_us(recorded_at) FROM ledger_log WHERE position IN (SELECT unnest(?::BIGINT[])) ORDER BY position",
-        [positions],
-    ).fetchall()) if positions else []
+    wanted = {e.stream_id for e in fresh} | set(expected)
+    older = _stored_events(r for r in rows if r[2] in wanted)
     current: dict[str, int] = {}
     for ev in older:
         current[ev.stream_id] = max(current.get(ev.stream_id, 0), ev.stream_version)
@@ -254,15 +355,30 @@ def _append_locked(
         "recorded_at_us": pl.int_range(ts0, ts0 + n, dtype=pl.Int64, eager=True),
         "prev_hash": [head_hash, *hashes[:-1]],
         "hash": hashes,
+        "event_key": pl.Series([keys[e.event_id] for e in fresh], dtype=pl.UInt64),
+        "stream_key": pl.Series([keys[e.stream_id] for e in fresh], dtype=pl.UInt64),
     }).to_arrow()
     con.register("_ledger_batch", batch)
     try:
-        con.execute(
-            "INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
-            "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM _ledger_batch"
-        )
+        try:
+            con.execute(
+                "INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
+                "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM _ledger_batch"
+            )
+        except duckdb.ConstraintException as exc:
+            # Only a lookup key edited to another value hides an existing id or stream version from the
+            # checks above; the log's UNIQUE constraints then refuse the duplicate (nothing is written).
+            raise _KeysDisagree(
+                "an event id or stream version of this batch is already in the log, but ledger_log_keys did "
+                "not show it (the table was edited outside carousel). Nothing of this append was written and "
+                f"the keys have been rebuilt from the log: run the command again. ({str(exc).splitlines()[0]})"
+            ) from None
+        con.execute("INSERT INTO ledger_log_keys SELECT position, event_key, stream_key FROM _ledger_batch")
     finally:
-        con.unregister("_ledger_batch")
+        # After a failed insert the transaction is aborted and DuckDB refuses even this; the next register
+        # of the name replaces the view anyway.
+        with suppress(duckdb.TransactionException):
+            con.unregister("_ledger_batch")
     # Exactly what read() gives back: parsed from the canonical text (so a Decimal or tuple in the caller's
     # payload projects as its stored string or list), upcast if given in an older version. One json.loads
     # of the whole batch: the texts are canonical JSON values that this append just wrote, so the array
@@ -274,9 +390,27 @@ def _append_locked(
         for i, (e, sv, ver, data) in enumerate(zip(fresh, stream_versions, schema_versions, datas, strict=True))
     ]
     pos, new_head = first + n - 1, hashes[-1]
-    _refresh_projections(con, older, stored, head_hash, new_head)
-    _set_head(con, pos, new_head, exists=bool(recorded))
+    recorded_digest = (digest_text, digest_seal) if n_digest == 1 else None
+    _refresh_projections(con, older, stored, head_hash, new_head, recorded_digest)
+    _set_head(con, pos, new_head, exists=bool(n_recorded))
     return AppendResult(n, len(events) - n, pos, new_head)
+
+
+def _rebuild_log_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute ``ledger_log_keys`` from the log (the caller's transaction)."""
+    con.execute("DELETE FROM ledger_log_keys")
+    con.execute("INSERT INTO ledger_log_keys " + _KEYS_SELECT + "ledger_log")
+
+
+def sync_log_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema setup: rebuild ``ledger_log_keys`` when it does not hold one row per log row (a database
+    older than the keys); writes nothing when it does."""
+    n_log, n_keys, log_top, keys_top = con.execute(
+        "SELECT (SELECT count(*) FROM ledger_log), (SELECT count(*) FROM ledger_log_keys), "
+        "(SELECT max(position) FROM ledger_log), (SELECT max(position) FROM ledger_log_keys)").fetchall()[0]
+    if (n_log, log_top) != (n_keys, keys_top):
+        with _WRITE_LOCK, transaction(con):
+            _rebuild_log_keys(con)
 
 
 def _stored_events(rows: Iterable[tuple[Any, ...]]) -> list[StoredEvent]:
@@ -316,7 +450,7 @@ def _frames_digest(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataF
 
 def _refresh_projections(
     con: duckdb.DuckDBPyConnection, older: Sequence[StoredEvent], fresh: Sequence[StoredEvent],
-    old_head: str, new_head: str,
+    old_head: str, new_head: str, recorded: tuple[str | None, str | None] | None,
 ) -> None:
     """Rewrite the projection rows of the streams touched by this append (same transaction), and move the
     projection digest from the old rows of those streams to their new ones (:mod:`ledger.digest`).
@@ -327,7 +461,6 @@ def _refresh_projections(
     """
     touched = {e.stream_id for e in fresh}
     older = [e for e in older if e.stream_id in touched]  # not the streams only named in ``expected``
-    state = project.fold([*older, *fresh])
     old_companies = sorted({e.payload["company_id"] for e in older if e.event_type == "CompanyRegistered"})
     old_deals = sorted({e.payload["deal_id"] for e in older if "deal_id" in e.payload})
     if old_companies:
@@ -335,32 +468,32 @@ def _refresh_projections(
     if old_deals:
         con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
         con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
-    frames = project.projection_frames(state)
+    frames = project.batch_frames([*older, *fresh])
     added = {t: digest.insert_and_sum(con, t, frames[t], _SCHEMAS[t]) for t in digest.TABLES}
-    _advance_digest(con, older, added, old_head, new_head)
+    _advance_digest(con, older, added, old_head, new_head, recorded)
 
 
 def _advance_digest(
     con: duckdb.DuckDBPyConnection, older: Sequence[StoredEvent], added: digest.Digest,
-    old_head: str, new_head: str,
+    old_head: str, new_head: str, recorded: tuple[str | None, str | None] | None,
 ) -> None:
     """new digest = recorded digest - rows the touched streams gave before + rows they give now.
 
     The old rows are rebuilt from the streams' earlier events (not read from the tables, which may have
     been edited since: the digest describes the log, never the stored rows). A recorded digest whose
     seal does not match the old head is not advanced (it stays unusable, and verify replays the log).
+    ``recorded`` is the digest row read with the head (None: not exactly one row).
     """
-    rec = con.execute("SELECT projections, seal FROM ledger_projection_digest").fetchall()
-    if len(rec) != 1:
+    if recorded is None:
         return
-    text, seal = rec[0]
+    text, seal = recorded
     before = digest.from_text(text)
     if before is None or seal != digest.seal(old_head, str(text)):
         con.execute("UPDATE ledger_projection_digest SET projections = NULL, seal = NULL")
         return
     after = digest.combine(before, added)
     if older:
-        after = digest.combine(after, _frames_digest(con, project.projection_frames(project.fold(older))), -1)
+        after = digest.combine(after, _frames_digest(con, project.batch_frames(older)), -1)
     new_text = digest.to_text(after)
     con.execute("UPDATE ledger_projection_digest SET projections = ?, seal = ?",
                 [new_text, digest.seal(new_head, new_text)])

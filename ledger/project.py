@@ -35,7 +35,8 @@ the state in effect today.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Context, Decimal
 from typing import Any
 
@@ -185,12 +186,15 @@ def deal_columns(state: LedgerState, deal_ids: Iterable[str] | None = None) -> d
     return _deal_columns(ids, [state.deals[k] for k in ids])
 
 
-def _deal_columns(ids: list[str], ds: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The one definition of a deal row (:func:`deal_row`, :func:`deal_rows` and the frames use it)."""
+def _deal_columns(ids: list[str], ds: list[Mapping[str, Any]], status: list[str] | None = None,
+                  version: list[int] | None = None) -> dict[str, list[Any]]:
+    """The one definition of a deal row (:func:`deal_row`, :func:`deal_rows` and the frames use it).
+    ``status`` and ``version``, when given, replace the records' own keys (:func:`batch_frames` passes a
+    payload as the record, which has neither)."""
     return {
         "deal_id": list(ids),
         "contract_id": [d.get("contract_id") or k for k, d in zip(ids, ds, strict=True)],
-        "status": [d["status"] for d in ds],
+        "status": [d["status"] for d in ds] if status is None else status,
         "announced_date": [_date(d.get("announced_date")) for d in ds],
         "announced_time_et": [d.get("announced_time_et") for d in ds],
         "session": [d.get("session") or "unknown" for d in ds],
@@ -204,7 +208,7 @@ def _deal_columns(ids: list[str], ds: list[Mapping[str, Any]]) -> dict[str, list
         "counts_toward_total": [bool(d.get("counts_toward_total", True)) for d in ds],
         "title": [d.get("title") for d in ds],
         "confidence": [d.get("confidence") for d in ds],
-        "version": [int(d["version"]) for d in ds],
+        "version": [int(d["version"]) for d in ds] if version is None else version,
         "payer_amount_usd": [_amount(d.get("payer_amount_usd")) for d in ds],
         "first_report_date": [_date(d.get("first_report_date")) for d in ds],
         "first_report_time_et": [d.get("first_report_time_et") for d in ds],
@@ -366,6 +370,44 @@ def projection_frames(state: LedgerState) -> dict[str, pl.DataFrame]:
     """The three projection tables' rows for ``state`` (every deal and company it holds; flows of
     retracted deals too, as stored), built from columns."""
     deals = deal_columns(state)
+    return {
+        "ledger_companies": companies_frame(state),
+        "ledger_deals": columns_frame(deals, DEAL_COLUMNS),
+        "ledger_flows": columns_frame(flow_columns(deals), FLOW_COLUMNS),
+    }
+
+
+def batch_frames(events: Sequence[StoredEvent]) -> dict[str, pl.DataFrame]:
+    """:func:`projection_frames` of :func:`fold` of ``events`` (equal, frame for frame; a test holds them
+    equal on random logs), without folding what needs no fold.
+
+    Why: an append of new deals (most of an import) is one DealAnnounced per deal, and for such a deal
+    the fold derives exactly its payload, ``status`` active and ``version`` its stream version (a trail
+    with no amendment, correction or retraction). Building those rows straight from the payloads skips a
+    history entry, a trail and two dict copies per event, a fifth of the projection refresh. Every other
+    deal (one with several events here, or one whose only event is not its announcement) and every
+    company goes through the fold.
+    """
+    per_deal = Counter(e.payload["deal_id"] for e in events if REGISTRY[e.event_type].stream_kind == "deal")
+    direct = {e.payload["deal_id"]: e for e in events
+              if e.event_type == "DealAnnounced" and per_deal[e.payload["deal_id"]] == 1}
+    state = fold(e for e in events if not (e.event_type == "DealAnnounced" and e.payload["deal_id"] in direct))
+    ids = sorted(state.deals.keys() | direct.keys())
+    ds: list[Mapping[str, Any]] = []
+    status: list[str] = []
+    version: list[int] = []
+    for k in ids:
+        ev = direct.get(k)
+        if ev is None:
+            d = state.deals[k]
+            ds.append(d)
+            status.append(d["status"])
+            version.append(int(d["version"]))
+        else:
+            ds.append(ev.payload)
+            status.append("active")
+            version.append(ev.stream_version)
+    deals = _deal_columns(ids, ds, status, version)
     return {
         "ledger_companies": companies_frame(state),
         "ledger_deals": columns_frame(deals, DEAL_COLUMNS),
