@@ -32,7 +32,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import CarouselError, InputError
 
@@ -48,10 +48,12 @@ REQUIRED_FORMAT = "png"
 
 #: What the forkserver imports once, before it forks the workers: matplotlib, the three backends'
 #: writers (the PDF one loads fontTools for the font subsets) and the modules whose builders the main
-#: job hands over (with Polars and networkx under them).
+#: job hands over (with Polars and networkx under them), and scipy.optimize for the network layouts.
 _PRELOAD = ["carousel.figure_pool", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_pdf",
             "matplotlib.backends.backend_svg", "analysis.plots", "analysis.activity_figures",
-            "analysis.dollar_outputs", "analysis.timeline_series"]
+            "analysis.dollar_outputs", "analysis.timeline_series", "scipy.optimize"]
+
+T = TypeVar("T")
 
 #: ``save(fig, folder, name) -> paths``: how the job's steps write a built figure.
 SaveFn = Callable[["Figure", Path, str], list[Path]]
@@ -174,6 +176,25 @@ class FigurePool:
         folder.mkdir(parents=True, exist_ok=True)
         self._pending.append((name, pool.submit(_draw, build, args, str(folder), name, self.formats)))
         return [folder / f"{name}.{fmt}" for fmt in self.formats]
+
+    def call(self, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+        """``fn(*args)`` in a worker (in this process without workers); returns a function that gives
+        its result (waiting for it). For pure work the main job needs only later (the report's network
+        layout): the same result wherever it runs."""
+        pool = self._ready()
+        if pool is None:
+            value = fn(*args)
+            return lambda: value
+        fut = pool.submit(fn, *args)
+
+        def result() -> T:
+            try:
+                return fut.result()
+            except BrokenProcessPool as exc:
+                raise CarouselError(f"a figure worker died ({exc}); run again with --jobs 0 to do its work "
+                                    "in the main process") from None
+
+        return result
 
     def save(self, fig: Figure, folder: Path, name: str) -> list[Path]:
         """Write (or start writing) ``folder/name.<fmt>`` for each format; the paths, in format order."""

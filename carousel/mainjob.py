@@ -444,7 +444,7 @@ def _slug(day: int) -> str:
 
 
 def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis, o: Outputs,
-                 extra: Research | None = None) -> Path:
+                 extra: Research | None = None, flow_layout: dict[str, Any] | None = None) -> Path:
     from analysis.report import build_report
 
     page = build_report(res=res, fa=fa, spec=job.spec, provenance=inputs.provenance, figures=job.figures,
@@ -456,6 +456,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         explain=extra.explain if extra else None,
                         activity=extra.activity if extra else None,
                         timeline=extra.timeline if extra else None,
+                        flow_layout=flow_layout,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
@@ -486,7 +487,7 @@ def run(
     processes that save the figures while the job goes on (carousel.figure_pool); 0 saves them in
     this process. The files are the same bytes either way.
     """
-    from analysis import network
+    from analysis import network, plots
 
     console = console or Console(markup=False)  # deal ids and file names are data, not rich markup
     # Outputs are written to a staging folder under --out and renamed into place once all exist
@@ -532,6 +533,9 @@ def run(
         step("flow graph")
         fa = network.analyse(inputs.flows)
         summary.cycles = fa.cycles.height
+        # The report's network layout (the paper figure's Kamada-Kawai, which imports scipy.optimize)
+        # is computed by a figure worker meanwhile.
+        flow_layout = figures.call(plots._layout, fa.graph)
         done()
         step("figures")
         focus, files = make_figures(job, inputs, res, fa, figures.draw)
@@ -547,7 +551,8 @@ def run(
         done()
         step("report")
         figures.wait()  # the report embeds the PNGs
-        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra))
+        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra,
+                                          flow_layout()))
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
         summary.files = publish(stage, out, summary.files)

@@ -105,6 +105,27 @@ def test_figures_drawn_in_workers_are_the_serial_bytes(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == sorted(a)
 
 
+def test_call_in_a_worker_gives_the_in_process_result(tmp_path: Path) -> None:
+    """call(): the report's network layout computed by a worker is the one computed here, to the bit,
+    and the report's SVG drawn from it is the SVG the report draws computing the layout itself."""
+    from analysis.report import flow_svg
+
+    with connect(tmp_path / "l.duckdb") as con:
+        import_file(con, DEALS)
+        fa = network.analyse(api.flows(con))
+    with FigurePool(workers=0) as here:
+        a = here.call(plots._layout, fa.graph)()
+    with FigurePool(workers=1) as pool:
+        b = pool.call(plots._layout, fa.graph)()
+    assert sorted(a) == sorted(b) == sorted(fa.graph.nodes) and len(a) > 5
+    for node in a:
+        np.testing.assert_array_equal(a[node], b[node])
+    car = pl.DataFrame(schema={"deal_id": pl.String, "ticker": pl.String, "window": pl.String, "car": pl.Float64})
+    svg = flow_svg(fa, {}, car, "[-1,+1]", pos=b)
+    assert svg.startswith("<svg") or "<svg" in svg
+    assert svg == flow_svg(fa, {}, car, "[-1,+1]")
+
+
 def test_all_formats_are_the_figure_writers(tmp_path: Path) -> None:
     """The pool spells the formats out (so --formats needs no matplotlib): they are figure_files'."""
     from analysis.figure_files import FORMATS
