@@ -100,9 +100,11 @@ def _on_cycle(fa: FlowAnalysis) -> set[tuple[str, str]]:
     return {(a, b) for c in fa.cycles["nodes"].to_list() for a, b in zip(c, c[1:] + c[:1], strict=True)}
 
 
-def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None) -> Figure:
+def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None,
+                   pos: dict[str, np.ndarray] | None = None) -> Figure:
     """The money-flow graph: width ~ sqrt(amount), red on a round-trip, dashed when undisclosed; the
-    largest amounts are written on their edges; keys for width, colour and dash."""
+    largest amounts are written on their edges; keys for width, colour and dash. ``pos``: the layout
+    (:func:`_layout` of ``fa.graph``) when already computed, e.g. for the report's SVG."""
     from matplotlib.lines import Line2D
 
     from analysis.figure_files import plt
@@ -112,7 +114,7 @@ def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None) -> Fig
     top = max((a for a in amounts if a is not None), default=1.0)
     with _style():
         fig, ax = plt.subplots(figsize=(7.0, 6.2))
-        _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0)
+        _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0, pos=pos)
         keys = [Line2D([], [], color="#c0392b", lw=2, label="on a round-trip"),
                 Line2D([], [], color="#7f8c8d", lw=2, label="not on a round-trip"),
                 Line2D([], [], color="#7f8c8d", lw=0.6, ls="--", label="amount undisclosed")]
@@ -278,7 +280,7 @@ def _place_labels(x: np.ndarray, y: np.ndarray, labels: list[str], ax: Any, font
     takes the first whose box (in display units, estimated from the font size) collides with no
     earlier label and no other point. Deterministic; points are taken from the most extreme y."""
     fig = ax.figure
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # final limits and transforms, without rasterizing the figure
     tr = ax.transData
     pts = tr.transform(np.column_stack([x, y]))
     h = font * fig.dpi / 72 * 1.2

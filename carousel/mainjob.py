@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,21 +385,22 @@ def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, re
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
-                 draw: DrawFn) -> tuple[str, list[Path]]:
+                 draw: DrawFn, flow_layout: Callable[[], dict[str, Any]] | None = None) -> tuple[str, list[Path]]:
     """Every figure of the study and the flow graph, drawn and written by ``draw`` (in the job's
     formats; a figure worker builds it from the data computed here); returns the CAR path's
-    firm-event and the files."""
+    firm-event and the files. ``flow_layout`` gives the flow graph's layout (a worker computes it for
+    the report): the network figure, submitted last so that it is ready, draws with it."""
     from analysis import plots
     from analysis.report import model_label
     from analysis.study import announcement_sizes
 
     figs, spec = job.figures, job.spec
     names = dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True))
-    # The two network figures first: their layouts take longest to draw.
-    made = draw(plots.network_figure, (fa, names), figs, "flow_network")
+    # The history first: its layout takes longest to draw.
     history = []
     if inputs.flow_history:
         history = draw(plots.flow_history_figure, (inputs.flow_history, names), figs, "flow_network_history")
+    made: list[Path] = []
     keys = res.panel.keys["event_id"].to_list()
     focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
     start = min(-5, *(w.start for w in spec.windows))
@@ -412,7 +414,8 @@ def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
     made += draw(plots.timeline_figure, (car1, main), figs, "timeline")
     sizes = car1.join(announcement_sizes(inputs.deals, spec), on="event_id", how="left")
     made += draw(plots.size_figure, (sizes, main, car1.height), figs, "size_vs_car")
-    return focus, made + history
+    network = draw(plots.network_figure, (fa, names, flow_layout() if flow_layout else None), figs, "flow_network")
+    return focus, network + made + history
 
 
 def make_tables(job: Job, res: EventStudyResult, fa: FlowAnalysis) -> tuple[pl.DataFrame, pl.DataFrame, list[Path]]:
@@ -538,7 +541,7 @@ def run(
         flow_layout = figures.call(plots._layout, fa.graph)
         done()
         step("figures")
-        focus, files = make_figures(job, inputs, res, fa, figures.draw)
+        focus, files = make_figures(job, inputs, res, fa, figures.draw, flow_layout)
         summary.files += files
         done()
         step("tables")

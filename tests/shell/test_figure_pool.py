@@ -182,3 +182,19 @@ def test_a_worker_error_reaches_the_caller(tmp_path: Path) -> None:
         pool.save(fig, tmp_path, "broken")
         with pytest.raises(ValueError, match="notacommand"):
             pool.wait()
+
+
+def test_the_main_jobs_modules_import_no_matplotlib_or_scipy_stats() -> None:
+    """The main job hands figures to workers as builders and data, so importing what its steps import
+    (the figure builders' modules included) loads neither matplotlib (~0.6 s) nor scipy.stats (~0.7 s)."""
+    import subprocess
+    import sys
+
+    modules = ["carousel.mainjob", "carousel.figure_pool", "analysis.plots", "analysis.figure_data",
+               "analysis.activity_figures", "analysis.dollar_outputs", "analysis.research_sections",
+               "analysis.timeline_series", "analysis.report", "analysis.significance", "analysis.maintable",
+               "analysis.clustered", "analysis.robustness", "analysis.study", "analysis.dollar_columns"]
+    code = (f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+            "print(sorted(m for m in ('matplotlib', 'scipy.stats', 'fontTools') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
