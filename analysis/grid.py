@@ -48,8 +48,9 @@ def _cast_returns(ret: pl.DataFrame) -> pl.DataFrame:
     return ret.with_columns(casts) if casts else ret
 
 
-def _ticker_codes(ret: pl.DataFrame, wanted: set[str]) -> tuple[list[str], np.ndarray]:
-    """Sorted wanted tickers present in ``ret`` and each row's code (-1: not wanted).
+def _ticker_runs(ret: pl.DataFrame, wanted: set[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted wanted tickers present in ``ret``, and the ticker column's runs: (tickers, run lengths,
+    each run's code; -1: not wanted).
 
     Ticker -> integer code through the column's runs: a panel arrives grouped by ticker (DuckDB
     ORDER BY, a concat per ticker), so run-length encoding compares neighbours once instead of
@@ -57,7 +58,7 @@ def _ticker_codes(ret: pl.DataFrame, wanted: set[str]) -> tuple[list[str], np.nd
     to codes. Any order stays correct, only slower (one run per row).
     """
     runs = ret["ticker"].rle()
-    run_len = runs.struct.field("len").to_numpy()
+    run_len = runs.struct.field("len").to_numpy().astype(np.int64)
     run_val = runs.struct.field("value")
     tickers = sorted(set(run_val.drop_nulls().unique().to_list()) & wanted)
     run_code = (
@@ -65,7 +66,7 @@ def _ticker_codes(ret: pl.DataFrame, wanted: set[str]) -> tuple[list[str], np.nd
         .fill_null(-1)
         .to_numpy()
     )
-    return tickers, np.repeat(run_code, run_len)
+    return tickers, run_len, run_code
 
 
 def _grid_days(dnum: np.ndarray, tcode: np.ndarray, grid_code: int | None) -> np.ndarray:
@@ -127,6 +128,71 @@ def _compound_off_grid(
     flat_r[hit] = np.where(seen[hit], (1.0 + flat_r[hit]) * growth[hit] - 1.0, growth[hit] - 1.0)
 
 
+#: Rows per block of :func:`_sorted_build`: the block's temporaries (a few MB) come back from the
+#: allocator's free lists block after block, where whole-column temporaries of 9 M rows would each be
+#: fresh pages (page faults, and the kernel's huge-page compaction stalls, cost more than the arithmetic).
+_BLOCK_ROWS = 1 << 19
+
+
+def _sorted_build(
+    ret: pl.DataFrame, tickers: list[str], run_len: np.ndarray, run_code: np.ndarray, grid_code: int
+) -> ReturnGrid | None:
+    """The return matrix of a panel in the usual shape, or None to take the general route.
+
+    The usual shape: every wanted ticker in one run of rows, its dates strictly increasing and all on
+    the grid (the grid ticker's dates), no null date. Then no cell can be written twice and nothing is
+    compounded, so the matrix is one scatter of the returns, done block by block straight from the
+    frame's own buffers (zero-copy ``to_numpy`` of each block; no whole-column copies, no (ticker,
+    date) code per row kept, no duplicate-check array). The cells and values are those of the general
+    route, which any other panel takes (tests/analysis/test_grid.py checks they agree bit for bit).
+    """
+    wanted_runs = np.flatnonzero(run_code >= 0)
+    if wanted_runs.shape[0] != len(tickers):  # a ticker in more than one run: not grouped
+        return None
+    ends = np.cumsum(run_len)
+    starts = ends - run_len
+    date = ret["date"].to_physical()
+    g_run = int(wanted_runs[run_code[wanted_runs] == grid_code][0])
+    gd = date.slice(int(starts[g_run]), int(run_len[g_run])).to_numpy()
+    if not bool((gd[1:] > gd[:-1]).all()):
+        return None
+    gnum = gd.astype(np.int64)  # the grid ticker's dates, strictly increasing: the grid days
+    n_t = gnum.shape[0]
+    g0 = int(gnum[0])
+    lut = np.full(int(gnum[-1]) - g0 + 1, -1, dtype=np.int32)  # day number - g0 -> grid column
+    lut[gnum - g0] = np.arange(n_t, dtype=np.int32)
+    flat_r = np.full(len(tickers) * n_t, np.nan)
+    rcol = ret["ret"]
+    # Wanted rows as maximal segments of consecutive wanted runs, cut into blocks.
+    seg_lo = starts[wanted_runs]
+    seg_hi = ends[wanted_runs]
+    joined = np.flatnonzero(seg_lo[1:] == seg_hi[:-1])
+    seg_lo = np.delete(seg_lo, joined + 1)
+    seg_hi = np.delete(seg_hi, joined)
+    code_nt = run_code.astype(np.int64) * n_t
+    for lo_seg, hi_seg in zip(seg_lo.tolist(), seg_hi.tolist(), strict=True):
+        for lo in range(lo_seg, hi_seg, _BLOCK_ROWS):
+            hi = min(lo + _BLOCK_ROWS, hi_seg)
+            d = date.slice(lo, hi - lo).to_numpy()
+            rel = d - g0  # int32, as Date's physical type
+            if int(rel.min()) < 0 or int(rel.max()) >= lut.shape[0]:
+                return None  # a date outside the grid's range
+            col = lut.take(rel)
+            # runs overlapping [lo, hi): each row's code times n_t
+            r0 = int(np.searchsorted(ends, lo, side="right"))
+            r1 = int(np.searchsorted(starts, hi, side="left"))
+            lens = np.minimum(ends[r0:r1], hi) - np.maximum(starts[r0:r1], lo)
+            row_base = np.repeat(code_nt[r0:r1], lens)
+            same = row_base[1:] == row_base[:-1]
+            if int(col.min()) < 0 or not bool(((col[1:] > col[:-1]) | ~same).all()):
+                return None  # an off-grid date, or dates not strictly increasing within a ticker
+            if lo > lo_seg and lo > int(starts[r0]) and not col[0] > lut[int(date[lo - 1]) - g0]:
+                return None  # the ticker's run goes on from the previous block: same check at the edge
+            row_base += col
+            flat_r[row_base] = rcol.slice(lo, hi - lo).to_numpy()
+    return ReturnGrid(gnum.astype("datetime64[D]"), tickers, flat_r.reshape(len(tickers), n_t))
+
+
 def returns_on_grid(
     returns: pl.DataFrame, wanted: set[str], grid_ticker: str | None, required: Sequence[str] = ()
 ) -> ReturnGrid:
@@ -136,16 +202,22 @@ def returns_on_grid(
     (ValueError otherwise), as must be a single return per ticker and date.
     """
     ret = _cast_returns(returns)
-    tickers, tcode = _ticker_codes(ret, wanted)
+    tickers, run_len, run_code = _ticker_runs(ret, wanted)
+    missing = [b for b in required if b not in tickers]
+    if missing:
+        raise ValueError(f"benchmark ticker(s) not in returns: {', '.join(missing)}")
+    grid_code = tickers.index(grid_ticker) if grid_ticker in tickers else None
+    if grid_code is not None and not ret["date"].null_count():
+        built = _sorted_build(ret, tickers, run_len, run_code, grid_code)
+        if built is not None:
+            return built
+    tcode = np.repeat(run_code, run_len)
     keep = tcode >= 0
     if ret["date"].null_count():  # a row without a date cannot be placed
         keep &= ret["date"].is_not_null().to_numpy()
     all_kept = bool(keep.all())
     if not all_kept:
         tcode = tcode[keep]
-    missing = [b for b in required if b not in tickers]
-    if missing:
-        raise ValueError(f"benchmark ticker(s) not in returns: {', '.join(missing)}")
     dnum = ret["date"].to_physical().fill_null(0).to_numpy().astype(np.int64)
     ret_col = ret["ret"]
     rv = (ret_col.fill_null(np.nan) if ret_col.null_count() else ret_col).to_numpy()
@@ -153,7 +225,6 @@ def returns_on_grid(
         dnum, rv = dnum[keep], rv[keep]
     if dnum.shape[0] == 0:
         raise ValueError("no trading days in returns")
-    grid_code = tickers.index(grid_ticker) if grid_ticker in tickers else None
     gnum = _grid_days(dnum, tcode, grid_code)
     grid = gnum.astype("datetime64[D]")
     n_t = grid.shape[0]
@@ -216,16 +287,23 @@ def span_counts(
     n_tickers: int, n_t: int, tix: np.ndarray, i0: np.ndarray, has_t0: np.ndarray, span: tuple[int, int]
 ) -> np.ndarray:
     """(n_tickers, T) int32: how many located events' spans (relative days ``span``) cover each day."""
-    # A difference array: +1 where a span starts, -1 after it ends (clipped to the ticker's row), one
-    # bincount over N events and a cumulative sum along days; no N x span scatter (np.add.at).
+    # A difference array: +1 where a span starts, -1 after it ends (nothing where that is past the
+    # ticker's row), one scatter-add of N events and a running sum along days, in place in the one
+    # int32 result (no N x span scatter, and no whole-grid int64 temporaries: fresh pages cost more
+    # than the sums).
     located = (tix >= 0) & has_t0 & (i0 < n_t)
-    t = tix[located].astype(np.int64)
+    t = tix[located].astype(np.int64) * n_t
     lo = np.clip(i0[located] + span[0], 0, n_t)
     hi = np.clip(i0[located] + span[1] + 1, 0, n_t)
-    width = n_t + 1
-    size = n_tickers * width
-    diff = np.bincount(t * width + lo, minlength=size) - np.bincount(t * width + hi, minlength=size)
-    return np.cumsum(diff.reshape(n_tickers, width), axis=1)[:, :n_t].astype(np.int32)
+    counts = np.zeros((n_tickers, n_t), dtype=np.int32)
+    flat = counts.reshape(-1)
+    # np.int32 operands: a Python int would send ufunc.at down its casting path (15x slower at 1M).
+    starts = lo < n_t
+    np.add.at(flat, t[starts] + lo[starts], np.int32(1))
+    stops = hi < n_t
+    np.add.at(flat, t[stops] + hi[stops], np.int32(-1))
+    np.cumsum(counts, axis=1, dtype=np.int32, out=counts)
+    return counts
 
 
 def missing_factor_days(
