@@ -46,12 +46,13 @@ ALL_FORMATS = ("pdf", "svg", "png")
 #: The report embeds the PNGs, so PNG is always written.
 REQUIRED_FORMAT = "png"
 
-#: What the forkserver imports once, before it forks the workers: matplotlib, the three backends'
-#: writers (the PDF one loads fontTools for the font subsets) and the modules whose builders the main
-#: job hands over (with Polars and networkx under them), and scipy.optimize for the network layouts.
-_PRELOAD = ["carousel.figure_pool", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_pdf",
-            "matplotlib.backends.backend_svg", "analysis.plots", "analysis.activity_figures",
-            "analysis.dollar_outputs", "analysis.timeline_series", "scipy.optimize"]
+#: What the forkserver imports once, before it forks the workers: matplotlib with pyplot and the house
+#: style (analysis.figure_files), the three backends' writers (the PDF one loads fontTools for the font
+#: subsets), the modules whose builders the main job hands over (with Polars and networkx under them)
+#: and scipy.optimize for the network layouts; each worker would otherwise import them itself.
+_PRELOAD = ["carousel.figure_pool", "analysis.figure_files", "matplotlib.backends.backend_agg",
+            "matplotlib.backends.backend_pdf", "matplotlib.backends.backend_svg", "analysis.plots",
+            "analysis.activity_figures", "analysis.dollar_outputs", "analysis.timeline_series", "scipy.optimize"]
 
 T = TypeVar("T")
 
