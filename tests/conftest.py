@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -15,6 +16,17 @@ DATA = REPO / "data"
 # Helpers of the analysis tests (estudy2_reference, test_engine's synthetic panels) import by module
 # name from any test folder, as tests/market does for market_fakes.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection imported out of the garbage collector's full passes.
+
+    statsmodels' ``multipletests`` (Holm) calls ``gc.collect()`` on every call; with polars, duckdb,
+    statsmodels and hypothesis loaded a full pass took 0.3-0.7 s, so a 200-example property test against it
+    ran a minute. Objects alive after collection (modules, classes, constants) live for the whole session
+    anyway; frozen, a full pass walks only what the tests allocate.
+    """
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

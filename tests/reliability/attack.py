@@ -338,8 +338,9 @@ def run_case(case: Case, seed_db: Path, tmp: Path) -> Outcome:
     victims = _files(tmp) if case.victim else {}
     env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
     env["HOME"] = str(tmp)  # an extension download would show up as tmp/.duckdb
-    # matplotlib's font cache is not an output of the attack: keep it out of the watched folder
-    env["MPLCONFIGDIR"] = str(tmp.parent / "mplconfig")
+    # matplotlib's font cache is not an output of the attack: keep it out of the watched folder, and use the
+    # one seed() built (a fresh cache is built on first use and, on a loaded machine, announced on stderr)
+    env["MPLCONFIGDIR"] = str(seed_db.parent / "mplconfig")
     res = subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True, timeout=600,
                          env=env, cwd=tmp, preexec_fn=_limit(case.fsize) if case.fsize else None)
     traceback = "Traceback" in res.stderr or "Traceback" in res.stdout
