@@ -17,21 +17,36 @@ GARCH market model         ``run_study(..., model='garch').car/.params``    :fun
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 from scipy.special import fdtri
 
-from analysis.plots import Z95, _style, plt
+from analysis.plots import Z95, _style
 from analysis.results import EventStudyResult
 from analysis.volatility import VarianceRatioResult
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def runup_figure(res: EventStudyResult, event_id: str, title: str | None = None) -> Figure:
     """Daily abnormal returns of one firm-event over the study's non-estimation days (bars with 95 %
     intervals, AR ± 1.96 se) and their running sum (line): where in the run-up the move happened."""
-    ar = res.ar.filter(pl.col("event_id") == event_id).sort("rel_day")
+    return daily_ar_figure(runup_rows(res, event_id), event_id, title or f"{event_id}: daily AR ({res.model.name})")
+
+
+def runup_rows(res: EventStudyResult, event_id: str) -> pl.DataFrame:
+    """The rows of ``res.ar`` (rel_day, ar, se) of one firm-event: the data of :func:`daily_ar_figure`."""
+    return res.ar.filter(pl.col("event_id") == event_id).sort("rel_day")
+
+
+def daily_ar_figure(ar: pl.DataFrame, event_id: str, title: str) -> Figure:
+    """:func:`runup_figure` from its data (:func:`runup_rows`), so that a figure worker can draw it."""
+    from analysis.figure_files import plt
+
     if ar.height == 0:
         raise InputError(f"no abnormal returns for firm-event {event_id!r}", field="event_id")
     d = ar["rel_day"].to_numpy()
@@ -44,7 +59,7 @@ def runup_figure(res: EventStudyResult, event_id: str, title: str | None = None)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("trading days relative to t0")
         ax.set_ylabel("abnormal return (%)")
-        ax.set_title(title or f"{event_id}: daily AR ({res.model.name})")
+        ax.set_title(title)
         ax.legend(frameon=False, loc="upper left")
         fig.tight_layout()
     return fig
@@ -53,6 +68,8 @@ def runup_figure(res: EventStudyResult, event_id: str, title: str | None = None)
 def volume_figure(res: EventStudyResult, title: str | None = None) -> Figure:
     """Mean abnormal log volume per relative day over the firm-events (``res.aar`` of
     :func:`analysis.volume.abnormal_volume`), in log points."""
+    from analysis.figure_files import plt
+
     aar = res.aar.sort("rel_day").drop_nulls("aar")
     with _style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
@@ -70,6 +87,8 @@ def volume_figure(res: EventStudyResult, title: str | None = None) -> Figure:
 def variance_ratio_figure(vr: VarianceRatioResult, title: str | None = None) -> Figure:
     """Variance ratio per firm-event (log scale, sorted) against 1 and the 5 % F critical value at
     the median denominator degrees of freedom."""
+    from analysis.figure_files import plt
+
     f = vr.frame.drop_nulls("var_ratio").sort("var_ratio")
     if f.height == 0:
         raise InputError("no firm-event has a complete window", field="window")
@@ -90,4 +109,4 @@ def variance_ratio_figure(vr: VarianceRatioResult, title: str | None = None) -> 
     return fig
 
 
-__all__ = ["runup_figure", "variance_ratio_figure", "volume_figure"]
+__all__ = ["daily_ar_figure", "runup_figure", "runup_rows", "variance_ratio_figure", "volume_figure"]

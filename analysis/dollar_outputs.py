@@ -28,11 +28,12 @@ with a missing member is reported as incomplete (``complete`` false), never as a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.dollar import expand_to_deals, per_committed_dollar, per_cycle_volume
@@ -41,6 +42,9 @@ from analysis.network import build_graph, cycle_members, cycles, edges
 from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
 from analysis.window import EventWindow, label_order
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BN = 1e9
 WINDOW = EventWindow(-1, 1).label
@@ -250,13 +254,13 @@ def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
 
 def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
     """Horizontal bars: the largest creators (top) and destroyers (bottom), US$ bn, 95% intervals."""
-    import matplotlib.pyplot as plt
+    from analysis.figure_files import plt
 
     d = pl.concat([m.filter(side="destroyer").sort("dollar_bn", descending=True),
                    m.filter(side="creator").sort("dollar_bn")])
     labels = [f"{r['ticker']} {r['t0']}" for r in d.iter_rows(named=True)]
     y = np.arange(d.height)
-    with plt.rc_context(plots.STYLE):  # type: ignore[arg-type]
+    with plots._style():
         fig, ax = plt.subplots(figsize=(5.5, 0.22 * max(d.height, 4) + 1.0))
         colors = ["#2e7d32" if v > 0 else "#c62828" for v in d["dollar_bn"].to_list()]
         ax.barh(y, d["dollar_bn"].to_numpy(), xerr=plots.Z95 * d["se_bn"].to_numpy(), color=colors,
@@ -271,12 +275,12 @@ def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
 
 def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
     """The running dollar CAR across the carousel, with a 95% band (independent firm-events)."""
-    import matplotlib.pyplot as plt
+    from analysis.figure_files import plt
 
     # From the first announcement with a value: earlier ones (MSFT 2019, 2023: no count) add nothing.
     valued = c.filter(pl.col("n_valued").cum_sum() > 0)
     c = valued if valued.height else c
-    with plt.rc_context(plots.STYLE):  # type: ignore[arg-type]
+    with plots._style():
         fig, ax = plt.subplots(figsize=(6.0, 3.2))
         t = c["t0"].to_list()
         # The valued firm-events only (the complete total is null from the first gap on); hollow
@@ -320,6 +324,17 @@ def dollar_section(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFra
     Returns:
         (frames: movers, by_deal, by_cycle, tests, cumulative; figures: dollar_movers, dollar_cumulative).
     """
+    frames = dollar_frames(dollars, deals, flows, events=events, window=window, top=top,
+                           cycle_frame=cycle_frame)
+    return frames, {name: build(frames[frame], window) for name, (build, frame) in FIGURES.items()}
+
+
+def dollar_frames(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFrame, *,
+                  events: pl.DataFrame | None = None, window: str = WINDOW, top: int = 10,
+                  cycle_frame: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+    """The frames of :func:`dollar_section` without drawing its figures: each figure is
+    ``build(frames[frame], window)`` for ``(build, frame)`` in :data:`FIGURES`, which the main job hands
+    to a figure worker (carousel.figure_pool)."""
     _check(dollars)
     if window not in set(dollars["window"].to_list()):
         raise InputError(f"window {window!r} is not in the dollars frame", field="window")
@@ -328,18 +343,20 @@ def dollar_section(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFra
 
         events = firm_events(deals)
     amounts = announcement_amounts(deals, events)
-    frames = {
+    return {
         "movers": movers(dollars, amounts, window=window, top=top),
         "by_deal": deal_totals(dollars, deals, events, window=window),
         "by_cycle": cycle_totals(dollars, flows, events, window=window, cycle_frame=cycle_frame),
         "tests": window_tests(dollars),
         "cumulative": cumulative(dollars, window=window),
     }
-    figures = {
-        "dollar_movers": movers_figure(frames["movers"], window),
-        "dollar_cumulative": cumulative_figure(frames["cumulative"], window),
-    }
-    return frames, figures
+
+
+#: The section's figures: file name -> (builder, the frame of :func:`dollar_frames` it draws).
+FIGURES: dict[str, tuple[Callable[[pl.DataFrame, str], Figure], str]] = {
+    "dollar_movers": (movers_figure, "movers"),
+    "dollar_cumulative": (cumulative_figure, "cumulative"),
+}
 
 
 _BN1, _RATIO = fixed(1, thousands=True), fixed(3)

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.layout_engine import PlaceHolderLayoutEngine  # noqa: E402
 
 STYLE: dict[str, Any] = {
     "font.family": "serif",
@@ -60,6 +61,12 @@ def save(fig: Figure, folder: Path, name: str, formats: tuple[str, ...] = FORMAT
     bytes depend only on the figure and the format."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
+    # ``fig.tight_layout()`` leaves a placeholder layout engine behind, and savefig draws a figure that
+    # has a layout engine once more before every format (a dry run so that the engine can lay it out;
+    # the placeholder lays out nothing): half the cost of saving, for the same bytes. Without an engine
+    # savefig draws once per format.
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        fig.set_layout_engine(None)
     # The style (svg.hashsalt in particular) must be active when saving, not only when drawing.
     with style():
         for fmt in formats:

@@ -8,42 +8,38 @@ confidence bands) are pure functions over the study's panel, tested separately f
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import networkx as nx
+import numpy as np
+import polars as pl
 
-matplotlib.use("Agg")
+# The maths behind the figures live matplotlib-free (analysis.figure_data), so the main job computes
+# them without importing matplotlib; re-exported here for callers.
+from analysis.figure_data import caar_path, car_path  # noqa: F401
+from analysis.network import FlowAnalysis
 
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-# The style and the save live with the file writing (analysis.figure_files); imported here for callers.
-from analysis.figure_files import FORMATS, STYLE, save  # noqa: E402, F401
-from analysis.figure_files import style as _style  # noqa: E402
-from analysis.network import FlowAnalysis  # noqa: E402
-from analysis.panel import ARPanel  # noqa: E402
-from analysis.prediction_error import car_variance_factor  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Z95 = 1.959963984540054
 
 
-def car_path(panel: ARPanel, row: int, start: int, end: int) -> pl.DataFrame:
-    """CAR from ``start`` to each day up to ``end`` for one firm-event, with the exact prediction-error
-    standard error (including the cross-day covariance term): Var = sigma^2 (L + s'(X'X)^-1 s)."""
-    ev_days = panel.event_days
-    sel = (ev_days >= start) & (ev_days <= end)
-    days = ev_days[sel]
-    ar = panel.ar[row, sel]
-    car = np.cumsum(ar)
-    x = panel.x_event[row][sel]  # (L, k)
-    s = np.cumsum(x, axis=0)  # s_t = sum of regressor rows up to t
-    planes = [s[None, :, j] for j in range(s.shape[1])]
-    factor = car_variance_factor(panel.xtx_inv[row][None], planes, np.arange(1, len(days) + 1))[0]
-    se = panel.sigma[row] * np.sqrt(factor)
-    return pl.DataFrame({"rel_day": days.astype(np.int64), "car": car, "se": se})
+def _style() -> Any:
+    """The house style's rc context (analysis.figure_files), importing matplotlib on first use: the
+    main job imports this module for its figure builders but draws nothing itself."""
+    from analysis.figure_files import style
+
+    return style()
+
+
+def save(fig: Figure, folder: Path, name: str, formats: tuple[str, ...] | None = None) -> list[Path]:
+    """:func:`analysis.figure_files.save` (every format by default): byte-identical when re-run."""
+    from analysis import figure_files
+
+    return figure_files.save(fig, folder, name, figure_files.FORMATS if formats is None else formats)
 
 
 def _layout(g: nx.DiGraph) -> dict[str, np.ndarray]:
@@ -104,17 +100,21 @@ def _on_cycle(fa: FlowAnalysis) -> set[tuple[str, str]]:
     return {(a, b) for c in fa.cycles["nodes"].to_list() for a, b in zip(c, c[1:] + c[:1], strict=True)}
 
 
-def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None) -> Figure:
+def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None,
+                   pos: dict[str, np.ndarray] | None = None) -> Figure:
     """The money-flow graph: width ~ sqrt(amount), red on a round-trip, dashed when undisclosed; the
-    largest amounts are written on their edges; keys for width, colour and dash."""
+    largest amounts are written on their edges; keys for width, colour and dash. ``pos``: the layout
+    (:func:`_layout` of ``fa.graph``) when already computed, e.g. for the report's SVG."""
     from matplotlib.lines import Line2D
+
+    from analysis.figure_files import plt
 
     g = fa.graph
     amounts = [g.edges[e]["amount"] for e in g.edges]
     top = max((a for a in amounts if a is not None), default=1.0)
     with _style():
         fig, ax = plt.subplots(figsize=(7.0, 6.2))
-        _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0)
+        _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0, pos=pos)
         keys = [Line2D([], [], color="#c0392b", lw=2, label="on a round-trip"),
                 Line2D([], [], color="#7f8c8d", lw=2, label="not on a round-trip"),
                 Line2D([], [], color="#7f8c8d", lw=0.6, ls="--", label="amount undisclosed")]
@@ -131,6 +131,8 @@ def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None) -> Fig
 
 def network_history_figure(graphs: list[tuple[str, FlowAnalysis]], names: dict[str, str] | None = None) -> Figure:
     """Small multiples: the flow graph as the ledger had it on each date (same scale in every panel)."""
+    from analysis.figure_files import plt
+
     tops = [a for _, fa in graphs for e in fa.graph.edges if (a := fa.graph.edges[e]["amount"]) is not None]
     top = max(tops, default=1.0)
     # One layout for every panel (the last, fullest graph's), so a company stays in its place.
@@ -155,7 +157,17 @@ def network_history_figure(graphs: list[tuple[str, FlowAnalysis]], names: dict[s
     return fig
 
 
+def flow_history_figure(history: Sequence[tuple[str, pl.DataFrame]], names: dict[str, str] | None = None) -> Figure:
+    """:func:`network_history_figure` of the flows in effect on each date (``ledger.api.flows`` frames):
+    the graphs are analysed where the figure is drawn (a figure worker of the main job)."""
+    from analysis import network
+
+    return network_history_figure([(d, network.analyse(f)) for d, f in history], names)
+
+
 def car_path_figure(path: pl.DataFrame, title: str) -> Figure:
+    from analysis.figure_files import plt
+
     with _style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
         d = path["rel_day"].to_numpy()
@@ -174,25 +186,6 @@ def car_path_figure(path: pl.DataFrame, title: str) -> Figure:
     return fig
 
 
-def caar_path(panel: ARPanel, start: int, end: int) -> pl.DataFrame:
-    """CAAR from ``start`` to each day up to ``end`` with its cross-sectional standard error: for each
-    day, the mean and sd/sqrt(n) (ddof 1) of the firm-events' CARs over [start, day], over the
-    firm-events with an AR on every day so far (the cross-sectional t test's inputs)."""
-    ev_days = panel.event_days
-    sel = (ev_days >= start) & (ev_days <= end)
-    car = np.cumsum(panel.ar[:, sel], axis=1)  # NaN from the first missing day on
-    ok = np.isfinite(car)
-    n = ok.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.where(ok, car, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
-        dev = np.where(ok, car - mean, 0.0)
-        sd = np.sqrt((dev**2).sum(axis=0) / (n - 1))
-        se = np.where(n > 1, sd / np.sqrt(n), np.nan)
-    return pl.DataFrame(
-        {"rel_day": ev_days[sel].astype(np.int64), "caar": mean, "se": se, "n": n.astype(np.int64)}
-    ).with_columns(pl.col("caar").fill_nan(None), pl.col("se").fill_nan(None))
-
-
 def _integer_days(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -202,6 +195,8 @@ def _integer_days(ax: Any) -> None:
 def caar_figure(path: pl.DataFrame) -> Figure:
     """CAAR path (:func:`caar_path`) with its 95% band (t(n-1)); integer day ticks."""
     from scipy import special
+
+    from analysis.figure_files import plt
 
     with _style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
@@ -226,6 +221,8 @@ def caar_figure(path: pl.DataFrame) -> Figure:
 
 def forest_figure(car0: pl.DataFrame) -> Figure:
     """Event-day AR per firm-event with 95% intervals (``car0``: the [0,0] rows of the CAR table)."""
+    from analysis.figure_files import plt
+
     d = car0.drop_nulls("car").sort(["t0", "event_id"], descending=[True, True])
     with _style():
         fig, ax = plt.subplots(figsize=(5.5, 0.16 * d.height + 1.0))
@@ -250,6 +247,8 @@ def timeline_figure(car_w: pl.DataFrame, window: str) -> Figure:
     the year of the fifth announcement, so a few early ones do not push the rest into a corner; the
     early ones still count in the running sums, and the figure says how many there are."""
     import datetime as dt
+
+    from analysis.figure_files import plt
 
     d = car_w.drop_nulls("car").sort(["t0", "event_id"])
     dates = d["t0"].to_list()
@@ -281,7 +280,7 @@ def _place_labels(x: np.ndarray, y: np.ndarray, labels: list[str], ax: Any, font
     takes the first whose box (in display units, estimated from the font size) collides with no
     earlier label and no other point. Deterministic; points are taken from the most extreme y."""
     fig = ax.figure
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # final limits and transforms, without rasterizing the figure
     tr = ax.transData
     pts = tr.transform(np.column_stack([x, y]))
     h = font * fig.dpi / 72 * 1.2
@@ -308,6 +307,8 @@ def _place_labels(x: np.ndarray, y: np.ndarray, labels: list[str], ax: Any, font
 def size_figure(d: pl.DataFrame, window: str, n_total: int | None = None) -> Figure:
     """Deal size ($bn, log scale) against CAR for firm-events with a disclosed amount; every point
     labelled (ticker and month) without overlaps; the title says how many firm-events lack an amount."""
+    from analysis.figure_files import plt
+
     d = d.drop_nulls(["amount_bn", "car"]).filter(pl.col("amount_bn") > 0).sort("event_id")
     total = n_total if n_total is not None else d.height
     with _style():

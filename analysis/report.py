@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -111,8 +112,12 @@ def build_report(
     explain: Summary | None = None,
     activity: dict[str, Summary] | None = None,
     timeline: Summary | None = None,
+    flow_layout: dict[str, Any] | None = None,
 ) -> str:
     """The whole HTML page (deterministic: no timestamp).
+
+    ``flow_layout``: ``analysis.plots._layout(fa.graph)`` when already computed (the main job has a
+    figure worker compute it while it goes on); computed here otherwise.
 
     ``dollar``: :func:`analysis.dollar_outputs.dollar_section`'s frames; ``clustered``:
     :func:`analysis.research_sections.clustered_summaries`; each adds its section when given, and
@@ -152,7 +157,7 @@ def build_report(
             + headline_html(res, fa, main, dollar["tests"] if dollar else None)),
         sec("Money flows and round-trips", "<p>Who committed money to whom, and where the money can come "
             "back to its source. Hover an edge for its deals, amount and the stock reaction.</p>"
-            + flow_svg(fa, company_names or names, res.car, main_window)
+            + flow_svg(fa, company_names or names, res.car, main_window, pos=flow_layout)
             + html.escape(fa.summary()).replace("\n", "<br>")
             + fig("flow_network", "Committed flows between companies; red edges lie on a round-trip.")
             + (fig("flow_network_history", "The carousel on four dates: the deals in effect on each "
@@ -250,15 +255,18 @@ def headline_html(res: EventStudyResult, fa: FlowAnalysis, main: pl.DataFrame,
         f"<div><b>{html.escape(v)}</b><span>{html.escape(t)}</span></div>" for v, t in boxes) + "</div>"
 
 
-def flow_svg(fa: FlowAnalysis, names: dict[str, str], car: pl.DataFrame, window: str) -> str:
+def flow_svg(fa: FlowAnalysis, names: dict[str, str], car: pl.DataFrame, window: str,
+             pos: dict[str, Any] | None = None) -> str:
     """The flow graph as inline SVG: hovering an edge shows its deals, amount and the CARs of their
-    listed counterparties (``car``: the study's CAR frame). Same layout as the paper figure."""
-    from analysis.plots import _layout
-
+    listed counterparties (``car``: the study's CAR frame). Same layout as the paper figure (``pos``:
+    ``analysis.plots._layout(fa.graph)`` when already computed)."""
     g = fa.graph
     if g.number_of_nodes() == 0:
         return ""
-    pos = _layout(g)
+    if pos is None:
+        from analysis.plots import _layout
+
+        pos = _layout(g)
     on_cycle = {(a, b) for c in fa.cycles["nodes"].to_list() for a, b in zip(c, c[1:] + c[:1], strict=True)}
     amounts = [g.edges[e]["amount"] for e in g.edges if g.edges[e]["amount"] is not None]
     top = max(amounts, default=1.0)

@@ -14,15 +14,22 @@ import html
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from matplotlib.figure import Figure
 
 from analysis import htmlreport, plots
 from analysis.clustered import ClusteredInference
 from analysis.dollar_outputs import summaries as dollar_summaries
 from analysis.spec import DEFAULT_EXPLAIN, ExplainSpec, parse_cov
 from analysis.summary import Column, Fmt, Summary, Table, fixed, integer, percent, pvalue
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: ``draw(build, args, folder, name) -> paths``: builds ``build(*args)`` and writes it in every format
+#: (the main job's hands it to a figure worker, carousel.figure_pool).
+DrawFn = Callable[[Callable[..., "Figure"], tuple[Any, ...], Path, str], list[Path]]
 
 #: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
 #: ``analysis.clustered.clustered_inference`` with its defaults (999 / 9999) is the full-size route.
@@ -364,15 +371,19 @@ def write_summaries(summaries: dict[str, Summary], tables: Path, prefix: str,
     return out
 
 
-def write_dollar_files(frames: dict[str, pl.DataFrame], figures: dict[str, Figure], tables: Path,
-                       figure_dir: Path, save: Callable[[Figure, Path, str], list[Path]] = plots.save) -> list[Path]:
+def write_dollar_files(frames: dict[str, pl.DataFrame], tables: Path, figure_dir: Path,
+                       draw: DrawFn | None = None, window: str | None = None) -> list[Path]:
     """The dollar section's files: ``dollar_<name>.{csv,md,tex}``, ``dollar_cumulative.csv`` and the
-    figures (as ``analysis.dollar_outputs.write_dollar_section``, with LaTeX that fits a page).
-    ``save`` writes a figure (the main job's may hand it to a worker process)."""
+    figures of ``analysis.dollar_outputs.FIGURES`` (as ``analysis.dollar_outputs.write_dollar_section``,
+    with LaTeX that fits a page). ``draw`` builds and writes a figure (default: in this process; the
+    main job's hands it to a worker process); ``window`` is the frames' window (default the section's)."""
+    from analysis.dollar_outputs import FIGURES, WINDOW
+
     out = write_summaries(dollar_summaries(frames), tables, "dollar")
     cum = tables / "dollar_cumulative.csv"
     frames["cumulative"].write_csv(cum, float_precision=6)
     out.append(cum)
-    for name, fig in figures.items():
-        out += save(fig, figure_dir, name)
+    for name, (build, frame) in FIGURES.items():
+        args = (frames[frame], window or WINDOW)
+        out += draw(build, args, figure_dir, name) if draw is not None else plots.save(build(*args), figure_dir, name)
     return out

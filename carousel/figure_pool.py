@@ -1,19 +1,24 @@
-"""Saving the main job's figures in worker processes while the job goes on.
+"""Drawing and saving the main job's figures in worker processes while the job goes on.
 
 Why: writing 11 figures as PDF, SVG and PNG was about half of a cold ``carousel run`` (each format
-redraws the figure; the PDF embeds subsetted fonts), all of it in one process on a machine with more
-cores. Here the main process still *builds* every figure (the data and the drawing calls are cheap),
-then hands it pickled to a worker that saves it in the requested formats, and goes on with its tables
-and research sections; the job waits for the files before the report embeds the PNGs.
+redraws the figure; the PDF embeds subsetted fonts), and building them (text layout for
+``tight_layout``, the Kamada-Kawai network layouts) was a quarter of what the main process had left.
+Here the main process computes each figure's *data* (Polars frames, small arrays) and hands the data
+with the figure's builder (a module-level function of ``analysis``) to a worker, which builds the figure
+and saves it in the requested formats (:meth:`FigurePool.draw`); the main process goes on with its tables
+and research sections, never imports matplotlib, and waits for the files before the report embeds the
+PNGs. :meth:`FigurePool.save` still takes a built figure (pickled to the worker).
 
-Determinism: a worker saves one whole figure with :func:`analysis.figure_files.save`, exactly the call the
-serial route makes, so the bytes depend only on the figure and the format, not on which process or in
-which order (tests/shell/test_figure_pool.py compares parallel and serial files byte for byte).
+Determinism: a worker builds and saves one whole figure with the same calls as the serial route
+(``save(build(*args), ...)`` with :func:`analysis.figure_files.save`), so the bytes depend only on the
+data and the format, not on which process or in which order (tests/shell/test_figure_pool.py compares
+parallel and serial files byte for byte; the golden test compares the whole job's files).
 
-Workers come from a ``forkserver``: a fresh interpreter that imports matplotlib once and forks the
-workers from that clean, single-threaded state. Forking the main process itself is unsafe (DuckDB and
+Workers come from a ``forkserver``: a fresh interpreter that imports matplotlib and the figure modules
+once and forks the workers from that clean state. Forking the main process itself is unsafe (DuckDB and
 Polars threads may hold locks at the fork), and a spawned worker per figure would import matplotlib
-again each time.
+again each time. The forkserver is started from a background thread: starting a worker waits for the
+forkserver's imports (about a second), which the main process spends on its own steps instead.
 """
 
 from __future__ import annotations
@@ -21,29 +26,42 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from analysis.figure_files import FORMATS as ALL_FORMATS
 from core.errors import CarouselError, InputError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: Every figure format, in the order they are written (analysis.figure_files.FORMATS; spelled out here
+#: so that the main process need not import matplotlib to parse ``--formats``).
+ALL_FORMATS = ("pdf", "svg", "png")
+
 #: The report embeds the PNGs, so PNG is always written.
 REQUIRED_FORMAT = "png"
 
-#: What the forkserver imports once, before it forks the workers: matplotlib and the three backends'
-#: writers (the PDF one loads fontTools for the font subsets), not Polars or the analysis.
-_PRELOAD = ["carousel.figure_pool", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_pdf",
-            "matplotlib.backends.backend_svg"]
+#: What the forkserver imports once, before it forks the workers: matplotlib with pyplot and the house
+#: style (analysis.figure_files), the three backends' writers (the PDF one loads fontTools for the font
+#: subsets), the modules whose builders the main job hands over (with Polars and networkx under them)
+#: and scipy.optimize for the network layouts; each worker would otherwise import them itself.
+_PRELOAD = ["carousel.figure_pool", "analysis.figure_files", "matplotlib.backends.backend_agg",
+            "matplotlib.backends.backend_pdf", "matplotlib.backends.backend_svg", "analysis.plots",
+            "analysis.activity_figures", "analysis.dollar_outputs", "analysis.timeline_series", "scipy.optimize"]
 
-#: ``save(fig, folder, name) -> paths``: how the job's steps write a figure.
+T = TypeVar("T")
+
+#: ``save(fig, folder, name) -> paths``: how the job's steps write a built figure.
 SaveFn = Callable[["Figure", Path, str], list[Path]]
+#: ``build(*args) -> Figure``: a module-level function (it is pickled by name) drawing from data.
+Builder = Callable[..., "Figure"]
+#: ``draw(build, args, folder, name) -> paths``: how the job's steps build and write a figure.
+DrawFn = Callable[[Builder, tuple[Any, ...], Path, str], list[Path]]
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -81,6 +99,13 @@ def _save_pickled(blob: bytes, folder: str, name: str, formats: tuple[str, ...])
     return [str(p) for p in save(fig, Path(folder), name, formats)]
 
 
+def _draw(build: Builder, args: tuple[Any, ...], folder: str, name: str, formats: tuple[str, ...]) -> list[str]:
+    """Worker side: build the figure from its data and save it, as the serial route does."""
+    from analysis.figure_files import save
+
+    return [str(p) for p in save(build(*args), Path(folder), name, formats)]
+
+
 def _warm() -> None:
     """Nothing: submitted first so the workers start (and the forkserver imports matplotlib) while the
     main process reads the ledger and the prices."""
@@ -99,31 +124,83 @@ class FigurePool:
         self.formats = formats
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: threading.Thread | None = None
         self._pending: list[tuple[str, Future[list[str]]]] = []
 
     def __enter__(self) -> FigurePool:
         if self.workers > 0:
-            try:
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(_PRELOAD)
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-                for _ in range(self.workers):
-                    self._pool.submit(_warm)
-            except (OSError, ImportError, ValueError):
-                # No forkserver or no POSIX semaphores here (some sandboxes): the figures are then
-                # written in this process, the same files, only not in parallel.
-                self.__exit__(None, None, None)
+            self._starting = threading.Thread(target=self._start, name="figure-pool-start", daemon=True)
+            self._starting.start()
         return self
+
+    def _start(self) -> None:
+        """Start the forkserver and the workers (blocks until the forkserver has imported _PRELOAD)."""
+        try:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)
+            pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        except (OSError, ImportError, ValueError):
+            # No forkserver or no POSIX semaphores here (some sandboxes): the figures are then
+            # written in this process, the same files, only not in parallel.
+            return
+        self._pool = pool
+        try:
+            for _ in range(self.workers):
+                pool.submit(_warm)
+        except (OSError, ImportError, ValueError, BrokenProcessPool):
+            self._pool = None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _ready(self) -> ProcessPoolExecutor | None:
+        """The pool once started (None: figures are written in this process)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        return self._pool
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        pool = self._ready()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def draw(self, build: Builder, args: tuple[Any, ...], folder: Path, name: str) -> list[Path]:
+        """Build ``build(*args)`` and write (or start writing) ``folder/name.<fmt>`` for each format; the
+        paths, in format order. ``build`` must be a module-level function and ``args`` must pickle
+        (frames and plain values, not connections)."""
+        pool = self._ready()
+        if pool is None:
+            from analysis.figure_files import save
+
+            return save(build(*args), folder, name, self.formats)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._pending.append((name, pool.submit(_draw, build, args, str(folder), name, self.formats)))
+        return [folder / f"{name}.{fmt}" for fmt in self.formats]
+
+    def call(self, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+        """``fn(*args)`` in a worker (in this process without workers); returns a function that gives
+        its result (waiting for it). For pure work the main job needs only later (the report's network
+        layout): the same result wherever it runs."""
+        pool = self._ready()
+        if pool is None:
+            value = fn(*args)
+            return lambda: value
+        fut = pool.submit(fn, *args)
+
+        def result() -> T:
+            try:
+                return fut.result()
+            except BrokenProcessPool as exc:
+                raise CarouselError(f"a figure worker died ({exc}); run again with --jobs 0 to do its work "
+                                    "in the main process") from None
+
+        return result
 
     def save(self, fig: Figure, folder: Path, name: str) -> list[Path]:
         """Write (or start writing) ``folder/name.<fmt>`` for each format; the paths, in format order."""
-        if self._pool is None:
+        pool = self._ready()
+        if pool is None:
             from analysis.figure_files import save
 
             return save(fig, folder, name, self.formats)
@@ -132,7 +209,7 @@ class FigurePool:
         folder.mkdir(parents=True, exist_ok=True)
         blob = pickle.dumps(fig, protocol=pickle.HIGHEST_PROTOCOL)
         plt.close(fig)  # the worker has its own copy; this one would only hold memory
-        self._pending.append((name, self._pool.submit(_save_pickled, blob, str(folder), name, self.formats)))
+        self._pending.append((name, pool.submit(_save_pickled, blob, str(folder), name, self.formats)))
         return [folder / f"{name}.{fmt}" for fmt in self.formats]
 
     def wait(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from analysis.report import Provenance
 from analysis.results import EventStudyResult
 from analysis.spec import DEFAULT_EXPLAIN, DEFAULT_SPEC, ExplainSpec, StudySpec
 from carousel.db import connect
-from carousel.figure_pool import ALL_FORMATS, FigurePool, SaveFn
+from carousel.figure_pool import ALL_FORMATS, DrawFn, FigurePool
 from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
@@ -253,11 +254,11 @@ class Research:
 
 
 def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: EventStudyResult,
-             fa: FlowAnalysis, dollars: pl.DataFrame, save: SaveFn) -> tuple[Research, list[Path]]:
+             fa: FlowAnalysis, dollars: pl.DataFrame, draw: DrawFn) -> tuple[Research, list[Path]]:
     """Dollar value moved (issue 14) and inference for clustered events (issue 15): tables and figures."""
     from analysis.clustered import clustered_inference
     from analysis.date_basis import apply_date_basis
-    from analysis.dollar_outputs import dollar_section
+    from analysis.dollar_outputs import dollar_frames
     from analysis.events import firm_events
     from analysis.research_sections import (
         RUN_N_BOOT,
@@ -278,12 +279,11 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     events = firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
                          unknown_policy=job.spec.unknown_policy)
     try:
-        frames, figures = dollar_section(dollars, inputs.deals, inputs.flows, events=events,
-                                         cycle_frame=fa.cycles)
+        frames = dollar_frames(dollars, inputs.deals, inputs.flows, events=events, cycle_frame=fa.cycles)
     except InputError as exc:
         skipped["dollar"] = str(exc)
     else:
-        files += write_dollar_files(frames, figures, job.tables, job.figures, save=save)
+        files += write_dollar_files(frames, job.tables, job.figures, draw=draw)
     try:
         ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
                                  n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
@@ -295,8 +295,8 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     explained = explain_section(con, job, inputs, res, skipped)
     if explained is not None:
         files += write_summaries({"second_stage": explained}, job.tables, "explain")
-    activity = activity_section(con, job, inputs, res, skipped, files, save)
-    over_time = timeline_section(con, job, files, save)
+    activity = activity_section(con, job, inputs, res, skipped, files, draw)
+    over_time = timeline_section(con, job, files, draw)
     from analysis.robustness import event_day_robustness, robustness_summary
 
     robust = robustness_summary(event_day_robustness(inputs.deals, inputs.returns, job.spec, base=res))
@@ -304,7 +304,7 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     return Research(frames, clustered, skipped, robust, explained, activity, over_time), files
 
 
-def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path], save: SaveFn) -> Any:
+def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path], draw: DrawFn) -> Any:
     """The carousel per month end (analysis.timeline_series): the table and the figure of every vintage
     with data (an empty one is named, not drawn); None for a ledger without announcements."""
     from analysis.research_sections import timeline_summary, write_summaries
@@ -315,15 +315,15 @@ def timeline_section(con: duckdb.DuckDBPyConnection, job: Job, files: list[Path]
         return None
     summary = timeline_summary(frame)
     files += write_summaries({"carousel": summary}, job.tables, "timeline", longtables=("carousel",))
-    files += save(timeline_plot(frame), job.figures, "carousel_over_time")
+    files += draw(timeline_plot, (frame,), job.figures, "carousel_over_time")
     return summary
 
 
 def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, res: EventStudyResult,
-                     skipped: dict[str, str], files: list[Path], save: SaveFn) -> Any:
+                     skipped: dict[str, str], files: list[Path], draw: DrawFn) -> Any:
     """Run-up ([-10,-1], [-1,-1]) with the Stargate ORCL figure, abnormal volume and the pooled variance
     ratio of [-1,+1] (issue 15 items 4-5); appends the files it writes to ``files``."""
-    from analysis.activity_figures import runup_figure
+    from analysis.activity_figures import daily_ar_figure, runup_rows
     from analysis.date_basis import apply_date_basis
     from analysis.maintable import main_results
     from analysis.models import benchmark_tickers
@@ -353,7 +353,9 @@ def activity_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, r
     summaries = activity_summaries(main_results(runup), main_results(volume), ratio.pooled)
     files += write_summaries(summaries, job.tables, "activity")
     if RUNUP_EVENT in runup.panel.keys["event_id"].to_list():
-        files += save(runup_figure(runup, RUNUP_EVENT), job.figures, "runup_stargate_orcl")
+        title = f"{RUNUP_EVENT}: daily AR ({runup.model.name})"  # activity_figures.runup_figure's
+        files += draw(daily_ar_figure, (runup_rows(runup, RUNUP_EVENT), RUNUP_EVENT, title), job.figures,
+                      "runup_stargate_orcl")
     return summaries
 
 
@@ -383,35 +385,37 @@ def explain_section(con: duckdb.DuckDBPyConnection, job: Job, inputs: Inputs, re
 
 
 def make_figures(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis,
-                 save: SaveFn) -> tuple[str, list[Path]]:
-    """Every figure, written by ``save`` (in the job's formats); returns the CAR path's firm-event and
-    the files."""
+                 draw: DrawFn, flow_layout: Callable[[], dict[str, Any]] | None = None) -> tuple[str, list[Path]]:
+    """Every figure of the study and the flow graph, drawn and written by ``draw`` (in the job's
+    formats; a figure worker builds it from the data computed here); returns the CAR path's
+    firm-event and the files. ``flow_layout`` gives the flow graph's layout (a worker computes it for
+    the report): the network figure, submitted last so that it is ready, draws with it."""
     from analysis import plots
     from analysis.report import model_label
     from analysis.study import announcement_sizes
 
     figs, spec = job.figures, job.spec
     names = dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True))
-    made = save(plots.network_figure(fa, names), figs, "flow_network")
+    # The history first: its layout takes longest to draw.
+    history = []
+    if inputs.flow_history:
+        history = draw(plots.flow_history_figure, (inputs.flow_history, names), figs, "flow_network_history")
+    made: list[Path] = []
     keys = res.panel.keys["event_id"].to_list()
     focus = FOCUS_EVENT if FOCUS_EVENT in keys else keys[0]
     start = min(-5, *(w.start for w in spec.windows))
     end = max(10, *(w.end for w in spec.windows))
     path_df = plots.car_path(res.panel, keys.index(focus), start, end)
-    made += save(plots.car_path_figure(path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
-    made += save(plots.caar_figure(plots.caar_path(res.panel, start, end)), figs, "caar")
-    made += save(plots.forest_figure(res.car.filter(window=spec.day_window.label)), figs, "forest_event_day")
+    made += draw(plots.car_path_figure, (path_df, f"CAR, {focus} ({model_label(spec)})"), figs, "car_path")
+    made += draw(plots.caar_figure, (plots.caar_path(res.panel, start, end),), figs, "caar")
+    made += draw(plots.forest_figure, (res.car.filter(window=spec.day_window.label),), figs, "forest_event_day")
     main = spec.main_window.label
     car1 = res.car.filter(window=main)
-    made += save(plots.timeline_figure(car1, main), figs, "timeline")
+    made += draw(plots.timeline_figure, (car1, main), figs, "timeline")
     sizes = car1.join(announcement_sizes(inputs.deals, spec), on="event_id", how="left")
-    made += save(plots.size_figure(sizes, main, n_total=car1.height), figs, "size_vs_car")
-    if inputs.flow_history:
-        from analysis import network
-
-        history = [(d, network.analyse(f)) for d, f in inputs.flow_history]
-        made += save(plots.network_history_figure(history, names), figs, "flow_network_history")
-    return focus, made
+    made += draw(plots.size_figure, (sizes, main, car1.height), figs, "size_vs_car")
+    network = draw(plots.network_figure, (fa, names, flow_layout() if flow_layout else None), figs, "flow_network")
+    return focus, network + made + history
 
 
 def make_tables(job: Job, res: EventStudyResult, fa: FlowAnalysis) -> tuple[pl.DataFrame, pl.DataFrame, list[Path]]:
@@ -443,7 +447,7 @@ def _slug(day: int) -> str:
 
 
 def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalysis, o: Outputs,
-                 extra: Research | None = None) -> Path:
+                 extra: Research | None = None, flow_layout: dict[str, Any] | None = None) -> Path:
     from analysis.report import build_report
 
     page = build_report(res=res, fa=fa, spec=job.spec, provenance=inputs.provenance, figures=job.figures,
@@ -455,6 +459,7 @@ def write_report(job: Job, inputs: Inputs, res: EventStudyResult, fa: FlowAnalys
                         explain=extra.explain if extra else None,
                         activity=extra.activity if extra else None,
                         timeline=extra.timeline if extra else None,
+                        flow_layout=flow_layout,
                         main_window=job.spec.main_window.label,
                         company_names=dict(zip(inputs.companies["company_id"], inputs.companies["name"], strict=True)))
     path = job.out / "report.html"
@@ -485,7 +490,7 @@ def run(
     processes that save the figures while the job goes on (carousel.figure_pool); 0 saves them in
     this process. The files are the same bytes either way.
     """
-    from analysis import network
+    from analysis import network, plots
 
     console = console or Console(markup=False)  # deal ids and file names are data, not rich markup
     # Outputs are written to a staging folder under --out and renamed into place once all exist
@@ -531,9 +536,12 @@ def run(
         step("flow graph")
         fa = network.analyse(inputs.flows)
         summary.cycles = fa.cycles.height
+        # The report's network layout (the paper figure's Kamada-Kawai, which imports scipy.optimize)
+        # is computed by a figure worker meanwhile.
+        flow_layout = figures.call(plots._layout, fa.graph)
         done()
         step("figures")
-        focus, files = make_figures(job, inputs, res, fa, figures.save)
+        focus, files = make_figures(job, inputs, res, fa, figures.draw, flow_layout)
         summary.files += files
         done()
         step("tables")
@@ -541,12 +549,13 @@ def run(
         summary.files += files
         done()
         step("research sections")
-        extra, files = research(job, con, inputs, res, fa, dollars, figures.save)
+        extra, files = research(job, con, inputs, res, fa, dollars, figures.draw)
         summary.files += files
         done()
         step("report")
         figures.wait()  # the report embeds the PNGs
-        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra))
+        summary.files.append(write_report(job, inputs, res, fa, Outputs(focus, car_table, battery), extra,
+                                          flow_layout()))
         top = res.car.filter(pl.col("p") < 0.05).sort("t", descending=True).head(5)
         summary.highlights = top.select("event_id", "window", "car", "t").to_dicts()
         summary.files = publish(stage, out, summary.files)

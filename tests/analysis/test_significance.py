@@ -170,6 +170,32 @@ def test_rank_ties_are_averaged() -> None:
         np.testing.assert_allclose(ranks[i], stats.rankdata(ar[i]))
 
 
+def test_average_ranks_are_scipy_rankdata_bit_for_bit() -> None:
+    """analysis.significance ranks without scipy.stats (its import is a cold-start cost): the same
+    array as scipy.stats.rankdata(..., axis=1, nan_policy="omit"), ties, NaN, infinities and all."""
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 12, size=(300, 61)).astype(float)  # many ties
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[0, :] = np.nan  # an all-NaN row
+    x[1, :5] = [np.inf, -np.inf, np.inf, 3.0, -np.inf]
+    x[2, :] = 7.0  # one tie group
+    x = np.vstack([x, rng.normal(size=(50, 61))])  # no ties
+    ours = S.average_ranks(x)
+    ref = stats.rankdata(x, axis=1, nan_policy="omit")
+    assert ours.dtype == ref.dtype
+    np.testing.assert_array_equal(ours, ref)
+    assert np.array_equal(np.isnan(ours), np.isnan(x))
+
+
+def test_tails_are_scipy_stats_bit_for_bit() -> None:
+    """t and normal tails from scipy.special give exactly scipy.stats' t.sf and norm.sf."""
+    rng = np.random.default_rng(17)
+    x = np.concatenate([np.abs(rng.standard_t(3, 2000)) * rng.uniform(0, 5, 2000), [0.0, np.inf, 40.0]])
+    df = rng.integers(1, 300, x.size)
+    np.testing.assert_array_equal(S._t_sf(x, df), stats.t.sf(x, df))
+    np.testing.assert_array_equal(S._norm_sf(x), stats.norm.sf(x))
+
+
 def test_generalized_sign_formula() -> None:
     p, *_ = simulate(7, shock=0.01, missing=True)
     e = p.full_ar()[:, :L_EST]

@@ -239,3 +239,31 @@ def test_an_empty_vintage_is_named_not_listed(tmp_path: Path) -> None:
     assert "round_trips__recorded" not in timeline_summary(t).tables[0].frame.columns
     assert "Not listed, as recorded in the ledger by month end: no deal had been recorded" in md
     assert "As publicly reported by month end equals as known today at every month end" in md
+
+
+def test_each_month_measured_on_its_own_gives_the_same_table(live_db: Path) -> None:
+    """carousel_timeline measures each different snapshot once: the table equals measuring every
+    (month, vintage) on its own flows, as the definition reads (the live ledger's three vintages)."""
+    from analysis.timeline_series import (
+        TIMELINE_SCHEMA,
+        VINTAGES,
+        _measures,
+        carousel_timeline,
+        timeline_snapshots,
+    )
+
+    with connect(live_db, read_only=True) as con:
+        flows, current = timeline_snapshots(con)
+    months = sorted(flows["known_on"].unique().to_list())
+    rows = []
+    for m in months:
+        for vintage in VINTAGES:
+            part = flows.filter((pl.col("known_on") == m) & (pl.col("vintage") == vintage))
+            rows.append({"month": m, "vintage": vintage, **_measures(part, current)})
+    one_by_one = pl.DataFrame(rows, schema=TIMELINE_SCHEMA, orient="row").sort("month", "vintage")
+    table = carousel_timeline(flows, current, months)
+    assert table.equals(one_by_one)
+    assert table.height == 3 * len(months) > 30
+    # Not a table of zeros: the last month as known today has the flows and round-trips.
+    last = table.filter((pl.col("month") == months[-1]) & (pl.col("vintage") == "today"))
+    assert last["committed_usd"][0] > 1e11 and last["n_round_trips"][0] > 0
