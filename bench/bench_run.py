@@ -34,6 +34,7 @@ MODES: dict[str, list[str]] = {
     "parallel": [],
     "serial": ["--jobs", "0"],
     "png": ["--formats", "png"],
+    "png-pdf": ["--formats", "png,pdf"],
     "png-serial": ["--formats", "png", "--jobs", "0"],
 }
 _PR_SET_CHILD_SUBREAPER = 36
