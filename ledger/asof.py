@@ -153,11 +153,12 @@ SELECT *, CASE WHEN et <> 'DealAmended' THEN pos WHEN {valid} IS NULL OR eff <= 
 FROM ({union})"""
 
 
-def _row_sql(src: str, keys: str) -> str:
-    """Deal rows (``ledger.project.deal_row``) from the winners' JSON texts ``j_<field>`` of ``src``."""
+def _row_sql(src: str, keys: str, *, typed: bool = False) -> str:
+    """Deal rows (``ledger.project.deal_row``) from the winners' JSON texts ``j_<field>`` of ``src`` (or,
+    ``typed``, their values parsed already: the scalar is the column itself instead of its ``->> '$'``)."""
     cols = []
     for f, kind in _FIELDS.items():
-        s = f"(j_{f} ->> '$')"
+        s = f"j_{f}" if typed else f"(j_{f} ->> '$')"
         if f == "contract_id":
             expr = f"coalesce(nullif({s}, ''), deal_id)"
         elif f in ("session", "amount_kind"):
@@ -284,28 +285,7 @@ def _field_keys(key: str) -> dict[str, str]:
 
 def _typed_row_sql(src: str, keys: str) -> str:
     """Deal rows (``ledger.project.deal_row``) from the winners' typed values ``j_<field>`` of ``src``."""
-    cols = []
-    for f, kind in _FIELDS.items():
-        s = f"j_{f}"
-        if f == "contract_id":
-            expr = f"coalesce(nullif({s}, ''), deal_id)"
-        elif f in ("session", "amount_kind"):
-            expr = f"coalesce(nullif({s}, ''), '{'unknown' if f == 'session' else 'undisclosed'}')"
-        elif kind == _DATE:
-            expr = f"CAST(nullif({s}, '') AS DATE)"
-        elif kind == _LIST:
-            expr = f"coalesce(from_json({s}, '[\"VARCHAR\"]'), [])"
-        elif kind == "bool":
-            expr = f"{s} IS NULL OR {s} NOT IN ('false', 'null', '0', '\"\"', '[]', '{{}}')"
-        elif kind == _AMOUNT:
-            simple = f"regexp_full_match({s}, '-?[0-9]{{1,36}}(\\.[0-9]{{1,2}})?')"
-            cols.append(f"CASE WHEN {s} <> '' AND NOT {simple} THEN {s} END AS _odd_{f}")
-            expr = f"CASE WHEN {simple} THEN CAST({s} AS DECIMAL(38, 2)) END"
-        else:
-            expr = s
-        cols.append(f"{expr} AS {f}")
-    return f"SELECT {keys}, deal_id, CASE WHEN retracted THEN 'retracted' ELSE 'active' END AS status, " \
-           f"version, {', '.join(cols)} FROM {src}"
+    return _row_sql(src, keys, typed=True)
 
 
 def _odd_amount(text: str) -> Any:
