@@ -27,20 +27,9 @@ DEALS = Path(__file__).resolve().parents[2] / "data" / "events" / "deals.csv"
 
 
 def _figures(tmp: Path) -> dict[str, object]:
-    """Three figures of different kinds: bands and markers, a t band, a drawn graph with labels."""
-    days = np.arange(-5, 11)
-    rng = np.random.default_rng(20261201)
-    ar = rng.normal(0.002, 0.01, days.size)
-    path = pl.DataFrame({"rel_day": days, "car": np.cumsum(ar), "se": 0.01 * np.sqrt(np.arange(1, days.size + 1))})
-    caar = path.rename({"car": "caar"}).with_columns(pl.Series("n", np.full(days.size, 40)))
-    with connect(tmp / "g.duckdb") as con:
-        import_file(con, DEALS)
-        fa = network.analyse(api.flows(con))
-    return {
-        "car_path": plots.car_path_figure(path, "CAR, a test firm-event [é, ü]"),
-        "caar": plots.caar_figure(caar),
-        "flow_network": plots.network_figure(fa, {"openai": "OpenAI", "oracle": "Oracle"}),
-    }
+    """Three figures of different kinds (bands and markers, a t band, a drawn graph with labels), built
+    in this process from the data :func:`_figure_data` hands the workers."""
+    return {name: build(*args) for name, (build, args) in _figure_data(tmp).items()}  # type: ignore[operator]
 
 
 def _digests(folder: Path) -> dict[str, str]:
