@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,56 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
+def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder built by ``build`` once per test run, shared by every xdist worker of that run.
+
+    Why: a session fixture is built once per worker, so with ``-n 2`` an expensive artefact (the main job's
+    database and outputs) was built twice, each build taking a core the other worker's tests wanted. Under
+    xdist the workers' temp folders (``popen-gw0``...) sit in one folder of the run; the first worker to
+    ask builds there under a file lock, the other waits and reuses it. The result is read-only: a test that
+    writes copies it first (a shared DuckDB file may be opened read-only by both workers at once).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / f"shared-{name}"
+    with (base / f"shared-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / f"shared-{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way is started over
+            folder.mkdir()
+            build(folder)
+            (base / f"shared-{name}.built").touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], None]], Path]:
+    """:func:`shared_build` for fixtures elsewhere: ``shared(name, build)`` -> the folder, built once per run."""
+    def get(name: str, build: Callable[[Path], None]) -> Path:
+        return shared_build(tmp_path_factory, name, build)
+    return get
+
+
+def _carousel_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
+    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
+                          timeout=600, cwd=REPO, env=env)
+
+
+@pytest.fixture(scope="session")
+def main_job_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`carousel run` on a fresh database, as a user calls it (a subprocess): its database and ``--out``
+    folder, built once per test run and shared read-only (tests that write copy them)."""
+    def build(folder: Path) -> None:
+        res = _carousel_cli("run", "--db", str(folder / "c.duckdb"), "--out", str(folder / "out"))
+        assert res.returncode == 0, res.stderr
+        assert "Traceback" not in res.stderr
+
+    folder = shared_build(tmp_path_factory, "main-job-run", build)
+    return folder / "c.duckdb", folder / "out"
+
+
 @pytest.fixture
 def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh database path; $CAROUSEL_DB points at it so CLI calls without --db use it too."""
@@ -49,13 +101,13 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def seeded_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database with the shipped deals imported through the real CLI, built once per session."""
-    db = tmp_path_factory.mktemp("seed") / "seed.duckdb"
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    res = subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", str(DATA / "events" / "deals.csv"),
-                          "--db", str(db)], capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
-    assert res.returncode == 0, res.stderr
-    return db
+    """A database with the shipped deals imported through the real CLI, built once per test run (shared by
+    the xdist workers, read-only: tests that write copy it, as :func:`ledger_db` does)."""
+    def build(folder: Path) -> None:
+        res = _carousel_cli("ledger", "import", str(DATA / "events" / "deals.csv"), "--db", str(folder / "seed.duckdb"))
+        assert res.returncode == 0, res.stderr
+
+    return shared_build(tmp_path_factory, "seeded-ledger", build) / "seed.duckdb"
 
 
 @pytest.fixture(scope="session")
