@@ -20,6 +20,42 @@ DATA = REPO / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 
 
+#: The longest single tests (seconds of one `-n 2` run, tests/… path::name, parametrised cases by prefix),
+#: started first. Why: xdist hands out tests in collection order, and the slowest ones sat in the last
+#: folders (reliability, shell): one worker ran a two-minute test alone while the other idled. Many short
+#: tests at the end (the attack corpus) let both workers finish together. Order only; nothing deselected.
+SLOWEST_FIRST: dict[str, float] = {
+    "tests/reliability/test_verify_all.py::test_byte_flips_are_caught_by_verify_not_by_the_next_import": 201,
+    "tests/shell/test_mainjob.py::test_run_never_reverts_a_users_correction": 121,
+    "tests/reliability/test_verify_anchor.py::test_work_after_the_anchor_is_not_tampering": 76,
+    "tests/ledger/test_asof_sql.py::test_sql_fold_equals_python_fold": 70,
+    "tests/reliability/test_truncated_db.py::test_a_corrupt_block_is_a_clear_error_never_a_traceback": 52,
+    "tests/reliability/test_staged_import.py::test_a_killed_staged_import_leaves_the_database_as_it_was": 50,
+    "tests/shell/test_project_config.py::test_study_formats_and_config": 49,
+    "tests/reliability/test_faults.py::test_sigkill_at_random_points_loses_nothing": 48,
+    "tests/reliability/test_truncated_db.py::test_every_command_refuses_a_truncated_database": 45,
+    "tests/ledger/test_valid_time_and_verify.py::test_projection_matches_valid_time_model_with_out_of_order": 44,
+    "tests/shell/test_figure_pool.py::test_parallel_files_are_the_serial_bytes": 40,
+    "tests/shell/test_mainjob.py::test_the_job_opens_the_database_once": 37,
+    "tests/reliability/test_staged_import.py::test_a_conflict_in_a_late_batch": 35,
+    "tests/reliability/test_faults.py::test_missing_empty_corrupt_and_truncated_databases": 34,
+    "tests/shell/test_explain_config.py::test_main_job_second_stage_follows_the_file": 34,
+    "tests/outputs/test_outputs.py::test_report_uses_the_users_ledger_and_adds_nothing_to_it": 33,
+    "tests/shell/test_project_config.py::test_db_before_or_after_the_subcommand_and_over_the_environment": 30,
+    "tests/shell/test_paper_spec_run.py::test_an_ff3_paper_spec_drives_run_report_and_study": 29,
+}
+
+
+def _weight(item: pytest.Item) -> float:
+    node = item.nodeid
+    return next((w for prefix, w in SLOWEST_FIRST.items() if node.startswith(prefix)), 0.0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of :data:`SLOWEST_FIRST` first, longest first; the rest keep their order (stable sort)."""
+    items.sort(key=lambda item: -_weight(item))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Freeze what collection imported out of the garbage collector's full passes.
 
