@@ -12,8 +12,8 @@ of kernel time through ``np.empty`` and 0.016-0.024 s on plain anonymous pages (
 copies, one process).
 
 So an array that glibc would hand out as a fresh mapping anyway (at least :data:`FRESH_MAPPING_BYTES`)
-is made here as a private anonymous mapping without advice (the kernel's default page policy), freed
-when its last view goes; anything smaller stays with ``np.empty``, where the heap may recycle it.
+is made here as a private anonymous mapping without advice (the kernel's default page policy), mapped
+in at once (``MAP_POPULATE``) and freed when its last view goes; anything smaller stays with ``np.empty``, where the heap may recycle it.
 Only where the memory comes from changes: the values written into it, so every number, are the same.
 """
 
@@ -37,5 +37,8 @@ def empty(shape: int | tuple[int, ...], dtype: DTypeLike = np.float64) -> np.nda
     nbytes = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
     if nbytes == 0 or nbytes < FRESH_MAPPING_BYTES or dt.hasobject:
         return np.empty(dims, dtype=dt)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    # MAP_POPULATE: the kernel maps every page in the one call (20% less kernel time for 168 MB here
+    # than a fault per page on first touch); every page is written by the fit anyway.
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    buf = mmap.mmap(-1, nbytes, flags=flags)
     return np.frombuffer(buf, dtype=dt).reshape(dims)
