@@ -324,8 +324,9 @@ class EventStudy:
         whether an other event of its ticker has an earlier grid t0 and a span overlapping its own)."""
         span = self.mask_span
         if self.other_events is None:
+            # the events themselves, already located (``_i0`` is ``locate``'s; no second binary search)
             tix = ev["_tix"].to_numpy()
-            has_t0, i0 = locate(ev["t0"], rg.grid)
+            has_t0, i0 = ev["t0"].is_not_null().to_numpy(), ev["_i0"].to_numpy()
         else:
             oe = self.other_events.select(
                 pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date)
