@@ -114,7 +114,7 @@ def test_block_size_does_not_change_a_bit(
 def test_estimates_on_the_mmap_route_are_the_same_bits(
     data: tuple[pl.DataFrame, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every output array of the fit (not only those of >= 32 MiB) on anonymous mmap pages: the same
+    """Every output array of the fit (not only those of >= 4 MiB) on anonymous mmap pages: the same
     numbers, the arrays writable, and a pickled result (sent to a figure worker) intact."""
     heap = _fit(data)
     monkeypatch.setattr(output_arrays, "FRESH_MAPPING_BYTES", 1)
@@ -127,18 +127,18 @@ def test_estimates_on_the_mmap_route_are_the_same_bits(
 
 
 def test_empty_large_is_anonymous_writable_and_c_contiguous() -> None:
-    a = output_arrays.empty((4_200_000, 1), np.float64)  # 33.6 MB: the mmap route
+    a = output_arrays.empty((700_000, 1), np.float64)  # 5.6 MB: the mmap route
     assert _on_mmap(a)
-    assert a.shape == (4_200_000, 1) and a.dtype == np.float64
+    assert a.shape == (700_000, 1) and a.dtype == np.float64
     assert a.flags.c_contiguous and a.flags.writeable
     a[:] = 2.5
-    assert float(a.sum()) == 10_500_000.0
-    b = output_arrays.empty(4_194_304, dtype=np.int64)  # exactly 32 MiB
-    assert b.shape == (4_194_304,) and b.dtype == np.int64 and _on_mmap(b)
+    assert float(a.sum()) == 1_750_000.0
+    b = output_arrays.empty(524_288, dtype=np.int64)  # exactly 4 MiB
+    assert b.shape == (524_288,) and b.dtype == np.int64 and _on_mmap(b)
     small = output_arrays.empty((10, 3))
     assert small.shape == (10, 3) and not _on_mmap(small)
-    below = output_arrays.empty(4_194_303, dtype=np.int64)  # 8 bytes short: glibc may recycle it
+    below = output_arrays.empty(524_287, dtype=np.int64)  # 8 bytes short: numpy's own
     assert not _on_mmap(below)
     assert output_arrays.empty((0, 21)).shape == (0, 21)
-    obj = output_arrays.empty(4_200_000, dtype=object)  # object arrays hold references: numpy's own
+    obj = output_arrays.empty(700_000, dtype=object)  # object arrays hold references: numpy's own
     assert obj.dtype == object and obj.base is None
