@@ -37,7 +37,8 @@ def empty(shape: int | tuple[int, ...], dtype: DTypeLike = np.float64) -> np.nda
     dt = np.dtype(dtype)
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     nbytes = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
-    if nbytes == 0 or nbytes < FRESH_MAPPING_BYTES or dt.hasobject:
+    if nbytes == 0 or nbytes < FRESH_MAPPING_BYTES or dt.hasobject or not hasattr(mmap, "MAP_ANONYMOUS"):
+        # (Windows' mmap takes no flags: numpy's own allocation there.)
         return np.empty(dims, dtype=dt)
     # MAP_POPULATE: the kernel maps every page in the one call (20% less kernel time for 168 MB here
     # than a fault per 4 KiB page on first touch).
