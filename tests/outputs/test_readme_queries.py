@@ -28,12 +28,9 @@ def test_readme_has_sql_examples() -> None:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("readme")
-    res = subprocess.run([sys.executable, "-m", "carousel", "run", "--db", str(tmp / "c.duckdb"),
-                          "--out", str(tmp / "out")], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    return tmp / "c.duckdb"
+def db(main_job_run: tuple[Path, Path]) -> Path:
+    """The database `carousel run` wrote (tests/conftest.py; `carousel sql` opens it read-only)."""
+    return main_job_run[0]
 
 
 @pytest.mark.parametrize("sql", readme_sql_examples())

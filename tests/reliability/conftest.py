@@ -20,14 +20,15 @@ def _carousel(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def verified_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def verified_run(main_job_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`carousel run`, then a second price batch (one revised AMD close) and a second share batch (two
     Yahoo counts of ORCL), so that a batch in the middle of each chain exists, then `carousel report`,
     which stores the study over all of them."""
     base = tmp_path_factory.mktemp("verify")
     db = base / "c.duckdb"
-    res = _carousel("run", "--out", str(base / "out"), "--db", str(db))
-    assert res.returncode == 0, res.stderr
+    # `carousel run` on a fresh database (tests/conftest.py's main_job_run, shared read-only): copied here
+    shutil.copy(main_job_run[0], db)
+    shutil.copytree(main_job_run[1], base / "out")
     from carousel.db import connect
     from market.shares_store import append_share_batch
     from market.store import append_batch

@@ -5,6 +5,7 @@ as a table by bench/bench_attack.py)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ FAST = {"foreign sqlite file as --db: import", "foreign ledger_log file as --db:
 
 
 @pytest.fixture(scope="module")
-def seed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed(tmp_path_factory.mktemp("attack"))
+def seed_db(shared: Callable[[str, Callable[[Path], None]], Path]) -> Path:
+    """The seeded database, built once per test run (both xdist workers copy it for each case)."""
+    return shared("attack-seed", seed) / "seed.duckdb"
 
 
 def _check(case: Case, seed_db: Path, tmp: Path) -> None:

@@ -36,13 +36,10 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A database after one `carousel run`, and that run's outputs."""
-    base = tmp_path_factory.mktemp("ran")
-    db, out = base / "c.duckdb", base / "out"
-    res = carousel("run", "--out", str(out), "--db", str(db))
-    assert res.returncode == 0, res.stderr
-    return db, out
+def ran(main_job_run: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A database after one `carousel run`, and that run's outputs (tests/conftest.py, shared read-only;
+    :func:`job` copies both for each test)."""
+    return main_job_run
 
 
 @pytest.fixture

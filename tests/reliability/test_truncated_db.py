@@ -26,7 +26,8 @@ def carousel(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, env=env, cwd=ROOT)
 
 
-@pytest.fixture(scope="module")
+# session scope: conftest.py starts the slowest tests first, so this module's tests need not run together
+@pytest.fixture(scope="session")
 def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("full") / "full.duckdb"
     for args in (["ledger", "import", str(DEALS)], ["market", "load-snapshot"]):

@@ -97,7 +97,8 @@ def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
                           timeout=600, cwd=cwd, env={**base, **(env or {})})
 
 
-@pytest.fixture(scope="module")
+# session scope: conftest.py starts the slowest tests first, so this module's tests need not run together
+@pytest.fixture(scope="session")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database with the shipped deals and prices, made with `--db` before the subcommand."""
     folder = tmp_path_factory.mktemp("cfg")
