@@ -21,7 +21,8 @@ clock also counts other processes' turns, so the CPU ratio is the steadier one.
   each checked equal to the replay.
 
 ``--asof-only`` skips the append floor, verify and the naive append (the logs are still written by
-``ledger.log.append``).
+``ledger.log.append``); ``--single-only`` also skips the many-instant lines (minutes at full size), to
+iterate on the single queries.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure:
     return out
 
 
-def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verify: bool = True) -> dict[str, float]:
+def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verify: bool = True,
+            many: bool = True) -> dict[str, float]:
     events = [deal(i) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
@@ -179,10 +181,12 @@ def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verif
                 state = project.fold(log.read(con, as_known_at=mid), in_effect_on=day if "in_effect" in key else None)
                 want = project.flows_frame(state) if key.startswith("flows") else project.deals_frame(state)
                 assert got.equals(want), key
-            many: list[pl.DataFrame] = []
-            out["asof_many"] = _timed(lambda: many.append(api.deals_as_known_at_many(con, times[-min(n_dates, 50):])))
-            out["asof_many_rows"] = many[0].height
-            assert many[0].filter(pl.col("as_known_at") == times[-1]).height == n
+            if not many:
+                return out
+            passes: list[pl.DataFrame] = []
+            out["asof_many"] = _timed(lambda: passes.append(api.deals_as_known_at_many(con, times[-min(n_dates, 50):])))
+            out["asof_many_rows"] = passes[0].height
+            assert passes[0].filter(pl.col("as_known_at") == times[-1]).height == n
         out["asof_c_many"], out["asof_c_one"], rows = asof_many_run(tmp, n, 100, n_dates, batch)
         out["asof_c_rows"] = rows
     return out
@@ -199,9 +203,12 @@ def main() -> None:
     ap.add_argument("--append-verify-only", action="store_true", help="only the append and verify figures")
     ap.add_argument("--asof-only", action="store_true", help="only the as-of figures (the logs are still "
                     "written by ledger.log.append)")
+    ap.add_argument("--single-only", action="store_true", help="only the single as-of queries (implies "
+                    "--asof-only: no append, verify or many-instant figures)")
     a = ap.parse_args()
-    runs = [one_run(a.events, a.batch, a.dates, asof=not a.append_verify_only, append_verify=not a.asof_only)
-            for _ in range(a.runs)]
+    a.asof_only = a.asof_only or a.single_only
+    runs = [one_run(a.events, a.batch, a.dates, asof=not a.append_verify_only, append_verify=not a.asof_only,
+                    many=not a.single_only) for _ in range(a.runs)]
 
     def stat(key: str) -> tuple[float, float]:
         xs = [r[key] for r in runs]
@@ -247,6 +254,8 @@ def main() -> None:
                       ("flows_in_effect", "flows(as_known_at=mid-log, in_effect_on=2025-06-30)")):
         k_min, k_med = stat(f"asof_one_{key}")
         print(f"as-of one   min {k_min:6.3f} s  median {k_med:6.3f} s  {what} (target < 0.2 s)")
+    if a.single_only:
+        return
     if a.naive:
         with tempfile.TemporaryDirectory() as tmp, connect(Path(tmp) / "naive.duckdb") as con:
             naive = [deal(i) for i in range(a.naive)]
