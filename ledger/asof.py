@@ -253,36 +253,26 @@ _FOLDED_EVENTS = ("FROM ledger_log WHERE event_type IN ({kinds}) AND ({where}) "
                   "AND (event_type <> 'DealAnnounced' OR stream_version <> 1)")
 
 
-def _announced_rows_sql(where: str, *, folded: bool, parts: int = 1) -> str:
+def _announced_rows_sql(where: str, *, folded: bool) -> str:
     """Deal rows of the deals whose stream holds one deal event up to the cut, its announcement (nearly
     every deal of a log carousel's import writes): the fold of one announcement is its payload, so each is
     parsed once into typed values (json_transform, lists straight into VARCHAR[]) and becomes a row with no
     aggregation; a hash aggregation of 22 ``arg_max`` over every deal was most of a single query's time.
     ``folded``: leave out the streams of CTE ``s`` (:func:`_split_sql` folds them). ``_own`` says the
     payload's deal is its stream's (``ledger.model.deal_stream``), which makes a partition by stream one
-    by deal; the writer never breaks it, and a row that does sends the query to the unsplit fold.
-
-    ``parts``: the rows read in that many branches of a UNION ALL, by log position modulo ``parts``.
-    Why: a log prefix in one row group is scanned by one thread, and the parse is most of the time;
-    DuckDB runs the branches of a union on different threads (per-thread CPU ticks of the 100,000-deal
-    bench log: 10 on one thread in one branch, 5 + 3 in two)."""
+    by deal; the writer never breaks it, and a row that does sends the query to the unsplit fold."""
     structure, values = _typed_announced()
     cols = ", ".join(f"{values[f]} AS j_{f}" for f in _FIELDS)
     anti = " ANTI JOIN s USING (stream_id)" if folded else ""
-
-    def part(k: int) -> str:
-        share = f" AND position % {parts} = {k}" if parts > 1 else ""
-        src = (f"(SELECT t.deal_id AS deal_id, coalesce(stream_id = 'deal-' || t.deal_id, false) AS _own, "
-               f"sv AS version, false AS retracted, {cols} FROM "
-               f"(SELECT stream_id, stream_version AS sv, schema_version AS ver, payload, "
-               f"json_transform(payload, {_struct(structure)}) AS t FROM ledger_log{anti} "
-               f"WHERE event_type = 'DealAnnounced' AND stream_version = 1 AND ({where}){share}))")
-        return _row_sql(src, "true AS _plain, _own", typed=True)
-
-    return "\nUNION ALL\n".join(part(k) for k in range(parts))
+    src = (f"(SELECT t.deal_id AS deal_id, coalesce(stream_id = 'deal-' || t.deal_id, false) AS _own, "
+           f"sv AS version, false AS retracted, {cols} FROM "
+           f"(SELECT stream_id, stream_version AS sv, schema_version AS ver, payload, "
+           f"json_transform(payload, {_struct(structure)}) AS t FROM ledger_log{anti} "
+           f"WHERE event_type = 'DealAnnounced' AND stream_version = 1 AND ({where})))")
+    return _row_sql(src, "true AS _plain, _own", typed=True)
 
 
-def _split_sql(where: str, valid: str, types: frozenset[str], *, since: bool, parts: int = 1) -> str:
+def _split_sql(where: str, valid: str, types: frozenset[str], *, since: bool) -> str:
     """Deal rows as known at the cut: the streams holding one announcement straight from it
     (:func:`_announced_rows_sql`), the others (CTE ``s``, narrow) folded by :func:`_group_fold_sql`, their
     events since the deal's latest announcement when ``since``. Each payload is parsed once, in one
@@ -292,7 +282,7 @@ def _split_sql(where: str, valid: str, types: frozenset[str], *, since: bool, pa
     rows = _since_announced(events) if since else events
     folded = _row_sql(f"({_group_fold_sql(rows, '_own', valid)})", "_plain, _own")
     return (f"WITH s AS MATERIALIZED (SELECT DISTINCT stream_id {_FOLDED_EVENTS.format(kinds=kinds, where=where)})\n"
-            f"{_announced_rows_sql(where, folded=True, parts=parts)}\nUNION ALL\n{folded}")
+            f"{_announced_rows_sql(where, folded=True)}\nUNION ALL\n{folded}")
 
 
 def _group_fold_sql(rows: str, keys: str, valid: str, key: str = "k") -> str:
@@ -326,22 +316,19 @@ SELECT * FROM (SELECT *, max(pos) FILTER (WHERE et = 'DealAnnounced') OVER (PART
 WHERE ann IS NOT NULL AND pos >= ann"""
 
 
-def _first_route(con: duckdb.DuckDBPyConnection, where: str, args: dict[str, Any]) -> tuple[str, frozenset[str], int]:
+def _first_route(con: duckdb.DuckDBPyConnection, where: str, args: dict[str, Any]) -> tuple[str, frozenset[str]]:
     """Where :func:`deals_at` starts, from a narrow scan (no payload read), and the deal event types up
     to the cut (the fold's SQL leaves out the branches of absent kinds: its planning time grows with its
     text). ``announced`` when every deal stream holds one deal event, its announcement: nothing to fold.
     ``split`` when the other events are fewer than half the announcements straight from their payload
     (on a 20,000-deal mixed log the split and the fold of every event cost the same at one other event
-    per two announcements, CPU 169 / 166 ms; at 1:10, 131 / 169 ms). Else ``fold``. And in how many
-    parts the announcements are read (:func:`_announced_rows_sql`): one per DuckDB thread, up to 4, when
-    there are 10,000 events or more (below that a part's planning costs more than it saves)."""
+    per two announcements, CPU 169 / 166 ms; at 1:10, 131 / 169 ms). Else ``fold``."""
     kinds = ", ".join(f"'{t}'" for t in _DEAL_TYPES)
     sql = (f"SELECT count(*), count(*) FILTER (WHERE event_type <> 'DealAnnounced' OR stream_version <> 1), "
-           f"list(DISTINCT event_type), current_setting('threads') FROM ledger_log "
-           f"WHERE event_type IN ({kinds}) AND ({where})")
-    events, other, types, threads = con.execute(sql, {k: v for k, v in args.items() if f"${k}" in sql}).fetchall()[0]
+           f"list(DISTINCT event_type) FROM ledger_log WHERE event_type IN ({kinds}) AND ({where})")
+    events, other, types = con.execute(sql, {k: v for k, v in args.items() if f"${k}" in sql}).fetchall()[0]
     route = "announced" if other == 0 else "split" if 3 * other < events else "fold"
-    return route, frozenset(types or ()), max(1, min(int(threads), 4)) if events >= 10_000 else 1
+    return route, frozenset(types or ())
 
 
 #: The route to take when a route's rows are not all plain (some deal has an event before its latest
@@ -351,14 +338,13 @@ _NEXT_PLAIN = {"announced": None, "split": "split_since", "split_since": None, "
                "fold_since": None}
 
 
-def _route_sql(route: str, where: str, valid: str, types: frozenset[str] = frozenset(_DEAL_TYPES),
-               parts: int = 1) -> str:
+def _route_sql(route: str, where: str, valid: str, types: frozenset[str] = frozenset(_DEAL_TYPES)) -> str:
     """The deal-row SQL of one route of :func:`deals_at` (keys ``_plain``, ``_own``), for a log prefix
-    whose deal events are of ``types``, the announcements read in ``parts``."""
+    whose deal events are of ``types``."""
     if route == "announced":
-        return _announced_rows_sql(where, folded=False, parts=parts)
+        return _announced_rows_sql(where, folded=False)
     if route in ("split", "split_since"):
-        return _split_sql(where, valid, types, since=route == "split_since", parts=parts)
+        return _split_sql(where, valid, types, since=route == "split_since")
     events = _events_sql(where, valid, types=types)
     rows = _since_announced(events) if route == "fold_since" else events
     return _row_sql(f"({_group_fold_sql(rows, 'true AS _own', valid)})", "_plain, _own")
@@ -377,10 +363,10 @@ def deals_at(con: duckdb.DuckDBPyConnection, as_known_at_us: int | None, in_effe
     args: dict[str, Any] = {"valid": in_effect_on}
     if as_known_at_us is not None:
         args["cut"] = as_known_at_us
-    first, types, parts = _first_route(con, where, args)
+    first, types = _first_route(con, where, args)
     route: str | None = first
     while route is not None:
-        sql = _route_sql(route, where, "$valid::DATE", types, parts)
+        sql = _route_sql(route, where, "$valid::DATE", types)
         if in_effect_on is not None:
             # a deal that is not plain or not its stream's stays in, so that the checks below see it
             sql = f"SELECT * FROM ({sql}) WHERE announced_date <= $valid::DATE OR NOT _plain OR NOT _own"
