@@ -4,9 +4,11 @@ The logs are written straight into ``ledger_log`` (bypassing the writer's checks
 what a log may hold over its life: v1 announcements (amounts in US$ bn, upcast on read), amendments with
 and without effective dates (recorded out of effective-date order), corrections of corrections, timing
 evidence, retractions, fields set to null, events of a deal before its announcement and a second
-announcement, and recorded_at ties. Each example compares, at random cut points and valid dates, the
-deal and flow frames of both routes (``DataFrame.equals``: same values, same types, same order), and the
-many-instant pass with one query per instant.
+announcement, recorded_at ties, and now and then an event recorded in the other deal's stream (a log the
+writer never makes; it sends the single query to its fold by payload). Each example compares, at random
+cut points and valid dates, the deal and flow frames of every route of the single query
+(``DataFrame.equals``: same values, same types, same order), and the many-instant pass with one query
+per instant.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _fields() -> st.SearchStrategy[dict[str, Any]]:
 
 @st.composite
 def _logs(draw: st.DrawFn) -> list[tuple[str, str, int, dict[str, Any], int]]:
-    """(event type, deal id, schema version, payload, recorded_at us) in log order."""
+    """(event type, deal id of its stream, schema version, payload, recorded_at us) in log order."""
     out: list[tuple[str, str, int, dict[str, Any], int]] = []
     announced: set[str] = set()
     t = T0
@@ -98,7 +100,10 @@ def _logs(draw: st.DrawFn) -> list[tuple[str, str, int, dict[str, Any], int]]:
             values = {"first_report_date": "2025-01-01", "session": "pre_market", "evidence_kind": "wire",
                       "confidence": "high", "first_public_time_et": "07:30"}
             out.append(("DealTimingEvidenced", deal, 1, {"deal_id": deal, **{k: values[k] for k in keys}}, t))
-    return out
+    # now and then an event in the other deal's stream (its payload still names its own deal)
+    foreign = draw(st.lists(st.integers(0, 11), min_size=len(out), max_size=len(out)))
+    return [(et, DEALS[1 - DEALS.index(d)] if f == 0 else d, v, p, us)
+            for (et, d, v, p, us), f in zip(out, foreign, strict=True)]
 
 
 def _write(events: list[tuple[str, str, int, dict[str, Any], int]]) -> duckdb.DuckDBPyConnection:
@@ -132,13 +137,16 @@ def test_sql_fold_equals_python_fold(events: list[tuple[str, str, int, dict[str,
     for cut in _cuts(events):
         state = _python(con, cut, day)
         want = project.deals_frame(state)
-        # both routes of the single query, whichever the log's shape would choose: the split one (typed
-        # parse, deals with one event taken straight from it) and the one aggregation
-        for split in (True, False):
-            with mock.patch.object(asof, "_mostly_single", return_value=split):
+        # every route of the single query: the one the log's shape chooses, the split (streams holding
+        # one announcement taken straight from it, the others folded) and the fold of every event
+        for first in (None, "split", "fold"):
+            with mock.patch.object(asof, "_first_route", wraps=asof._first_route) as route:
+                if first is not None:
+                    route.side_effect = None
+                    route.return_value = (first, frozenset(asof._DEAL_TYPES))
                 got = asof.deals_at(con, cut, day)
-            assert got.equals(want), (cut, day, split)
-            assert asof.flows_of(got).equals(project.flows_frame(state)), (cut, day, split)
+            assert got.equals(want), (cut, day, first)
+            assert asof.flows_of(got).equals(project.flows_frame(state)), (cut, day, first)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -252,3 +260,20 @@ def test_events_before_a_deals_announcement_are_ignored_on_every_valid_date() ->
     assert asof.deals_at(con, None, day).equals(want)
     many = api.deals_in_effect_many(con, [day, dt.date(2025, 3, 30)])
     assert many.drop("known_on").equals(want)
+
+
+def test_an_event_in_another_deals_stream_reaches_its_deal() -> None:
+    # A retraction of d2 recorded in d1's stream (a log the writer never makes): split by stream, d2's
+    # announcement would be taken straight and the retraction folded apart, under a deal never announced
+    # there. The single query must see it and fold by the payload's deal, as the replay does.
+    base = {"deal_type": "chip_purchase", "payers": ["openai"], "payees": ["amd"], "announced_date": "2025-03-31"}
+    events = [("DealAnnounced", "d1", 2, {"deal_id": "d1", **base}, T0),
+              ("DealAnnounced", "d2", 2, {"deal_id": "d2", **base}, T0 + 1),
+              ("DealRetracted", "d1", 1, {"deal_id": "d2", "effective_date": None, "reason": "r"}, T0 + 2)]
+    con = _write(events)
+    want = project.deals_frame(project.fold(log.read(con)))
+    assert want["status"].to_list() == ["active", "retracted"]
+    for day in (None, dt.date(2025, 6, 30)):
+        assert asof.deals_at(con, None, day).equals(project.deals_frame(project.fold(log.read(con), in_effect_on=day)))
+    assert api.flows(con, as_known_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC)).equals(project.flows_frame(
+        project.fold(log.read(con))))
