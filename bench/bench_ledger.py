@@ -1,6 +1,7 @@
 """Ledger throughput against its floors, measured in the same run (issue 16 items 2-3).
 
     python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--dates 10000] [--runs 3] [--naive N]
+                                  [--append-verify-only | --asof-only] [--sequential]
 
 Each run uses a fresh database. Printed per target: min and median over ``--runs`` runs, and the ratio
 to the floor or alternative measured in the same run. The append and its floor are also timed in CPU
@@ -21,7 +22,8 @@ clock also counts other processes' turns, so the CPU ratio is the steadier one.
   each checked equal to the replay.
 
 ``--asof-only`` skips the append floor, verify and the naive append (the logs are still written by
-``ledger.log.append``).
+``ledger.log.append``). ``--sequential`` also times the append with ``ledger.log.OVERLAP`` off (DuckDB's
+calls not overlapped with the Python work, :mod:`ledger.overlap`) in the same runs.
 """
 
 from __future__ import annotations
@@ -125,9 +127,11 @@ def asof_many_run(tmp: Path, n: int, n_deals: int, n_dates: int, batch: int) -> 
     return t_many, t_one, many[0].height
 
 
-def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure: bool = True) -> dict[str, float]:
+def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure: bool = True,
+                      sequential: bool = False) -> dict[str, float]:
     """The append (and its floor) and verify (fast and full routes) figures of one run, into ``tmp``;
-    with ``measure=False`` only the log is written (for the as-of figures)."""
+    with ``measure=False`` only the log is written (for the as-of figures); ``sequential`` also times the
+    append with ``ledger.log.OVERLAP`` off, into another database."""
     n = len(events)
     if not measure:
         with connect(tmp / "bench.duckdb") as con:
@@ -139,6 +143,14 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure:
     with connect(tmp / "bench.duckdb") as con:
         out["append"], out["append_cpu"] = _timed_cpu(
             lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
+    if sequential:  # the same append without the overlap of DuckDB and Python work (ledger.overlap)
+        log.OVERLAP = False
+        try:
+            with connect(tmp / "sequential.duckdb") as con:
+                out["append_seq"], out["append_seq_cpu"] = _timed_cpu(
+                    lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
+        finally:
+            log.OVERLAP = True
     with connect(tmp / "bench.duckdb", read_only=True) as con:
         rep: list[log.VerifyReport] = []
         out["verify"], out["verify_cpu"] = _timed_cpu(lambda: rep.append(log.verify(con)))
@@ -147,11 +159,12 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure:
     return out
 
 
-def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verify: bool = True) -> dict[str, float]:
+def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verify: bool = True,
+            sequential: bool = False) -> dict[str, float]:
     events = [deal(i) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        out = append_verify_run(tmp, events, batch, measure=append_verify)
+        out = append_verify_run(tmp, events, batch, measure=append_verify, sequential=sequential)
         if not asof:
             return out
         with connect(tmp / "bench.duckdb", read_only=True) as con:
@@ -199,9 +212,11 @@ def main() -> None:
     ap.add_argument("--append-verify-only", action="store_true", help="only the append and verify figures")
     ap.add_argument("--asof-only", action="store_true", help="only the as-of figures (the logs are still "
                     "written by ledger.log.append)")
+    ap.add_argument("--sequential", action="store_true", help="also time the append without the overlap of "
+                    "its DuckDB calls and its Python work (ledger.log.OVERLAP off), in the same runs")
     a = ap.parse_args()
-    runs = [one_run(a.events, a.batch, a.dates, asof=not a.append_verify_only, append_verify=not a.asof_only)
-            for _ in range(a.runs)]
+    runs = [one_run(a.events, a.batch, a.dates, asof=not a.append_verify_only, append_verify=not a.asof_only,
+                    sequential=a.sequential) for _ in range(a.runs)]
 
     def stat(key: str) -> tuple[float, float]:
         xs = [r[key] for r in runs]
@@ -222,6 +237,13 @@ def main() -> None:
         print(f"append CPU  min {ac_min:6.2f} s  median {ac_med:6.2f} s  = {n / ac_med:>9,.0f} events per CPU second; "
               f"floor CPU min {fc_min:.2f} s median {fc_med:.2f} s; ratio min {min(cpu_ratios):.2f}x "
               f"median {statistics.median(cpu_ratios):.2f}x")
+        if a.sequential:
+            sq_min, sq_med = stat("append_seq")
+            sc_min, sc_med = stat("append_seq_cpu")
+            gain = [r["append_seq"] / r["append"] for r in runs]
+            print(f"sequential  min {sq_min:6.2f} s  median {sq_med:6.2f} s  (the append without the overlap; CPU min "
+                  f"{sc_min:.2f} s median {sc_med:.2f} s); sequential / overlapped: min {min(gain):.2f}x "
+                  f"median {statistics.median(gain):.2f}x")
         v_min, v_med = stat("verify")
         vf_min, vf_med = stat("verify_full")
         v_ratios = [r["verify_full"] / r["verify"] for r in runs]
