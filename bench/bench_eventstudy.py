@@ -225,21 +225,36 @@ def timed_fits(
 
 def marginal(ret: pl.DataFrame, tickers: list[str], days: np.ndarray, args: argparse.Namespace) -> None:
     """Batch fits at 10k, 100k and 1M firm-events in one process (other events flagged, as --million):
-    min and median wall and CPU seconds, and the marginal cost per event between the sizes."""
+    min and median wall and CPU seconds of --repeats fits at each size, the marginal cost per event
+    between the sizes (min against min, median against median), and the ratio of the two marginals
+    (flat: 1.0; issue 16's target: at most 1.15). Kernel seconds and minor page faults per size say how
+    much of it is fresh memory."""
     rows = []
     for n in (10_000, 100_000, 1_000_000):
         events = synthetic_events(n, tickers, days, args.seed)
         study = EventStudy(ret, events, model="market", benchmarks=("SPY",), chunk_size=args.chunk,
                            mask_other_events=False, overlap="keep")
-        runs, _ = timed_fits(study, args.repeats if n < 1_000_000 else 1)
+        runs, res = timed_fits(study, args.repeats)
+        del res  # not held across the next size's fits
         wall = [r[0] for r in runs]
         cpu = [r[1] for r in runs]
-        rows.append((n, min(wall), min(cpu)))
-        print(f"  N = {n:>9,}: wall min {min(wall):.3f} s, median {float(np.median(wall)):.3f} s; "
-              f"CPU min {min(cpu):.3f} s, median {float(np.median(cpu)):.3f} s ({len(runs)} run(s); {load_avg()})")
-    for (n1, w1, c1), (n2, w2, c2) in zip(rows, rows[1:], strict=False):
-        print(f"  marginal {n1:,} -> {n2:,}: {(w2 - w1) / (n2 - n1) * 1e6:.1f} us/event wall, "
-              f"{(c2 - c1) / (n2 - n1) * 1e6:.1f} us/event CPU")
+        med_w, med_c = float(np.median(wall)), float(np.median(cpu))
+        rows.append((n, min(wall), med_w, min(cpu), med_c))
+        sys_s = ", ".join(f"{r[2]['sys']:.3f}" for r in runs)
+        flt = ", ".join(f"{r[2]['minflt']:,.0f}" for r in runs)
+        print(f"  N = {n:>9,}: wall min {min(wall):.3f} s, median {med_w:.3f} s; "
+              f"CPU min {min(cpu):.3f} s, median {med_c:.3f} s ({len(runs)} run(s); {load_avg()})")
+        print(f"               kernel s per fit {sys_s}; minor faults {flt}")
+    per_event = []
+    for (n1, *a), (n2, *b) in zip(rows, rows[1:], strict=False):
+        us = [(y - x) / (n2 - n1) * 1e6 for x, y in zip(a, b, strict=True)]
+        per_event.append(us)
+        print(f"  marginal {n1:,} -> {n2:,}: wall {us[0]:.2f} us/event (min), {us[1]:.2f} (median); "
+              f"CPU {us[2]:.2f} (min), {us[3]:.2f} (median)")
+    lo, hi = per_event
+    print("  marginal ratio (100k -> 1M) / (10k -> 100k): "
+          f"wall {hi[0] / lo[0]:.2f}x (min), {hi[1] / lo[1]:.2f}x (median); "
+          f"CPU {hi[2] / lo[2]:.2f}x (min), {hi[3] / lo[3]:.2f}x (median)")
     print(f"  process peak RSS    : {peak_rss_gib():.2f} GiB")
 
 
