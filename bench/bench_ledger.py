@@ -1,6 +1,7 @@
 """Ledger throughput against its floors, measured in the same run (issue 16 items 2-3).
 
     python3 bench/bench_ledger.py [--events 100000] [--batch 1000] [--dates 10000] [--runs 3] [--naive N]
+                                  [--append-verify-only | --asof-only] [--sequential]
 
 Each run uses a fresh database. Printed per target: min and median over ``--runs`` runs, and the ratio
 to the floor or alternative measured in the same run. The append and its floor are also timed in CPU
@@ -23,7 +24,8 @@ clock also counts other processes' turns, so the CPU ratio is the steadier one.
 
 ``--asof-only`` skips the append floor, verify and the naive append (the logs are still written by
 ``ledger.log.append``); ``--single-only`` also skips the many-instant lines (minutes at full size), to
-iterate on the single queries.
+iterate on the single queries. ``--sequential`` also times the append with ``ledger.log.OVERLAP`` off
+(DuckDB's calls not overlapped with the Python work, :mod:`ledger.overlap`) in the same runs.
 """
 
 from __future__ import annotations
@@ -127,9 +129,11 @@ def asof_many_run(tmp: Path, n: int, n_deals: int, n_dates: int, batch: int) -> 
     return t_many, t_one, many[0].height
 
 
-def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure: bool = True) -> dict[str, float]:
+def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure: bool = True,
+                      sequential: bool = False) -> dict[str, float]:
     """The append (and its floor) and verify (fast and full routes) figures of one run, into ``tmp``;
-    with ``measure=False`` only the log is written (for the as-of figures)."""
+    with ``measure=False`` only the log is written (for the as-of figures); ``sequential`` also times the
+    append with ``ledger.log.OVERLAP`` off, into another database."""
     n = len(events)
     if not measure:
         with connect(tmp / "bench.duckdb") as con:
@@ -141,6 +145,14 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure:
     with connect(tmp / "bench.duckdb") as con:
         out["append"], out["append_cpu"] = _timed_cpu(
             lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
+    if sequential:  # the same append without the overlap of DuckDB and Python work (ledger.overlap)
+        log.OVERLAP = False
+        try:
+            with connect(tmp / "sequential.duckdb") as con:
+                out["append_seq"], out["append_seq_cpu"] = _timed_cpu(
+                    lambda: [log.append(con, events[k : k + batch]) for k in range(0, n, batch)])
+        finally:
+            log.OVERLAP = True
     with connect(tmp / "bench.duckdb", read_only=True) as con:
         rep: list[log.VerifyReport] = []
         out["verify"], out["verify_cpu"] = _timed_cpu(lambda: rep.append(log.verify(con)))
@@ -150,11 +162,11 @@ def append_verify_run(tmp: Path, events: list[NewEvent], batch: int, *, measure:
 
 
 def one_run(n: int, batch: int, n_dates: int, *, asof: bool = True, append_verify: bool = True,
-            many: bool = True) -> dict[str, float]:
+            many: bool = True, sequential: bool = False) -> dict[str, float]:
     events = [deal(i) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        out = append_verify_run(tmp, events, batch, measure=append_verify)
+        out = append_verify_run(tmp, events, batch, measure=append_verify, sequential=sequential)
         if not asof:
             return out
         with connect(tmp / "bench.duckdb", read_only=True) as con:
@@ -206,10 +218,12 @@ def main() -> None:
                     "written by ledger.log.append)")
     ap.add_argument("--single-only", action="store_true", help="only the single as-of queries (implies "
                     "--asof-only: no append, verify or many-instant figures)")
+    ap.add_argument("--sequential", action="store_true", help="also time the append without the overlap of "
+                    "its DuckDB calls and its Python work (ledger.log.OVERLAP off), in the same runs")
     a = ap.parse_args()
     a.asof_only = a.asof_only or a.single_only
     runs = [one_run(a.events, a.batch, a.dates, asof=not a.append_verify_only, append_verify=not a.asof_only,
-                    many=not a.single_only) for _ in range(a.runs)]
+                    many=not a.single_only, sequential=a.sequential) for _ in range(a.runs)]
 
     def stat(key: str) -> tuple[float, float]:
         xs = [r[key] for r in runs]
@@ -230,6 +244,13 @@ def main() -> None:
         print(f"append CPU  min {ac_min:6.2f} s  median {ac_med:6.2f} s  = {n / ac_med:>9,.0f} events per CPU second; "
               f"floor CPU min {fc_min:.2f} s median {fc_med:.2f} s; ratio min {min(cpu_ratios):.2f}x "
               f"median {statistics.median(cpu_ratios):.2f}x")
+        if a.sequential:
+            sq_min, sq_med = stat("append_seq")
+            sc_min, sc_med = stat("append_seq_cpu")
+            gain = [r["append_seq"] / r["append"] for r in runs]
+            print(f"sequential  min {sq_min:6.2f} s  median {sq_med:6.2f} s  (the append without the overlap; CPU min "
+                  f"{sc_min:.2f} s median {sc_med:.2f} s); sequential / overlapped: min {min(gain):.2f}x "
+                  f"median {statistics.median(gain):.2f}x")
         v_min, v_med = stat("verify")
         vf_min, vf_med = stat("verify_full")
         v_ratios = [r["verify_full"] / r["verify"] for r in runs]

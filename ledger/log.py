@@ -35,12 +35,12 @@ import gc
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import duckdb
 import polars as pl
@@ -57,11 +57,13 @@ from ledger.model import (
     deal_stream,
     upcast,
 )
+from ledger.overlap import Background, Done
 
 GENESIS = "0" * 64
 ExpectedVersion = Literal["any", "no_stream"] | int
 
 _WRITE_LOCK = threading.Lock()
+T = TypeVar("T")
 
 #: Each projection table's columns and types (what the digest hashes, :mod:`ledger.digest`).
 _SCHEMAS: dict[str, dict[str, Any]] = {
@@ -242,6 +244,39 @@ def _lookup(
     return [r for r in rows if r[1] in id_set or r[2] in stream_set]
 
 
+def _read_state(
+    con: duckdb.DuckDBPyConnection, ids: Sequence[str], streams: Sequence[str], keys: Mapping[str, int],
+) -> tuple[tuple[int, str, int, int, int, Any, Any], list[tuple[Any, ...]]]:
+    """The writer's view before a batch: ((head position, head hash, head time in us, recorded head rows,
+    digest rows, digest text, seal), the :func:`_lookup` rows of ``ids`` and ``streams``). Refuses to go
+    on when the recorded head disagrees with the log; repairs the lookup keys when they disagree."""
+    (head_pos_, head_hash_, last_us_, _one, n_recorded, rec_pos, rec_hash, n_digest, digest_text, digest_seal,
+     n_keys, keys_top, n_log) = con.execute(_STATE_SQL).fetchall()[0]
+    head_pos, head_hash, last_us = ((int(head_pos_), str(head_hash_), int(last_us_)) if head_pos_ is not None
+                                    else (0, GENESIS, 0))
+    if n_recorded > 1:
+        raise ConflictError(
+            f"ledger_head holds {n_recorded} rows instead of one: it was edited outside carousel; appending "
+            "now would hide it (run `carousel ledger verify`)"
+        )
+    if n_recorded and (int(rec_pos), str(rec_hash)) != (head_pos, head_hash):
+        raise ConflictError(
+            f"the log ends at position {head_pos} but its recorded head is position {rec_pos}: events "
+            "were removed or added outside carousel; appending now would hide it (run `carousel ledger verify`)"
+        )
+    # Keys missing or left over (a database older than them, rows inserted or deleted by hand): this batch
+    # scans, and the keys are rebuilt from the log in the same transaction.
+    keyed = n_keys == n_log and (keys_top or 0) == head_pos
+    if not keyed:
+        _rebuild_log_keys(con)
+    rows = _lookup(con, ids, streams, keys if keyed else None)
+    if keyed and _has_version_holes(rows, streams):
+        # A key no longer matches its row (edited outside carousel): scan, and repair the keys.
+        rows = _lookup(con, ids, streams, None)
+        _rebuild_log_keys(con)
+    return (head_pos, head_hash, last_us, int(n_recorded), int(n_digest), digest_text, digest_seal), rows
+
+
 def _has_version_holes(rows: Iterable[tuple[Any, ...]], streams: Iterable[str]) -> bool:
     """Whether the found events of some of ``streams`` do not hold versions 1..n (a key that no longer
     matches its row hid one of them: the writer then scans instead)."""
@@ -262,43 +297,28 @@ def _append_locked(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ConflictError(f"event id {dup} appears twice in one batch")
-    (head_pos_, head_hash_, last_us_, _one, n_recorded, rec_pos, rec_hash, n_digest, digest_text, digest_seal,
-     n_keys, keys_top, n_log) = con.execute(_STATE_SQL).fetchall()[0]
-    head_pos, head_hash, last_us = ((int(head_pos_), str(head_hash_), int(last_us_)) if head_pos_ is not None
-                                    else (0, GENESIS, 0))
-    if n_recorded > 1:
-        raise ConflictError(
-            f"ledger_head holds {n_recorded} rows instead of one: it was edited outside carousel; appending "
-            "now would hide it (run `carousel ledger verify`)"
-        )
-    if n_recorded and (int(rec_pos), str(rec_hash)) != (head_pos, head_hash):
-        raise ConflictError(
-            f"the log ends at position {head_pos} but its recorded head is position {rec_pos}: events "
-            "were removed or added outside carousel; appending now would hide it (run `carousel ledger verify`)"
-        )
-    # Keys missing or left over (a database older than them, rows inserted or deleted by hand): this batch
-    # scans, and the keys are rebuilt from the log in the same transaction.
-    keyed = n_keys == n_log and (keys_top or 0) == head_pos
-    if not keyed:
-        _rebuild_log_keys(con)
     keys = {t: id_key(t) for t in (*ids, *(e.stream_id for e in events), *expected)}
-
     # One lookup for the batch's ids and for the streams it writes to (and those it names in
     # ``expected``): the existing events with these ids (compared below), and the earlier events of
     # these streams (their current versions, and what the projection refresh folds with the batch).
     streams = sorted({e.stream_id for e in events} | set(expected))
-    rows = _lookup(con, ids, streams, keys if keyed else None)
-    if keyed and _has_version_holes(rows, streams):
-        # A key no longer matches its row (edited outside carousel): scan, and repair the keys.
-        rows = _lookup(con, ids, streams, None)
-        _rebuild_log_keys(con)
+    # DuckDB reads the head and the lookup while this thread writes the canonical JSON (:mod:`ledger.overlap`).
+    # A payload that cannot be written (a float) is left to the loop below, which raises where it always did.
+    reading = _start(lambda: _read_state(con, ids, streams, keys))
+    try:
+        texts: list[str] | None = [e.payload_json for e in events]
+    except (TypeError, ValueError):
+        texts = None
+    finally:
+        (head_pos, head_hash, last_us, n_recorded, n_digest, digest_text, digest_seal), rows = reading.join()
     id_set = set(ids)
     existing = {r[1]: (r[2], r[4], r[5], r[6]) for r in rows if r[1] in id_set}
     fresh: list[NewEvent] = []
     payloads: list[str] = []
-    for e in events:
+    for i, e in enumerate(events):
         old = existing.get(e.event_id)
-        payload = e.payload_json  # computed once per event (the canonical text is what is hashed and stored)
+        # computed once per event (the canonical text is what is hashed and stored)
+        payload = texts[i] if texts is not None else e.payload_json
         if old is None:
             fresh.append(e)
             payloads.append(payload)
@@ -360,40 +380,71 @@ def _append_locked(
     }).to_arrow()
     con.register("_ledger_batch", batch)
     try:
+        # DuckDB inserts the log and key rows while this thread parses the payloads back and builds the
+        # projection rows (:mod:`ledger.overlap`); an error of the insert is raised first, as before.
+        insert = _start(lambda: _insert_log_rows(con))
         try:
-            con.execute(
-                "INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
-                "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM _ledger_batch"
-            )
-        except duckdb.ConstraintException as exc:
-            # Only a lookup key edited to another value hides an existing id or stream version from the
-            # checks above; the log's UNIQUE constraints then refuse the duplicate (nothing is written).
-            raise _KeysDisagree(
-                "an event id or stream version of this batch is already in the log, but ledger_log_keys did "
-                "not show it (the table was edited outside carousel). Nothing of this append was written and "
-                f"the keys have been rebuilt from the log: run the command again. ({str(exc).splitlines()[0]})"
-            ) from None
-        con.execute("INSERT INTO ledger_log_keys SELECT position, event_key, stream_key FROM _ledger_batch")
+            stored = _stored_batch(fresh, payloads, stream_versions, first, ts0)
+            touched = {e.stream_id for e in stored}
+            older = [e for e in older if e.stream_id in touched]  # not the streams only named in ``expected``
+            frames = project.batch_frames([*older, *stored])
+        finally:
+            insert.join()
     finally:
         # After a failed insert the transaction is aborted and DuckDB refuses even this; the next register
         # of the name replaces the view anyway.
         with suppress(duckdb.TransactionException):
             con.unregister("_ledger_batch")
-    # Exactly what read() gives back: parsed from the canonical text (so a Decimal or tuple in the caller's
-    # payload projects as its stored string or list), upcast if given in an older version. One json.loads
-    # of the whole batch: the texts are canonical JSON values that this append just wrote, so the array
-    # splits exactly into them, and one C call replaces a thousand Python-level ones.
-    datas = json.loads("[" + ",".join(payloads) + "]", parse_float=Decimal)
-    stored = [
-        StoredEvent(first + i, e.event_id, e.stream_id, sv, e.event_type, CURRENT_VERSION[e.event_type],
-                    data if ver == CURRENT_VERSION[e.event_type] else upcast(e.event_type, ver, data), ts0 + i)
-        for i, (e, sv, ver, data) in enumerate(zip(fresh, stream_versions, schema_versions, datas, strict=True))
-    ]
-    pos, new_head = first + n - 1, hashes[-1]
     recorded_digest = (digest_text, digest_seal) if n_digest == 1 else None
-    _refresh_projections(con, older, stored, head_hash, new_head, recorded_digest)
+    _refresh_projections(con, older, frames, head_hash, hashes[-1], recorded_digest)
+    pos, new_head = first + n - 1, hashes[-1]
     _set_head(con, pos, new_head, exists=bool(n_recorded))
     return AppendResult(n, len(events) - n, pos, new_head)
+
+
+#: Whether the append overlaps its DuckDB calls with its Python work (:mod:`ledger.overlap`); the test of
+#: the overlap compares the databases written both ways.
+OVERLAP = True
+
+
+def _start(fn: Callable[[], T]) -> Background[T] | Done[T]:
+    """``fn`` on a helper thread, or run here at once when :data:`OVERLAP` is off (the same calls, the
+    same order of errors: the caller joins before it looks at anything ``fn`` touches)."""
+    return Background(fn) if OVERLAP else Done(fn)
+
+
+def _insert_log_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Insert the registered ``_ledger_batch`` into ``ledger_log`` and ``ledger_log_keys``: one call for
+    both statements (inside the caller's transaction), so the helper thread needs the GIL once."""
+    try:
+        con.execute(
+            "INSERT INTO ledger_log SELECT position, event_id, stream_id, stream_version, event_type, "
+            "schema_version, payload, make_timestamptz(recorded_at_us), prev_hash, hash FROM _ledger_batch; "
+            "INSERT INTO ledger_log_keys SELECT position, event_key, stream_key FROM _ledger_batch"
+        )
+    except duckdb.ConstraintException as exc:
+        # Only a lookup key edited to another value hides an existing id or stream version from the
+        # checks above; the log's UNIQUE constraints then refuse the duplicate (nothing is written).
+        raise _KeysDisagree(
+            "an event id or stream version of this batch is already in the log, but ledger_log_keys did "
+            "not show it (the table was edited outside carousel). Nothing of this append was written and "
+            f"the keys have been rebuilt from the log: run the command again. ({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def _stored_batch(fresh: Sequence[NewEvent], payloads: Sequence[str], stream_versions: Sequence[int],
+                  first: int, ts0: int) -> list[StoredEvent]:
+    """The batch's events exactly as read() gives them back: parsed from the canonical text (so a Decimal
+    or tuple in the caller's payload projects as its stored string or list), upcast if given in an older
+    version. One json.loads of the whole batch: the texts are canonical JSON values that this append
+    just wrote, so the array splits exactly into them, and one C call replaces a thousand Python-level ones."""
+    datas = json.loads("[" + ",".join(payloads) + "]", parse_float=Decimal)
+    return [
+        StoredEvent(first + i, e.event_id, e.stream_id, sv, e.event_type, CURRENT_VERSION[e.event_type],
+                    data if e.version == CURRENT_VERSION[e.event_type] else upcast(e.event_type, e.version, data),
+                    ts0 + i)
+        for i, (e, sv, data) in enumerate(zip(fresh, stream_versions, datas, strict=True))
+    ]
 
 
 def _rebuild_log_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -449,18 +500,17 @@ def _frames_digest(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pl.DataF
 
 
 def _refresh_projections(
-    con: duckdb.DuckDBPyConnection, older: Sequence[StoredEvent], fresh: Sequence[StoredEvent],
+    con: duckdb.DuckDBPyConnection, older: Sequence[StoredEvent], frames: Mapping[str, pl.DataFrame],
     old_head: str, new_head: str, recorded: tuple[str | None, str | None] | None,
 ) -> None:
     """Rewrite the projection rows of the streams touched by this append (same transaction), and move the
     projection digest from the old rows of those streams to their new ones (:mod:`ledger.digest`).
 
-    The new events come from the in-memory batch (already canonical, current schema version), not
-    re-read from the table just written; ``older`` are the earlier events of the touched streams (the
-    append's stream query read them). A new deal (the bulk of an import) therefore costs no query at all.
+    ``frames`` are :func:`ledger.project.batch_frames` of the touched streams' events: the new ones from
+    the in-memory batch (already canonical, current schema version), not re-read from the table just
+    written, and ``older``, the earlier events of the touched streams (the append's stream query read
+    them). A new deal (the bulk of an import) therefore costs no query at all.
     """
-    touched = {e.stream_id for e in fresh}
-    older = [e for e in older if e.stream_id in touched]  # not the streams only named in ``expected``
     old_companies = sorted({e.payload["company_id"] for e in older if e.event_type == "CompanyRegistered"})
     old_deals = sorted({e.payload["deal_id"] for e in older if "deal_id" in e.payload})
     if old_companies:
@@ -468,7 +518,6 @@ def _refresh_projections(
     if old_deals:
         con.execute("DELETE FROM ledger_deals WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
         con.execute("DELETE FROM ledger_flows WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))", [old_deals])
-    frames = project.batch_frames([*older, *fresh])
     added = {t: digest.insert_and_sum(con, t, frames[t], _SCHEMAS[t]) for t in digest.TABLES}
     _advance_digest(con, older, added, old_head, new_head, recorded)
 
