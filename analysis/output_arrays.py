@@ -22,6 +22,7 @@ changes: the values written into it, so every number, are the same.
 
 from __future__ import annotations
 
+import errno
 import mmap
 
 import numpy as np
@@ -43,5 +44,10 @@ def empty(shape: int | tuple[int, ...], dtype: DTypeLike = np.float64) -> np.nda
     # MAP_POPULATE: the kernel maps every page in the one call (20% less kernel time for 168 MB here
     # than a fault per 4 KiB page on first touch).
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-    buf = mmap.mmap(-1, nbytes, flags=flags)
+    try:
+        buf = mmap.mmap(-1, nbytes, flags=flags)
+    except OSError as exc:  # out of memory: the error np.empty would have raised
+        if exc.errno == errno.ENOMEM:
+            raise MemoryError(f"cannot allocate {nbytes:,} bytes for an array of shape {dims}") from exc
+        raise
     return np.frombuffer(buf, dtype=dt).reshape(dims)

@@ -307,7 +307,7 @@ def _append_locked(
     reading = _start(lambda: _read_state(con, ids, streams, keys))
     try:
         texts: list[str] | None = [e.payload_json for e in events]
-    except (TypeError, ValueError):
+    except Exception:  # any payload error is raised by the loop below, in its old order
         texts = None
     finally:
         (head_pos, head_hash, last_us, n_recorded, n_digest, digest_text, digest_seal), rows = reading.join()

@@ -28,6 +28,11 @@ class Background(Generic[T]):
         self._fn = fn
         self._value: T | None = None
         self._error: BaseException | None = None
+        # Set by the helper thread when ``fn`` has returned or raised. Waited on instead of the Thread:
+        # on CPython 3.11-3.12 a KeyboardInterrupt inside ``Thread.join`` can leave the thread marked
+        # stopped (``is_alive()`` False) while it still runs, so a loop on ``is_alive`` would let the
+        # caller's rollback race the statement; an interrupted ``Event.wait`` leaves the event as it was.
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-append", daemon=True)
         self._thread.start()
 
@@ -36,20 +41,22 @@ class Background(Generic[T]):
             self._value = self._fn()
         except BaseException as exc:  # handed to the joining thread, which decides
             self._error = exc
+        finally:
+            self._done.set()
 
     def join(self) -> T:
         """Wait for ``fn`` (also through a Ctrl-C: the caller's rollback must not race the statement),
         then return its value or raise its exception."""
         interrupted: BaseException | None = None
-        while self._thread.is_alive():
+        while not self._done.is_set():
             try:
-                self._thread.join()
+                self._done.wait()
             except KeyboardInterrupt as exc:
                 interrupted = exc
+        if interrupted is not None:  # the user asked to stop: that wins, with the call's error as its cause
+            raise interrupted from self._error
         if self._error is not None:
             raise self._error
-        if interrupted is not None:
-            raise interrupted
         return self._value  # type: ignore[return-value]  # set by _run when no error
 
 

@@ -142,3 +142,16 @@ def test_empty_large_is_anonymous_writable_and_c_contiguous() -> None:
     assert output_arrays.empty((0, 21)).shape == (0, 21)
     obj = output_arrays.empty(700_000, dtype=object)  # object arrays hold references: numpy's own
     assert obj.dtype == object and obj.base is None
+
+
+def test_empty_out_of_memory_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mapping route fails as numpy's own allocation does (MemoryError), not with an OSError."""
+    import errno
+
+    def no_memory(*_args: object, **_kw: object) -> mmap.mmap:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(output_arrays.mmap, "mmap", no_memory)
+    with pytest.raises(MemoryError, match="4,194,304 bytes"):
+        output_arrays.empty(524_288, dtype=np.int64)
+    assert output_arrays.empty(1_000).shape == (1_000,)  # below the threshold: numpy's, untouched

@@ -8,6 +8,8 @@ corrections, companies, identical retries, conflicting retries and an expected-v
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,50 @@ def test_background_returns_and_raises_like_done() -> None:
         job = route(bad)
         with pytest.raises(ValueError, match="from the statement"):
             job.join()
+
+
+
+#: Run in a fresh interpreter that loads only ``ledger.overlap``: with polars imported (as in this test
+#: process), a SIGINT does not interrupt the main thread's blocking wait here, so the race would not show.
+_CTRL_C = """
+import signal, sys, threading, time
+from ledger.overlap import Background
+from core.errors import ConflictError
+
+def ctrl_c_in(seconds):  # a real SIGINT to the main thread: it interrupts the blocking wait there
+    threading.Timer(seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+
+finished = threading.Event()
+def slow():
+    time.sleep(0.6)
+    finished.set()
+    return "done"
+job = Background(slow)
+ctrl_c_in(0.1)
+try:
+    job.join()
+    sys.exit("no KeyboardInterrupt")
+except KeyboardInterrupt:
+    assert finished.is_set(), "join returned while the background call was still running"
+
+def failing():
+    time.sleep(0.4)
+    raise ConflictError("late failure")
+job = Background(failing)
+ctrl_c_in(0.1)
+try:
+    job.join()
+except KeyboardInterrupt as exc:
+    assert isinstance(exc.__cause__, ConflictError), repr(exc.__cause__)
+print("ok")
+"""
+
+
+def test_a_ctrl_c_during_join_waits_for_the_call_and_wins_over_its_error() -> None:
+    """A KeyboardInterrupt in the joining thread must not return before the background call has ended
+    (the caller's rollback would otherwise use the connection while the statement still runs: on CPython
+    3.11-3.12 an interrupted ``Thread.join`` marks the thread stopped while it runs); and when the call
+    failed meanwhile, the user's Ctrl-C is raised, with the call's error as its cause."""
+    res = subprocess.run([sys.executable, "-c", _CTRL_C], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
