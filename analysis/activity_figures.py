@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 from scipy.special import fdtri
 
-from analysis.plots import Z95, _style
+from analysis.plots import Z95
 from analysis.results import EventStudyResult
 from analysis.volatility import VarianceRatioResult
 from core.errors import InputError
@@ -45,14 +45,14 @@ def runup_rows(res: EventStudyResult, event_id: str) -> pl.DataFrame:
 
 def daily_ar_figure(ar: pl.DataFrame, event_id: str, title: str) -> Figure:
     """:func:`runup_figure` from its data (:func:`runup_rows`), so that a figure worker can draw it."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     if ar.height == 0:
         raise InputError(f"no abnormal returns for firm-event {event_id!r}", field="event_id")
     d = ar["rel_day"].to_numpy()
     a = 100 * ar["ar"].fill_null(np.nan).to_numpy()
     se = 100 * ar["se"].fill_null(np.nan).to_numpy()
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
         ax.bar(d, a, color="#3498db", width=0.7, label="AR", yerr=Z95 * se, ecolor="#7f8c8d", capsize=1.5)
         ax.plot(d, np.nancumsum(a), color="#2c3e50", marker="o", ms=2.5, label="cumulative AR")
@@ -68,10 +68,10 @@ def daily_ar_figure(ar: pl.DataFrame, event_id: str, title: str) -> Figure:
 def volume_figure(res: EventStudyResult, title: str | None = None) -> Figure:
     """Mean abnormal log volume per relative day over the firm-events (``res.aar`` of
     :func:`analysis.volume.abnormal_volume`), in log points."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     aar = res.aar.sort("rel_day").drop_nulls("aar")
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
         ax.bar(aar["rel_day"].to_numpy(), aar["aar"].to_numpy(), color="#16a085", width=0.7)
         ax.axhline(0, color="black", lw=0.6)
@@ -87,7 +87,7 @@ def volume_figure(res: EventStudyResult, title: str | None = None) -> Figure:
 def variance_ratio_figure(vr: VarianceRatioResult, title: str | None = None) -> Figure:
     """Variance ratio per firm-event (log scale, sorted) against 1 and the 5 % F critical value at
     the median denominator degrees of freedom."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     f = vr.frame.drop_nulls("var_ratio").sort("var_ratio")
     if f.height == 0:
@@ -95,7 +95,7 @@ def variance_ratio_figure(vr: VarianceRatioResult, title: str | None = None) -> 
     df1 = int(f["df1"][0])
     crit = float(fdtri(df1, float(np.median(f["df2"].to_numpy())), 0.95))
     y = np.arange(f.height)
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(4.5, max(2.5, 0.12 * f.height + 0.8)))
         ax.scatter(f["var_ratio"].to_numpy(), y, s=8, color="#c0392b", zorder=3)
         ax.axvline(1.0, color="black", lw=0.6)

@@ -254,13 +254,13 @@ def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
 
 def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
     """Horizontal bars: the largest creators (top) and destroyers (bottom), US$ bn, 95% intervals."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     d = pl.concat([m.filter(side="destroyer").sort("dollar_bn", descending=True),
                    m.filter(side="creator").sort("dollar_bn")])
     labels = [f"{r['ticker']} {r['t0']}" for r in d.iter_rows(named=True)]
     y = np.arange(d.height)
-    with plots._style():
+    with style():
         fig, ax = plt.subplots(figsize=(5.5, 0.22 * max(d.height, 4) + 1.0))
         colors = ["#2e7d32" if v > 0 else "#c62828" for v in d["dollar_bn"].to_list()]
         ax.barh(y, d["dollar_bn"].to_numpy(), xerr=plots.Z95 * d["se_bn"].to_numpy(), color=colors,
@@ -275,12 +275,12 @@ def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
 
 def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
     """The running dollar CAR across the carousel, with a 95% band (independent firm-events)."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     # From the first announcement with a value: earlier ones (MSFT 2019, 2023: no count) add nothing.
     valued = c.filter(pl.col("n_valued").cum_sum() > 0)
     c = valued if valued.height else c
-    with plots._style():
+    with style():
         fig, ax = plt.subplots(figsize=(6.0, 3.2))
         t = c["t0"].to_list()
         # The valued firm-events only (the complete total is null from the first gap on); hollow

@@ -64,9 +64,9 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from scipy import special
 
 from analysis import output_arrays
+from analysis.coefficients import two_sided_p
 from analysis.conventions import TEXTBOOK, Conventions
 from analysis.grid import (
     ReturnGrid,
@@ -799,10 +799,7 @@ def _car_frame(base: pl.DataFrame, labels: list[str], df: np.ndarray, out: dict[
         sl = slice(lo, lo + _FRAME_BLOCK_ROWS)
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(car[sl], se[sl], out=t[sl])
-        dfw = np.repeat(df[sl, None], n_w, axis=1).astype(float)
-        # scipy.special, not scipy.stats: stats takes about 0.7 s to import, and every CLI command
-        # imports this module to register `study`. stdtr(df, -|t|) is the t distribution's lower tail.
-        np.multiply(2.0, special.stdtr(dfw, -np.abs(t[sl])), out=p[sl])
+        p[sl] = two_sided_p(t[sl], np.repeat(df[sl, None], n_w, axis=1).astype(float))
     # Rows in firm-event order, then window order: the C-order ravel of each (n, W) array, with the
     # keys repeated W times (one gather; no concatenation and sort of n x W rows).
     n = base.height

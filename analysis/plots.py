@@ -27,14 +27,6 @@ if TYPE_CHECKING:
 Z95 = 1.959963984540054
 
 
-def _style() -> Any:
-    """The house style's rc context (analysis.figure_files), importing matplotlib on first use: the
-    main job imports this module for its figure builders but draws nothing itself."""
-    from analysis.figure_files import style
-
-    return style()
-
-
 def save(fig: Figure, folder: Path, name: str, formats: tuple[str, ...] | None = None) -> list[Path]:
     """:func:`analysis.figure_files.save` (every format by default): byte-identical when re-run."""
     from analysis import figure_files
@@ -107,12 +99,12 @@ def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None,
     (:func:`_layout` of ``fa.graph``) when already computed, e.g. for the report's SVG."""
     from matplotlib.lines import Line2D
 
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     g = fa.graph
     amounts = [g.edges[e]["amount"] for e in g.edges]
     top = max((a for a in amounts if a is not None), default=1.0)
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(7.0, 6.2))
         _draw_network(ax, g, _on_cycle(fa), names or {}, top, label_top=6, font=6.5, node_scale=1.0, pos=pos)
         keys = [Line2D([], [], color="#c0392b", lw=2, label="on a round-trip"),
@@ -131,7 +123,7 @@ def network_figure(fa: FlowAnalysis, names: dict[str, str] | None = None,
 
 def network_history_figure(graphs: list[tuple[str, FlowAnalysis]], names: dict[str, str] | None = None) -> Figure:
     """Small multiples: the flow graph as the ledger had it on each date (same scale in every panel)."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     tops = [a for _, fa in graphs for e in fa.graph.edges if (a := fa.graph.edges[e]["amount"]) is not None]
     top = max(tops, default=1.0)
@@ -140,7 +132,7 @@ def network_history_figure(graphs: list[tuple[str, FlowAnalysis]], names: dict[s
     for _, fa in graphs:
         union.add_edges_from(fa.graph.edges)
     pos = _layout(union)
-    with _style():
+    with style():
         fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.4))
         for ax, (label, fa) in zip(axes.ravel(), graphs, strict=False):
             if fa.graph.number_of_edges():
@@ -166,9 +158,9 @@ def flow_history_figure(history: Sequence[tuple[str, pl.DataFrame]], names: dict
 
 
 def car_path_figure(path: pl.DataFrame, title: str) -> Figure:
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
         d = path["rel_day"].to_numpy()
         car = 100 * path["car"].to_numpy()
@@ -196,9 +188,9 @@ def caar_figure(path: pl.DataFrame) -> Figure:
     """CAAR path (:func:`caar_path`) with its 95% band (t(n-1)); integer day ticks."""
     from scipy import special
 
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
         a = path.drop_nulls("caar")
         d = a["rel_day"].to_numpy()
@@ -221,10 +213,10 @@ def caar_figure(path: pl.DataFrame) -> Figure:
 
 def forest_figure(car0: pl.DataFrame) -> Figure:
     """Event-day AR per firm-event with 95% intervals (``car0``: the [0,0] rows of the CAR table)."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     d = car0.drop_nulls("car").sort(["t0", "event_id"], descending=[True, True])
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(5.5, 0.16 * d.height + 1.0))
         y = np.arange(d.height)
         car = 100 * d["car"].to_numpy()
@@ -248,12 +240,12 @@ def timeline_figure(car_w: pl.DataFrame, window: str) -> Figure:
     early ones still count in the running sums, and the figure says how many there are."""
     import datetime as dt
 
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     d = car_w.drop_nulls("car").sort(["t0", "event_id"])
     dates = d["t0"].to_list()
     first = dt.date(dates[min(4, len(dates) - 1)].year, 1, 1) if dates else None
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(6.0, 3.2))
         tickers = (
             d.group_by("ticker").len().sort(["len", "ticker"], descending=[True, False]).head(6)["ticker"].to_list()
@@ -307,11 +299,11 @@ def _place_labels(x: np.ndarray, y: np.ndarray, labels: list[str], ax: Any, font
 def size_figure(d: pl.DataFrame, window: str, n_total: int | None = None) -> Figure:
     """Deal size ($bn, log scale) against CAR for firm-events with a disclosed amount; every point
     labelled (ticker and month) without overlaps; the title says how many firm-events lack an amount."""
-    from analysis.figure_files import plt
+    from analysis.figure_files import plt, style
 
     d = d.drop_nulls(["amount_bn", "car"]).filter(pl.col("amount_bn") > 0).sort("event_id")
     total = n_total if n_total is not None else d.height
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
         x, y = d["amount_bn"].to_numpy(), 100 * d["car"].to_numpy()
         sig = d["p"].to_numpy() < 0.05 if "p" in d.columns else np.zeros(d.height, dtype=bool)

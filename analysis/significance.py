@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import special
 
+from analysis.coefficients import two_sided_p
 from analysis.conventions import Conventions
 from analysis.panel import ARPanel
 from analysis.prediction_error import car_variance_factor
@@ -127,24 +127,12 @@ def _t_cols(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sd = np.sqrt((dev**2).sum(axis=0) / (n - 1))
         t = mean / (sd / np.sqrt(n))
         t = np.where(n >= 2, t, np.nan)
-        p = 2.0 * _t_sf(np.abs(t), np.maximum(n - 1, 1))
+        p = two_sided_p(t, np.maximum(n - 1, 1))
     return t, np.where(np.isfinite(t), p, np.nan), n
 
 
-# Tails from scipy.special, not scipy.stats (about 0.7 s to import in every CLI process): the same
-# functions scipy.stats' t.sf and norm.sf evaluate, so the same bits.
-def _t_sf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Student t survival function, ``scipy.stats.t.sf(x, df)``."""
-    return np.asarray(special.stdtr(df, -x), dtype=float)
-
-
-def _norm_sf(z: np.ndarray) -> np.ndarray:
-    """Standard normal survival function, ``scipy.stats.norm.sf(z)``."""
-    return np.asarray(special.ndtr(-z), dtype=float)
-
-
 def _p_norm(z: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(z), 2.0 * _norm_sf(np.abs(z)), np.nan)
+    return np.where(np.isfinite(z), two_sided_p(z, None), np.nan)
 
 
 def _est_block(panel: ARPanel) -> np.ndarray:
@@ -281,7 +269,7 @@ def kolari_pynnonen_t(
     with np.errstate(invalid="ignore", divide="ignore"):
         adj = np.sqrt((1.0 - r) / (1.0 + (n - 1.0) * r))
         t = b.statistic * adj
-        p = np.where(np.isfinite(t), 2.0 * _t_sf(np.abs(t), np.maximum(n - 1, 1)), np.nan)
+        p = np.where(np.isfinite(t), two_sided_p(t, np.maximum(n - 1, 1)), np.nan)
     return TestStat("kolari_pynnonen_t", b.label, t, p, b.n)
 
 

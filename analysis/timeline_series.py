@@ -292,13 +292,11 @@ def timeline_csv(frame: pl.DataFrame) -> str:
 def timeline_plot(frame: pl.DataFrame) -> Any:
     """Committed disclosed flows ($bn) and round-trips per month end for every vintage with data (today
     solid, reported dashed, recorded dotted); an absent vintage is named under the axes, not drawn."""
-    import matplotlib.pyplot as plt
-
-    from analysis.plots import _style
+    from analysis.figure_files import plt, style
 
     absent = absent_vintages(frame)
     styles = {"today": "-", "reported": "--", "recorded": ":"}
-    with _style():
+    with style():
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6.0, 4.6), sharex=True)
         for vintage in ("today", "reported", "recorded"):
             if vintage in absent:

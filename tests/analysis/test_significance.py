@@ -187,15 +187,6 @@ def test_average_ranks_are_scipy_rankdata_bit_for_bit() -> None:
     assert np.array_equal(np.isnan(ours), np.isnan(x))
 
 
-def test_tails_are_scipy_stats_bit_for_bit() -> None:
-    """t and normal tails from scipy.special give exactly scipy.stats' t.sf and norm.sf."""
-    rng = np.random.default_rng(17)
-    x = np.concatenate([np.abs(rng.standard_t(3, 2000)) * rng.uniform(0, 5, 2000), [0.0, np.inf, 40.0]])
-    df = rng.integers(1, 300, x.size)
-    np.testing.assert_array_equal(S._t_sf(x, df), stats.t.sf(x, df))
-    np.testing.assert_array_equal(S._norm_sf(x), stats.norm.sf(x))
-
-
 def test_generalized_sign_formula() -> None:
     p, *_ = simulate(7, shock=0.01, missing=True)
     e = p.full_ar()[:, :L_EST]
