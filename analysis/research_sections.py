@@ -27,9 +27,12 @@ from analysis.summary import Column, Fmt, Summary, Table, fixed, integer, percen
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: ``build(*args) -> Figure``: a module-level function of ``analysis`` drawing a figure from its data
+#: (a figure worker receives it pickled by name, with the data).
+Builder = Callable[..., "Figure"]
 #: ``draw(build, args, folder, name) -> paths``: builds ``build(*args)`` and writes it in every format
-#: (the main job's hands it to a figure worker, carousel.figure_pool).
-DrawFn = Callable[[Callable[..., "Figure"], tuple[Any, ...], Path, str], list[Path]]
+#: (the main job's is ``carousel.figure_pool.FigurePool.draw``, which hands it to a figure worker).
+DrawFn = Callable[[Builder, tuple[Any, ...], Path, str], list[Path]]
 
 #: Resampling sizes of ``carousel run``: about 1 s for the clustered step on the shipped data (2 cores);
 #: ``analysis.clustered.clustered_inference`` with its defaults (999 / 9999) is the full-size route.

@@ -7,7 +7,7 @@ Here the main process computes each figure's *data* (Polars frames, small arrays
 with the figure's builder (a module-level function of ``analysis``) to a worker, which builds the figure
 and saves it in the requested formats (:meth:`FigurePool.draw`); the main process goes on with its tables
 and research sections, never imports matplotlib, and waits for the files before the report embeds the
-PNGs. :meth:`FigurePool.save` still takes a built figure (pickled to the worker).
+PNGs.
 
 Determinism: a worker builds and saves one whole figure with the same calls as the serial route
 (``save(build(*args), ...)`` with :func:`analysis.figure_files.save`), so the bytes depend only on the
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.errors import CarouselError, InputError
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from analysis.research_sections import Builder
 
 #: Every figure format, in the order they are written (analysis.figure_files.FORMATS; spelled out here
 #: so that the main process need not import matplotlib to parse ``--formats``).
@@ -56,12 +55,6 @@ _PRELOAD = ["carousel.figure_pool", "analysis.figure_files", "matplotlib.backend
 
 T = TypeVar("T")
 
-#: ``save(fig, folder, name) -> paths``: how the job's steps write a built figure.
-SaveFn = Callable[["Figure", Path, str], list[Path]]
-#: ``build(*args) -> Figure``: a module-level function (it is pickled by name) drawing from data.
-Builder = Callable[..., "Figure"]
-#: ``draw(build, args, folder, name) -> paths``: how the job's steps build and write a figure.
-DrawFn = Callable[[Builder, tuple[Any, ...], Path, str], list[Path]]
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -89,14 +82,6 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
     return max(1, n)
-
-
-def _save_pickled(blob: bytes, folder: str, name: str, formats: tuple[str, ...]) -> list[str]:
-    """Worker side: the figure back from its pickle, saved as the serial route would save it."""
-    from analysis.figure_files import save
-
-    fig = pickle.loads(blob)
-    return [str(p) for p in save(fig, Path(folder), name, formats)]
 
 
 def _draw(build: Builder, args: tuple[Any, ...], folder: str, name: str, formats: tuple[str, ...]) -> list[str]:
@@ -196,21 +181,6 @@ class FigurePool:
                                     "in the main process") from None
 
         return result
-
-    def save(self, fig: Figure, folder: Path, name: str) -> list[Path]:
-        """Write (or start writing) ``folder/name.<fmt>`` for each format; the paths, in format order."""
-        pool = self._ready()
-        if pool is None:
-            from analysis.figure_files import save
-
-            return save(fig, folder, name, self.formats)
-        import matplotlib.pyplot as plt
-
-        folder.mkdir(parents=True, exist_ok=True)
-        blob = pickle.dumps(fig, protocol=pickle.HIGHEST_PROTOCOL)
-        plt.close(fig)  # the worker has its own copy; this one would only hold memory
-        self._pending.append((name, pool.submit(_save_pickled, blob, str(folder), name, self.formats)))
-        return [folder / f"{name}.{fmt}" for fmt in self.formats]
 
     def wait(self) -> None:
         """Block until every submitted figure is written; a worker's exception is raised here."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -25,10 +25,13 @@ from analysis.report import Provenance
 from analysis.results import EventStudyResult
 from analysis.spec import DEFAULT_EXPLAIN, DEFAULT_SPEC, ExplainSpec, StudySpec
 from carousel.db import connect
-from carousel.figure_pool import ALL_FORMATS, DrawFn, FigurePool
+from carousel.figure_pool import ALL_FORMATS, FigurePool
 from carousel.outfiles import check_destination, check_folder, publish, stage_path, staged
 from core.errors import CarouselError, InputError
 from core.paths import DATA_DIR, resolve_db
+
+if TYPE_CHECKING:
+    from analysis.research_sections import DrawFn
 
 FOCUS_EVENT = "amd-openai-2025-10-06:AMD"
 

@@ -1,7 +1,7 @@
 """Figures saved by worker processes (carousel.figure_pool) are the bytes the main process writes.
 
 Why: ``carousel run`` hands each figure's builder and data to a worker that draws and saves it while
-the job goes on (or a built figure, pickled); a reader comparing a paper's figure with a re-run must
+the job goes on; a reader comparing a paper's figure with a re-run must
 get the same file whichever route wrote it.
 The whole job's 33 figure files are compared with the golden (serially written) copies by
 tests/outputs/test_golden.py; here a few figures are compared directly, and the option is checked.
@@ -36,26 +36,6 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_parallel_files_are_the_serial_bytes(tmp_path: Path) -> None:
-    with FigurePool(workers=0) as serial:
-        for name, fig in _figures(tmp_path).items():
-            serial.save(fig, tmp_path / "serial", name)  # type: ignore[arg-type]
-    with FigurePool(workers=2) as pool:
-        written = []
-        for name, fig in _figures(tmp_path).items():
-            written += pool.save(fig, tmp_path / "parallel", name)  # type: ignore[arg-type]
-        pool.wait()
-    a, b = _digests(tmp_path / "serial"), _digests(tmp_path / "parallel")
-    assert sorted(a) == sorted(p.name for p in written)
-    assert len(a) == 9  # 3 figures x pdf, svg, png
-    assert a == b
-    # And re-running the serial route gives the same bytes again (no timestamps, fixed SVG ids).
-    with FigurePool(workers=0) as again:
-        for name, fig in _figures(tmp_path).items():
-            again.save(fig, tmp_path / "again", name)  # type: ignore[arg-type]
-    assert _digests(tmp_path / "again") == a
-
-
 def _figure_data(tmp: Path) -> dict[str, tuple[object, tuple[object, ...]]]:
     """The same three figures as builders and their data, as the main job hands them to draw()."""
     days = np.arange(-5, 11)
@@ -75,10 +55,12 @@ def _figure_data(tmp: Path) -> dict[str, tuple[object, tuple[object, ...]]]:
 
 def test_figures_drawn_in_workers_are_the_serial_bytes(tmp_path: Path) -> None:
     """draw(): the worker builds the figure from its data; the files are those of building and saving
-    it in the main process (and of saving a pickled built figure)."""
-    with FigurePool(workers=0) as serial:
-        for name, fig in _figures(tmp_path).items():
-            serial.save(fig, tmp_path / "serial", name)  # type: ignore[arg-type]
+    it in the main process, with or without workers, and the same again on a re-run (no timestamps,
+    fixed SVG ids)."""
+    from analysis.figure_files import FORMATS, save
+
+    for name, fig in _figures(tmp_path).items():
+        save(fig, tmp_path / "serial", name, FORMATS)  # type: ignore[arg-type]
     with FigurePool(workers=0) as here:
         for name, (build, args) in _figure_data(tmp_path).items():
             here.draw(build, args, tmp_path / "here", name)  # type: ignore[arg-type]
@@ -88,10 +70,13 @@ def test_figures_drawn_in_workers_are_the_serial_bytes(tmp_path: Path) -> None:
             written += pool.draw(build, args, tmp_path / "drawn", name)  # type: ignore[arg-type]
         pool.wait()
     a = _digests(tmp_path / "serial")
-    assert len(a) == 9
+    assert len(a) == 9  # 3 figures x pdf, svg, png
     assert _digests(tmp_path / "here") == a
     assert _digests(tmp_path / "drawn") == a
     assert sorted(p.name for p in written) == sorted(a)
+    for name, fig in _figures(tmp_path).items():
+        save(fig, tmp_path / "again", name, FORMATS)  # type: ignore[arg-type]
+    assert _digests(tmp_path / "again") == a
 
 
 def test_call_in_a_worker_gives_the_in_process_result(tmp_path: Path) -> None:
@@ -124,9 +109,9 @@ def test_all_formats_are_the_figure_writers(tmp_path: Path) -> None:
 
 
 def test_formats_choose_the_files_and_png_is_always_written(tmp_path: Path) -> None:
-    figs = _figures(tmp_path)
+    build, args = _figure_data(tmp_path)["caar"]
     with FigurePool(parse_formats("pdf"), workers=1) as pool:
-        paths = pool.save(figs["caar"], tmp_path / "f", "caar")  # type: ignore[arg-type]
+        paths = pool.draw(build, args, tmp_path / "f", "caar")  # type: ignore[arg-type]
         pool.wait()
     assert [p.name for p in paths] == ["caar.pdf", "caar.png"]
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["caar.pdf", "caar.png"]
@@ -154,21 +139,10 @@ def _broken_figure() -> object:
 
 
 def test_a_drawing_error_in_a_worker_reaches_the_caller(tmp_path: Path) -> None:
-    with FigurePool(workers=1) as pool:
-        pool.draw(_broken_figure, (), tmp_path, "broken")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="notacommand"):
-            pool.wait()
-
-
-def test_a_worker_error_reaches_the_caller(tmp_path: Path) -> None:
     """A figure that fails while being drawn (bad mathtext, parsed only at draw time) fails the job in
     the worker as it would in the main process: the error is raised by wait(), not lost."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.set_title(r"$\notacommand{x}$")
     with FigurePool(workers=1) as pool:
-        pool.save(fig, tmp_path, "broken")
+        pool.draw(_broken_figure, (), tmp_path, "broken")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="notacommand"):
             pool.wait()
 
