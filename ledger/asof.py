@@ -246,11 +246,17 @@ def sql_readable(con: duckdb.DuckDBPyConnection) -> bool:
     return all((str(t), int(v)) in SQL_EVENT_VERSIONS for t, v in have)
 
 
-#: The deal events up to the cut that are not the first event of their stream or not an announcement:
-#: their streams (a narrow scan, no payload read) are the ones folded; every other stream holds exactly
-#: one deal event up to the cut (stream versions are unique per stream), its announcement.
-_FOLDED_EVENTS = ("FROM ledger_log WHERE event_type IN ({kinds}) AND ({where}) "
-                  "AND (event_type <> 'DealAnnounced' OR stream_version <> 1)")
+#: ``ledger_log`` rows of a deal event (any kind).
+_IS_DEAL_EVENT = "event_type IN (" + ", ".join(f"'{t}'" for t in _DEAL_TYPES) + ")"
+#: A deal event that is not the first event of its stream or not an announcement: the streams holding one
+#: (a narrow scan, no payload read) are the ones folded; every other stream holds exactly one deal event
+#: up to the cut (stream versions are unique per stream), its announcement.
+_OTHER_EVENT = "(event_type <> 'DealAnnounced' OR stream_version <> 1)"
+
+
+def _params(sql: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters ``sql`` uses (DuckDB refuses a parameter that the statement does not have)."""
+    return {k: v for k, v in args.items() if f"${k}" in sql}
 
 
 def _announced_rows_sql(where: str, *, folded: bool) -> str:
@@ -277,11 +283,11 @@ def _split_sql(where: str, valid: str, types: frozenset[str], *, since: bool) ->
     (:func:`_announced_rows_sql`), the others (CTE ``s``, narrow) folded by :func:`_group_fold_sql`, their
     events since the deal's latest announcement when ``since``. Each payload is parsed once, in one
     branch or the other; with a stream per deal the two parts hold different deals (``_own`` checks it)."""
-    kinds = ", ".join(f"'{t}'" for t in _DEAL_TYPES)
     events = _events_sql(f"({where}) AND stream_id IN (SELECT stream_id FROM s)", valid, own=True, types=types)
     rows = _since_announced(events) if since else events
     folded = _row_sql(f"({_group_fold_sql(rows, '_own', valid)})", "_plain, _own")
-    return (f"WITH s AS MATERIALIZED (SELECT DISTINCT stream_id {_FOLDED_EVENTS.format(kinds=kinds, where=where)})\n"
+    return (f"WITH s AS MATERIALIZED (SELECT DISTINCT stream_id FROM ledger_log "
+            f"WHERE {_IS_DEAL_EVENT} AND ({where}) AND {_OTHER_EVENT})\n"
             f"{_announced_rows_sql(where, folded=True)}\nUNION ALL\n{folded}")
 
 
@@ -320,13 +326,13 @@ def _first_route(con: duckdb.DuckDBPyConnection, where: str, args: dict[str, Any
     """Where :func:`deals_at` starts, from a narrow scan (no payload read), and the deal event types up
     to the cut (the fold's SQL leaves out the branches of absent kinds: its planning time grows with its
     text). ``announced`` when every deal stream holds one deal event, its announcement: nothing to fold.
-    ``split`` when the other events are fewer than half the version-1 announcements (counting those
-    of streams that are then folded: a cheap count, no stream grouping) (on a 20,000-deal mixed log the split and the fold of every event cost the same at one other event
-    per two announcements, CPU 169 / 166 ms; at 1:10, 131 / 169 ms). Else ``fold``."""
-    kinds = ", ".join(f"'{t}'" for t in _DEAL_TYPES)
-    sql = (f"SELECT count(*), count(*) FILTER (WHERE event_type <> 'DealAnnounced' OR stream_version <> 1), "
-           f"list(DISTINCT event_type) FROM ledger_log WHERE event_type IN ({kinds}) AND ({where})")
-    events, other, types = con.execute(sql, {k: v for k, v in args.items() if f"${k}" in sql}).fetchall()[0]
+    ``split`` when the other events are fewer than half the version-1 announcements (a cheap count, no
+    grouping by stream: it includes the announcements of streams that are then folded). On a 20,000-deal
+    mixed log the split and the fold of every event cost the same at one other event per two
+    announcements (CPU 169 / 166 ms; at 1:10, 131 / 169 ms). Else ``fold``."""
+    sql = (f"SELECT count(*), count(*) FILTER (WHERE {_OTHER_EVENT}), list(DISTINCT event_type) "
+           f"FROM ledger_log WHERE {_IS_DEAL_EVENT} AND ({where})")
+    events, other, types = con.execute(sql, _params(sql, args)).fetchall()[0]
     route = "announced" if other == 0 else "split" if 3 * other < events else "fold"
     return route, frozenset(types or ())
 
@@ -370,7 +376,7 @@ def deals_at(con: duckdb.DuckDBPyConnection, as_known_at_us: int | None, in_effe
         if in_effect_on is not None:
             # a deal that is not plain or not its stream's stays in, so that the checks below see it
             sql = f"SELECT * FROM ({sql}) WHERE announced_date <= $valid::DATE OR NOT _plain OR NOT _own"
-        out = con.sql(sql, params={k: v for k, v in args.items() if f"${k}" in sql}).pl()
+        out = con.sql(sql, params=_params(sql, args)).pl()
         own = bool(out["_own"].all())
         if own and out["_plain"].all():
             break

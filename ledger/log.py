@@ -395,9 +395,9 @@ def _append_locked(
         # of the name replaces the view anyway.
         with suppress(duckdb.TransactionException):
             con.unregister("_ledger_batch")
-    recorded_digest = (digest_text, digest_seal) if n_digest == 1 else None
-    _refresh_projections(con, older, frames, head_hash, hashes[-1], recorded_digest)
     pos, new_head = first + n - 1, hashes[-1]
+    recorded_digest = (digest_text, digest_seal) if n_digest == 1 else None
+    _refresh_projections(con, older, frames, head_hash, new_head, recorded_digest)
     _set_head(con, pos, new_head, exists=bool(n_recorded))
     return AppendResult(n, len(events) - n, pos, new_head)
 

@@ -33,8 +33,7 @@ class Background(Generic[T]):
         # stopped (``is_alive()`` False) while it still runs, so a loop on ``is_alive`` would let the
         # caller's rollback race the statement; an interrupted ``Event.wait`` leaves the event as it was.
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ledger-append", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="ledger-append", daemon=True).start()
 
     def _run(self) -> None:
         try:
