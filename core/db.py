@@ -447,9 +447,15 @@ def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
     locked against other writers throughout; it is checkpointed first, so the file alone holds every
     committed change. The caller writes the yielded path through its own connection and closes it before
     the block ends. Needs free disk space for one more copy of the database.
+
+    A symlinked ``db`` is resolved first: the copy is staged beside the file the link points to and
+    renamed over that file, so the link stays a link (renaming over the link's own name would replace it
+    with a plain file and leave its target behind, unchanged). The copy gets the file's permission bits
+    before the swap (``copyfile`` creates it with the umask's, so a 640 database would become 644).
     """
     import shutil
 
+    db = Path(os.path.realpath(db))
     con.execute("CHECKPOINT")
     # A copy left by a killed import: stale, since its process no longer holds the lock ``con`` holds.
     for stale in db.parent.glob(f".{glob.escape(db.name)}.*.staging*"):
@@ -462,6 +468,7 @@ def staged_copy(con: duckdb.DuckDBPyConnection, db: Path) -> Iterator[Path]:
     try:
         try:
             shutil.copyfile(db, tmp)
+            shutil.copymode(db, tmp)
         except OSError as exc:
             why = "the disk is full" if is_disk_full(exc) else str(exc.strerror or exc)
             raise DatabaseError(f"database {db} could not be written: {why} (copying it to stage the change); "

@@ -80,3 +80,54 @@ def test_a_conflict_in_a_late_batch_leaves_the_database_as_it_was(ledger_db: Pat
     assert "Traceback" not in res.stderr
     assert content_hash(ledger_db) == before and _events(ledger_db) == n_before
     assert not [p for p in ledger_db.parent.iterdir() if ".staging" in p.name]
+
+
+
+DEALS_CSV = REPO / "data" / "events" / "deals.csv"
+
+
+def _staged_import(db: Path) -> None:
+    """The CLI's staged route (``_import_staged``) for the shipped deals through ``db``, batches of 10 rows."""
+    from carousel.cli.ledger import _import_staged
+    from carousel.db import connect
+    from core.paths import resolve_db
+
+    with connect(db) as con:
+        _import_staged(con, resolve_db(db), DEALS_CSV, record_changes=False, scan=None, chunk_rows=10)
+
+
+def _plain_import_events(tmp: Path) -> int:
+    """Events of the same file imported in one transaction into a fresh database (the independent route)."""
+    from carousel.db import connect
+    from ledger.load import import_file
+
+    with connect(tmp / "plain.duckdb") as con:
+        import_file(con, DEALS_CSV)
+    return _events(tmp / "plain.duckdb")
+
+
+def test_a_staged_import_through_a_symlink_writes_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    """Review finding 5: the copy was staged beside the link and renamed over it, so the link became a
+    plain file holding the import while the file it pointed to stayed unchanged."""
+    from carousel.db import connect
+
+    real = tmp_path / "real" / "target.duckdb"
+    real.parent.mkdir()
+    connect(real).close()  # an empty ledger
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(real)
+    _staged_import(link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert _events(real) == _plain_import_events(tmp_path) > 0
+    assert not [p for d in (tmp_path, real.parent) for p in d.iterdir() if ".staging" in p.name]
+
+
+def test_a_staged_import_keeps_the_database_file_mode(tmp_path: Path) -> None:
+    """copyfile creates the staged copy with the umask's mode: a 640 database came back 644."""
+    from carousel.db import connect
+
+    db = tmp_path / "c.duckdb"
+    connect(db).close()
+    db.chmod(0o640)
+    _staged_import(db)
+    assert (db.stat().st_mode & 0o777, _events(db)) == (0o640, _plain_import_events(tmp_path))
