@@ -17,19 +17,38 @@ from analysis.store import ensure_schema as study_schema
 from core import db as _core_db
 from core.errors import DatabaseLockedError
 from ledger.schema import ensure_schema as ledger_schema
+from ledger.schema import refuse_dropped
 from market.schema import ensure_schema as market_schema
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every package's tables and views if missing (idempotent DDL, outside write paths)."""
+    """Create every package's tables and views if missing (idempotent DDL, outside write paths).
+
+    A ledger table dropped by hand is refused, not recreated (:func:`ledger.schema.refuse_dropped`): with
+    ``derived`` when the marker records today's composed schema, which also creates the ledger's derived
+    tables (a marker of an older schema may predate them).
+    """
+    stored = _core_db.stored_fingerprint(con)
+    if stored is not None and stored == _core_db.reference_fingerprint(ensure_schema):
+        refuse_dropped(con, derived=True)
     ledger_schema(con)
     market_schema(con)
     study_schema(con)
 
 
-def connect(path: str | Path | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open carousel's database (see :func:`core.db.connect`); a read-write open ensures the schema."""
-    return _core_db.connect(path, read_only=read_only, schema=ensure_schema)
+def repair_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """:func:`ensure_schema` that recreates dropped ledger tables and rebuilds the projections from the log
+    (``carousel ledger repair``) instead of refusing. Builds the same catalog, so the same fingerprint."""
+    ledger_schema(con, repair=True)
+    market_schema(con)
+    study_schema(con)
+
+
+def connect(path: str | Path | None = None, *, read_only: bool = False,
+            repair: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open carousel's database (see :func:`core.db.connect`); a read-write open ensures the schema
+    (``repair``: :func:`repair_schema`, for ``carousel ledger repair`` only)."""
+    return _core_db.connect(path, read_only=read_only, schema=repair_schema if repair else ensure_schema)
 
 
 def connect_waiting(path: str | Path | None = None, *, wait: bool, poll_s: float = 0.5) -> duckdb.DuckDBPyConnection:

@@ -1,7 +1,9 @@
 """``carousel verify``: one check of everything carousel stores, with a summary and exit 5 on tampering.
 
-Five parts, each reported on its own line: the file's storage (every data block read, so DuckDB checks its
-checksum: :func:`core.db.scan_storage`), the ledger (its own verify, :func:`ledger.log.verify`, unchanged),
+Six parts, each reported on its own line: the file's storage (every data block read, so DuckDB checks its
+checksum: :func:`core.db.scan_storage`), the catalog (every table's columns and view's SQL against the
+schema carousel builds, :func:`core.db.catalog_differences`: a view replaced by hand changes what
+``carousel sql`` and the README's queries sum), the ledger (its own verify, :func:`ledger.log.verify`, unchanged),
 the price batches and the share-count batches (their hash chains, :func:`market.chain.verify_chain`) and
 the study tables (:func:`analysis.store.verify_study`). With an anchor kept outside the file
 (:mod:`carousel.anchor`) each part is also checked against its anchored head, which catches a chain
@@ -82,7 +84,8 @@ def _chain_part(rep: VerifyAll, con: Any, doc: dict[str, Any] | None, part: str,
 def verify_all(db: str | Path | None, doc: dict[str, Any] | None = None) -> VerifyAll:
     """Every check; ``doc`` is the anchor document (``carousel.anchor.read``: already checked), if any."""
     from analysis.store import check_anchored_stamp, verify_study
-    from core.db import scan_storage
+    from carousel.db import ensure_schema
+    from core.db import catalog_differences, scan_storage
     from ledger import log
     from market.chain import verify_prices, verify_shares
 
@@ -95,6 +98,16 @@ def verify_all(db: str | Path | None, doc: dict[str, Any] | None = None) -> Veri
                 rep.fail("storage", f"{p} (the file is damaged or was edited byte-wise)")
             if not problems:
                 rep.lines.append(f"storage OK: {tables} tables, {rows:,} rows read, every data block checksummed")
+
+        catalog = _guarded(rep, "catalog", lambda: (catalog_differences(con, ensure_schema),))
+        if catalog is not None:
+            if catalog[0] is None:
+                rep.lines.append("catalog not compared: the schema marker records another carousel's or DuckDB's "
+                                 "schema (any read-write command updates it)")
+            for p in catalog[0] or ():
+                rep.fail("catalog", f"{p} (changed outside carousel)")
+            if catalog[0] == []:
+                rep.lines.append("catalog OK: every table and view as carousel defines them")
 
         led = _guarded(rep, "ledger", lambda: log.verify(con))
         if led is not None:

@@ -292,6 +292,92 @@ def reference_fingerprint(schema: SchemaHook) -> str:
     return _in_reference(schema, catalog_fingerprint)
 
 
+#: One catalog object: (kind, schema-qualified name) -> what defines it (a table's columns, a view's SQL).
+CatalogObjects = dict[tuple[str, str], object]
+
+
+def _catalog_objects(con: duckdb.DuckDBPyConnection) -> CatalogObjects:
+    """The objects :func:`catalog_fingerprint` hashes, one entry each, so that a difference can be named."""
+    db = "database_name = current_database() AND NOT internal"
+    views = {(r[0], r[1]): r[2] for r in con.execute(
+        f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {db}").fetchall()}  # noqa: S608
+    out: CatalogObjects = {("view", f"{s}.{v}"): sql for (s, v), sql in views.items()}
+    columns: dict[str, dict[str, tuple[object, ...]]] = {}
+    for schema, table, col, dtype, nullable, default in con.execute(
+            f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "  # noqa: S608
+            f"FROM duckdb_columns() WHERE {db}").fetchall():
+        if (schema, table) not in views:
+            columns.setdefault(f"{schema}.{table}", {})[col] = (dtype, nullable, default)
+    out.update({("table", t): cols for t, cols in columns.items()})
+    for schema, name, table, sql in con.execute(
+            "SELECT schema_name, index_name, table_name, sql FROM duckdb_indexes() "
+            "WHERE database_name = current_database()").fetchall():
+        out[("index", f"{schema}.{name}")] = (table, sql)
+    for schema, name, *rest in con.execute(
+            "SELECT schema_name, sequence_name, start_value, increment_by, cycle FROM duckdb_sequences() "
+            "WHERE database_name = current_database() AND NOT temporary").fetchall():
+        out[("sequence", f"{schema}.{name}")] = tuple(rest)
+    return out
+
+
+@functools.cache
+def _reference_objects(schema: SchemaHook) -> CatalogObjects:
+    return _in_reference(schema, _catalog_objects)
+
+
+def catalog_differences(
+    con: duckdb.DuckDBPyConnection, schema: SchemaHook, *, objects_of: SchemaHook | None = None
+) -> list[str] | None:
+    """What in the open database's catalog differs from the one ``schema`` builds, each object named; None
+    when that cannot be told (the marker records another schema than ``schema``'s).
+
+    Why: ``carousel sql``, ``report`` and the README's queries read the views (``flows``, ``deals``...),
+    so a view replaced by hand (``amount_usd * 2``) changes published sums while every stored row still
+    verifies; and a dropped table is how a projection edit hid from the ledger's verify. The marker's
+    fingerprint (:func:`stored_fingerprint`) says which schema ran last: when it is today's, every
+    difference was made outside carousel; when it is another (an older carousel, another DuckDB) or none,
+    differences are expected until the next read-write open updates the schema, so none is claimed.
+    Missing tables and views, missing or changed columns, changed view SQL, indexes and sequences are
+    reported; objects carousel does not create, and columns it does not define, change no number
+    carousel reports and are left out. ``objects_of`` limits the comparison to the objects that hook
+    creates (the ledger's own, for ``carousel ledger verify``).
+    """
+    want_fp = reference_fingerprint(schema)
+    if stored_fingerprint(con) != want_fp:
+        return None
+    if catalog_fingerprint(con) == want_fp:
+        return []
+    want = _reference_objects(schema)
+    if objects_of is not None:
+        mine = _reference_objects(objects_of)
+        want = {k: v for k, v in want.items() if k in mine}
+    have = _catalog_objects(con)
+    out: list[str] = []
+    for (kind, name), spec in sorted(want.items(), key=lambda kv: kv[0]):
+        label = f"{kind} {name.removeprefix('main.')}"
+        got = have.get((kind, name))
+        if got is None:
+            other = "table" if kind == "view" else "view"
+            instead = f" (a {other} of that name stands in its place)" if (other, name) in have else ""
+            out.append(f"{label} is missing{instead}")
+        elif kind == "table":
+            assert isinstance(spec, dict) and isinstance(got, dict)
+            for col, col_spec in spec.items():
+                if col not in got:
+                    out.append(f"{label}: column {col} is missing")
+                elif got[col] != col_spec:
+                    out.append(f"{label}: column {col} is {_column_text(got[col])}, carousel's is "
+                               f"{_column_text(col_spec)}")
+        elif got != spec:
+            out.append(f"{label} differs from carousel's definition: {got!r}")
+    return out
+
+
+def _column_text(spec: object) -> str:
+    dtype, nullable, default = spec if isinstance(spec, tuple) else (spec, None, None)
+    return f"{dtype}{'' if nullable else ' NOT NULL'}" + (f" DEFAULT {default}" if default is not None else "")
+
+
 def stored_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
     """The fingerprint recorded when ``schema`` last ran to completion here (None: never, or before
     fingerprints were recorded)."""

@@ -45,7 +45,7 @@ from typing import Any, Literal, TypeVar
 import duckdb
 import polars as pl
 
-from core.db import transaction
+from core.db import stored_fingerprint, transaction
 from core.errors import ConflictError
 from ledger import digest, project
 from ledger.model import (
@@ -573,6 +573,12 @@ def streams_corrected_by_import(con: duckdb.DuckDBPyConnection, stream_ids: Iter
     ).fetchall()}
 
 
+#: The ledger tables every carousel that records a schema fingerprint creates (``ledger_head`` is older
+#: than fingerprints): one of them missing where the marker records an applied schema was dropped outside
+#: carousel (:func:`verify` reports it; ``ledger.schema`` refuses to recreate it at a read-write open).
+REQUIRED_TABLES = ("ledger_log", "ledger_companies", "ledger_deals", "ledger_flows", "ledger_head")
+
+
 def head_summary(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None, str | None]:
     """(number of events, head position, head hash); (0, None, None) for an empty log."""
     n, pos, hash_ = con.execute(
@@ -620,7 +626,9 @@ class VerifyReport:
     * ``"chain"``: the hash chain (``broken_position`` is the first bad event);
     * ``"head"``: the log's head differs from the recorded ``ledger_head`` (``broken_position`` is the
       first missing or unrecorded position);
-    * ``"missing"``: a ledger table was dropped (``broken_position`` is None);
+    * ``"missing"``: a ledger table was dropped (``broken_position`` is None), or ``ledger_head`` was
+      dropped from a database whose schema marker records an applied schema (the projections are still
+      compared: ``reason`` names their first difference too, and ``broken_position`` is its position);
     * ``"projection"``: a stored projection table differs from the replayed log (``broken_position`` is
       the last event of the differing deal's or company's stream, or the head position if the stored row
       has no stream in the log; ``reason`` names the table, the key and the first differing field).
@@ -727,6 +735,27 @@ def _fast_verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> Verify
     return VerifyReport(True, int(n), head_pos, head_hash)
 
 
+def log_problem(con: duckdb.DuckDBPyConnection) -> str | None:
+    """None if the log can be the source a repair rebuilds from: its chain recomputes (in SQL, as
+    :func:`_fast_verify`) and its head equals ``ledger_head`` where that table exists; else why not.
+
+    Why a repair asks: rebuilding the projections from a log edited outside carousel would launder the
+    edit; deleted head events cannot be rebuilt from anything in the file.
+    """
+    if not _has_table(con, "ledger_log"):
+        return "table ledger_log is missing: there is no log to rebuild from; restore the database from a backup"
+    n, bad, head_pos, head_hash = con.execute(_CHAIN_SQL, [GENESIS, sorted(CURRENT_VERSION)]).fetchall()[0]
+    if bad:
+        return (f"{bad} event(s) of the log fail the hash chain (`carousel ledger verify` names the first): "
+                "the log itself was changed; restore the database from a backup")
+    has_head, recorded = _recorded_head(con)
+    head = (int(head_pos), str(head_hash)) if n else (0, GENESIS)
+    if has_head and len(recorded) == 1 and recorded[0] != head:
+        return (f"the log's head (position {head[0]}) differs from the recorded head (position {recorded[0][0]}): "
+                "events were removed or added outside carousel; restore the database from a backup")
+    return None
+
+
 def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyReport:
     missing = [t for t in ("ledger_log", "ledger_companies", "ledger_deals", "ledger_flows") if not _has_table(con, t)]
     if missing:
@@ -770,6 +799,8 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
     head_pos = int(rows[-1][0]) if rows else 0
 
     has_head_table, recorded_rows = _recorded_head(con)
+    # The marker records that a carousel with ledger_head set this database up: the table was dropped.
+    head_dropped = not has_head_table and stored_fingerprint(con) is not None
     if len(recorded_rows) > 1:
         return VerifyReport(False, n, head_pos, prev, head_pos,
                             f"ledger_head holds {len(recorded_rows)} rows instead of one (edited outside carousel)",
@@ -790,16 +821,22 @@ def _verify(con: duckdb.DuckDBPyConnection, *, projections: bool) -> VerifyRepor
             at = head_pos
         return VerifyReport(False, n, head_pos, prev, at, reason, "head")
 
-    # Without ledger_head, no carousel that maintains the projections by the current rule has written to
-    # this database (the first read-write open creates the table and rebuilds the projections, see
-    # ledger.schema): they were written by an older rule, so they are not compared.
-    if projections and has_head_table:
-        diff = _compare_projections(con, state)
-        if diff is not None:
-            table, stream, what = diff
-            at = last_of_stream.get(stream, head_pos) if stream else head_pos
-            return VerifyReport(False, n, head_pos, prev, at, f"projection {table} differs from the log: {what}",
-                                "projection")
+    # Without ledger_head and without a recorded schema fingerprint, no carousel that maintains the
+    # projections by the current rule has written to this database (the first read-write open creates the
+    # table and rebuilds the projections, see ledger.schema): they were written by an older rule, so they
+    # are not compared. With a fingerprint the head was dropped: the projections are compared all the same,
+    # and the report names both.
+    diff = _compare_projections(con, state) if projections and (has_head_table or head_dropped) else None
+    dropped = "table ledger_head missing: dropped outside carousel (the schema marker records that carousel's " \
+              "schema, which creates it, was applied)"
+    if diff is not None:
+        table, stream, what = diff
+        at = last_of_stream.get(stream, head_pos) if stream else head_pos
+        reason = f"projection {table} differs from the log: {what}"
+        return VerifyReport(False, n, head_pos, prev, at, f"{dropped}; {reason}" if head_dropped else reason,
+                            "missing" if head_dropped else "projection")
+    if head_dropped:
+        return VerifyReport(False, n, head_pos, prev, None, dropped, "missing")
     return VerifyReport(True, n, head_pos, prev)
 
 

@@ -31,7 +31,10 @@ import json
 
 import duckdb
 
+from core.db import stored_fingerprint
+from core.errors import ConflictError
 from ledger.log import (
+    REQUIRED_TABLES,
     head_summary,
     rebuild_projections,
     record_log_digest,
@@ -172,8 +175,53 @@ def _digest_of_other_duckdb(con: duckdb.DuckDBPyConnection) -> bool:
         return False
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+#: Derived ledger tables newer than the schema marker's fingerprint: a database whose marker records an
+#: older schema may lack them legitimately (they are then built from the log); one whose marker records
+#: today's schema may not (:func:`refuse_dropped` with ``derived=True``).
+DERIVED_TABLES = ("ledger_projection_digest", "ledger_log_keys")
+
+
+def dropped_tables(con: duckdb.DuckDBPyConnection, *, derived: bool = False) -> list[str]:
+    """The ledger tables missing from a database whose schema marker records that carousel's schema ran.
+
+    Why the marker decides: every carousel that records a schema fingerprint (:func:`core.db.stored_fingerprint`)
+    creates :data:`ledger.log.REQUIRED_TABLES`, so one of them missing there was dropped outside carousel,
+    not "a database older than the table". ``derived`` adds :data:`DERIVED_TABLES`; the shell passes it
+    when the recorded fingerprint is today's schema (which creates them). A database without a recorded
+    fingerprint (made before fingerprints, or not carousel's schema yet) has nothing dropped.
+    """
+    if stored_fingerprint(con) is None:
+        return []
+    want = REQUIRED_TABLES + (DERIVED_TABLES if derived else ())
+    return [t for t in want if not _has_table(con, t)]
+
+
+def refuse_dropped(con: duckdb.DuckDBPyConnection, *, derived: bool = False) -> None:
+    """ConflictError (exit 5) naming the dropped ledger tables (:func:`dropped_tables`), if any.
+
+    Why refuse rather than recreate: the schema setup would recreate a dropped ``ledger_head`` and rebuild
+    the projections from the log (what it does for a database older than the head), which also erases
+    a projection edited before the drop, the evidence ``verify`` reports. Repair is explicit:
+    ``carousel ledger repair``.
+    """
+    dropped = dropped_tables(con, derived=derived)
+    if not dropped:
+        return
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    where = f"database {path[0][0]}" if path and path[0][0] else "the database"
+    raise ConflictError(
+        f"{where}: ledger table(s) {', '.join(dropped)} missing although carousel's schema was applied to it "
+        "(dropped outside carousel); nothing was written. `carousel ledger verify` shows what else differs "
+        "from the log; `carousel ledger repair` rebuilds the ledger's tables from the log"
+    )
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, *, repair: bool = False) -> None:
     """Create the ledger tables and views. Idempotent; runs at read-write open, never in a write.
+
+    A ledger table dropped from a database whose marker records an applied schema is refused
+    (:func:`refuse_dropped`) unless ``repair`` (``carousel ledger repair``): then the dropped tables are
+    created again and the projections rebuilt from the log.
 
     A database written by a carousel older than ``ledger_head`` holds projections folded by the older
     rule (amendments in log order, corrections over them), which ``ledger.project`` no longer gives: they
@@ -182,7 +230,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     ``verify`` would report them as drift. The same rebuild fills ``ledger_flows.duplicate_report`` in a
     database older than that column.
     """
-    upgrading = not _has_table(con, "ledger_head")
+    if not repair:
+        refuse_dropped(con)
+    upgrading = repair or not _has_table(con, "ledger_head")
     new_digest = not _has_table(con, "ledger_projection_digest")
     for stmt in _DDL:
         con.execute(stmt)

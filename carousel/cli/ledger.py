@@ -256,19 +256,58 @@ def verify_cmd(anchor: Annotated[Path | None, typer.Option(
     """Recompute the hash chain; name the first broken position (exit 5). `carousel verify` checks
     everything else stored (prices, share counts, study) too."""
     from carousel import anchor as anchors
-    from carousel.db import connect
+    from carousel.db import connect, ensure_schema
+    from core.db import catalog_differences
     from ledger import log
+    from ledger.schema import ensure_schema as ledger_schema
 
     doc = anchors.read(anchor) if anchor else None  # a bad anchor file: exit 2 before the database opens
     with connect(db, read_only=True) as con:
         rep = log.verify(con)
         bad_anchor = log.check_anchor(con, doc["ledger"]) if doc is not None and rep.ok else None
+        # The ledger's views and tables as carousel defines them (a view replaced by hand, a dropped table)
+        catalog = catalog_differences(con, ensure_schema, objects_of=ledger_schema)
+    if catalog:
+        bad_catalog = f"the ledger's catalog differs from carousel's: {'; '.join(catalog)}"
+        bad_anchor = f"{bad_catalog}; {bad_anchor}" if bad_anchor else bad_catalog
     if not rep.ok:
         where = "" if rep.broken_position is None else f" at position {rep.broken_position}"
-        raise ConflictError(f"ledger verification FAILED{where}: {rep.reason}")
+        also = f"; {bad_catalog}" if catalog else ""
+        raise ConflictError(f"ledger verification FAILED{where}: {rep.reason}{also}")
     if bad_anchor:
         raise ConflictError(f"ledger verification FAILED: {bad_anchor}")
     _out.print(f"ledger OK: {rep.events} events, head position {rep.head_position}, hash {rep.head_hash}")
+
+
+@app.command("repair")
+def repair_cmd(db: DbOption = None) -> None:
+    """Rebuild the ledger's tables from its log after they were dropped or edited outside carousel.
+
+    A read-write open refuses a database whose ledger tables were dropped by hand (exit 5), so that the
+    evidence stays for `carousel ledger verify`; this command is the explicit way back. It rebuilds only
+    from an intact log: a log that fails its hash chain or its recorded head is refused (exit 5)."""
+    from carousel.db import connect
+    from ledger import log
+
+    with connect(db, read_only=True) as con:
+        problem = log.log_problem(con)
+        before = log.verify(con) if problem is None else None
+    if problem is not None:
+        raise ConflictError(f"cannot repair the ledger: {problem}")
+    assert before is not None
+    if before.ok:
+        _out.print(f"nothing to repair: ledger OK, {before.events} events, head position {before.head_position}")
+        return
+    _out.print(f"found: {before.reason}")
+    with connect(db, repair=True) as con:  # recreates dropped ledger tables, rebuilding from the log
+        after = log.verify(con)
+        if not after.ok and after.check == "projection":
+            log.rebuild_projections(con)  # no table was dropped: the schema setup had nothing to do
+            after = log.verify(con)
+    if not after.ok:
+        raise ConflictError(f"ledger still FAILS verification after the repair: {after.reason}")
+    _out.print(f"repaired: ledger tables rebuilt from the log; ledger OK, {after.events} events, head position "
+               f"{after.head_position}, hash {after.head_hash}")
 
 
 @app.command("anchor")

@@ -147,6 +147,17 @@ def _tamper(stmt: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def _replace_view(view: str) -> Callable[[Path], list[str]]:
+    """``view`` redefined by hand: its own query, wrapped (the rows a reader sees may stay the same)."""
+    def setup(t: Path) -> list[str]:
+        with duckdb.connect(_db(t)) as con:
+            sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [view]).fetchall()[0][0]
+            body = sql.split(" AS ", 1)[1].rstrip().rstrip(";")
+            con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM ({body}) LIMIT 1000000000')
+        return ["verify", "--db", _db(t)]
+    return setup
+
+
 def _out_attack(kind: str) -> Callable[[Path], list[str]]:
     def setup(t: Path) -> list[str]:
         out = t / "out"
@@ -268,8 +279,24 @@ def corpus() -> list[Case]:
                              "FROM ledger_deals WHERE amount_usd IS NOT NULL)",
         "nested payload": "UPDATE ledger_log SET payload = repeat('[', 200000) WHERE position = 3",
     }
+    # A ledger table dropped by hand (review finding 1): the marker records that carousel's schema ran, so
+    # it is tampering, named, and the projections are still compared with the log.
+    edit = "UPDATE ledger_deals SET amount_usd = amount_usd * 10 WHERE deal_id = 'msft-openai-2019-07-22'"
+    for table in ("ledger_head", "ledger_projection_digest", "ledger_log_keys", "ledger_companies", "ledger_deals",
+                  "ledger_flows"):
+        stmt = f"DROP TABLE {table}" if table == "ledger_deals" else f"{edit}; DROP TABLE {table}"
+        tampers[f"dropped {table}"] = stmt
     for name, stmt in tampers.items():
         cases.append(Case(f"tamper: {name}", "verify", _tamper(stmt), (5,), "verify FAILED", tamper=True))
+    cases.append(Case("tamper: dropped ledger_head, then a write command", "verify",
+                      lambda t: [_sql("DROP TABLE ledger_head")(t), "ledger", "correct", "msft-openai-2019-07-22",
+                                 "--set", "confidence=partial", "--db", _db(t)][1:],
+                      (5,), "carousel ledger repair", tamper=True))
+    # A view replaced by hand (review finding 3): every view of the composed schema, named by the catalog part.
+    for view in ("flows", "deals", "companies", "ledger_events", "prices", "returns", "shares_outstanding", "car",
+                 "abnormal_returns"):
+        cases.append(Case(f"tamper: replaced view {view}", "verify", _replace_view(view), (5,),
+                          f"catalog: view {view} differs", tamper=True))
 
     def flipped(t: Path) -> list[str]:
         data = bytearray((t / "c.duckdb").read_bytes())

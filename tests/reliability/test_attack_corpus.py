@@ -16,7 +16,8 @@ from attack import Case, corpus, run_case, seed  # noqa: E402
 FAST = {"foreign sqlite file as --db: import", "foreign ledger_log file as --db: load-snapshot",
         "--out attack: report.html is a symlink", "snapshot entry is a fifo: load-snapshot",
         "price file with close above high", "sql: COPY TO", "sql: markup value", "tamper: edited close",
-        "tamper: nested payload", "full disk: load-snapshot"}
+        "tamper: nested payload", "full disk: load-snapshot", "tamper: dropped ledger_head",
+        "tamper: dropped ledger_head, then a write command", "tamper: replaced view flows"}
 
 
 @pytest.fixture(scope="module")
