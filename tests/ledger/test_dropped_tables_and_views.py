@@ -130,7 +130,10 @@ def test_a_database_marked_with_an_older_schema_may_lack_the_derived_tables(db: 
          "UPDATE carousel_schema SET fingerprint = 'an older schema'")
     with connect(db, read_only=True) as c:
         assert core_db.catalog_differences(c, ensure_schema) is None  # not claimed either way
+    rep = verify_all(db)
+    assert rep.ok and rep.lines[1].startswith("catalog not compared: the schema marker records another")
     connect(db).close()
+    assert verify_all(db).lines[1] == "catalog OK: every table and view as carousel defines them"
     assert {"ledger_log_keys", "ledger_projection_digest"} <= _tables(db)
     with connect(db, read_only=True) as c:
         assert log.verify(c).ok and core_db.catalog_differences(c, ensure_schema) == []
@@ -187,3 +190,13 @@ def test_a_view_turned_into_a_table_and_a_dropped_column_are_named(db: Path) -> 
         got = core_db.catalog_differences(c, ensure_schema)
     assert got == ["table ledger_deals: column title is missing",
                    "view deals is missing (a table of that name stands in its place)"]
+
+
+def test_dropped_chain_columns_are_named_by_the_catalog_without_an_anchor(db: Path) -> None:
+    """Before, a share or price chain with its columns dropped read as a store from before the chain and
+    needed the anchor; under today's marker the catalog names the dropped columns."""
+    _raw(db, "ALTER TABLE share_batches DROP COLUMN chain_hash", "ALTER TABLE price_batches DROP COLUMN rows_hash")
+    rep = verify_all(db)
+    assert [f for f in rep.failures if f.startswith("catalog: ")] == [
+        "catalog: table price_batches: column rows_hash is missing (changed outside carousel)",
+        "catalog: table share_batches: column chain_hash is missing (changed outside carousel)"]
