@@ -61,7 +61,8 @@ def dollar_headline(tests: pl.DataFrame, window: str = "[0,0]") -> tuple[str, st
         return None
     p = r["p"] if r["complete"] else r["partial_p"]
     caveat = ("all firm-events valued" if r["complete"] else
-              f"partial: {r['n_without_value']} firm-event(s) without a market value left out")
+              f"partial: {r['n_without_value']} firm-event(s) without a value (no market value, or not "
+              "estimated by the study) left out")
     over = f"{r['n']} firm-events" if r["complete"] else f"the {r['n']} valued firm-events"
     return (f"US${value:+,.1f}bn", f"market value moved, total dollar CAR{window} over {over} "
             f"(p = {p:.3f}; {caveat}; firm-events taken as independent)")
@@ -78,6 +79,7 @@ def dollar_html(frames: dict[str, pl.DataFrame], figures: Path) -> str:
         _fig(figures, "dollar_cumulative", "Running total of dollar CARs by announcement day, with its 95% band"),
         s["movers"].to_html(),
         _fig(figures, "dollar_movers", "Largest creators and destroyers of market value"),
+        *([s["movers_day0"].to_html()] if "movers_day0" in s else []),
         htmlreport.sortable(s["by_deal"].to_html()),
         s["by_cycle"].to_html(),
     ]
@@ -317,20 +319,24 @@ def timeline_html(s: Summary, figures: Path) -> str:
 #: them): long text columns whose content is summarised in the notes.
 TEX_DROP: dict[str, tuple[str, ...]] = {
     "dollar_tests": ("dist", "coef_bn", "n_without_value"),
-    "dollar_by_deal": ("ratio_reason", "tickers"),
+    "dollar_by_deal": ("ratio_reason", "tickers", "missing"),
     "dollar_by_cycle": ("ratio_reason", "missing", "volume_bn", "n"),
     "dollar_movers": ("side", "t0"),
+    "dollar_movers_day0": ("side", "t0"),
     "clustered_joint": ("F", "df_num", "df_den"),
     "timeline_carousel": ("openai_share__today",),
 }
 TEX_NOTES: dict[str, str] = {
     "dollar_tests": "Total: z against N(0,1); mean: t(N-1). The total over all firm-events is in the CSV "
                     "(blank there when a firm-event has no market value).",
-    "dollar_by_deal": "Listed parties and the reason a ratio is blank are in the CSV.",
+    "dollar_by_deal": "Listed parties, the reason a ratio is blank and the firm-events without a value are "
+                      "in the CSV.",
     "dollar_by_cycle": "Round-trips written a>b>c; the number of firm-events, the circulating volume, the "
                        "reason a ratio is blank and the firm-events without a value are in the CSV.",
     "dollar_movers": "Creators first (largest gain at the top), then destroyers; the event days are in "
                      "the CSV.",
+    "dollar_movers_day0": "Creators first (largest gain at the top), then destroyers; the event days are in "
+                          "the CSV.",
     "clustered_joint": "The F statistics and their degrees of freedom are in the CSV.",
     "timeline_carousel": "OpenAI's share per month is in the CSV.",
 }

@@ -282,7 +282,8 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     events = firm_events(apply_date_basis(inputs.deals, job.spec.date_basis),
                          unknown_policy=job.spec.unknown_policy)
     try:
-        frames = dollar_frames(dollars, inputs.deals, inputs.flows, events=events, cycle_frame=fa.cycles)
+        frames = dollar_frames(dollars, inputs.deals, inputs.flows, events=events, cycle_frame=fa.cycles,
+                               excluded=res.excluded)
     except InputError as exc:
         skipped["dollar"] = str(exc)
     else:

@@ -145,3 +145,34 @@ def test_value_moved_per_committed_dollar(study: tuple[pl.DataFrame, DollarResul
 def test_bad_frames_are_refused(prices: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="car frame lacks column"):
         dollar_abnormal_value(pl.DataFrame({"ticker": ["ORCL"]}), read_shares_csv(), prices)
+
+
+def test_with_excluded_rows_are_members_without_a_value() -> None:
+    """A hand frame: a deal with one valued party and one the study excluded, two undated exclusions of
+    one ticker (two deals: two members, not one move), and an excluded id already in the frame (not
+    added twice)."""
+    from analysis.dollar import by_company, by_deal, with_excluded
+
+    day = dt.date(2025, 10, 14)
+    frame = pl.DataFrame({
+        "event_id": ["a:X", "a:X"], "deal_id": ["a", "a"], "ticker": ["X", "X"], "t0": [day, day],
+        "window": ["[0,0]", "[-1,+1]"], "car": [0.02, 0.03], "se": [0.01, 0.02],
+        "dollar_car": [2e9, 3e9], "dollar_se": [1e9, 2e9], "dollar_reason": [None, None]})
+    excluded = pl.DataFrame({
+        "event_id": ["a:Y", "u1:Y", "u2:Y", "a:X"], "deal_id": ["a", "u1", "u2", "a"],
+        "ticker": ["Y", "Y", "Y", "X"], "t0": [day, None, None, day],
+        "reason": ["overlaps_earlier_event", "no_t0", "no_t0", "ticker_not_found"]})
+    out = with_excluded(frame, excluded)
+    assert out.columns == frame.columns and out.height == 2 + 3 * 2
+    assert out.head(2).equals(frame)  # the study's rows first, untouched
+    added = out.tail(6)
+    assert added["car"].null_count() == added["dollar_car"].null_count() == 6
+    assert sorted(set(added["dollar_reason"].to_list())) == ["no_t0", "overlaps_earlier_event"]
+    deal = by_deal(out).filter(deal_id="a", window="[-1,+1]").row(0, named=True)
+    assert deal["dollar_car"] is None and deal["complete"] is False and deal["dollar_car_partial"] == 3e9
+    assert deal["n"] == 2 and deal["missing"] == ["Y 2025-10-14: overlaps_earlier_event"]
+    comp = by_company(out, pl.DataFrame({"company_id": ["y"], "tickers": [["Y"]]}))
+    y = comp.filter(company_id="y", window="[0,0]").row(0, named=True)
+    assert y["n"] == 3 and y["n_valued"] == 0 and y["dollar_car_partial"] is None
+    assert y["missing"] == ["Y 2025-10-14: overlaps_earlier_event", "Y undated: no_t0", "Y undated: no_t0"]
+    assert with_excluded(frame, excluded.head(0)).equals(frame)

@@ -62,7 +62,7 @@ def test_dollar_headline_of_an_incomplete_window_says_how_many_are_left_out() ->
     total, se = 3.1e9 + 7.4e9, np.sqrt(1.5e9**2 + 2.5e9**2)
     assert value == f"US${total / 1e9:+,.1f}bn"
     assert f"p = {2 * stats.norm.sf(total / se):.3f}" in caption
-    assert "the 2 valued firm-events" in caption and "1 firm-event(s) without a market value" in caption
+    assert "the 2 valued firm-events" in caption and "1 firm-event(s) without a value (no market value, or not estimated" in caption
     assert dollar_headline(window_tests(_dollars(values, ses)), window="[-1,+1]") is None
 
 

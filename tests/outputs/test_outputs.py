@@ -192,7 +192,7 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
         (pl.col("window") == "[0,0]") & (pl.col("term") == "total_dollar_car")).row(0, named=True)
     head = page.split("<h2>Money flows")[0]
     assert f"US${tests['partial_bn']:+,.1f}bn" in head and f"the {tests['n']} valued firm-events" in head
-    assert f"{tests['n_without_value']} firm-event(s) without a market value left out" in head
+    assert f"{tests['n_without_value']} firm-event(s) without a value (no market value, or not estimated" in head
     for name in ("dollar_movers", "dollar_cumulative"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     # Issue 14's done-when: totals per deal and per cycle in the report, equal to the car view's dollar
@@ -225,6 +225,26 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert not [c for c in over.columns if c.endswith("__recorded")]
     md = (out / "tables" / "timeline_carousel.md").read_text(encoding="utf-8")
     assert "Not listed, as recorded in the ledger by month end: no deal had been recorded" in md
+
+
+def test_dollar_totals_name_the_firm_events_the_study_excluded(run_out: tuple[Path, Path]) -> None:
+    """Review finding 1, end to end: ORCL-AMD 2025-10-14's AMD and ORCL firm-events were not estimated
+    (they overlap AMD-OpenAI 2025-10-06 and Oracle's earlier spans), so the round-trip's total over its
+    other members, the car view's AMD 2025-10-06 and ORCL 2025-09-10 moves, is incomplete, and the deal
+    is listed without a value; both name the two firm-events and the study's reason."""
+    db, out = run_out
+    car = query("SELECT ticker, t0::VARCHAR AS t0, dollar_car FROM car WHERE \"window\" = '[-1,+1]'", db)
+    moved = {(r["ticker"], r["t0"]): r["dollar_car"] for r in car.iter_rows(named=True)}
+    assert ("AMD", "2025-10-14") not in moved and ("ORCL", "2025-10-14") not in moved
+    partial = (moved[("AMD", "2025-10-06")] + moved[("ORCL", "2025-09-10")]) / 1e9
+    why = "AMD 2025-10-14: overlaps_earlier_event; ORCL 2025-10-14: overlaps_earlier_event"
+    cyc = pl.read_csv(out / "tables" / "dollar_by_cycle.csv").filter(
+        pl.col("cycle") == "amd -> openai -> oracle -> amd").row(0, named=True)
+    assert cyc["complete"] is False and cyc["dollar_bn"] is None and cyc["missing"] == why
+    assert cyc["partial_bn"] == pytest.approx(partial, abs=1e-6) and cyc["n"] == 4
+    deal = pl.read_csv(out / "tables" / "dollar_by_deal.csv").filter(
+        pl.col("deal_id") == "orcl-amd-2025-10-14").row(0, named=True)
+    assert deal["complete"] is False and deal["dollar_bn"] is None and deal["missing"] == why
 
 
 def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
