@@ -19,12 +19,13 @@ import pytest
 from scipy import stats
 
 from analysis import network
-from analysis.dollar import expand_to_deals, per_cycle_volume
+from analysis.dollar import expand_to_deals, per_cycle_volume, with_excluded
 from analysis.dollar_columns import study_dollars
 from analysis.dollar_outputs import (
     announcement_amounts,
     dollar_section,
     summaries,
+    window_tests,
     write_dollar_section,
 )
 from analysis.events import firm_events
@@ -407,6 +408,11 @@ def test_one_valued_firm_event_blanks_the_tests_and_keeps_the_rest(shipped: dict
     assert cum["cumulative_partial_bn"][-1] == pytest.approx(orcl[W]["dollar_car"] / 1e9, rel=1e-12)
     assert cum["cumulative_se_bn"][-1] == pytest.approx(orcl[W]["dollar_se"] / 1e9, rel=1e-12)
     assert set(figures) == {"dollar_movers", "dollar_cumulative"}
+    # with estimation-window SEs (the main job's frame) the third term is blank the same way
+    est = window_tests(with_excluded(one, shipped["excluded"]).with_columns(
+        pl.col("dollar_se").alias("dollar_se_est"), pl.lit(None, pl.Utf8).alias("dollar_se_est_reason")))
+    row = est.filter(window=W, term="total_dollar_car_est").row(0, named=True)
+    assert est.height == 12 and row["n"] == 1 and row["partial_bn"] is None and row["reason"].startswith("1 firm")
 
 
 def test_two_valued_firm_events_are_tested_against_scipy(shipped: dict[str, pl.DataFrame]) -> None:
@@ -453,3 +459,35 @@ def test_movers_show_and_rank_the_event_day(shipped: dict[str, pl.DataFrame],
     md = s["movers"].to_markdown()
     assert "US$ bn [0,0]" in md and "A multi-day window can hold other news" in md and "NOTES.md" in md
     assert "Ranked on [0,0]" in s["movers_day0"].to_markdown()
+
+
+def _amzn_independent(window: tuple[int, int], valued_on: dt.date) -> float:
+    """AMZN 2025-11-03's dollar CAR by an independent route (the reviewer's amzn.py): statsmodels OLS of
+    AMZN on SPY simple returns (adj_close) over days -250..-11, the window's summed AR, times the
+    count in force on ``valued_on`` (the CSV, csv module) x that day's close."""
+    import statsmodels.api as sm
+
+    def series(ticker: str, col: str) -> dict[dt.date, float]:
+        with (DATA / "prices" / f"{ticker}.csv").open(newline="") as fh:
+            return {dt.date.fromisoformat(r["date"]): float(r[col]) for r in csv.DictReader(fh)}
+
+    spy, amzn = series("SPY", "adj_close"), series("AMZN", "adj_close")
+    days = sorted(spy)
+    m = np.array([spy[b] / spy[a] - 1 for a, b in zip(days, days[1:], strict=False)])
+    r = np.array([amzn[b] / amzn[a] - 1 for a, b in zip(days, days[1:], strict=False)])
+    i0 = days[1:].index(dt.date(2025, 11, 3))
+    fit = sm.OLS(r[i0 - 250:i0 - 10], sm.add_constant(m[i0 - 250:i0 - 10])).fit()
+    lo, hi = window
+    car = float((r[i0 + lo:i0 + hi + 1] - fit.params[0] - fit.params[1] * m[i0 + lo:i0 + hi + 1]).sum())
+    with (DATA / "shares" / "shares_outstanding.csv").open(newline="") as fh:
+        count = max((row["as_of_date"], int(row["split_adjusted_to_2026"])) for row in csv.DictReader(fh)
+                     if row["ticker"] == "AMZN" and row["as_of_date"] <= valued_on.isoformat())[1]
+    return count * series("AMZN", "close")[valued_on] * car
+
+
+def test_amzn_movers_row_agrees_with_statsmodels(section: tuple[dict[str, pl.DataFrame], dict]) -> None:
+    """Both numbers of the top creator's row, [-1,+1] valued at the 2025-10-30 close and [0,0] at the
+    2025-10-31 close, from the shipped CSVs by statsmodels."""
+    amzn = section[0]["movers"].filter(ticker="AMZN", t0=dt.date(2025, 11, 3)).row(0, named=True)
+    assert amzn["dollar_bn"] == pytest.approx(_amzn_independent((-1, 1), dt.date(2025, 10, 30)) / 1e9, rel=1e-10)
+    assert amzn["beside_bn"] == pytest.approx(_amzn_independent((0, 0), dt.date(2025, 10, 31)) / 1e9, rel=1e-10)
