@@ -176,3 +176,22 @@ def test_with_excluded_rows_are_members_without_a_value() -> None:
     assert y["n"] == 3 and y["n_valued"] == 0 and y["dollar_car_partial"] is None
     assert y["missing"] == ["Y 2025-10-14: overlaps_earlier_event", "Y undated: no_t0", "Y undated: no_t0"]
     assert with_excluded(frame, excluded.head(0)).equals(frame)
+
+
+def test_dollar_abnormal_value_with_the_studys_exclusions(study: tuple[pl.DataFrame, DollarResult],
+                                                          prices: pl.DataFrame) -> None:
+    """``excluded=`` (an ORCL-AMD 2025-10-14 AMD firm-event, overlapping AMD 2025-10-06): AMD's company
+    total and the deal become incomplete, the valued moves kept as the partial sum."""
+    car, res = study
+    excluded = pl.DataFrame({"event_id": ["orcl-amd-2025-10-14:AMD"], "deal_id": ["orcl-amd-2025-10-14"],
+                             "ticker": ["AMD"], "t0": [dt.date(2025, 10, 14)], "reason": ["overlaps_earlier_event"]})
+    with_ex = dollar_abnormal_value(car, read_shares_csv(), prices, excluded=excluded)
+    assert with_ex.frame.head(res.frame.height).equals(res.frame)
+    companies = pl.DataFrame({"company_id": ["amd"], "tickers": [["AMD"]]})
+    amd = with_ex.by_company(companies).filter(company_id="amd", window="[0,0]").row(0, named=True)
+    moved = _row(res.frame, f"{AMD_DEAL}:AMD")["dollar_car"]
+    assert amd["dollar_car"] is None and amd["dollar_car_partial"] == pytest.approx(moved, rel=1e-12)
+    assert amd["missing"] == ["AMD 2025-10-14: overlaps_earlier_event"] and amd["n"] == 2
+    deal = with_ex.by_deal().filter(deal_id="orcl-amd-2025-10-14", window="[0,0]").row(0, named=True)
+    assert deal["dollar_car"] is None and deal["n_valued"] == 0
+    assert res.by_company(companies).filter(company_id="amd", window="[0,0]")["complete"].to_list() == [True]
