@@ -36,7 +36,14 @@ degrees-of-freedom rescaling. Size under t(4) noise (bench/bench_inference_size.
 estimation days where the F form rejects 6.9-7.0% and chi2 7.4-7.9%; with 100 days 4.8-6.5% (F up to
 8.7%). The bootstrap cannot reproduce tails heavier than those of the residuals it resamples.
 
-Calendars: relative days count trading days of the benchmark (SPY: NYSE sessions; t0 must be one).
+Firms with their own regressors and days (:func:`fit_equations`, the report's route through
+:func:`analysis.clustered.study_mvrm`): the study estimates 9984.T on SPY and SPY[-1] and each firm on its
+own valid days, so the equations need not share X. Each is OLS on its own rows; CAR_j = w_j'y_j and
+V = Sigma o W'W with Sigma = D R D (:class:`EquationsFit`), which is the MVRM above when X and the days
+are common. The F form is then approximate; the bootstrap is the reference.
+
+Calendars: relative days count trading days of the benchmark (SPY: NYSE sessions); a t0 that is not one
+moves to the next (the engine's rule, :func:`analysis.grid.locate`).
 A firm on another calendar (9984.T, Tokyo) enters only on the dates where *every* series of the cluster
 and the benchmark has a return: the intersection. Its return on such a date runs from its own previous
 session, so after a Tokyo-only session (a US holiday) the Tokyo-only day's move is left out, and a US
