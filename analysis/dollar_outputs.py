@@ -332,7 +332,8 @@ def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
                 error_kw={"elinewidth": 0.6, "capsize": 1.5})
         ax.set_yticks(y, labels)
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_xlabel(f"market value moved, CAR{window} x value before the window (US$ bn; bars: 95% interval)")
+        # two lines: one ran off the 5.5-inch figure
+        ax.set_xlabel(f"market value moved, CAR{window} x value before the window\n(US$ bn; bars: 95% interval)")
         ax.set_title("Largest creators and destroyers of market value")
         fig.tight_layout()
     return fig
