@@ -185,14 +185,16 @@ def unverified(fetched: pl.DataFrame, stored: pl.DataFrame) -> list[str]:
     return sorted(have - shared)
 
 
-def refetch_refusals(full: pl.DataFrame, stored: pl.DataFrame) -> dict[str, str]:
+def refetch_refusals(full: pl.DataFrame, stored: pl.DataFrame, *, what: str = "full re-fetch"
+                     ) -> dict[str, str]:
     """Why a ticker's full re-fetch must not be stored, per ticker (a ticker absent from it may be).
 
     The ``prices`` view shows the latest row per date, so a re-fetch replaces exactly the stored dates it
     contains. If it lacks some stored date while its values differ from the stored ones (a new split or
     dividend basis), those dates keep the old basis next to re-fetched ones and the returns view invents
     a return at every seam. A re-fetch that lacks stored dates is safe only when it agrees with the stored
-    rows on every date they share, and shares at least one.
+    rows on every date they share, and shares at least one. ``what`` names the rows in the message (the
+    snapshot loader holds a new snapshot file to the same rule).
     """
     missing = stored.select("ticker", "date").join(full, on=["ticker", "date"], how="anti")
     if missing.is_empty():
@@ -224,7 +226,7 @@ def refetch_refusals(full: pl.DataFrame, stored: pl.DataFrame) -> dict[str, str]
                 shown = ", ".join(str(d) for d in inner[:3]) + (" ..." if len(inner) > 3 else "")
                 parts.append(f"lacks {len(inner)} stored date(s) inside its range ({shown})")
         why = "its values differ from the stored ones" if t in changed else "it shares no date with the stored rows"
-        out[t] = (f"full re-fetch ({why}) {'; '.join(parts)}; not stored: the stored days it does not "
+        out[t] = (f"{what} ({why}) {'; '.join(parts)}; not stored: the stored days it does not "
                   "replace would stay on the old adjustment basis next to re-fetched days (a false return "
                   "at each seam); stored prices kept")
     return out

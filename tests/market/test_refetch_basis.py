@@ -215,3 +215,66 @@ def test_second_refresh_appends_nothing_and_rate_limits_keep_prices(
         (1, "ok", 14), (2, "ok", 0), (3, "failed", 0)]
     got = con.execute("SELECT ticker, sum(close) FROM prices GROUP BY 1 ORDER BY 1").fetchall()
     assert got == [("9984.T", sum(9000.0 + i for i in range(7))), ("NVDA", sum(100.0 + i for i in range(7)))]
+
+
+def test_snapshot_source_refetch_is_held_to_the_same_rule(tmp_path: Path,
+                                                          con: duckdb.DuckDBPyConnection) -> None:
+    # `carousel refresh --source snapshot` with another prices folder: its NVDA.csv is on the new basis
+    # but starts 2018-01-02, after the stored 2017-12-26. Refused like Yahoo's re-fetch; a file that
+    # covers every stored date replaces the whole history.
+    from market.sources import SnapshotSource
+
+    stored = _store_old_basis(con, DAYS[0])
+    folder = tmp_path / "p"
+    folder.mkdir()
+
+    def write(days: list[date]) -> None:
+        lines = ["date,open,high,low,close,adj_close,volume"] + [
+            f"{d},{NEW[d]!r},{NEW[d]!r},{NEW[d]!r},{NEW[d]!r},{NEW[d]!r},1000" for d in days]
+        (folder / "NVDA.csv").write_text("\n".join(lines) + "\n")
+
+    write([d for d in DAYS if d >= date(2018, 1, 2)])
+    src = SnapshotSource(folder)
+    rep = refresh(con, src, ["NVDA"], clock=lambda: CLOCK, sleep=lambda s: None)
+    assert rep.refetched == ["NVDA"] and rep.exit_code == 2
+    assert "starts 2018-01-02, after the first stored date 2017-12-26" in rep.failed["NVDA"]
+    _assert_untouched(con, stored)
+    write(DAYS)
+    rep = refresh(con, src, ["NVDA"], clock=lambda: CLOCK, sleep=lambda s: None)
+    assert rep.exit_code == 0 and rep.refetched == ["NVDA"]
+    got = _nvda(con)
+    assert got["date"].to_list() == DAYS and got["close"].to_list() == [NEW[d] for d in DAYS]
+    np.testing.assert_allclose(got["ret"].to_numpy()[1:], _true_returns(DAYS), rtol=0, atol=1e-12)
+
+
+def test_load_snapshot_is_held_to_the_same_rule(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    # `carousel market load-snapshot` of a second folder whose NVDA.csv is on the new basis from 2018-01-04
+    # only used to append it: the stored 2018-01-03 stayed at 200 next to 100 on 01-04 (-50%).
+    from core.errors import InputError
+    from market.snapshot import load_snapshot
+
+    def folder(name: str, days: list[date], scale: float) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "NVDA.csv").write_text("date,open,high,low,close,adj_close,volume\n" + "".join(
+            f"{x},{scale * NEW[x]!r},{scale * NEW[x]!r},{scale * NEW[x]!r},{scale * NEW[x]!r},"
+            f"{scale * NEW[x]!r},1000\n" for x in days))
+        return d
+
+    stored = DAYS[4:8]  # 2018-01-02 .. 01-05
+    load_snapshot(con, folder("old", stored, 2.0))
+    with pytest.raises(InputError, match=r"NVDA\.csv: NVDA: snapshot file \(its values differ from the stored "
+                                         r"ones\) starts 2018-01-04, after the first stored date 2018-01-02"):
+        load_snapshot(con, folder("short", DAYS[6:], 1.0))
+    assert con.execute("SELECT count(*) FROM price_batches").fetchall() == [(1,)]
+    got = _nvda(con)
+    assert got["close"].to_list() == [2 * NEW[d] for d in stored]
+    np.testing.assert_allclose(got["ret"].to_numpy()[1:], _true_returns(stored), rtol=0, atol=1e-12)
+    # Same basis, later days only: agrees on the shared days, so it loads (two new days).
+    rep = load_snapshot(con, folder("later", DAYS[6:], 2.0))
+    assert (rep.appended_rows, rep.revisions) == (2, [])
+    # New basis over every stored date: replaces the whole history.
+    rep = load_snapshot(con, folder("full", DAYS[4:], 1.0))
+    got = _nvda(con)
+    assert got["close"].to_list() == [NEW[d] for d in DAYS[4:]]
+    np.testing.assert_allclose(got["ret"].to_numpy()[1:], _true_returns(DAYS[4:]), rtol=0, atol=1e-12)
