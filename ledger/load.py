@@ -79,6 +79,9 @@ class ImportReport:
     corrected: tuple[str, ...] = ()
     #: Deals whose row changed but which were retracted, so nothing was recorded (``record_changes``).
     retracted_changed: tuple[str, ...] = ()
+    #: Shipped timing rows left out because the user's own record of the deal stands: (deal_id, why)
+    #: (:func:`ledger.timing.plan_timing`).
+    kept: tuple[tuple[str, str], ...] = ()
 
 
 #: Deals per batch of a streaming import: each batch is one bulk append (one Arrow insert per table) inside
@@ -400,8 +403,8 @@ def import_file(
     path = Path(path)
     check_file(path)  # before looking for companies.csv beside it
     if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
-        rows, appended, skipped = timing.import_timing(con, path, today=today, dry_run=dry_run)
-        return ImportReport(str(path), rows, appended, skipped)
+        rows, plan, appended = timing.import_timing(con, path, today=today, dry_run=dry_run, origin=origin)
+        return ImportReport(str(path), rows, appended, rows - appended - len(plan.kept), kept=plan.kept)
     today = today or dt.date.today()
     reg = load_registry(path.parent)
     if scan is None or not scan.still_current(path, today):
