@@ -506,13 +506,21 @@ def _reconcile(
         if frozen:
             raise ConflictError(f"{path}: deal {deal_id!r} changed since it was imported in {', '.join(frozen)}, "
                                 "which no event can change; give the deal a new id")
+        retraction = next((ev for ev in events if ev.event_type == "DealRetracted"), None)
+        if not record_changes and retraction is not None:
+            # `carousel ledger correct` refuses a retracted deal: do not send the user there.
+            raise ConflictError(
+                f"{path}: deal {deal_id!r} changed since it was imported ({fields}), but it was retracted (log "
+                f"position {retraction.position}) and a retracted deal cannot be corrected; with "
+                "--record-changes the import leaves it as it is and lists it"
+            )
         if not record_changes:
             raise ConflictError(
                 f"{path}: deal {deal_id!r} changed since it was imported ({fields}); events are immutable: "
                 "re-run the import with --record-changes to record a DealCorrected for it, or use "
                 "`carousel ledger correct`"
             )
-        if any(ev.event_type == "DealRetracted" for ev in events):
+        if retraction is not None:
             retracted.append(deal_id)
             continue
         head = events[-1]
@@ -534,11 +542,19 @@ def _reconcile(
     return [e for e in deals if e.event_id not in drop], corrections, expected, tuple(retracted)
 
 
+#: A deals file's commentary columns (``amount_note`` as ``note``, ``headline_reaction``): prose about the
+#: deal that no projection, study or query reads, so not part of the record an import compares. A revised
+#: commentary is not a change of the deal (nothing is recorded and nothing refused): the announcement keeps
+#: the text first imported. Not a correctable field either: a correction event per reworded sentence
+#: would move nothing a reader sees and would make every prose edit of the shipped file an event.
+COMMENTARY = frozenset({"note", "headline_reaction"})
+
+
 def _file_view(events: list[Any], origin: str = "import") -> dict[str, Any]:
     """What earlier imports (of this ``origin``) said about a deal: its announcement with their
     recorded corrections applied in log order (hand corrections, amendments and other origins' imports
     are not the file's)."""
-    view = {k: v for k, v in events[0].payload.items() if k != "note"}
+    view = {k: v for k, v in events[0].payload.items() if k not in COMMENTARY}
     for ev in events[1:]:
         if ev.event_type == "DealCorrected" and ev.payload.get("origin") == origin:
             view.update(ev.payload["changes"])
@@ -546,8 +562,8 @@ def _file_view(events: list[Any], origin: str = "import") -> dict[str, Any]:
 
 
 def _record_diff(base: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields whose value in ``row`` differs from ``base`` (``note`` is commentary, not part of the
+    """The fields whose value in ``row`` differs from ``base`` (:data:`COMMENTARY` is not part of the
     record). Compared in canonical JSON, the form the log stores."""
-    keys = (set(base) | set(row)) - {"note", "status", "version"}
+    keys = (set(base) | set(row)) - COMMENTARY - {"status", "version"}
     return {k: row.get(k) for k in sorted(keys)
             if canonical_json({"v": base.get(k)}) != canonical_json({"v": row.get(k)})}
