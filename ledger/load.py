@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -415,6 +415,8 @@ def import_file(
     corrected: list[str] = []
     retracted: list[str] = []
 
+    twice_before = set(counting_reports(con))
+
     def batches() -> Iterator[tuple[list[NewEvent], dict[str, log.ExpectedVersion]]]:
         nonlocal rows, dropped
         yield companies, {}
@@ -426,6 +428,9 @@ def import_file(
             corrected.extend(str(e.payload["deal_id"]) for e in corrections)
             retracted.extend(retr)
             yield kept + corrections, expected
+        # Inside the import's transaction (or before the staged copy replaces the database): a refusal
+        # here leaves nothing written. A dry run appends nothing, so the real import is the one that refuses.
+        _refuse_counted_twice(con, path, twice_before)
 
     if dry_run:
         new = present = 0
@@ -445,6 +450,41 @@ def import_file(
         res = log.append_batches(con, batches())
         appended, skipped = res.appended, res.skipped
     return ImportReport(str(path), rows, appended, skipped + dropped, tuple(corrected), tuple(retracted))
+
+
+#: The active reports that count toward flow totals with an amount: the rows a flow sum adds up.
+_COUNTING = ("SELECT contract_id, deal_id, amount_usd FROM ledger_deals WHERE counts_toward_total "
+             "AND amount_usd IS NOT NULL AND status = 'active'")
+
+
+def counting_reports(con: duckdb.DuckDBPyConnection, contracts: Iterable[str] | None = None
+                     ) -> dict[str, list[tuple[str, Any]]]:
+    """contract_id -> [(deal_id, amount_usd)] of its counting reports (:data:`_COUNTING`), for
+    ``contracts`` (None: only the contracts with more than one, the ones a flow sum counts twice)."""
+    if contracts is None:
+        sql = (f"SELECT * FROM ({_COUNTING}) WHERE contract_id IN (SELECT contract_id FROM ({_COUNTING}) "  # noqa: S608
+               "GROUP BY contract_id HAVING count(*) > 1) ORDER BY contract_id, deal_id")
+        params: list[Any] = []
+    else:
+        sql = f"{_COUNTING} AND contract_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY contract_id, deal_id"
+        params = [sorted(set(contracts))]
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for cid, did, amount in con.execute(sql, params).fetchall():
+        out.setdefault(cid, []).append((did, amount))
+    return out
+
+
+def _refuse_counted_twice(con: duckdb.DuckDBPyConnection, path: Path, before: set[str]) -> None:
+    """ConflictError naming the contract and its counting reports if the import left a contract with two
+    reports that count toward flow totals with amounts (a new deal in an existing contract, or a changed
+    contracts.csv), which the ledger's commands refuse too; a contract already counted twice is not
+    blamed on this import."""
+    for cid, reports in counting_reports(con).items():
+        if cid not in before:
+            deals = " and ".join(f"{d} (US$ {a})" for d, a in reports)
+            raise ConflictError(f"{path}: after this import {deals} would all count toward flow totals in contract "
+                                f"{cid!r}; only one report of a contract counts: mark the others "
+                                "counts_toward_total=false in contracts.csv, or give them their own contract_id")
 
 
 def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:
