@@ -43,6 +43,8 @@ class RunSummary:
     events_appended: int = 0
     deals_corrected: int = 0
     retracted_changed: int = 0
+    #: shipped timing rows not applied because the user's record of the deal stands: (deal_id, why)
+    timing_kept: tuple[tuple[str, str], ...] = ()
     price_rows_appended: int = 0
     firm_events: int = 0
     excluded: int = 0
@@ -131,8 +133,11 @@ def import_ledger(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary)
 
     rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True, origin="shipped")
     # The timing evidence of the shipped deals (beside, never over, their official announced times).
-    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv")
+    # As 'shipped': a deal whose evidence in effect is the user's, or whose announced_date the user changed,
+    # keeps the user's record and is listed (ledger.timing.plan_timing), never an error that stops the run.
+    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv", origin="shipped")
     summary.events_appended = rep.appended + timing.appended
+    summary.timing_kept = timing.kept
     summary.deals_corrected = len(rep.corrected)
     summary.retracted_changed = len(rep.retracted_changed)
 
@@ -580,6 +585,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
         t.add_row("deals corrected (shipped rows changed)", str(s.deals_corrected))
     if s.retracted_changed:
         t.add_row("retracted deals left unchanged (shipped rows changed)", str(s.retracted_changed))
+    for deal_id, why in s.timing_kept:
+        t.add_row(f"shipped timing row not applied: {deal_id}", why)
     t.add_row("price rows appended", str(s.price_rows_appended))
     t.add_row("firm-events estimated / excluded", f"{s.firm_events} / {s.excluded}")
     t.add_row("round-trips in the flow graph", str(s.cycles))

@@ -66,6 +66,7 @@ SQL_EVENT_VERSIONS: frozenset[tuple[str, int]] = frozenset({
     ("DealCorrected", 1),
     ("DealRetracted", 1),
     ("DealTimingEvidenced", 1),
+    ("DealTimingEvidenced", 2),  # + origin, which the fold does not read
 })
 _DEAL_TYPES = ("DealAnnounced", "DealAmended", "DealCorrected", "DealRetracted", "DealTimingEvidenced")
 

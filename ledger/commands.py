@@ -20,7 +20,7 @@ import duckdb
 from core.errors import ConflictError, InputError
 from ledger import api, log, project
 from ledger.fields import parse_change, self_deal_problem, session_problem, ticker_owner_problem
-from ledger.load import company_events, load_registry, parse_deals
+from ledger.load import company_events, counting_reports, load_registry, parse_deals
 from ledger.model import (
     CURRENT_VERSION,
     MUTABLE_FIELDS,
@@ -181,6 +181,7 @@ def record(con: duckdb.DuckDBPyConnection, deal_id: str, event_type: str,
         _check_payer_share(events, new)
         _check_session_time(events, new)
         _refuse_new_problem(events, new, ("payers", "payees"), self_deal_problem)
+        _check_one_counting_report(con, events, new)
         owners = {t: c["company_id"] for c in api.companies(con).to_dicts() for t in c["tickers"] or []}
         _refuse_new_problem(events, new, ("tickers", "payers", "payees"),
                             lambda d: ticker_owner_problem(d, owners))
@@ -220,6 +221,32 @@ def _check_payer_share(events: list[StoredEvent], new: StoredEvent) -> None:
     the rule reads changes, so amending the amount below an existing share is refused too."""
     _refuse_new_problem(events, new, ("payer_amount_usd", "amount_usd", "payers", "payees"),
                         project.payer_share_problem)
+
+
+def _check_one_counting_report(con: duckdb.DuckDBPyConnection, events: list[StoredEvent], new: StoredEvent) -> None:
+    """Refuse a change after which two reports of one contract both count toward flow totals with amounts
+    (the contract's money would be added twice: $30bn of Nvidia -> OpenAI became $130bn when the LOI of
+    the same contract was set to count). The other reports are taken as the projection holds them now;
+    the changed deal on each of its valid dates. A contract already counted twice is not blamed on the
+    change."""
+    deal_id = new.payload["deal_id"]
+    others: dict[str, list[tuple[str, Any]]] = {}
+
+    def problem(deal: dict[str, Any]) -> str | None:
+        if not deal.get("counts_toward_total") or deal.get("amount_usd") in (None, "") or deal.get("status") != "active":
+            return None
+        cid = str(deal.get("contract_id"))
+        if cid not in others:  # one query per contract the deal is in on some date (usually one)
+            others[cid] = [(d, a) for d, a in counting_reports(con, [cid]).get(cid, []) if d != deal_id]
+        found = others[cid]
+        if not found:
+            return None
+        other, amount = found[0]
+        return (f"{deal_id} (US$ {deal['amount_usd']}) and {other} (US$ {amount}) would both count toward flow "
+                f"totals in contract {deal.get('contract_id')!r}; only one report of a contract counts: set "
+                f"counts_toward_total=false on one of them, or give {deal_id} its own contract_id")
+
+    _refuse_new_problem(events, new, ("counts_toward_total", "contract_id", "amount_usd"), problem)
 
 
 def _check_session_time(events: list[StoredEvent], new: StoredEvent) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -79,6 +79,9 @@ class ImportReport:
     corrected: tuple[str, ...] = ()
     #: Deals whose row changed but which were retracted, so nothing was recorded (``record_changes``).
     retracted_changed: tuple[str, ...] = ()
+    #: Shipped timing rows left out because the user's own record of the deal stands: (deal_id, why)
+    #: (:func:`ledger.timing.plan_timing`).
+    kept: tuple[tuple[str, str], ...] = ()
 
 
 #: Deals per batch of a streaming import: each batch is one bulk append (one Arrow insert per table) inside
@@ -400,8 +403,8 @@ def import_file(
     path = Path(path)
     check_file(path)  # before looking for companies.csv beside it
     if path.suffix.lower() == ".csv" and timing.is_timing_file(path):
-        rows, appended, skipped = timing.import_timing(con, path, today=today, dry_run=dry_run)
-        return ImportReport(str(path), rows, appended, skipped)
+        rows, plan, appended = timing.import_timing(con, path, today=today, dry_run=dry_run, origin=origin)
+        return ImportReport(str(path), rows, appended, rows - appended - len(plan.kept), kept=plan.kept)
     today = today or dt.date.today()
     reg = load_registry(path.parent)
     if scan is None or not scan.still_current(path, today):
@@ -411,6 +414,8 @@ def import_file(
     rows = dropped = 0
     corrected: list[str] = []
     retracted: list[str] = []
+
+    twice_before = set(counting_reports(con))
 
     def batches() -> Iterator[tuple[list[NewEvent], dict[str, log.ExpectedVersion]]]:
         nonlocal rows, dropped
@@ -423,6 +428,9 @@ def import_file(
             corrected.extend(str(e.payload["deal_id"]) for e in corrections)
             retracted.extend(retr)
             yield kept + corrections, expected
+        # Inside the import's transaction (or before the staged copy replaces the database): a refusal
+        # here leaves nothing written. A dry run appends nothing, so the real import is the one that refuses.
+        _refuse_counted_twice(con, path, twice_before)
 
     if dry_run:
         new = present = 0
@@ -442,6 +450,41 @@ def import_file(
         res = log.append_batches(con, batches())
         appended, skipped = res.appended, res.skipped
     return ImportReport(str(path), rows, appended, skipped + dropped, tuple(corrected), tuple(retracted))
+
+
+#: The active reports that count toward flow totals with an amount: the rows a flow sum adds up.
+_COUNTING = ("SELECT contract_id, deal_id, amount_usd FROM ledger_deals WHERE counts_toward_total "
+             "AND amount_usd IS NOT NULL AND status = 'active'")
+
+
+def counting_reports(con: duckdb.DuckDBPyConnection, contracts: Iterable[str] | None = None
+                     ) -> dict[str, list[tuple[str, Any]]]:
+    """contract_id -> [(deal_id, amount_usd)] of its counting reports (:data:`_COUNTING`), for
+    ``contracts`` (None: only the contracts with more than one, the ones a flow sum counts twice)."""
+    if contracts is None:
+        sql = (f"SELECT * FROM ({_COUNTING}) WHERE contract_id IN (SELECT contract_id FROM ({_COUNTING}) "  # noqa: S608
+               "GROUP BY contract_id HAVING count(*) > 1) ORDER BY contract_id, deal_id")
+        params: list[Any] = []
+    else:
+        sql = f"{_COUNTING} AND contract_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY contract_id, deal_id"
+        params = [sorted(set(contracts))]
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for cid, did, amount in con.execute(sql, params).fetchall():
+        out.setdefault(cid, []).append((did, amount))
+    return out
+
+
+def _refuse_counted_twice(con: duckdb.DuckDBPyConnection, path: Path, before: set[str]) -> None:
+    """ConflictError naming the contract and its counting reports if the import left a contract with two
+    reports that count toward flow totals with amounts (a new deal in an existing contract, or a changed
+    contracts.csv), which the ledger's commands refuse too; a contract already counted twice is not
+    blamed on this import."""
+    for cid, reports in counting_reports(con).items():
+        if cid not in before:
+            deals = " and ".join(f"{d} (US$ {a})" for d, a in reports)
+            raise ConflictError(f"{path}: after this import {deals} would all count toward flow totals in contract "
+                                f"{cid!r}; only one report of a contract counts: mark the others "
+                                "counts_toward_total=false in contracts.csv, or give them their own contract_id")
 
 
 def _refuse_changed_companies(con: duckdb.DuckDBPyConnection, companies: list[NewEvent], folder: Path) -> None:
@@ -503,13 +546,21 @@ def _reconcile(
         if frozen:
             raise ConflictError(f"{path}: deal {deal_id!r} changed since it was imported in {', '.join(frozen)}, "
                                 "which no event can change; give the deal a new id")
+        retraction = next((ev for ev in events if ev.event_type == "DealRetracted"), None)
+        if not record_changes and retraction is not None:
+            # `carousel ledger correct` refuses a retracted deal: do not send the user there.
+            raise ConflictError(
+                f"{path}: deal {deal_id!r} changed since it was imported ({fields}), but it was retracted (log "
+                f"position {retraction.position}) and a retracted deal cannot be corrected; with "
+                "--record-changes the import leaves it as it is and lists it"
+            )
         if not record_changes:
             raise ConflictError(
                 f"{path}: deal {deal_id!r} changed since it was imported ({fields}); events are immutable: "
                 "re-run the import with --record-changes to record a DealCorrected for it, or use "
                 "`carousel ledger correct`"
             )
-        if any(ev.event_type == "DealRetracted" for ev in events):
+        if retraction is not None:
             retracted.append(deal_id)
             continue
         head = events[-1]
@@ -531,11 +582,19 @@ def _reconcile(
     return [e for e in deals if e.event_id not in drop], corrections, expected, tuple(retracted)
 
 
+#: A deals file's commentary columns (``amount_note`` as ``note``, ``headline_reaction``): prose about the
+#: deal that no projection, study or query reads, so not part of the record an import compares. A revised
+#: commentary is not a change of the deal (nothing is recorded and nothing refused): the announcement keeps
+#: the text first imported. Not a correctable field either: a correction event per reworded sentence
+#: would move nothing a reader sees and would make every prose edit of the shipped file an event.
+COMMENTARY = frozenset({"note", "headline_reaction"})
+
+
 def _file_view(events: list[Any], origin: str = "import") -> dict[str, Any]:
     """What earlier imports (of this ``origin``) said about a deal: its announcement with their
     recorded corrections applied in log order (hand corrections, amendments and other origins' imports
     are not the file's)."""
-    view = {k: v for k, v in events[0].payload.items() if k != "note"}
+    view = {k: v for k, v in events[0].payload.items() if k not in COMMENTARY}
     for ev in events[1:]:
         if ev.event_type == "DealCorrected" and ev.payload.get("origin") == origin:
             view.update(ev.payload["changes"])
@@ -543,8 +602,8 @@ def _file_view(events: list[Any], origin: str = "import") -> dict[str, Any]:
 
 
 def _record_diff(base: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields whose value in ``row`` differs from ``base`` (``note`` is commentary, not part of the
+    """The fields whose value in ``row`` differs from ``base`` (:data:`COMMENTARY` is not part of the
     record). Compared in canonical JSON, the form the log stores."""
-    keys = (set(base) | set(row)) - {"note", "status", "version"}
+    keys = (set(base) | set(row)) - COMMENTARY - {"status", "version"}
     return {k: row.get(k) for k in sorted(keys)
             if canonical_json({"v": base.get(k)}) != canonical_json({"v": row.get(k)})}

@@ -304,12 +304,22 @@ TIMING_FIELDS = {
 }
 
 
+def _timing_v1_to_v2(p: dict[str, Any]) -> dict[str, Any]:
+    # v2 records whose file the evidence came from (``origin``: 'shipped' for the main job's import of
+    # the shipped file, 'import' for a user's ``carousel ledger import``), so that the shipped file never
+    # supersedes a user's own evidence. A v1 event's origin is unknown (None): ``ledger.timing`` treats it
+    # as possibly the user's, so it is never superseded by the shipped file either.
+    return {**p, "origin": None}
+
+
 class DealTimingEvidenced(EventType):
     """Evidence of when the announcement first became public (``ledger.timing``): sets the ``timing_*``
     and ``first_report_*`` fields at every valid date, beside (never over) the official announced_*
     fields; a later evidence event of the deal supersedes an earlier one."""
 
     name = "DealTimingEvidenced"
+    schema_version = 2
+    upcasters = {1: _timing_v1_to_v2}
 
     @classmethod
     def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:

@@ -66,6 +66,7 @@ def load_registry(folder: Path) -> Registry:
         for alias in {row["name"], cid, *filter(None, row["aliases"].split("|"))}:
             aliases[alias.strip().lower()] = cid
     contracts: dict[str, tuple[str, bool]] = {}
+    counting: dict[str, tuple[str, int]] = {}
     con_file = folder / "contracts.csv"
     if not con_file.exists():
         con_file = DATA_DIR / "events" / "contracts.csv"
@@ -75,6 +76,13 @@ def load_registry(folder: Path) -> Registry:
             if flag not in ("true", "false"):
                 raise InputError("must be true or false", file=con_file, line=line, field="counts_toward_total")
             contracts[row["deal_id"]] = (row["contract_id"], flag == "true")
+            if flag == "true":
+                # Only one report of a contract counts toward flow totals (the others would add its money again).
+                first = counting.setdefault(row["contract_id"], (row["deal_id"], line))
+                if first[1] != line:
+                    raise InputError(f"{row['deal_id']} and {first[0]} (line {first[1]}) both count toward totals in "
+                                     f"contract {row['contract_id']!r}; only one report of a contract counts",
+                                     file=con_file, line=line, field="counts_toward_total")
     return Registry(companies, aliases, tickers, contracts, _load_terms(folder))
 
 

@@ -64,6 +64,8 @@ def import_cmd(
     from ledger.load import CHUNK_ROWS, import_file, validate_file
 
     scan = validate_file(file)  # streams the whole file; no database is open yet
+    if scan is None and not resolve_db(db).exists():
+        _refuse_timing_without_database(file, resolve_db(db))
     rep = None
     if resolve_db(db).exists():
         try:
@@ -91,6 +93,18 @@ def import_cmd(
     if rep.retracted_changed:
         _out.print(f"left {len(rep.retracted_changed)} retracted deal(s) unchanged although their rows changed: "
                    f"{', '.join(rep.retracted_changed)}")
+    for deal_id, why in rep.kept:
+        _out.print(f"timing row for {deal_id} not applied: {why}")
+
+
+def _refuse_timing_without_database(file: Path, db: Path) -> None:
+    """Timing evidence is of deals already in the ledger: with no database there is none, so the first row
+    is refused as the import would refuse it, before a read-write open would create an empty database."""
+    from ledger.timing import parse_timing
+
+    for line, payload in parse_timing(file):
+        raise InputError(f"unknown deal {payload['deal_id']!r} (import its announcement first; the database "
+                         f"{db} does not exist yet)", file=file, line=line, field="id")
 
 
 #: DuckDB memory of the staged import's connection: bounds its block cache and the log's indexes, which

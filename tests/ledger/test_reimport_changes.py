@@ -136,6 +136,29 @@ def test_a_note_only_change_is_not_a_change(con: duckdb.DuckDBPyConnection, tmp_
     assert (rep.appended, rep.corrected, _count(con)) == (0, (), before)
 
 
+def test_a_revised_headline_reaction_is_commentary_like_the_note(con: duckdb.DuckDBPyConnection, db_path: Path,
+                                                                  tmp_path: Path) -> None:
+    """Review s15 ledger finding 7: a revised headline_reaction (commentary nothing reads) was refused for
+    good ("no event can change it"), also in `carousel run` (origin 'shipped', record_changes)."""
+    deal = "msft-openai-2019-07-22"
+    shipped = next(r for r in csv.DictReader(io.StringIO(DEALS.read_text(encoding="utf-8"))) if r["id"] == deal)
+    revised = _edited(tmp_path, {deal: {"headline_reaction": "MSFT +0.4% (revised)"}})
+    before = _count(con)
+    for origin in ("shipped", "import"):
+        rep = import_file(con, revised, today=TODAY, record_changes=True, origin=origin)
+        assert (rep.appended, rep.corrected) == (0, ())
+    (stored,) = con.execute("SELECT payload FROM ledger_log WHERE event_type = 'DealAnnounced' AND stream_id = ?",
+                            [f"deal-{deal}"]).fetchall()
+    assert json.loads(stored[0])["headline_reaction"] == shipped["headline_reaction"]  # the text first imported
+    assert _count(con) == before
+    con.close()
+    res = subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", str(revised), "--db", str(db_path)],
+                         capture_output=True, text=True, timeout=300, cwd=REPO,
+                         env={k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"})
+    assert res.returncode == 0, res.stderr  # was exit 5
+    assert "0 events appended" in res.stdout
+
+
 def test_a_retracted_deal_is_left_alone_and_listed(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     """A retracted deal cannot be corrected; under record_changes (what `carousel run` uses) its changed
     row must not stop every later import, so it is skipped and listed instead."""
@@ -149,8 +172,13 @@ def test_a_retracted_deal_is_left_alone_and_listed(con: duckdb.DuckDBPyConnectio
     before = _count(con)
     changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"},
                                  "nvda-crwv-2025-09-15": {"amount_usd_bn": "6.4"}})
-    with pytest.raises(ConflictError, match=f"deal '{OPENAI_ORCL}' changed since it was imported"):
+    with pytest.raises(ConflictError, match=f"deal '{OPENAI_ORCL}' changed since it was imported") as refused:
         import_file(con, changed, today=TODAY)
+    # The advice fits a retracted deal (`ledger correct` refuses one): review s15, ledger minor finding.
+    position = next(e.position for e in log.read(con, streams=[stream]) if e.event_type == "DealRetracted")
+    assert str(refused.value) == (f"{changed}: deal '{OPENAI_ORCL}' changed since it was imported (amount_usd), but "
+                                  f"it was retracted (log position {position}) and a retracted deal cannot be "
+                                  "corrected; with --record-changes the import leaves it as it is and lists it")
     rep = import_file(con, changed, today=TODAY, record_changes=True)
     assert (rep.corrected, rep.retracted_changed) == (("nvda-crwv-2025-09-15",), (OPENAI_ORCL,))
     assert _count(con) == before + 1 and str(_amount(con, OPENAI_ORCL)) == "300000000000.00"
