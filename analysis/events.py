@@ -35,6 +35,7 @@ EVENT_SCHEMA = {
     "session": pl.Utf8,
     "t0": pl.Date,
     "t0_rule": pl.Utf8,
+    "time_source": pl.Utf8,
 }
 
 
@@ -66,11 +67,18 @@ def firm_events(
 
     Returns:
         DataFrame[event_id, deal_id, ticker, role, calendar, announced_date, announced_time_et, session,
-        t0, t0_rule] sorted by event_id; ``t0`` null (rule 'no_t0') for deals without a date.
+        t0, t0_rule, time_source] sorted by event_id; ``t0`` null (rule 'no_t0') for deals without a date;
+        ``time_source`` says where the time of day came from (:mod:`analysis.date_basis`).
     """
     missing = [c for c in _REQUIRED if c not in deals.columns]
     if missing:
         raise ValueError(f"deals frame lacks column(s): {', '.join(missing)}")
+    if "time_source" not in deals.columns:
+        # Not yet on a date basis: the official one, whose time of day the timing evidence fills where
+        # the deal row has none (analysis.date_basis), so every caller maps an announcement to one t0.
+        from analysis.date_basis import apply_date_basis
+
+        deals = apply_date_basis(deals, "official")
     if calendar_for is None or align_t0 is None:
         # Imported at call time: exchange_calendars is slow to import and most callers pass both.
         from market import calendars
@@ -84,6 +92,7 @@ def firm_events(
         pl.col("announced_time_et").cast(pl.Utf8),
         pl.col("session").cast(pl.Utf8),
         pl.col("tickers").cast(pl.List(pl.Utf8)),
+        pl.col("time_source").cast(pl.Utf8),
     )
     rows = (
         live.explode("tickers").rename({"tickers": "ticker"}).filter(pl.col("ticker").is_not_null())
