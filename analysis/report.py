@@ -75,9 +75,29 @@ def groups_note(spec: StudySpec, tickers: list[str]) -> str:
             "US news on their next session): " + "; ".join(parts) + ".")
 
 
+#: How the report names each ``time_source`` (analysis.date_basis).
+_SOURCES = {"official": "deal row", "evidence": "timing evidence of the announcement date",
+            "first_report": "earlier first report", "none": "none known (unknown-time policy)"}
+
+
+def time_source_note(res: EventStudyResult) -> str:
+    """Where the estimated firm-events' times of day came from, with counts ('' when not recorded): the
+    evidence fills a deal row without one, which moves t0 where it places the news after the close."""
+    keys = res.panel.keys
+    if "time_source" not in keys.columns or keys.height == 0:
+        return ""
+    counts = dict(keys.group_by("time_source").len().iter_rows())
+    parts = [f"{_SOURCES.get(k, k)} {counts[k]}" for k in (*_SOURCES, *sorted(set(counts) - set(_SOURCES)))
+             if k in counts]
+    return ", ".join(parts) + " (per firm-event: event_study_car.md)"
+
+
 def parameters_table(spec: StudySpec, res: EventStudyResult) -> str:
     rows = [*spec.parameters(), ("Returns", "simple, from adjusted close (close where none)"),
             ("Firm-events estimated / excluded", f"{res.nobs} / {res.excluded.height}")]
+    source = time_source_note(res)
+    if source:
+        rows.append(("Time of day of t0", source))
     frame = pl.DataFrame({"Parameter": [r[0] for r in rows], "Value": [r[1] for r in rows]})
     return htmlreport.table_html(frame)
 

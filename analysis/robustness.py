@@ -52,7 +52,8 @@ def robustness_summary(frame: pl.DataFrame) -> Summary:
         Column("se", "SE %", percent(2)), Column("p", "p", pvalue(4)), Column("main", ""))),
         title="Main results under each choice of event day",
         notes=["Time unknown: t0 of an announcement without a time of day, its date (same day) or the next "
-               "session. Date basis: official, the announcement; evidence, a timestamped source's time on "
+               "session. Date basis: official, the announcement (its time of day from the timing evidence "
+               "of that date where the deal row gives none); evidence, a timestamped source's time on "
                "the same date; first report, the first press report (may be earlier). p: cross-sectional t, "
                "t(N-1); * p<0.10, ** p<0.05, *** p<0.01. 'main' marks the specification of the main table.",
                "SE and p as in the main table; the six rows of a window differ only in their event days."])

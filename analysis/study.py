@@ -194,7 +194,8 @@ def run_study(
     try:
         study = EventStudy(
             returns.select("ticker", "date", "ret"),
-            events.select("event_id", "deal_id", "ticker", "t0"),
+            # time_source rides along to the per-event outputs (where t0's time of day came from).
+            events.select("event_id", "deal_id", "ticker", "t0", *(c for c in ("time_source",) if c in events.columns)),
             model=model,
             benchmarks=benchmarks,
             estimation=estimation,

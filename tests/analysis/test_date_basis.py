@@ -178,3 +178,31 @@ def test_unknown_evidence_without_a_time_is_no_evidence(basis: str) -> None:
     filled = apply_date_basis(_one_deal("unknown", "after_close", None), basis)
     assert filled.select("session", "time_source").row(0) == ("after_close", "evidence")
     assert firm_events(filled)["t0"][0] == date(2025, 10, 7)
+
+
+def test_the_appendix_and_the_report_say_where_each_time_of_day_came_from(
+        inputs: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    from analysis.events import collapse_same_day, firm_events
+    from analysis.maintable import TIME_SOURCE_NOTE, appendix_summary, appendix_table
+    from analysis.report import time_source_note
+
+    deals, returns = inputs
+    res = run_study(deals, returns, windows=((0, 0),))
+    app = appendix_table(res)
+    goog = app.filter(pl.col("ticker") == "GOOGL", pl.col("deal_id") == "anthropic-googl-2025-10-23").row(0, named=True)
+    assert (goog["t0"], goog["time_source"]) == ("2025-10-24", "evidence")
+    amd = app.filter(pl.col("deal_id") == "amd-openai-2025-10-06").row(0, named=True)
+    assert amd["time_source"] == "official"
+    md = appendix_summary(app, res.excluded, wide=True).to_markdown()
+    assert "t0 time from" in md and TIME_SOURCE_NOTE in md
+    # The excluded overlapping rows say it too (ORCL stargate-sites 2025-09-24 after the 09-10 contract).
+    ex = res.excluded.filter(pl.col("event_id") == "stargate-sites-2025-09-23:ORCL").row(0, named=True)
+    assert (ex["t0"], ex["time_source"]) == (date(2025, 9, 24), "evidence")
+    # Counts in the report's parameter table: the estimated firm-events' sources, counted independently.
+    ev = collapse_same_day(firm_events(deals))
+    kept = ev.join(res.panel.keys.select("event_id"), on="event_id", how="semi")
+    n = {k: kept.filter(pl.col("time_source") == k).height for k in ("official", "evidence", "none")}
+    assert sum(n.values()) == res.nobs and n["evidence"] > 0
+    assert time_source_note(res) == (f"deal row {n['official']}, timing evidence of the announcement date "
+                                     f"{n['evidence']}, none known (unknown-time policy) {n['none']} "
+                                     "(per firm-event: event_study_car.md)")
