@@ -7,9 +7,9 @@ three ``first_report_*`` columns give the first credible report where the notes 
 date* than the announcement (a leak).
 
 Why events of their own (``DealTimingEvidenced``) and not corrections of ``announced_*``: the official
-announcement stays what the study uses by default, so its numbers do not move; the evidence sits beside it
-(``ledger.api.deals`` columns ``timing_*`` and ``first_report_*``), visible in ``ledger show`` and as-of
-queries, for a study that chooses the first report as its date basis. The event id derives from the
+announcement stays what the deal row says; the evidence sits beside it (``ledger.api.deals`` columns
+``timing_*`` and ``first_report_*``), visible in ``ledger show`` and as-of queries. The study's official
+basis reads its time of day only where the row has none; other bases read more (analysis.date_basis). The event id derives from the
 content, so re-importing the same file appends nothing and a revised row is a new event that supersedes
 the earlier evidence.
 """

@@ -69,7 +69,8 @@ UnknownOpt = Annotated[
 ]
 DateBasisOpt = Annotated[
     str | None,
-    typer.Option(help="The moment taken as the news: official (the announcement) | evidence (a timestamped "
+    typer.Option(help="The moment taken as the news: official (the announcement; its time of day from the "
+                 "timing evidence where the deal row has none) | evidence (a timestamped "
                  "source's time, same date) | first_report (the first press report, which may be earlier)."),
 ]
 MaskOpt = Annotated[
