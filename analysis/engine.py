@@ -689,9 +689,9 @@ class EventStudy:
         ev = prep.events
         k = self.model.k
         df = out["n_est"] - (k if k else 1)
-        # Where t0's time of day came from (analysis.date_basis), when the firm-events say: the per-event
-        # appendix shows it beside each CAR.
-        source = [c for c in ("time_source",) if c in ev.columns]
+        # Where t0's time of day came from (analysis.date_basis) and the calendar t0 is on, when the
+        # firm-events say: the per-event appendix and the report's notes show them.
+        source = [c for c in ("time_source", "calendar") if c in ev.columns]
         keys = ev[kept].select(
             "event_id",
             "deal_id",

@@ -8,6 +8,7 @@ the file. Pure: every input is passed in (figures as PNG files already written).
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,16 @@ def model_label(spec: StudySpec) -> str:
     return base
 
 
-def groups_note(spec: StudySpec, tickers: list[str]) -> str:
-    """Which listings the study estimated with another model, in one sentence ('' when none)."""
-    others = spec.groups(tickers)[1:]
+def listing_calendars(res: EventStudyResult) -> dict[str, str] | None:
+    """Ticker -> the exchange calendar the study aligned its t0s on (None when the keys lack it)."""
+    keys = res.panel.keys
+    return dict(keys.select("ticker", "calendar").unique().iter_rows()) if "calendar" in keys.columns else None
+
+
+def groups_note(spec: StudySpec, tickers: list[str], calendars: Mapping[str, str] | None = None) -> str:
+    """Which listings the study estimated with another model, in one sentence ('' when none).
+    ``calendars``: ticker -> exchange calendar (``res.panel.keys``' ``calendar``), as the study used."""
+    others = spec.groups(tickers, calendars)[1:]
     if not others:
         return ""
     parts = [f"{', '.join(g.tickers)}: {g.label}" for g in others]
@@ -151,7 +159,7 @@ def build_report(
     from analysis.maintable import main_results, main_summary
     from analysis.summary import Column, Table, fixed, integer, pvalue
 
-    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
+    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list(), listing_calendars(res))
     main = main_results(res)
     srt = htmlreport.sortable
     cycles = Table(fa.cycles.select(

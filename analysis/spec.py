@@ -15,6 +15,7 @@ model ``multifactor``); :meth:`StudySpec.groups` says which firm-events use whic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -134,10 +135,15 @@ class StudySpec:
     def resolved_model(self) -> str:
         return model_spec(self.model, self.benchmarks).name
 
-    def groups(self, tickers: list[str]) -> tuple[BenchmarkGroup, ...]:
+    def groups(self, tickers: list[str], calendars: Mapping[str, str] | None = None) -> tuple[BenchmarkGroup, ...]:
         """The estimation groups for ``tickers``: the default group first (every ticker not named in
-        another), then one group per distinct (model, benchmarks), tickers sorted. Pure."""
+        another), then one group per distinct (model, benchmarks), tickers sorted. Pure.
+
+        ``calendars``: ticker -> exchange calendar (the firm-events' ``calendar``, from the ledger's
+        exchanges); a ticker not in it takes :func:`market.calendars.calendar_for`'s suffix rule."""
         from market.calendars import calendar_for
+
+        cal = dict(calendars or {})
 
         base = BenchmarkGroup(self.resolved_model, self.benchmarks)
         if not getattr(model_spec(self.model, self.benchmarks), "batch_engine", True):
@@ -149,7 +155,7 @@ class StudySpec:
                 continue  # no benchmark regressor to lag or replace
             if t in explicit:
                 key = _group_for(self.model, explicit[t])
-            elif self.lag_non_us_listings and calendar_for(t) != GRID_CALENDAR:
+            elif self.lag_non_us_listings and (cal.get(t) or calendar_for(t)) != GRID_CALENDAR:
                 key = ("multifactor", dimson(self.benchmarks))
             else:
                 continue
