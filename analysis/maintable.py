@@ -187,7 +187,7 @@ def appendix_summary(t: pl.DataFrame, excluded: pl.DataFrame, *, wide: bool = Fa
     if excluded.height:
         why = excluded.select(
             "event_id", pl.col("reason").replace_strict(REASONS, default=pl.col("reason"), return_dtype=pl.String),
-            *(("time_source",) if "time_source" in excluded.columns else ()),
+            *(("time_source",) if wide and "time_source" in excluded.columns else ()),
         ).sort("event_id")
         tables.append(Table(why,
                             (Column("event_id", "Firm-event not estimated"), Column("reason", "Reason"),
