@@ -20,6 +20,9 @@ see ``data/events/timing_evidence.csv``). A robustness check re-runs the study o
 * ``first_report``: the first credible report (date, time and session) where the evidence names one on
   an earlier day (Anthropic-Google first reported 2025-10-21 after the close; the 2026-02-27 round on
   02-25), else as ``evidence``.
+* ``deal_row``: the deal row alone, no timing evidence (a row without a time follows the unknown-time
+  policy): the robustness check of the official basis's fill, whose evidence is sometimes weak (the
+  after-close label of Anthropic-Google 2025-10-23 is inferred from the next day's move).
 
 Evidence whose session is ``unknown`` and that gives no time says nothing about the time of day: it is
 treated as no evidence under every basis (it never overwrites an official session).
@@ -40,8 +43,8 @@ import polars as pl
 
 from core.errors import InputError
 
-DateBasis = Literal["official", "evidence", "first_report"]
-DATE_BASES: tuple[str, ...] = ("official", "evidence", "first_report")
+DateBasis = Literal["official", "evidence", "first_report", "deal_row"]
+DATE_BASES: tuple[str, ...] = ("official", "evidence", "first_report", "deal_row")
 #: Values of the ``time_source`` column.
 TIME_SOURCES: tuple[str, ...] = ("official", "evidence", "first_report", "none")
 
@@ -63,7 +66,7 @@ def apply_date_basis(deals: pl.DataFrame, basis: str = "official") -> pl.DataFra
         raise InputError(f"unknown date basis {basis!r}; choose {', '.join(DATE_BASES)}", field="--date-basis")
     needed = _TIMING + (_FIRST if basis == "first_report" else ())
     missing = [c for c in needed if c not in deals.columns]
-    if missing and basis != "official":
+    if missing and basis not in ("official", "deal_row"):
         raise InputError(
             f"the deals carry no timing evidence (column(s) {', '.join(missing)} missing): import "
             "data/events/timing_evidence.csv, or use --date-basis official",
@@ -73,7 +76,7 @@ def apply_date_basis(deals: pl.DataFrame, basis: str = "official") -> pl.DataFra
         deals = deals.with_columns(pl.col(f"official_{c}").alias(c) for c in _OFFICIAL)
     out = deals.with_columns(pl.col(c).alias(f"official_{c}") for c in _OFFICIAL)
     official_has_time = _has_time(pl.col("announced_time_et"), pl.col("session"))
-    if missing:  # official basis on a frame without evidence columns: nothing to fill
+    if missing or basis == "deal_row":  # no evidence read (none there, or not wanted)
         return out.with_columns(
             pl.when(official_has_time).then(pl.lit("official")).otherwise(pl.lit("none")).alias("time_source"))
     # The evidence's time and session describe the official date; a session label without a time

@@ -222,7 +222,7 @@ def build_report(
           if activity else [sec("Run-up, volume and volatility", research_sections.skipped_html(skipped["activity"]))]
           if skipped and "activity" in skipped else []),
         *([sec("Robustness: the choice of event day", "<p>The main results re-estimated under each rule for "
-               "the event day: read down a window's six rows; a CAAR that keeps its sign and size across them "
+               "the event day: read down a window's eight rows; a CAAR that keeps its sign and size across them "
                "does not hinge on when the news is dated.</p>" + robustness.to_html())] if robustness else []),
         sec("Parameters and provenance", "<p>What was estimated and from which data, so every number can be "
             "reproduced.</p>" + parameters_table(spec, res) + provenance.to_html()

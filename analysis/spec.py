@@ -27,7 +27,7 @@ METHODS = ("batch", "statsmodels", "event_dummy")
 UNKNOWN_POLICIES = ("same_day", "next_session")
 #: the values of ``analysis.date_basis.DATE_BASES`` (kept here too: spec validation must not import the
 #: frame code; tests/analysis/test_date_basis_option.py checks they agree)
-DATE_BASES = ("official", "evidence", "first_report")
+DATE_BASES = ("official", "evidence", "first_report", "deal_row")
 CONVENTIONS = ("textbook", "estudy2")
 #: The exchange calendar of the trading-day grid (the first benchmark, SPY: NYSE sessions).
 GRID_CALENDAR = "XNYS"
@@ -76,7 +76,7 @@ class StudySpec:
     estimation: tuple[int, int] = (-250, -11)
     min_obs: int = 120
     unknown_policy: str = "same_day"
-    #: the moment taken as the news: official | evidence | first_report (analysis.date_basis)
+    #: the moment taken as the news: official | evidence | first_report | deal_row (analysis.date_basis)
     date_basis: str = "official"
     conventions: str = "textbook"
     method: str = "batch"

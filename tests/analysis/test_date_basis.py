@@ -206,3 +206,21 @@ def test_the_appendix_and_the_report_say_where_each_time_of_day_came_from(
     assert time_source_note(res) == (f"deal row {n['official']}, timing evidence of the announcement date "
                                      f"{n['evidence']}, none known (unknown-time policy) {n['none']} "
                                      "(per firm-event: event_study_car.md)")
+
+
+def test_the_deal_row_basis_reads_no_evidence(inputs: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """The robustness check of the official basis's fill: GOOGL 2025-10-23 back on the announcement day
+    (unknown time, same-day policy), its market-adjusted CAR[0,0] that day's return minus SPY's by hand
+    (+0.55 % - 0.59 %, the review's figures); Stargate keeps its official after-close label."""
+    from analysis.events import firm_events
+
+    deals, returns = inputs
+    ev = firm_events(apply_date_basis(deals, "deal_row"))
+    goog = ev.filter(pl.col("event_id") == "anthropic-googl-2025-10-23:GOOGL").row(0, named=True)
+    assert (goog["t0"], goog["session"], goog["time_source"]) == (date(2025, 10, 23), "unknown", "none")
+    star = ev.filter(pl.col("event_id") == "stargate-2025-01-21:ORCL").row(0, named=True)
+    assert (star["t0"], star["time_source"]) == (date(2025, 1, 22), "official")
+    res = run_study(deals, returns, model="market_adjusted", windows=((0, 0),), min_obs=1, date_basis="deal_row")
+    car = res.car.filter(pl.col("event_id") == "anthropic-googl-2025-10-23:GOOGL")["car"][0]
+    assert car == pytest.approx(_csv_ret("GOOGL", date(2025, 10, 23)) - _csv_ret("SPY", date(2025, 10, 23)), abs=1e-12)
+    assert car == pytest.approx(0.0055 - 0.0059, abs=2e-4)
