@@ -93,3 +93,22 @@ def test_a_ticker_without_a_known_calendar_fails_alone(db: Path) -> None:
     assert rep.ok == ["AMD"] and list(rep.failed) == ["2330.TWO"]
     assert "2330.TWO" in rep.failed["2330.TWO"] and "suffix" in rep.failed["2330.TWO"]
     assert src.calls == [["AMD"]]
+
+
+def test_the_shell_reads_the_exchanges_the_ledger_records(db: Path) -> None:
+    """carousel.universe.exchanges: ticker -> MIC exactly as companies.csv spells it (parsed by hand here);
+    {} for a price-only database."""
+    from carousel.universe import exchanges
+    from ledger.load import import_file
+
+    events = Path(__file__).resolve().parents[2] / "data" / "events"
+    by_hand = {}
+    for line in (events / "companies.csv").read_text(encoding="utf-8").splitlines()[1:]:
+        for listing in filter(None, line.split(",")[3].split("|")):
+            ticker, mic, _ = listing.split(":")
+            by_hand[ticker] = mic
+    with connect(db) as con:
+        assert exchanges(con) == {}
+        import_file(con, events / "deals.csv")
+        got = exchanges(con)
+    assert got == by_hand and got["9984.T"] == "XTKS" and got["GOOG"] == "XNAS"
