@@ -17,7 +17,9 @@ they treat the firm-events' abnormal returns as independent, as the cross-sectio
 do; announcements on the same day are cross-correlated and this understates the error then (see
 Kolari-Pynnonen in ``analysis.significance`` for the size of that effect on returns). An aggregate with
 a member that has no dollar CAR is not summed silently: ``dollar_car`` is null, ``dollar_car_partial``
-holds the sum of the members that have one, and ``missing`` lists the others with their reasons.
+holds the sum of the members that have one, and ``missing`` lists the others with their reasons. The
+firm-events the study did not estimate are members too (:func:`with_excluded`, ``excluded=``): their
+move is in no CAR, so a total over them is incomplete, with the study's reason.
 Their p-values are two-sided normal (sums over firms; the firm-level t's have ~200 degrees of freedom).
 
 Entry point: :func:`dollar_abnormal_value` -> :class:`DollarResult` (``by_deal``, ``by_company``,
@@ -95,10 +97,56 @@ def dollar_car(car: pl.DataFrame, mcaps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: A firm-event without an announcement day (the study's ``no_t0``) in a member's name: "CRWV undated".
+UNDATED = "undated"
+
+
+def with_excluded(frame: pl.DataFrame, excluded: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` plus, for every window of it, one row per firm-event the study did not estimate.
+
+    A total over a deal, cycle, company or the whole carousel must not read as complete when one of its
+    firm-events was dropped by the study (``EventStudyResult.excluded``: ``overlaps_earlier_event``,
+    ``insufficient_estimation_obs``, ``no_t0``, ...): such a firm-event has no CAR, so its move is in no
+    sum. Its rows carry null CAR and dollar columns and the study's reason as ``dollar_reason``, so
+    every aggregate counts it as a member without a value and names it (ORCL-AMD 2025-10-14, whose AMD
+    and ORCL firm-events overlap earlier ones of the same tickers, makes the AMD -> OpenAI -> Oracle
+    round-trip incomplete instead of a smaller complete sum). A firm-event already in ``frame`` is not
+    added again.
+
+    Args:
+        frame: the dollar frame (``DollarResult.frame`` or ``analysis.dollar_columns.with_dollars``).
+        excluded: ``EventStudyResult.excluded`` (event_id, deal_id, ticker, t0, reason).
+    """
+    _require(excluded, "excluded", ["event_id", "deal_id", "ticker", "t0", "reason"])
+    windows = frame.select(pl.col("window").cast(pl.Utf8)).unique().sort("window")
+    ex = (excluded.select(pl.col("event_id").cast(pl.Utf8), pl.col("deal_id").cast(pl.Utf8),
+                          pl.col("ticker").cast(pl.Utf8), pl.col("t0").cast(pl.Date),
+                          pl.col("reason").cast(pl.Utf8).fill_null("excluded").alias("dollar_reason"))
+          .join(frame.select(pl.col("event_id").cast(pl.Utf8)).unique(), on="event_id", how="anti")
+          .join(windows, how="cross"))
+    if ex.height == 0:
+        return frame
+    schema = frame.schema
+    # the frame's own dtypes, except an all-null column (dtype Null), which takes the added rows' dtype
+    rows = ex.select(*((pl.col(c) if schema[c] == pl.Null else pl.col(c).cast(schema[c])) if c in ex.columns
+                       else pl.lit(None, schema[c]).alias(c) for c in frame.columns))
+    return pl.concat([frame, rows], how="vertical_relaxed")
+
+
+def _member() -> pl.Expr:
+    """``TICKER t0`` naming a firm-event in a ``missing`` list (``TICKER undated`` without a t0)."""
+    return pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8).fill_null(UNDATED)
+
+
 def _dedupe(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
-    """One row per (group, ticker, t0, window): two deals announced the same day are one market move."""
-    return frame.sort("deal_id").unique([*group, "ticker", "t0", "window"], keep="first",
-                                         maintain_order=True)
+    """One row per (group, ticker, t0, window): two deals announced the same day are one market move.
+
+    Two undated firm-events (no t0) are not the same move: each keeps its row."""
+    move = pl.col("t0").cast(pl.Utf8)
+    if "event_id" in frame.columns:
+        move = pl.coalesce(move, pl.col("event_id"))
+    return (frame.with_columns(move.alias("_move")).sort("deal_id")
+            .unique([*group, "ticker", "_move", "window"], keep="first", maintain_order=True).drop("_move"))
 
 
 def _sum(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
@@ -109,8 +157,8 @@ def _sum(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
         (pl.col("dollar_se") ** 2).sum().sqrt().alias("_se_partial"),
         pl.len().alias("n"),
         has.sum().alias("n_valued"),
-        pl.when(~has).then(pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8) + pl.lit(": ")
-                           + pl.col("dollar_reason")).drop_nulls().sort().alias("missing"),
+        pl.when(~has).then(_member() + pl.lit(": ") + pl.col("dollar_reason").fill_null("car_missing"))
+        .drop_nulls().sort().alias("missing"),
         pl.col("ticker").unique().sort().alias("tickers"),
     )
     complete = pl.col("n_valued") == pl.col("n")
@@ -151,7 +199,8 @@ def by_cycle(frame: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
     """Summed dollar CAR of the deals of each round-trip (``members``: cycle, deal_id), per window.
 
     A cycle member deal without firm-events (no listed party) adds nothing; the same (ticker, t0) in two
-    member deals counts once.
+    member deals counts once. A member whose firm-event the study excluded is missing only if ``frame``
+    holds its row (:func:`with_excluded`).
     """
     _require(members, "members", ["cycle", "deal_id"])
     f = frame.join(members.select("cycle", "deal_id").unique(), on="deal_id", how="inner")
@@ -325,8 +374,8 @@ def _num(v: float | None, width: int, dec: int) -> str:
 
 def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.DataFrame, *,
                           companies: pl.DataFrame | None = None, max_stale_days: int | None = None,
-                          listings: Mapping[str, Any] | None = None, known_at_t0: bool = False
-                          ) -> DollarResult:
+                          listings: Mapping[str, Any] | None = None, known_at_t0: bool = False,
+                          excluded: pl.DataFrame | None = None) -> DollarResult:
     """Dollar CAR of every firm-event x window of ``car`` (the one entry point).
 
     Args:
@@ -339,6 +388,9 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
         known_at_t0: use only share counts public before t0 (filing date; without one, as-of date +
             ``market.mcap.UNFILED_LAG_DAYS``): the no-look-ahead variant. Default False: the count in
             force on the valuation day, flagged ``count_known_after_t0`` where it was filed on or after t0.
+        excluded: ``EventStudyResult.excluded``: the firm-events the study did not estimate, added as
+            rows without a value (:func:`with_excluded`) so that ``by_deal``, ``by_company`` and
+            ``by_cycle`` mark a total with such a member incomplete and name it. None: ``car``'s rows only.
 
     Each window's value is taken at the ticker's close before the window's first day (t0+a-1 for
     [a, b]; t0-1 for windows starting at 0), with the count in force then (``mcap_date``): a window
@@ -355,7 +407,8 @@ def dollar_abnormal_value(car: pl.DataFrame, counts: pl.DataFrame, prices: pl.Da
         pl.col("window").replace_strict(starts, return_dtype=pl.Int64, default=None).alias("_start"))
     mc = caps_before(counts, prices, events, companies=companies, max_stale_days=max_stale_days,
                      listings=listings, offset="_start", known_at_t0=known_at_t0)
-    return DollarResult(dollar_car(car, mc.drop("_start")))
+    frame = dollar_car(car, mc.drop("_start"))
+    return DollarResult(frame if excluded is None else with_excluded(frame, excluded))
 
 
 def ledger_currencies(companies: pl.DataFrame | None) -> dict[str, str] | None:

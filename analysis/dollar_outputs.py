@@ -23,7 +23,12 @@ What is in it (window ``[-1,+1]`` unless told; every money column in US$ bn):
   partial running total beside it.
 
 Missing values stay missing with a reason (``dollar_reason``, ``ratio_reason``); a total over firm-events
-with a missing member is reported as incomplete (``complete`` false), never as a smaller sum.
+with a missing member is reported as incomplete (``complete`` false), never as a smaller sum. A member
+is missing when it has no market value or when the study did not estimate it (``excluded=``, the
+study's ``EventStudyResult.excluded``: e.g. ``overlaps_earlier_event``); a deal all of whose firm-events
+were excluded is still listed in ``by_deal``, without a value and with the reasons. A window with fewer
+than :data:`MIN_TESTED` valued firm-events keeps its rows in ``tests`` with blank statistics and a
+``reason``; the other frames do not depend on it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ import numpy as np
 import polars as pl
 
 from analysis import plots
-from analysis.dollar import expand_to_deals, per_committed_dollar, per_cycle_volume
+from analysis.dollar import (
+    UNDATED,
+    expand_to_deals,
+    per_committed_dollar,
+    per_cycle_volume,
+    with_excluded,
+)
 from analysis.dollar_test import dollar_test
 from analysis.network import build_graph, cycle_members, cycles, edges
 from analysis.summary import Column, Summary, Table, fixed, integer, pvalue
@@ -48,6 +59,10 @@ if TYPE_CHECKING:
 
 BN = 1e9
 WINDOW = EventWindow(-1, 1).label
+#: The event day alone: the movers are also ranked on it, since a multi-day window can hold other news.
+DAY0 = EventWindow(0, 0).label
+#: Fewer valued firm-events than this in a window: its tests are blank (the mean's t needs n - 1 > 0).
+MIN_TESTED = 2
 _NEEDED = ("event_id", "deal_id", "ticker", "t0", "window", "car", "se", "p", "mcap_usd", "dollar_car",
            "dollar_se", "dollar_reason")
 _INDEPENDENCE = ("Standard errors treat firm-events as independent (sqrt of the summed squared errors); "
@@ -97,15 +112,22 @@ def announcement_amounts(deals: pl.DataFrame, events: pl.DataFrame) -> pl.DataFr
     )
 
 
-def movers(dollars: pl.DataFrame, amounts: pl.DataFrame, *, window: str = WINDOW, top: int = 10
-           ) -> pl.DataFrame:
+def movers(dollars: pl.DataFrame, amounts: pl.DataFrame, *, window: str = WINDOW, top: int = 10,
+           beside: str = DAY0) -> pl.DataFrame:
     """The ``top`` largest creators (dollar CAR > 0) and destroyers (< 0) of value in ``window``.
 
     ``per_committed_dollar``: the firm's dollar CAR over the announcement's committed amount
     (:func:`announcement_amounts`), null when undisclosed; a lower-bound amount makes it an upper bound.
+    ``beside_bn``/``beside_se_bn``/``beside_p``: the same firm-event's dollar CAR in window ``beside``
+    (default the event day, [0,0]) and its window label ``beside_window``: a multi-day window can hold
+    other news (AMZN 2025-11-03's [-1,+1] holds the reaction to its earnings of 10-30 after the close,
+    data/events/NOTES.md), so the reader sees how much of the move falls on the announcement day.
     """
     w = dollars.filter((pl.col("window") == window) & pl.col("dollar_car").is_not_null())
-    w = w.join(amounts, on=["ticker", "t0"], how="left")
+    other = dollars.filter(pl.col("window") == beside).select(
+        "event_id", (pl.col("dollar_car") / BN).alias("beside_bn"), (pl.col("dollar_se") / BN).alias("beside_se_bn"),
+        pl.when(pl.col("dollar_car").is_not_null()).then(pl.col("p")).alias("beside_p"))
+    w = w.join(amounts, on=["ticker", "t0"], how="left").join(other, on="event_id", how="left")
     key = ["dollar_car", "event_id"]
     creators = w.filter(pl.col("dollar_car") > 0).sort(key, descending=[True, False]).head(top)
     destroyers = w.filter(pl.col("dollar_car") < 0).sort(key, descending=[False, False]).head(top)
@@ -120,13 +142,17 @@ def movers(dollars: pl.DataFrame, amounts: pl.DataFrame, *, window: str = WINDOW
         (pl.col("amount_usd") / BN).alias("amount_bn"),
         pl.col("amount_partial").fill_null(False),
         pl.when(amount_ok).then(pl.col("dollar_car") / pl.col("amount_usd")).alias("per_committed_dollar"),
+        pl.lit(beside).alias("beside_window"), "beside_bn", "beside_se_bn", "beside_p",
         "event_id",
     )
 
 
 def deal_totals(dollars: pl.DataFrame, deals: pl.DataFrame, events: pl.DataFrame, *,
                 window: str = WINDOW) -> pl.DataFrame:
-    """Per deal with a firm-event: summed dollar CAR of its listed parties and per committed dollar."""
+    """Per deal with a firm-event: summed dollar CAR of its listed parties and per committed dollar.
+
+    A deal whose firm-events the study excluded (rows of :func:`analysis.dollar.with_excluded` in
+    ``dollars``) is listed without a value, its parties and the study's reasons in ``missing``."""
     expanded = expand_to_deals(dollars, events)
     out = per_committed_dollar(expanded, deals).filter(pl.col("window") == window)
     return out.select(
@@ -144,8 +170,9 @@ def cycle_totals(dollars: pl.DataFrame, flows: pl.DataFrame, events: pl.DataFram
     """Per round-trip: summed dollar CAR of its member deals' listed parties, per circulating dollar.
 
     Every cycle of ``analysis.network.cycles`` is listed; one whose member deals have no firm-event
-    in the study (no listed party, or every one excluded, e.g. CoreWeave before its IPO) has ``n = 0``
-    and reason ``no_firm_event``.
+    (no listed party) has ``n = 0`` and reason ``no_firm_event``. A member firm-event the study excluded
+    (rows of :func:`analysis.dollar.with_excluded` in ``dollars``) makes the total incomplete and is
+    named in ``missing`` with the study's reason.
     """
     cyc = cycle_frame if cycle_frame is not None else cycles(build_graph(edges(flows)))
     members = cycle_members(flows, cyc)
@@ -177,7 +204,7 @@ def cycle_totals(dollars: pl.DataFrame, flows: pl.DataFrame, events: pl.DataFram
 def _missing_members(frame: pl.DataFrame) -> pl.Expr:
     """'TICKER t0: reason' of the rows without a dollar CAR, sorted and joined (the excluded members)."""
     return (pl.when(pl.col("dollar_car").is_null())
-            .then(pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8) + pl.lit(": ")
+            .then(pl.col("ticker") + pl.lit(" ") + pl.col("t0").cast(pl.Utf8).fill_null(UNDATED) + pl.lit(": ")
                   + pl.col("dollar_reason").fill_null("car_missing"))
             .drop_nulls().sort().str.join("; "))
 
@@ -197,14 +224,26 @@ def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
     A window where a firm-event has no dollar CAR is incomplete: the total over the others is not the
     carousel's total, so ``coef_bn``/``se_bn``/``stat``/``p`` are null (``complete`` false) and the
     statistics over the valued firm-events alone are kept in ``partial_bn``, ``partial_se_bn``,
-    ``partial_stat``, ``partial_p``, with the excluded members named in ``missing``.
+    ``partial_stat``, ``partial_p``, with the excluded members named in ``missing``. Firm-events without
+    a t0 (the study's ``no_t0``) have no announcement day and are in no window's total.
+
+    A window with fewer than :data:`MIN_TESTED` valued firm-events (a small ledger, tickers without
+    share counts) keeps its rows with every statistic blank and ``reason`` saying why, instead of
+    failing the section: the mean's t needs n >= 2.
     """
     est = "dollar_se_est" if "dollar_se_est" in dollars.columns else None
+    dated = dollars.filter(pl.col("t0").is_not_null())
     rows = []
-    for window in label_order(dollars["window"].unique().to_list()):
-        w = dollars.filter(pl.col("window") == window)
-        res = dollar_test(w, market_value="mcap_usd", estimation_se=est)
+    for window in label_order(dated["window"].unique().to_list()):
+        w = dated.filter(pl.col("window") == window)
         missing = w.select(_missing_members(w).alias("missing"))["missing"][0]
+        n_valued = w.filter(pl.col("dollar_car").is_not_null() & pl.col("dollar_car").is_finite()
+                            & pl.col("dollar_se").is_not_null() & pl.col("dollar_se").is_finite()
+                            & pl.col("mcap_usd").is_not_null()).height
+        if n_valued < MIN_TESTED:
+            rows.append(_untested(window, w, n_valued, missing, est))
+            continue
+        res = dollar_test(w, market_value="mcap_usd", estimation_se=est)
         n = res.term_nobs()
         frame = res.to_frame().with_columns(
             pl.lit(window).alias("window"),
@@ -213,8 +252,9 @@ def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
             pl.lit(res.value_weighted_car, pl.Float64).alias("value_weighted_car"),
             pl.when(pl.col("term") == "total_dollar_car_est")
             .then(pl.lit(_missing_est(w, est) if est else None, pl.Utf8))
-            .otherwise(pl.lit(missing or None, pl.Utf8)).alias("missing"))
-        rows.append(frame)
+            .otherwise(pl.lit(missing or None, pl.Utf8)).alias("missing"),
+            pl.lit(None, pl.Utf8).alias("reason"))
+        rows.append(frame.select(_TEST_COLUMNS))
     complete = pl.col("n_without_value") == 0
     return pl.concat(rows).select(
         "window", "term",
@@ -224,7 +264,30 @@ def window_tests(dollars: pl.DataFrame) -> pl.DataFrame:
         "dist", "n", "n_without_value", complete.alias("complete"),
         (pl.col("coef") / BN).alias("partial_bn"), (pl.col("se") / BN).alias("partial_se_bn"),
         pl.col("t").alias("partial_stat"), pl.col("p").alias("partial_p"),
-        pl.when(complete).then(pl.col("value_weighted_car")).alias("value_weighted_car"), "missing")
+        pl.when(complete).then(pl.col("value_weighted_car")).alias("value_weighted_car"), "missing", "reason")
+
+
+_TEST_COLUMNS = ("term", "coef", "se", "t", "p", "dist", "window", "n", "n_without_value", "value_weighted_car",
+                 "missing", "reason")
+
+
+def _untested(window: str, w: pl.DataFrame, n_valued: int, missing: str | None, est: str | None) -> pl.DataFrame:
+    """The test rows of a window with too few valued firm-events: statistics blank, the reason given."""
+    terms = ["total_dollar_car", "mean_dollar_car", *(["total_dollar_car_est"] if est else [])]
+    n_est = (w.filter(pl.col("dollar_car").is_not_null() & pl.col(est).is_not_null()).height if est else 0)
+    ns = [n_valued, n_valued, *([n_est] if est else [])]
+    reason = (f"{n_valued} firm-event(s) with a dollar CAR and SE in {window}: the tests need at least "
+              f"{MIN_TESTED}")
+    return pl.DataFrame({
+        "term": terms, "coef": [None] * len(terms), "se": [None] * len(terms), "t": [None] * len(terms),
+        "p": [None] * len(terms), "dist": [None] * len(terms), "window": [window] * len(terms), "n": ns,
+        "n_without_value": [w.height - k for k in ns], "value_weighted_car": [None] * len(terms),
+        "missing": [_missing_est(w, est) if t == "total_dollar_car_est" and est else (missing or None)
+                    for t in terms],
+        "reason": [reason] * len(terms),
+    }, schema={"term": pl.Utf8, "coef": pl.Float64, "se": pl.Float64, "t": pl.Float64, "p": pl.Float64,
+               "dist": pl.Utf8, "window": pl.Utf8, "n": pl.Int64, "n_without_value": pl.Int64,
+               "value_weighted_car": pl.Float64, "missing": pl.Utf8, "reason": pl.Utf8})
 
 
 def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
@@ -233,9 +296,11 @@ def cumulative(dollars: pl.DataFrame, *, window: str = WINDOW) -> pl.DataFrame:
     A day with a firm-event without a dollar CAR is incomplete (``day_bn`` null, ``missing`` names
     it), and so is every running total from that day on (``cumulative_bn`` null, ``complete`` false):
     the sums over the valued firm-events alone are ``day_partial_bn`` and ``cumulative_partial_bn``
-    (with ``cumulative_se_bn``, their sqrt(sum se^2)), never shown as the total.
+    (with ``cumulative_se_bn``, their sqrt(sum se^2)), never shown as the total. A firm-event the study
+    excluded on a t0 is such a member (:func:`analysis.dollar.with_excluded`); one without a t0 has no
+    day and is left out of the running total.
     """
-    w = dollars.filter(pl.col("window") == window)
+    w = dollars.filter((pl.col("window") == window) & pl.col("t0").is_not_null())
     daily = w.group_by("t0").agg(
         pl.col("dollar_car").sum().alias("day_usd"), (pl.col("dollar_se") ** 2).sum().alias("_var"),
         pl.col("dollar_car").count().alias("n_valued"), pl.col("dollar_car").null_count().alias("n_missing"),
@@ -267,7 +332,8 @@ def movers_figure(m: pl.DataFrame, window: str = WINDOW) -> Figure:
                 error_kw={"elinewidth": 0.6, "capsize": 1.5})
         ax.set_yticks(y, labels)
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_xlabel(f"market value moved, CAR{window} x value at t0-1 (US$ bn; bars: 95% interval)")
+        # two lines: one ran off the 5.5-inch figure
+        ax.set_xlabel(f"market value moved, CAR{window} x value before the window\n(US$ bn; bars: 95% interval)")
         ax.set_title("Largest creators and destroyers of market value")
         fig.tight_layout()
     return fig
@@ -308,7 +374,7 @@ def cumulative_figure(c: pl.DataFrame, window: str = WINDOW) -> Figure:
 
 def dollar_section(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFrame, *,
                    events: pl.DataFrame | None = None, window: str = WINDOW, top: int = 10,
-                   cycle_frame: pl.DataFrame | None = None
+                   cycle_frame: pl.DataFrame | None = None, excluded: pl.DataFrame | None = None
                    ) -> tuple[dict[str, pl.DataFrame], dict[str, Figure]]:
     """Every frame and figure of the dollar section (the one call the report and paper need).
 
@@ -320,31 +386,47 @@ def dollar_section(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFra
         window: the window of the tables and figures (the tests cover every window).
         top: creators and destroyers each.
         cycle_frame: ``FlowAnalysis.cycles`` when already computed.
+        excluded: the study's ``EventStudyResult.excluded`` (event_id, deal_id, ticker, t0, reason): its
+            firm-events are members without a value of every total (by deal, cycle, window, day), named
+            with the study's reason. None: the totals cover ``dollars``' firm-events only, and a deal
+            whose firm-events were all excluded is not listed.
 
     Returns:
-        (frames: movers, by_deal, by_cycle, tests, cumulative; figures: dollar_movers, dollar_cumulative).
+        (frames: movers, movers_day0 (ranked on [0,0]; absent when ``window`` is [0,0] or the frame has
+        no [0,0]), by_deal, by_cycle, tests, cumulative; figures: dollar_movers, dollar_cumulative).
     """
     frames = dollar_frames(dollars, deals, flows, events=events, window=window, top=top,
-                           cycle_frame=cycle_frame)
+                           cycle_frame=cycle_frame, excluded=excluded)
     return frames, {name: build(frames[frame], window) for name, (build, frame) in FIGURES.items()}
 
 
 def dollar_frames(dollars: pl.DataFrame, deals: pl.DataFrame, flows: pl.DataFrame, *,
                   events: pl.DataFrame | None = None, window: str = WINDOW, top: int = 10,
-                  cycle_frame: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+                  cycle_frame: pl.DataFrame | None = None, excluded: pl.DataFrame | None = None
+                  ) -> dict[str, pl.DataFrame]:
     """The frames of :func:`dollar_section` without drawing its figures: each figure is
     ``build(frames[frame], window)`` for ``(build, frame)`` in :data:`FIGURES`, which the main job hands
     to a figure worker (carousel.figure_pool)."""
     _check(dollars)
-    if window not in set(dollars["window"].to_list()):
+    windows = set(dollars["window"].to_list())
+    if window not in windows:
         raise InputError(f"window {window!r} is not in the dollars frame", field="window")
+    if excluded is not None:
+        need = [c for c in ("event_id", "deal_id", "ticker", "t0", "reason") if c not in excluded.columns]
+        if need:
+            raise InputError(f"excluded frame lacks column(s): {', '.join(need)} (pass the study's "
+                             "EventStudyResult.excluded)", field=need[0])
+        dollars = with_excluded(dollars, excluded)
     if events is None:
         from analysis.events import firm_events
 
         events = firm_events(deals)
     amounts = announcement_amounts(deals, events)
+    day0 = ({"movers_day0": movers(dollars, amounts, window=DAY0, top=top, beside=window)}
+            if window != DAY0 and DAY0 in windows else {})
     return {
         "movers": movers(dollars, amounts, window=window, top=top),
+        **day0,
         "by_deal": deal_totals(dollars, deals, events, window=window),
         "by_cycle": cycle_totals(dollars, flows, events, window=window, cycle_frame=cycle_frame),
         "tests": window_tests(dollars),
@@ -368,19 +450,19 @@ def summaries(frames: dict[str, pl.DataFrame]) -> dict[str, Summary]:
     window = m["window"][0] if m.height else WINDOW
     ratio_note = ("Per committed dollar: dollar CAR over the announced amount (headline, each contract "
                   "once); an 'up to' amount makes it a lower bound, an estimate an estimate.")
+    movers_tables: dict[str, Summary] = {name: _movers_summary(frames[name], ratio_note)
+                     for name in ("movers", "movers_day0") if name in frames}
+    excluded = ("A deal whose firm-events the study excluded (e.g. overlaps_earlier_event: its window "
+                "overlaps an earlier announcement of the same firm) is listed without a value; its "
+                "members and the reasons are under 'Without a value'.")
     return {
-        "movers": Summary.of(Table(m, (
-            Column("side", "Side"), Column("deal_id", "Deal"), Column("ticker", "Firm"), Column("t0", "t0"),
-            Column("dollar_bn", "US$ bn moved", _BN1, stars="p"), Column("se_bn", "SE", _BN1),
-            Column("per_committed_dollar", "Per committed $", _RATIO))),
-            title=f"Largest creators and destroyers of market value, CAR{window} x value at t0-1",
-            notes=[ratio_note, "* p<0.10, ** p<0.05, *** p<0.01 (the CAR's own test)."]),
+        **movers_tables,
         "by_deal": Summary.of(Table(d, (
             Column("deal_id", "Deal"), Column("tickers", "Listed parties"),
             Column("dollar_bn", "US$ bn moved", _BN1, stars="p"), Column("se_bn", "SE", _BN1),
             Column("amount_bn", "Committed US$ bn", _BN1), Column("per_committed_dollar", "Per committed $", _RATIO),
-            Column("ratio_reason", "Note"))),
-            title=f"Market value moved per deal, CAR{window}", notes=[ratio_note, _INDEPENDENCE]),
+            Column("ratio_reason", "Note"), Column("missing", "Without a value"))),
+            title=f"Market value moved per deal, CAR{window}", notes=[ratio_note, _INDEPENDENCE, excluded]),
         "by_cycle": Summary.of(Table(c, (
             Column("cycle", "Round-trip"), Column("dollar_bn", "US$ bn moved", _BN1, stars="p"),
             Column("se_bn", "SE", _BN1), Column("n", "Firm-events", integer()),
@@ -398,15 +480,44 @@ def summaries(frames: dict[str, pl.DataFrame]) -> dict[str, Summary]:
             Column("n_without_value", "Without a value", integer()))),
             title="Total (z) and mean (t) dollar CAR per window"
             + ("" if t["complete"].all() else ": incomplete, over the valued firm-events only"),
-            notes=[_INDEPENDENCE, *_excluded_notes(t), *estimation_notes(t)]),
+            notes=[_INDEPENDENCE, *_untested_notes(t), *_excluded_notes(t), *estimation_notes(t)]),
     }
 
 
+def _untested_notes(tests: pl.DataFrame) -> list[str]:
+    """One note per window whose statistics are blank for too few valued firm-events."""
+    per = tests.filter(pl.col("reason").is_not_null()).unique("window", maintain_order=True)
+    return [f"{r['window']}: statistics blank, {r['reason']}." for r in per.iter_rows(named=True)]
+
+
+def _movers_summary(m: pl.DataFrame, ratio_note: str) -> Summary:
+    """The creators-and-destroyers table of :func:`movers`, ranked on its window, the other beside."""
+    window = m["window"][0] if m.height else WINDOW
+    beside = m["beside_window"][0] if m.height else DAY0
+    news = ("A multi-day window can hold other news: AMZN 2025-11-03's [-1,+1] holds the reaction to its "
+            "earnings of 10-30 after the close (day -1), which the [0,0] column leaves out; the event day "
+            "itself can hold earnings released the evening before (ORCL 2025-09-10, AVGO 2025-09-05). "
+            "data/events/NOTES.md lists the known confounders per announcement; no column flags them.")
+    return Summary.of(Table(m, (
+        Column("side", "Side"), Column("deal_id", "Deal"), Column("ticker", "Firm"), Column("t0", "t0"),
+        Column("dollar_bn", f"US$ bn {window}", _BN1, stars="p"), Column("se_bn", "SE", _BN1),
+        Column("beside_bn", f"US$ bn {beside}", _BN1, stars="beside_p"),
+        Column("per_committed_dollar", "Per committed $", _RATIO))),
+        title=f"Largest creators and destroyers of market value, CAR{window} x value before the window",
+        notes=[ratio_note, f"Ranked on {window}; {beside}: the same firm-event's dollar CAR in {beside}.", news,
+               "* p<0.10, ** p<0.05, *** p<0.01 (the CAR's own test)."])
+
+
 def _excluded_notes(tests: pl.DataFrame) -> list[str]:
-    """One note per incomplete window naming the firm-events left out (the total over all is blank)."""
-    per = tests.filter(~pl.col("complete")).unique("window", maintain_order=True)
-    return [f"{r['window']}: the total over all firm-events is unknown (blank); {r['n_without_value']} "
-            f"left out: {r['missing']}." for r in per.iter_rows(named=True)]
+    """The firm-events left out of the incomplete windows (the total over all is blank): one note per
+    distinct list, naming its windows (the same firm-events usually lack a value in every window, and four
+    copies of a long list would not fit a page)."""
+    per = tests.filter(~pl.col("complete") & (pl.col("term") == "total_dollar_car"))
+    seen: dict[tuple[int, str], list[str]] = {}
+    for r in per.iter_rows(named=True):
+        seen.setdefault((r["n_without_value"], r["missing"] or ""), []).append(r["window"])
+    return [f"{', '.join(windows)}: the total over all firm-events is unknown (blank); {n} left out (no "
+            f"market value, or not estimated by the study): {missing}." for (n, missing), windows in seen.items()]
 
 
 def estimation_notes(tests: pl.DataFrame) -> list[str]:

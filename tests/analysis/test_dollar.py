@@ -145,3 +145,53 @@ def test_value_moved_per_committed_dollar(study: tuple[pl.DataFrame, DollarResul
 def test_bad_frames_are_refused(prices: pl.DataFrame) -> None:
     with pytest.raises(ValueError, match="car frame lacks column"):
         dollar_abnormal_value(pl.DataFrame({"ticker": ["ORCL"]}), read_shares_csv(), prices)
+
+
+def test_with_excluded_rows_are_members_without_a_value() -> None:
+    """A hand frame: a deal with one valued party and one the study excluded, two undated exclusions of
+    one ticker (two deals: two members, not one move), and an excluded id already in the frame (not
+    added twice)."""
+    from analysis.dollar import by_company, by_deal, with_excluded
+
+    day = dt.date(2025, 10, 14)
+    frame = pl.DataFrame({
+        "event_id": ["a:X", "a:X"], "deal_id": ["a", "a"], "ticker": ["X", "X"], "t0": [day, day],
+        "window": ["[0,0]", "[-1,+1]"], "car": [0.02, 0.03], "se": [0.01, 0.02],
+        "dollar_car": [2e9, 3e9], "dollar_se": [1e9, 2e9], "dollar_reason": [None, None]})
+    excluded = pl.DataFrame({
+        "event_id": ["a:Y", "u1:Y", "u2:Y", "a:X"], "deal_id": ["a", "u1", "u2", "a"],
+        "ticker": ["Y", "Y", "Y", "X"], "t0": [day, None, None, day],
+        "reason": ["overlaps_earlier_event", "no_t0", "no_t0", "ticker_not_found"]})
+    out = with_excluded(frame, excluded)
+    assert out.columns == frame.columns and out.height == 2 + 3 * 2
+    assert out.head(2).equals(frame)  # the study's rows first, untouched
+    added = out.tail(6)
+    assert added["car"].null_count() == added["dollar_car"].null_count() == 6
+    assert sorted(set(added["dollar_reason"].to_list())) == ["no_t0", "overlaps_earlier_event"]
+    deal = by_deal(out).filter(deal_id="a", window="[-1,+1]").row(0, named=True)
+    assert deal["dollar_car"] is None and deal["complete"] is False and deal["dollar_car_partial"] == 3e9
+    assert deal["n"] == 2 and deal["missing"] == ["Y 2025-10-14: overlaps_earlier_event"]
+    comp = by_company(out, pl.DataFrame({"company_id": ["y"], "tickers": [["Y"]]}))
+    y = comp.filter(company_id="y", window="[0,0]").row(0, named=True)
+    assert y["n"] == 3 and y["n_valued"] == 0 and y["dollar_car_partial"] is None
+    assert y["missing"] == ["Y 2025-10-14: overlaps_earlier_event", "Y undated: no_t0", "Y undated: no_t0"]
+    assert with_excluded(frame, excluded.head(0)).equals(frame)
+
+
+def test_dollar_abnormal_value_with_the_studys_exclusions(study: tuple[pl.DataFrame, DollarResult],
+                                                          prices: pl.DataFrame) -> None:
+    """``excluded=`` (an ORCL-AMD 2025-10-14 AMD firm-event, overlapping AMD 2025-10-06): AMD's company
+    total and the deal become incomplete, the valued moves kept as the partial sum."""
+    car, res = study
+    excluded = pl.DataFrame({"event_id": ["orcl-amd-2025-10-14:AMD"], "deal_id": ["orcl-amd-2025-10-14"],
+                             "ticker": ["AMD"], "t0": [dt.date(2025, 10, 14)], "reason": ["overlaps_earlier_event"]})
+    with_ex = dollar_abnormal_value(car, read_shares_csv(), prices, excluded=excluded)
+    assert with_ex.frame.head(res.frame.height).equals(res.frame)
+    companies = pl.DataFrame({"company_id": ["amd"], "tickers": [["AMD"]]})
+    amd = with_ex.by_company(companies).filter(company_id="amd", window="[0,0]").row(0, named=True)
+    moved = _row(res.frame, f"{AMD_DEAL}:AMD")["dollar_car"]
+    assert amd["dollar_car"] is None and amd["dollar_car_partial"] == pytest.approx(moved, rel=1e-12)
+    assert amd["missing"] == ["AMD 2025-10-14: overlaps_earlier_event"] and amd["n"] == 2
+    deal = with_ex.by_deal().filter(deal_id="orcl-amd-2025-10-14", window="[0,0]").row(0, named=True)
+    assert deal["dollar_car"] is None and deal["n_valued"] == 0
+    assert res.by_company(companies).filter(company_id="amd", window="[0,0]")["complete"].to_list() == [True]

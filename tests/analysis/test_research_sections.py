@@ -62,7 +62,7 @@ def test_dollar_headline_of_an_incomplete_window_says_how_many_are_left_out() ->
     total, se = 3.1e9 + 7.4e9, np.sqrt(1.5e9**2 + 2.5e9**2)
     assert value == f"US${total / 1e9:+,.1f}bn"
     assert f"p = {2 * stats.norm.sf(total / se):.3f}" in caption
-    assert "the 2 valued firm-events" in caption and "1 firm-event(s) without a market value" in caption
+    assert "the 2 valued firm-events" in caption and "1 firm-event(s) without a value (no market value, or not estimated" in caption
     assert dollar_headline(window_tests(_dollars(values, ses)), window="[-1,+1]") is None
 
 
@@ -94,7 +94,7 @@ def test_appendix_holm_and_bh_are_statsmodels_multipletests_per_window(study) ->
 
 def test_clustered_summaries_show_the_numbers_and_sizes_used(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     res, returns = study
-    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=RUN_N_BOOT, n_resamples=199, seed=7)
+    ci = clustered_inference(res, returns, ((0, 0), (-1, 1)), n_boot=RUN_N_BOOT, n_resamples=199, seed=7)
     s = clustered_summaries(ci)
     assert f"{RUN_N_BOOT} draws, seed 7" in s["joint"].to_markdown()
     # The CAAR row is the plain mean of the window's CARs (an independent route to the same number).
@@ -113,7 +113,7 @@ def test_clustered_summaries_show_the_numbers_and_sizes_used(study, tmp_path: Pa
 
 def test_latex_leaves_out_only_the_listed_columns(study) -> None:  # type: ignore[no-untyped-def]
     res, returns = study
-    ci = clustered_inference(res.car, returns, ((0, 0),), n_boot=0, n_resamples=99, seed=1)
+    ci = clustered_inference(res, returns, ((0, 0),), n_boot=0, n_resamples=99, seed=1)
     s = clustered_summaries(ci)["calendar_time"]
     assert "clustered_calendar_time" not in TEX_DROP
     full = s.to_latex(label="x")

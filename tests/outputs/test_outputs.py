@@ -192,7 +192,7 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
         (pl.col("window") == "[0,0]") & (pl.col("term") == "total_dollar_car")).row(0, named=True)
     head = page.split("<h2>Money flows")[0]
     assert f"US${tests['partial_bn']:+,.1f}bn" in head and f"the {tests['n']} valued firm-events" in head
-    assert f"{tests['n_without_value']} firm-event(s) without a market value left out" in head
+    assert f"{tests['n_without_value']} firm-event(s) without a value (no market value, or not estimated" in head
     for name in ("dollar_movers", "dollar_cumulative"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     # Issue 14's done-when: totals per deal and per cycle in the report, equal to the car view's dollar
@@ -225,6 +225,26 @@ def test_run_outputs_and_views(run_out: tuple[Path, Path]) -> None:
     assert not [c for c in over.columns if c.endswith("__recorded")]
     md = (out / "tables" / "timeline_carousel.md").read_text(encoding="utf-8")
     assert "Not listed, as recorded in the ledger by month end: no deal had been recorded" in md
+
+
+def test_dollar_totals_name_the_firm_events_the_study_excluded(run_out: tuple[Path, Path]) -> None:
+    """Review finding 1, end to end: ORCL-AMD 2025-10-14's AMD and ORCL firm-events were not estimated
+    (they overlap AMD-OpenAI 2025-10-06 and Oracle's earlier spans), so the round-trip's total over its
+    other members, the car view's AMD 2025-10-06 and ORCL 2025-09-10 moves, is incomplete, and the deal
+    is listed without a value; both name the two firm-events and the study's reason."""
+    db, out = run_out
+    car = query("SELECT ticker, t0::VARCHAR AS t0, dollar_car FROM car WHERE \"window\" = '[-1,+1]'", db)
+    moved = {(r["ticker"], r["t0"]): r["dollar_car"] for r in car.iter_rows(named=True)}
+    assert ("AMD", "2025-10-14") not in moved and ("ORCL", "2025-10-14") not in moved
+    partial = (moved[("AMD", "2025-10-06")] + moved[("ORCL", "2025-09-10")]) / 1e9
+    why = "AMD 2025-10-14: overlaps_earlier_event; ORCL 2025-10-14: overlaps_earlier_event"
+    cyc = pl.read_csv(out / "tables" / "dollar_by_cycle.csv").filter(
+        pl.col("cycle") == "amd -> openai -> oracle -> amd").row(0, named=True)
+    assert cyc["complete"] is False and cyc["dollar_bn"] is None and cyc["missing"] == why
+    assert cyc["partial_bn"] == pytest.approx(partial, abs=1e-6) and cyc["n"] == 4
+    deal = pl.read_csv(out / "tables" / "dollar_by_deal.csv").filter(
+        pl.col("deal_id") == "orcl-amd-2025-10-14").row(0, named=True)
+    assert deal["complete"] is False and deal["dollar_bn"] is None and deal["missing"] == why
 
 
 def test_rerun_is_idempotent_and_byte_identical(run_out: tuple[Path, Path], tmp_path: Path) -> None:
@@ -357,9 +377,11 @@ def test_report_uses_the_users_ledger_and_adds_nothing_to_it(tmp_path: Path) -> 
     assert query("SELECT count(*) AS n FROM price_batches", db)["n"][0] == 1
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "Deals: 2 active deals" in page
-    # Two firm-events cannot support the calendar-time portfolio: the section says why, the run goes on.
+    # Two firm-events cannot support the calendar-time portfolio: the section says why and keeps the views
+    # that can be computed (the CAAR tests over the two event days), the run goes on.
     clustered = page.split("<h2>Inference for clustered events</h2>")[1].split("<h2>")[0]
-    assert "Not computed on this ledger: " in clustered and "portfolio days cannot identify" in clustered
+    assert "Calendar-time portfolio not computed: " in clustered and "portfolio days cannot identify" in clustered
+    assert "CAAR tests resampling whole date clusters" in clustered and "Not computed on this ledger" not in clustered
 
 
 def test_stress_flags_partly_undisclosed_edges(flows: pl.DataFrame) -> None:
