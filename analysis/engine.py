@@ -689,6 +689,9 @@ class EventStudy:
         ev = prep.events
         k = self.model.k
         df = out["n_est"] - (k if k else 1)
+        # Where t0's time of day came from (analysis.date_basis) and the calendar t0 is on, when the
+        # firm-events say: the per-event appendix and the report's notes show them.
+        source = [c for c in ("time_source", "calendar") if c in ev.columns]
         keys = ev[kept].select(
             "event_id",
             "deal_id",
@@ -697,6 +700,7 @@ class EventStudy:
             "t0_grid",
             pl.Series("n_est", out["n_est"]),
             pl.Series("n_other_event_days", n_masked[kept]),
+            *source,
         )
         if method == "batch":
             # A snapshot of the settings, so that changing this EventStudy later cannot change them.
@@ -726,6 +730,7 @@ class EventStudy:
             "ticker",
             "t0",
             pl.Series("reason", reason[excluded_mask].tolist(), dtype=pl.Utf8),
+            *source,
         )
         base = keys.select("event_id", "deal_id", "ticker", "t0")
         labels = [EventWindow.of(w).label for w in self.windows]

@@ -1,8 +1,8 @@
 """Firm-events from the deal ledger: one row per (deal, listed counterparty ticker), each with its own t0.
 
 Why per ticker: one announcement moves several listed firms (AMD and, through its stake, SoftBank...),
-and each trades on its own exchange calendar, so t0 is aligned per ticker (``9984.T`` on XTKS, US
-tickers on XNYS) by :func:`market.calendars.align_t0` (before the close on a session day -> that day;
+and each trades on its own exchange calendar, so t0 is aligned per ticker on the calendar of the exchange
+the ledger records for it (``9984.T`` on XTKS, ``2330.TW`` on XTAI, US tickers on XNYS) by :func:`market.calendars.align_t0` (before the close on a session day -> that day;
 after the close or on a non-session day -> the next session).
 
 Rules:
@@ -35,6 +35,7 @@ EVENT_SCHEMA = {
     "session": pl.Utf8,
     "t0": pl.Date,
     "t0_rule": pl.Utf8,
+    "time_source": pl.Utf8,
 }
 
 
@@ -57,7 +58,8 @@ def firm_events(
     Args:
         deals: DataFrame with deal_id, status, announced_date, announced_time_et, session, tickers.
         peers: extra tickers per deal (mapping deal_id -> tickers) or for every deal (a sequence).
-        calendar_for: ticker -> exchange calendar (default :func:`market.calendars.calendar_for`).
+        calendar_for: ticker -> exchange calendar (default :func:`market.calendars.calendar_for` with the
+            MICs of the frame's ``exchanges`` column, :func:`with_exchanges`; else the symbol's suffix).
         align_t0: the t0 aligner (default :func:`market.calendars.align_t0`), called once per calendar.
         unknown_policy: passed to the aligner for session 'unknown' ('same_day' or 'next_session').
         spillovers: non-party firms per deal (deal_id, ticker, role; :func:`analysis.spillovers.spillover_pairs`),
@@ -66,16 +68,25 @@ def firm_events(
 
     Returns:
         DataFrame[event_id, deal_id, ticker, role, calendar, announced_date, announced_time_et, session,
-        t0, t0_rule] sorted by event_id; ``t0`` null (rule 'no_t0') for deals without a date.
+        t0, t0_rule, time_source] sorted by event_id; ``t0`` null (rule 'no_t0') for deals without a date;
+        ``time_source`` says where the time of day came from (:mod:`analysis.date_basis`).
     """
     missing = [c for c in _REQUIRED if c not in deals.columns]
     if missing:
         raise ValueError(f"deals frame lacks column(s): {', '.join(missing)}")
+    if "time_source" not in deals.columns:
+        # Not yet on a date basis: the official one, whose time of day the timing evidence fills where
+        # the deal row has none (analysis.date_basis), so every caller maps an announcement to one t0.
+        from analysis.date_basis import apply_date_basis
+
+        deals = apply_date_basis(deals, "official")
     if calendar_for is None or align_t0 is None:
         # Imported at call time: exchange_calendars is slow to import and most callers pass both.
         from market import calendars
 
-        calendar_for = calendar_for or calendars.calendar_for
+        if calendar_for is None:
+            mics = ticker_exchanges(deals)
+            calendar_for = lambda t: calendars.calendar_for(t, mics)  # noqa: E731
         align_t0 = align_t0 or cast(Aligner, calendars.align_t0)
 
     live = deals.filter(pl.col("status") != "retracted").select(
@@ -84,6 +95,7 @@ def firm_events(
         pl.col("announced_time_et").cast(pl.Utf8),
         pl.col("session").cast(pl.Utf8),
         pl.col("tickers").cast(pl.List(pl.Utf8)),
+        pl.col("time_source").cast(pl.Utf8),
     )
     rows = (
         live.explode("tickers").rename({"tickers": "ticker"}).filter(pl.col("ticker").is_not_null())
@@ -145,6 +157,28 @@ def firm_events(
             result.filter(spill).join(party_days, on=["ticker", "t0"], how="anti"),
         ])
     return result.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]).sort("event_id")
+
+
+def with_exchanges(deals: pl.DataFrame, companies: pl.DataFrame) -> pl.DataFrame:
+    """``deals`` plus ``exchanges``: per deal, the MIC the ledger's companies record for each of its
+    ``tickers`` (same order; null where none), so :func:`firm_events` aligns t0 on each listing's own
+    exchange calendar (2330.TW on Taipei's) rather than guessing it from the symbol. Pure.
+
+    ``companies``: :func:`ledger.api.companies` (``tickers`` and ``exchanges``, aligned lists)."""
+    pairs = (companies.select("tickers", "exchanges").explode("tickers", "exchanges")
+             .drop_nulls("tickers").drop_nulls("exchanges").unique("tickers", keep="first", maintain_order=True))
+    mics = dict(zip(pairs["tickers"].to_list(), pairs["exchanges"].to_list(), strict=True))
+    return deals.with_columns(pl.col("tickers").list.eval(
+        pl.element().replace_strict(mics, default=None, return_dtype=pl.Utf8)).alias("exchanges"))
+
+
+def ticker_exchanges(deals: pl.DataFrame) -> dict[str, str]:
+    """Ticker -> MIC from a deals frame's aligned ``tickers`` / ``exchanges`` lists ({} without them)."""
+    if "exchanges" not in deals.columns:
+        return {}
+    pairs = (deals.select(pl.col("tickers").cast(pl.List(pl.Utf8)), pl.col("exchanges").cast(pl.List(pl.Utf8)))
+             .explode("tickers", "exchanges").drop_nulls())
+    return dict(pairs.unique("tickers", keep="first", maintain_order=True).iter_rows())
 
 
 def collapse_same_day(events: pl.DataFrame) -> pl.DataFrame:

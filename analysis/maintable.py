@@ -137,9 +137,14 @@ def appendix_table(res: EventStudyResult) -> pl.DataFrame:
         pl.col("window").replace_strict(order, return_dtype=pl.Int64).alias("_w"),
         pl.col("window").replace_strict(length, return_dtype=pl.Int64).alias("_len"),
     )
+    keys = res.panel.keys
+    source = keys.select("event_id", "time_source") if "time_source" in keys.columns else None
+    if source is not None:
+        car = car.join(source, on="event_id", how="left")
     return (
         car.select(
-            "deal_id", "ticker", pl.col("t0").cast(pl.String), "window", "_w",
+            "deal_id", "ticker", pl.col("t0").cast(pl.String), *(("time_source",) if source is not None else ()),
+            "window", "_w",
             (pl.col("car") * 100).alias("car_pct"), (pl.col("se") * 100).alias("se_pct"), "t", "p", "p_holm", "p_bh",
             pl.when(pl.col("car").is_null())
             .then(pl.format("blank: a return on {} of the window's {} trading days (no price or a masked "
@@ -150,6 +155,15 @@ def appendix_table(res: EventStudyResult) -> pl.DataFrame:
         .drop("_w")
     )
 
+
+#: Where t0's time of day came from (analysis.date_basis), beside t0 in the appendix's Markdown and CSV.
+TIME_SOURCE = Column("time_source", "t0 time from")
+TIME_SOURCE_NOTE = (
+    "t0 time from: where the announcement's time of day came from. official: the deal row; evidence: the "
+    "ledger's timing evidence for the announcement date, where the row gives no time (evidence of any "
+    "confidence; --date-basis evidence also where the row's session differs); first_report: an earlier "
+    "first report (--date-basis first_report); none: no time known, the unknown-time policy decides. t0 is "
+    "the first session of the ticker's exchange that closes after that time.")
 
 #: The multiplicity-adjusted p-values of the appendix (one family per window).
 ADJUSTED_P = (Column("p_holm", "Holm p", pvalue(4)), Column("p_bh", "BH p", pvalue(4)))
@@ -165,16 +179,25 @@ def appendix_summary(t: pl.DataFrame, excluded: pl.DataFrame, *, wide: bool = Fa
         Column(c.name, c.label, c.fmt, c.align, c.stars, "note" if c.name == "car_pct" else None, c.tex_label)
         for c in car_columns(*names, scaled=True)
     ) + (ADJUSTED_P if wide else ())
+    # The page has no room for another column; the Markdown and CSV show the time's source.
+    sourced = wide and "time_source" in t.columns
+    if sourced:
+        cols = (*cols[:3], TIME_SOURCE, *cols[3:])
     tables = [Table(t, cols)]
     if excluded.height:
         why = excluded.select(
-            "event_id", pl.col("reason").replace_strict(REASONS, default=pl.col("reason"), return_dtype=pl.String)
+            "event_id", pl.col("reason").replace_strict(REASONS, default=pl.col("reason"), return_dtype=pl.String),
+            *(("time_source",) if wide and "time_source" in excluded.columns else ()),
         ).sort("event_id")
         tables.append(Table(why,
-                            (Column("event_id", "Firm-event not estimated"), Column("reason", "Reason")),
+                            (Column("event_id", "Firm-event not estimated"), Column("reason", "Reason"),
+                             *((TIME_SOURCE,) if "time_source" in why.columns else ())),
                             title="Firm-events not estimated"))
-    notes = (STAR_NOTE, ADJUSTED_NOTE) if wide else (
+    notes: tuple[str, ...] = (STAR_NOTE, ADJUSTED_NOTE) if wide else (
         STAR_NOTE, "p and the Holm and Benjamini-Hochberg adjusted p-values: event_study_car.csv and .md.")
+    if "time_source" in t.columns:
+        notes = (*notes, TIME_SOURCE_NOTE if sourced else
+                 "Where each t0's time of day came from (deal row or timing evidence): event_study_car.csv and .md.")
     return Summary(tuple(tables), notes=notes)
 
 

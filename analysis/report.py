@@ -8,6 +8,7 @@ the file. Pure: every input is passed in (figures as PNG files already written).
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,16 @@ def model_label(spec: StudySpec) -> str:
     return base
 
 
-def groups_note(spec: StudySpec, tickers: list[str]) -> str:
-    """Which listings the study estimated with another model, in one sentence ('' when none)."""
-    others = spec.groups(tickers)[1:]
+def listing_calendars(res: EventStudyResult) -> dict[str, str] | None:
+    """Ticker -> the exchange calendar the study aligned its t0s on (None when the keys lack it)."""
+    keys = res.panel.keys
+    return dict(keys.select("ticker", "calendar").unique().iter_rows()) if "calendar" in keys.columns else None
+
+
+def groups_note(spec: StudySpec, tickers: list[str], calendars: Mapping[str, str] | None = None) -> str:
+    """Which listings the study estimated with another model, in one sentence ('' when none).
+    ``calendars``: ticker -> exchange calendar (``res.panel.keys``' ``calendar``), as the study used."""
+    others = spec.groups(tickers, calendars)[1:]
     if not others:
         return ""
     parts = [f"{', '.join(g.tickers)}: {g.label}" for g in others]
@@ -75,9 +83,29 @@ def groups_note(spec: StudySpec, tickers: list[str]) -> str:
             "US news on their next session): " + "; ".join(parts) + ".")
 
 
+#: How the report names each ``time_source`` (analysis.date_basis).
+_SOURCES = {"official": "deal row", "evidence": "timing evidence of the announcement date",
+            "first_report": "earlier first report", "none": "none known (unknown-time policy)"}
+
+
+def time_source_note(res: EventStudyResult) -> str:
+    """Where the estimated firm-events' times of day came from, with counts ('' when not recorded): the
+    evidence fills a deal row without one, which moves t0 where it places the news after the close."""
+    keys = res.panel.keys
+    if "time_source" not in keys.columns or keys.height == 0:
+        return ""
+    counts = dict(keys.group_by("time_source").len().iter_rows())
+    parts = [f"{_SOURCES.get(k, k)} {counts[k]}" for k in (*_SOURCES, *sorted(set(counts) - set(_SOURCES)))
+             if k in counts]
+    return ", ".join(parts) + " (per firm-event: event_study_car.md)"
+
+
 def parameters_table(spec: StudySpec, res: EventStudyResult) -> str:
     rows = [*spec.parameters(), ("Returns", "simple, from adjusted close (close where none)"),
             ("Firm-events estimated / excluded", f"{res.nobs} / {res.excluded.height}")]
+    source = time_source_note(res)
+    if source:
+        rows.append(("Time of day of t0", source))
     frame = pl.DataFrame({"Parameter": [r[0] for r in rows], "Value": [r[1] for r in rows]})
     return htmlreport.table_html(frame)
 
@@ -131,7 +159,7 @@ def build_report(
     from analysis.maintable import main_results, main_summary
     from analysis.summary import Column, Table, fixed, integer, pvalue
 
-    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
+    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list(), listing_calendars(res))
     main = main_results(res)
     srt = htmlreport.sortable
     cycles = Table(fa.cycles.select(
@@ -194,7 +222,7 @@ def build_report(
           if activity else [sec("Run-up, volume and volatility", research_sections.skipped_html(skipped["activity"]))]
           if skipped and "activity" in skipped else []),
         *([sec("Robustness: the choice of event day", "<p>The main results re-estimated under each rule for "
-               "the event day: read down a window's six rows; a CAAR that keeps its sign and size across them "
+               "the event day: read down a window's eight rows; a CAAR that keeps its sign and size across them "
                "does not hinge on when the news is dated.</p>" + robustness.to_html())] if robustness else []),
         sec("Parameters and provenance", "<p>What was estimated and from which data, so every number can be "
             "reproduced.</p>" + parameters_table(spec, res) + provenance.to_html()

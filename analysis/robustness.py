@@ -1,8 +1,8 @@
 """The main results under every choice of event day: t0 policy for announcements without a time of day
-(``same_day`` | ``next_session``) x date basis (``official`` | ``evidence`` | ``first_report``).
+(``same_day`` | ``next_session``) x date basis (``official`` | ``evidence`` | ``first_report`` | ``deal_row``).
 
 Why: the event day is the study's most contestable input (an undated press release, a leak reported a
-day early). A reader checks that the CAAR does not hinge on it by reading six rows per window, each the
+day early). A reader checks that the CAAR does not hinge on it by reading eight rows per window, each the
 main table's N, CAAR, SE and cross-sectional p (``analysis.maintable.main_results``) re-estimated with
 only the event-day choice changed. Pure: deals and returns in, a frame out.
 """
@@ -52,7 +52,9 @@ def robustness_summary(frame: pl.DataFrame) -> Summary:
         Column("se", "SE %", percent(2)), Column("p", "p", pvalue(4)), Column("main", ""))),
         title="Main results under each choice of event day",
         notes=["Time unknown: t0 of an announcement without a time of day, its date (same day) or the next "
-               "session. Date basis: official, the announcement; evidence, a timestamped source's time on "
-               "the same date; first report, the first press report (may be earlier). p: cross-sectional t, "
+               "session. Date basis: official, the announcement (its time of day from the timing evidence "
+               "of that date where the deal row gives none); evidence, a timestamped source's time on "
+               "the same date; first report, the first press report (may be earlier); deal row, the deal "
+               "row's own time only (no timing evidence). p: cross-sectional t, "
                "t(N-1); * p<0.10, ** p<0.05, *** p<0.01. 'main' marks the specification of the main table.",
-               "SE and p as in the main table; the six rows of a window differ only in their event days."])
+               "SE and p as in the main table; the eight rows of a window differ only in their event days."])

@@ -80,8 +80,11 @@ def event_day(deals: pl.DataFrame, deal_id: str, *, unknown_policy: str = "same_
         raise InputError(f"deal {deal_id!r} has no announcement date", field="--common-shock")
     if unknown_policy not in ("same_day", "next_session"):
         raise InputError(f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy")
+    from analysis.date_basis import apply_date_basis
+
+    # The official basis, as every study's t0: the timing evidence fills a row without a time of day.
     aligned = align_t0(
-        row.select("announced_date", "announced_time_et", "session"),
+        apply_date_basis(row, "official").select("announced_date", "announced_time_et", "session"),
         "XNYS",
         unknown_policy="same_day" if unknown_policy == "same_day" else "next_session",
     )

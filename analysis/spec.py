@@ -15,6 +15,7 @@ model ``multifactor``); :meth:`StudySpec.groups` says which firm-events use whic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +27,7 @@ METHODS = ("batch", "statsmodels", "event_dummy")
 UNKNOWN_POLICIES = ("same_day", "next_session")
 #: the values of ``analysis.date_basis.DATE_BASES`` (kept here too: spec validation must not import the
 #: frame code; tests/analysis/test_date_basis_option.py checks they agree)
-DATE_BASES = ("official", "evidence", "first_report")
+DATE_BASES = ("official", "evidence", "first_report", "deal_row")
 CONVENTIONS = ("textbook", "estudy2")
 #: The exchange calendar of the trading-day grid (the first benchmark, SPY: NYSE sessions).
 GRID_CALENDAR = "XNYS"
@@ -75,7 +76,7 @@ class StudySpec:
     estimation: tuple[int, int] = (-250, -11)
     min_obs: int = 120
     unknown_policy: str = "same_day"
-    #: the moment taken as the news: official | evidence | first_report (analysis.date_basis)
+    #: the moment taken as the news: official | evidence | first_report | deal_row (analysis.date_basis)
     date_basis: str = "official"
     conventions: str = "textbook"
     method: str = "batch"
@@ -134,10 +135,15 @@ class StudySpec:
     def resolved_model(self) -> str:
         return model_spec(self.model, self.benchmarks).name
 
-    def groups(self, tickers: list[str]) -> tuple[BenchmarkGroup, ...]:
+    def groups(self, tickers: list[str], calendars: Mapping[str, str] | None = None) -> tuple[BenchmarkGroup, ...]:
         """The estimation groups for ``tickers``: the default group first (every ticker not named in
-        another), then one group per distinct (model, benchmarks), tickers sorted. Pure."""
+        another), then one group per distinct (model, benchmarks), tickers sorted. Pure.
+
+        ``calendars``: ticker -> exchange calendar (the firm-events' ``calendar``, from the ledger's
+        exchanges); a ticker not in it takes :func:`market.calendars.calendar_for`'s suffix rule."""
         from market.calendars import calendar_for
+
+        cal = dict(calendars or {})
 
         base = BenchmarkGroup(self.resolved_model, self.benchmarks)
         if not getattr(model_spec(self.model, self.benchmarks), "batch_engine", True):
@@ -149,7 +155,7 @@ class StudySpec:
                 continue  # no benchmark regressor to lag or replace
             if t in explicit:
                 key = _group_for(self.model, explicit[t])
-            elif self.lag_non_us_listings and calendar_for(t) != GRID_CALENDAR:
+            elif self.lag_non_us_listings and (cal.get(t) or calendar_for(t)) != GRID_CALENDAR:
                 key = ("multifactor", dimson(self.benchmarks))
             else:
                 continue

@@ -28,12 +28,20 @@ from market import api as market_api
 from market.returns import compute_returns
 
 
+def _deals_with_exchanges(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """ledger.api.deals plus each ticker's exchange (MIC) from the ledger's companies, which decides the
+    calendar its t0 is aligned on (analysis.events.with_exchanges)."""
+    from analysis.events import with_exchanges
+
+    return with_exchanges(ledger_api.deals(con), ledger_api.companies(con))
+
+
 def load_inputs(
     con: duckdb.DuckDBPyConnection, extra_tickers: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(deals, returns) from the database: ledger.api.deals, and market returns of the deals'
     tickers, ``extra_tickers`` (benchmarks, peers) and SPY (the default trading-day grid)."""
-    deals = ledger_api.deals(con)
+    deals = _deals_with_exchanges(con)
     deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
     tickers = sorted(set(deal_tickers) | set(extra_tickers) | {"SPY"})
     prices = market_api.prices(con, tickers)
@@ -45,10 +53,20 @@ def load_prices(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(deals, prices) from the database: like :func:`load_inputs` but the stored prices themselves
     (with ``volume``), for the abnormal-volume study."""
-    deals = ledger_api.deals(con)
+    deals = _deals_with_exchanges(con)
     deal_tickers = deals.select(pl.col("tickers").explode()).drop_nulls().to_series().to_list()
     tickers = sorted(set(deal_tickers) | set(extra_tickers))
     return deals, market_api.prices(con, tickers)
+
+
+#: Firm-event columns the engine carries to its keys and excluded frames when present: where t0's time of
+#: day came from and the exchange calendar t0 was aligned on (the per-event outputs and notes show them).
+EVENT_DETAIL = ("time_source", "calendar")
+
+
+def engine_events(events: pl.DataFrame) -> pl.DataFrame:
+    """The columns of ``events`` the engine reads, plus :data:`EVENT_DETAIL` where present."""
+    return events.select("event_id", "deal_id", "ticker", "t0", *(c for c in EVENT_DETAIL if c in events.columns))
 
 
 def study_events(
@@ -194,7 +212,7 @@ def run_study(
     try:
         study = EventStudy(
             returns.select("ticker", "date", "ret"),
-            events.select("event_id", "deal_id", "ticker", "t0"),
+            engine_events(events),
             model=model,
             benchmarks=benchmarks,
             estimation=estimation,
@@ -287,7 +305,9 @@ def run_spec(
         firm_events_fn=firm_events_fn, collapse_same_day=collapse_same_day, unknown_policy=spec.unknown_policy,
         spillovers=spillovers, date_basis=spec.date_basis,
     )
-    groups = spec.groups(all_events["ticker"].unique().to_list())
+    calendars = (dict(all_events.select("ticker", "calendar").unique().iter_rows())
+                 if "calendar" in all_events.columns else None)
+    groups = spec.groups(all_events["ticker"].unique().to_list(), calendars)
     named = {t for g in groups[1:] for t in g.tickers}
     parts = []
     for i, group in enumerate(groups):
@@ -298,7 +318,7 @@ def run_spec(
         try:
             study = EventStudy(
                 returns.select("ticker", "date", "ret"),
-                sub.select("event_id", "deal_id", "ticker", "t0"),
+                engine_events(sub),
                 model=group.model,
                 benchmarks=group.benchmarks,
                 estimation=spec.estimation,

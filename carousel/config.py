@@ -14,7 +14,7 @@ it. Every problem names the file, the line and the key::
     estimation = [-250, -11]
     min_obs = 120
     unknown_policy = "same_day"       # same_day | next_session
-    date_basis = "official"           # official | evidence | first_report
+    date_basis = "official"           # official | evidence | first_report | deal_row
     conventions = "textbook"          # textbook | estudy2
     method = "batch"                  # batch | statsmodels | event_dummy
     mask_other_events = true

@@ -153,13 +153,13 @@ def load_prices(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary, c
     load_shares_snapshot(con)
     if not job.online:
         return
-    from carousel.universe import universe
+    from carousel.universe import exchanges, universe
     from market.refresh import refresh, refresh_lock
     from market.sources import YahooSource
 
     with refresh_lock(job.db):
         wanted, _ = universe(con)
-        rep = refresh(con, YahooSource(), wanted)
+        rep = refresh(con, YahooSource(), wanted, exchanges=exchanges(con))
     if rep.batch is not None:
         summary.price_rows_appended += rep.batch.appended_rows
     if rep.failed:
@@ -435,13 +435,13 @@ def make_tables(job: Job, res: EventStudyResult, fa: FlowAnalysis) -> tuple[pl.D
     """The paper tables (CAR table, test battery, cycles, concentration, stress) under out/tables."""
     from analysis import papertables
     from analysis.maintable import write_main
-    from analysis.report import groups_note, model_label
+    from analysis.report import groups_note, listing_calendars, model_label
 
     tabs, spec = job.tables, job.spec
     t = papertables.car_table(res.car)
     caption = (f"Cumulative abnormal returns around AI deal announcements ({model_label(spec)}, "
                f"estimation window {spec.estimation[0]} to {spec.estimation[1]})")
-    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list())
+    note = groups_note(spec, res.panel.keys["ticker"].unique().to_list(), listing_calendars(res))
     files = write_main(res, tabs, caption, header=(note,) if note else ())
     main = spec.main_window
     battery = res.tests(main).to_frame()

@@ -46,3 +46,16 @@ def universe(
         note = (note or "no listed companies in the ledger") + "; using stored tickers + benchmarks"
         ledger = stored
     return sorted(set(ledger) | set(benchmarks)), note
+
+
+def exchanges(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Ticker -> MIC as the ledger's companies record it (``TICKER:MIC:CCY``): the exchange whose calendar
+    a refresh uses for that ticker (``market.refresh.refresh(exchanges=)``). {} without a ledger."""
+    try:
+        df = companies(con)
+    except duckdb.CatalogException as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return {}
+    pairs = df.select("tickers", "exchanges").explode("tickers", "exchanges").drop_nulls()
+    return dict(pairs.unique("tickers", keep="first", maintain_order=True).iter_rows())

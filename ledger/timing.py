@@ -7,12 +7,12 @@ three ``first_report_*`` columns give the first credible report where the notes 
 date* than the announcement (a leak).
 
 Why events of their own (``DealTimingEvidenced``) and not corrections of ``announced_*``: the official
-announcement stays what the study uses by default, so its numbers do not move; the evidence sits beside it
-(``ledger.api.deals`` columns ``timing_*`` and ``first_report_*``), visible in ``ledger show`` and as-of
-queries, for a study that chooses the first report as its date basis. A row equal to the deal's evidence
-in effect appends nothing, and a revised row is a new event that supersedes the earlier evidence; each
-event records whose file it came from (``origin``), so the shipped file, which ``carousel run`` imports
-every time, never supersedes a user's own evidence (:func:`plan_timing`).
+announcement stays what the deal row says; the evidence sits beside it (``ledger.api.deals`` columns
+``timing_*`` and ``first_report_*``), visible in ``ledger show`` and as-of queries. The study's official
+basis reads its time of day only where the row has none; other bases read more (analysis.date_basis). A row
+equal to the deal's evidence in effect appends nothing, and a revised row is a new event that supersedes
+the earlier evidence; each event records whose file it came from (``origin``), so the shipped file, which
+``carousel run`` imports every time, never supersedes a user's own evidence (:func:`plan_timing`).
 """
 
 from __future__ import annotations

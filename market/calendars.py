@@ -20,6 +20,7 @@ Without an announcement time the ``session`` label decides: 'pre_market'/'intrad
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -27,6 +28,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from core.errors import InputError
 from market import session_cache
 
 UnknownPolicy = Literal["same_day", "next_session"]
@@ -44,9 +46,76 @@ _EARLY = "08:00"
 _LATE = "23:59"  # unknown time, next_session policy: after any close of that date
 
 
-def calendar_for(ticker: str) -> str:
-    """Exchange calendar of a Yahoo symbol: 'XTKS' for Tokyo ('*.T'), else 'XNYS'."""
-    return "XTKS" if ticker.upper().endswith(".T") else "XNYS"
+#: The exchange_calendars calendar of an ISO 10383 MIC as the ledger records it (companies.csv
+#: ``TICKER:MIC:CCY``). exchange_calendars names its calendars by MIC; the US venues share the NYSE
+#: calendar (its own aliases: XNAS, ARCX, BATS, XASE, OOTC), as do Nasdaq's segment MICs. Static, so
+#: resolving a ticker does not import exchange_calendars (1.5 s); tests/market/test_calendars.py checks
+#: every value against ``exchange_calendars.get_calendar_names()``.
+MIC_CALENDARS: dict[str, str] = {
+    **dict.fromkeys(("XNYS", "XNAS", "XNGS", "XNMS", "XNCM", "XASE", "ARCX", "BATS", "OOTC", "IEXG"), "XNYS"),
+    "XTSX": "XTSE",
+    **{m: m for m in (
+        "ASEX", "BVMF", "XAMS", "XASX", "XBKK", "XBOG", "XBOM", "XBRU", "XBSE", "XBUD", "XBUE", "XCSE",
+        "XDUB", "XETR", "XFRA", "XHEL", "XHKG", "XIDX", "XIST", "XJSE", "XKLS", "XKRX", "XLIS", "XLON",
+        "XMAD", "XMEX", "XMIL", "XNZE", "XOSL", "XPAR", "XPRA", "XSAU", "XSES", "XSGO", "XSHG", "XSTO",
+        "XSWX", "XTAE", "XTAI", "XTKS", "XTSE", "XWAR", "XWBO")},
+}
+#: Yahoo symbol suffix -> calendar, for a ticker the ledger gives no exchange for (a peer, a benchmark).
+#: A symbol without a suffix is a US listing (Yahoo's convention; share classes use '-', 'BRK-B').
+SUFFIX_CALENDARS: dict[str, str] = {
+    "T": "XTKS", "TW": "XTAI", "HK": "XHKG", "KS": "XKRX", "KQ": "XKRX", "SS": "XSHG", "SI": "XSES",
+    "AX": "XASX", "NZ": "XNZE", "BK": "XBKK", "KL": "XKLS", "JK": "XIDX", "BO": "XBOM", "L": "XLON",
+    "DE": "XETR", "F": "XFRA", "PA": "XPAR", "AS": "XAMS", "BR": "XBRU", "LS": "XLIS", "MI": "XMIL",
+    "MC": "XMAD", "SW": "XSWX", "ST": "XSTO", "CO": "XCSE", "HE": "XHEL", "OL": "XOSL", "IR": "XDUB",
+    "VI": "XWBO", "WA": "XWAR", "PR": "XPRA", "BD": "XBUD", "AT": "ASEX", "IS": "XIST", "TA": "XTAE",
+    "TO": "XTSE", "V": "XTSE", "SA": "BVMF", "MX": "XMEX", "BA": "XBUE", "SN": "XSGO", "JO": "XJSE",
+    "SR": "XSAU",
+}
+#: Index symbols ('^...') carry no suffix; these are a foreign exchange's, the rest are US indices.
+INDEX_CALENDARS: dict[str, str] = {
+    "^N225": "XTKS", "^TWII": "XTAI", "^HSI": "XHKG", "^KS11": "XKRX", "^FTSE": "XLON", "^GDAXI": "XETR",
+    "^FCHI": "XPAR", "^AXJO": "XASX", "^GSPTSE": "XTSE", "^STI": "XSES",
+}
+
+
+def suffix_calendar(ticker: str) -> str | None:
+    """The calendar a Yahoo symbol's form implies (suffix, index, or none: US), None when unknown."""
+    t = ticker.strip().upper()
+    if t.startswith("^"):
+        return INDEX_CALENDARS.get(t, "XNYS")
+    if "=" in t:
+        return None  # currencies and futures ('EURUSD=X', 'GC=F') trade on no exchange calendar here
+    if "." not in t:
+        return "XNYS"
+    return SUFFIX_CALENDARS.get(t.rsplit(".", 1)[1])
+
+
+def calendar_for(ticker: str, exchanges: Mapping[str, str] | None = None) -> str:
+    """Exchange calendar of a Yahoo symbol: the one of the MIC ``exchanges`` (ticker -> MIC, the ledger's
+    companies) records for it, else the one its suffix implies (:data:`SUFFIX_CALENDARS`; no suffix: XNYS).
+
+    Why not XNYS for whatever is not Tokyo: a Taipei listing priced against New York sessions gets the
+    wrong day 0 (07:00 ET on 2025-10-06, a Taipei holiday, is t0 2025-10-07 on XTAI) and the wrong
+    refresh overlap. An exchange or suffix without a calendar is an InputError naming the ticker.
+    """
+    mic = (exchanges or {}).get(ticker)
+    if mic:
+        cal = MIC_CALENDARS.get(mic.strip().upper())
+        if cal is None:
+            raise InputError(f"{ticker}: exchange {mic!r} has no trading calendar here (known MICs: "
+                             f"{', '.join(sorted(MIC_CALENDARS))})", field="exchanges")
+        return cal
+    cal = suffix_calendar(ticker)
+    if cal is None:
+        raise InputError(f"{ticker}: no exchange recorded and the symbol's suffix names no known exchange "
+                         "calendar; record its MIC in the ledger's companies (TICKER:MIC:CCY)", field="ticker")
+    return cal
+
+
+def calendars_of(tickers: Iterable[str], exchanges: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{ticker: calendar_for(ticker, exchanges)}``: resolved once, before any download or alignment,
+    so an unknown exchange stops the work with a message, not halfway."""
+    return {t: calendar_for(t, exchanges) for t in tickers}
 
 
 #: A calendar built for the disk cache reaches this far beyond the end a fresh build covers today, so

@@ -29,7 +29,7 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -276,11 +276,15 @@ def refresh(
     con: duckdb.DuckDBPyConnection, source: Source, tickers: list[str], *,
     overlap: int = DEFAULT_OVERLAP, start_default: date = DEFAULT_START, end: date | None = None,
     max_attempts: int = 5, base_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = _utc_now, exchanges: Mapping[str, str] | None = None,
 ) -> RefreshReport:
     """Fetch, validate and store; one batch for everything that succeeded (see module docstring).
 
     ``clock`` gives "now" (tz-aware) for the session-closed check; tests inject a fixed one.
+    ``exchanges`` (ticker -> MIC, the ledger's companies; ``carousel.universe.exchanges``) decides each
+    ticker's calendar for the overlap, the unclosed-bar check, the session check and the download
+    groups; other tickers follow their suffix (``market.calendars.calendar_for``). A ticker with no known
+    calendar fails alone, with the reason.
     """
     now = clock()
     if now.tzinfo is None:
@@ -289,11 +293,18 @@ def refresh(
     if source.name == SNAPSHOT:
         report.kept_fetched = sorted(set(report.tickers) & fetched_tickers(con))
     todo = [t for t in report.tickers if t not in report.kept_fetched]
-    last = last_dates(con)
-    starts: dict[date, list[str]] = {}
+    cal: dict[str, str] = {}
     for t in todo:
-        s = sessions_back(calendar_for(t), last[t], overlap) if t in last else start_default
-        starts.setdefault(s, []).append(t)
+        try:
+            cal[t] = calendar_for(t, exchanges)
+        except InputError as exc:
+            report.failed[t] = str(exc)
+    last = last_dates(con)
+    # One fetch per (start, calendar): a download never mixes exchanges (time zones, see sources.py).
+    starts: dict[tuple[date, str], list[str]] = {}
+    for t in cal:
+        s = sessions_back(cal[t], last[t], overlap) if t in last else start_default
+        starts.setdefault((s, cal[t]), []).append(t)
 
     def fetch(group: list[str], start: date) -> dict[str, pl.DataFrame]:
         res, n = fetch_with_retry(source, group, start, end, max_attempts=max_attempts,
@@ -301,14 +312,14 @@ def refresh(
         report.attempts += n
         out = _validated(res, source.name, report)
         for t, rows_t in out.items():
-            open_days = unclosed_sessions(rows_t, calendar_for(t), now)
+            open_days = unclosed_sessions(rows_t, cal[t], now)
             if open_days:
                 report.not_closed[t] = open_days
                 out[t] = rows_t.filter(~pl.col("date").is_in(open_days))
         return out
 
     good: dict[str, pl.DataFrame] = {}
-    for start, group in sorted(starts.items()):
+    for (start, _), group in sorted(starts.items()):
         good.update(fetch(group, start))
 
     # A changed overlap means history was re-adjusted, an overlap with no shared date cannot show it was
@@ -321,12 +332,12 @@ def refresh(
         redo = sorted(set(overlap_changed(fetched, stored)) | set(unverified(fetched, stored)))
         if redo:
             first = dict(stored.group_by("ticker").agg(pl.col("date").min()).iter_rows())
-            by_start: dict[date, list[str]] = {}
+            by_start: dict[tuple[date, str], list[str]] = {}
             for t in redo:
                 del good[t]
-                by_start.setdefault(min(cast("date", first[t]), start_default), []).append(t)
+                by_start.setdefault((min(cast("date", first[t]), start_default), cal[t]), []).append(t)
             full: dict[str, pl.DataFrame] = {}
-            for start, group in sorted(by_start.items()):
+            for (start, _), group in sorted(by_start.items()):  # one exchange per download
                 full.update(fetch(group, start))
             if full:
                 refused = refetch_refusals(pl.concat(list(full.values())),
@@ -339,7 +350,7 @@ def refresh(
 
     report.ok = sorted(good)
     for t, rows_t in good.items():
-        ms = missing_sessions(rows_t, t)
+        ms = missing_sessions(rows_t, t, cal[t])
         if ms.missing:
             report.missing_sessions[t] = ms.missing
         if ms.extra:

@@ -25,7 +25,7 @@ import polars as pl
 
 from core.errors import InputError
 from core.paths import DATA_DIR
-from market.calendars import calendar_for
+from market.calendars import suffix_calendar
 from market.store import PRICE_SCHEMA, conform
 from market.validate import check_order
 
@@ -228,8 +228,10 @@ class YahooSource:
         # before), which moves Tokyo midnights to the previous New York day; per-calendar downloads keep
         # each index in one zone whatever the version, and parse_download refuses a converted index.
         groups: dict[str, list[str]] = {}
+        # The caller (market.refresh) already passes one exchange's tickers (the ledger's MICs); the
+        # symbol's form splits a mixed list, an unknown one in a group of its own.
         for t in tickers:
-            groups.setdefault(calendar_for(t), []).append(t)
+            groups.setdefault(suffix_calendar(t) or "?", []).append(t)
         out: dict[str, TickerResult] = {}
         for group in groups.values():
             out.update(self._fetch_group(group, start, end))

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import InputError
-from market.calendars import calendar_bounds, calendar_for, sessions
+from market.calendars import calendar_bounds, calendar_for, sessions, suffix_calendar
 
 _PRICE_FIELDS = ["open", "high", "low", "close", "adj_close"]
 
@@ -187,7 +187,8 @@ def check_rows(rows: pl.DataFrame, *, file: str, line_offset: int = 2) -> None:
     if weekend.height:
         d = weekend["date"][0]
         ticker = work["ticker"][0] if "ticker" in work.columns and work.height else None
-        cal = f" of {calendar_for(ticker)}" if ticker else ""
+        known = suffix_calendar(ticker) if ticker else None
+        cal = f" of {known}" if known else ""
         raise InputError(f"{d} is a {d.strftime('%A')}, not a trading session{cal}", file=file,
                          line=_at(weekend, line_offset), field="date")
 
@@ -221,9 +222,10 @@ def non_session_warning(rows: pl.DataFrame, ticker: str) -> str | None:
             f"check the source): {shown}")
 
 
-def missing_sessions(rows: pl.DataFrame, ticker: str) -> MissingSessions:
-    """Sessions between the first and last row that have no row, and rows on non-session days."""
-    cal = calendar_for(ticker)
+def missing_sessions(rows: pl.DataFrame, ticker: str, calendar: str | None = None) -> MissingSessions:
+    """Sessions between the first and last row that have no row, and rows on non-session days.
+    ``calendar``: the ticker's exchange calendar (the ledger's exchange); default: its suffix's."""
+    cal = calendar or calendar_for(ticker)
     dates = rows["date"].drop_nulls()
     if dates.is_empty():
         return MissingSessions(ticker, cal, None, None, [], [])

@@ -94,7 +94,7 @@ def refresh_cmd(
 ) -> None:
     """Incremental price refresh. Exit 0 ok, 1 partial, 2 failed, 6 another refresh is running."""
     from carousel.db import connect, connect_waiting
-    from carousel.universe import universe
+    from carousel.universe import exchanges, universe
     from core.errors import DatabaseLockedError
     from market.refresh import refresh, refresh_lock
     from market.sources import SnapshotSource, Source, YahooSource
@@ -121,7 +121,7 @@ def refresh_cmd(
             note = None
             if not wanted:
                 wanted, note = universe(con, tuple(bench))
-            rep = refresh(con, src, wanted, overlap=overlap, max_attempts=max_attempts)
+            rep = refresh(con, src, wanted, overlap=overlap, max_attempts=max_attempts, exchanges=exchanges(con))
         finally:
             con.close()
     if note:

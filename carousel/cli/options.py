@@ -69,8 +69,10 @@ UnknownOpt = Annotated[
 ]
 DateBasisOpt = Annotated[
     str | None,
-    typer.Option(help="The moment taken as the news: official (the announcement) | evidence (a timestamped "
-                 "source's time, same date) | first_report (the first press report, which may be earlier)."),
+    typer.Option(help="The moment taken as the news: official (the announcement; its time of day from the "
+                 "timing evidence where the deal row has none) | evidence (a timestamped "
+                 "source's time, same date) | first_report (the first press report, which may be earlier) | deal_row (the "
+                 "deal row alone, no timing evidence)."),
 ]
 MaskOpt = Annotated[
     bool | None,

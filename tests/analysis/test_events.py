@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -165,3 +166,45 @@ def test_same_day_rows_of_one_announcement_are_one_firm_event() -> None:
     out = collapse_same_day(ev)
     assert out["event_id"].to_list() == ["amd-openai-2025-10-06:AMD", "u:MSFT", "x-2025-10-07:AMD"]
     assert out["deal_ids"].to_list()[0] == ["amd-openai-2025-10-06", "amd-openai-2025-10-06-warrant"]
+
+
+def test_t0_is_aligned_on_the_exchange_the_ledger_records(tmp_path: Path) -> None:
+    """Review (market) finding 2: a Taipei listing (companies.csv ``2330.TW:XTAI:TWD``) and a 07:00 ET deal
+    on Monday 2025-10-06 (a Taipei holiday): t0 is 2025-10-07 on XTAI, as exchange_calendars' XTAI
+    sessions give, not 10-06 on XNYS. A symbol without a suffix that the ledger records on XTAI follows
+    the ledger, and the listing gets the Dimson group of a market that closes before New York opens."""
+    import warnings
+
+    import exchange_calendars as xcals
+
+    from analysis.spec import StudySpec
+    from analysis.study import load_inputs
+    from carousel.db import connect
+    from ledger.load import import_file
+
+    events_dir = Path(__file__).resolve().parents[2] / "data" / "events"
+    companies = (events_dir / "companies.csv").read_text(encoding="utf-8").rstrip("\n")
+    (tmp_path / "companies.csv").write_text(
+        companies + "\ntsmc,TSMC,true,2330.TW:XTAI:TWD|TSMX:XTAI:TWD,TSMC,\n", encoding="utf-8")
+    header = (events_dir / "deals.csv").read_text(encoding="utf-8").splitlines()[0]
+    (tmp_path / "deals.csv").write_text(
+        header + "\nopenai-tsmc-2025-10-06,2025-10-06,07:00,pre_market,OpenAI,TSMC,,wafers,chip_purchase,"
+        "2330.TW;TSMX,none,Test,Test deal,2025-10-06,https://example.com/tsmc,verified\n", encoding="utf-8")
+    with connect(tmp_path / "c.duckdb") as con:
+        import_file(con, tmp_path / "deals.csv")
+        deals, _ = load_inputs(con, [])
+    ev = firm_events(deals).sort("ticker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xtai = xcals.get_calendar("XTAI", start="2025-09-01", end="2025-12-31")
+    assert not xtai.is_session("2025-10-06")
+    expected = xtai.date_to_session("2025-10-06", direction="next").date()
+    assert expected == dt.date(2025, 10, 7)
+    assert ev.select("ticker", "calendar", "t0").rows() == [("2330.TW", "XTAI", expected), ("TSMX", "XTAI", expected)]
+    # Without the ledger's exchanges the symbol alone decides: TSMX would be a New York listing.
+    bare = firm_events(deals.drop("exchanges")).sort("ticker")
+    assert bare.select("ticker", "calendar", "t0").rows() == [
+        ("2330.TW", "XTAI", expected), ("TSMX", "XNYS", dt.date(2025, 10, 6))]
+    groups = StudySpec().groups(["2330.TW", "TSMX", "NVDA"], dict(ev.select("ticker", "calendar").iter_rows()))
+    assert [(g.model, g.benchmarks, g.tickers) for g in groups[1:]] == [
+        ("multifactor", ("SPY", "SPY[-1]"), ("2330.TW", "TSMX"))]

@@ -1,4 +1,4 @@
-"""The event-day robustness table: each of its six rows per window is statsmodels' OLS of that
+"""The event-day robustness table: each of its eight rows per window is statsmodels' OLS of that
 specification's CARs on a constant (CAAR, SE, two-sided t(N-1) p); the spec's own row is the main table's
 and is marked; the rows really differ (the choice of event day moves some t0s)."""
 
@@ -35,7 +35,7 @@ def test_every_row_is_statsmodels_ols_on_a_constant(inputs: tuple[pl.DataFrame, 
     deals, returns = inputs
     spec = StudySpec(windows=StudySpec().windows[:2])
     frame = event_day_robustness(deals, returns, spec)
-    assert frame.height == 6 * len(spec.windows)
+    assert frame.height == 8 * len(spec.windows)
     for r in frame.iter_rows(named=True):
         res = run_spec(deals, returns, spec.with_(unknown_policy=r["unknown_policy"], date_basis=r["date_basis"]))
         cars = res.car.filter(pl.col("window") == r["window"])["car"].drop_nulls().to_numpy()

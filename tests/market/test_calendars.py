@@ -22,7 +22,62 @@ def _t0(rows: Sequence[tuple[date | None, str | None, str]], cal: str = "XNYS", 
 
 def test_calendar_for() -> None:
     assert calendar_for("9984.T") == "XTKS"
-    assert [calendar_for(t) for t in ("NVDA", "^GSPC", "SPY")] == ["XNYS"] * 3
+    assert [calendar_for(t) for t in ("NVDA", "^GSPC", "SPY", "BRK-B")] == ["XNYS"] * 4
+    # Review (market) finding 2: every other foreign listing was put on XNYS.
+    assert [calendar_for(t) for t in ("2330.TW", "0700.HK", "005930.KS", "AZN.L", "SAP.DE", "^N225")] == [
+        "XTAI", "XHKG", "XKRX", "XLON", "XETR", "XTKS"]
+
+
+def test_calendar_for_takes_the_ledgers_exchange_first_and_refuses_unknown_ones() -> None:
+    from core.errors import InputError
+
+    # The ledger's MIC wins over the symbol's form; Nasdaq's MIC shares the NYSE calendar.
+    assert calendar_for("TSMX", {"TSMX": "XTAI"}) == "XTAI"
+    assert calendar_for("MSFT", {"MSFT": "XNAS"}) == "XNYS"
+    with pytest.raises(InputError, match=r"2330\.TWO.*suffix") as e:
+        calendar_for("2330.TWO")
+    assert e.value.field == "ticker"
+    with pytest.raises(InputError, match=r"ABC: exchange 'XXXX'"):
+        calendar_for("ABC", {"ABC": "XXXX"})
+    with pytest.raises(InputError, match="EURUSD=X"):
+        calendar_for("EURUSD=X")
+
+
+def test_every_mapped_calendar_is_an_exchange_calendars_calendar_and_aliases_agree() -> None:
+    """The static maps (no exchange_calendars import at resolve time) against exchange_calendars itself:
+    every target is one of its calendars, and a MIC it knows resolves to the calendar it resolves to."""
+    import exchange_calendars as xcals
+
+    from market.calendars import INDEX_CALENDARS, MIC_CALENDARS, SUFFIX_CALENDARS
+
+    names = set(xcals.get_calendar_names(include_aliases=False))
+    aliases = set(xcals.get_calendar_names(include_aliases=True))
+    for target in (*MIC_CALENDARS.values(), *SUFFIX_CALENDARS.values(), *INDEX_CALENDARS.values()):
+        assert target in names, target
+    for mic, cal in MIC_CALENDARS.items():
+        if mic in aliases:
+            assert xcals.resolve_alias(mic) == cal, mic
+
+
+def test_a_taipei_listing_gets_taipeis_day_0() -> None:
+    """07:00 ET on Monday 2025-10-06: Taipei was closed that day (Mid-Autumn Festival) and its 10-03
+    session closed before the news, so t0 is 10-07 on XTAI (the next XTAI session after the instant,
+    from exchange_calendars' own sessions); on XNYS it would be 10-06."""
+    import warnings
+
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar("XTAI", start="2025-01-02", end="2025-12-31")
+    instant = pd.Timestamp("2025-10-06 07:00", tz="America/New_York").tz_convert("UTC")
+    assert not cal.is_session("2025-10-06")
+    expected = cal.closes[cal.closes > instant].index[0].date()
+    assert expected == date(2025, 10, 7)
+    assert _t0([(date(2025, 10, 6), "07:00", "pre_market")], "XTAI") == [(expected, "time->next_session")]
+    assert _t0([(date(2025, 10, 6), "07:00", "pre_market")], calendar_for("2330.TW")) == [
+        (expected, "time->next_session")]
 
 
 def test_contract_cases() -> None:

@@ -1,6 +1,7 @@
 """``--date-basis`` (official | evidence | first_report) on study/run/report and ``date_basis`` in
 carousel.toml: the shipped Anthropic-Google deal (announced 2025-10-23, first reported 2025-10-21 after
-the close) gets t0 2025-10-22 on the first-report basis; a bad value names the option or the file's key."""
+the close, officially without a time of day, evidenced after the close) gets t0 2025-10-24 on the official
+basis and 2025-10-22 on the first-report basis; a bad value names the option or the file's key."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _t0(db: Path, *extra: str) -> dict[str, str]:
 def test_first_report_basis_moves_anthropic_google_to_the_first_report(db: Path) -> None:
     official = _t0(db)
     first = _t0(db, "--date-basis", "first_report")
-    assert official[EVENT] == "2025-10-23"
+    assert official[EVENT] == "2025-10-24"  # no official time: the same-date evidence (after the close)
     assert first[EVENT] == "2025-10-22"
     # Only deals with an earlier first report move; AMD-OpenAI was first reported at its announcement.
     assert first["amd-openai-2025-10-06:AMD"] == official["amd-openai-2025-10-06:AMD"] == "2025-10-06"
