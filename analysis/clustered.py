@@ -262,9 +262,13 @@ def study_regressors(res: EventStudyResult, event_ids: list[str]) -> dict[str, t
     """event_id -> the regressors of its normal-return model in the study: ``const`` and benchmark names
     (``SPY``, ``SPY[-1]``), read from the study's own parameters (non-null ``alpha``, ``beta_<name>``).
 
-    InputError for a model the joint test cannot refit (factor models, market-adjusted returns)."""
+    InputError for a model the joint test cannot refit (factor models: their betas are on factor series,
+    not on benchmark returns; market-adjusted returns: no parameters)."""
     key_cols = {"event_id", "deal_id", "ticker", "t0"}
     params = res.params.filter(pl.col("event_id").is_in(event_ids))
+    if res.model.needs_factors:
+        raise InputError(f"the joint tests refit market models (alpha, beta_<benchmark>) on benchmark returns; "
+                         f"the study's model {res.model.name!r} regresses on factor series", field="model")
     out: dict[str, tuple[str, ...]] = {}
     for r in params.iter_rows(named=True):  # one row per firm-event of the clusters (a few dozen)
         names = [c for c in params.columns if c not in key_cols and r[c] is not None]

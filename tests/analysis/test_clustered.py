@@ -275,3 +275,19 @@ def test_a_failing_view_leaves_the_others(inputs: tuple[pl.DataFrame, pl.DataFra
     md = s["joint"].to_markdown()
     assert "Calendar-time portfolio not computed" in md and "| 2025-01-22 |" in md
     assert "CAAR tests" not in clustered_html(s) and "Joint tests" in clustered_html(s)
+
+
+def test_a_factor_model_study_names_the_joint_tests_it_cannot_refit(
+        inputs: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """FF3 betas are on factor series, not benchmark returns: the MVRM refit (market models on the grid's
+    returns) is named as not computed, and the CAAR and calendar-time views of the same study stay."""
+    deals, returns = inputs
+    res = run_spec(deals, returns, StudySpec(model="ff3"))
+    ci = clustered_inference(res, returns, ((0, 0),), n_boot=0, n_resamples=99, seed=3)
+    assert ci.joint.height == 0
+    assert any(n.startswith("Joint tests not computed") and "'ff3' regresses on factor series" in n
+               for n in ci.notes), ci.notes
+    cars = res.car.filter((pl.col("window") == "[0,0]") & pl.col("car").is_not_null())["car"]
+    boot = ci.caar.filter(pl.col("method") == "bootstrap").row(0, named=True)
+    assert boot["caar"] == pytest.approx(float(cars.mean()), rel=1e-12) and boot["n"] == cars.len()
+    assert ci.calendar_time.height > 0
