@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from carousel_runs import carousel
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -109,9 +110,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[
 
 
 def _carousel_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO, env=env)
+    return carousel(*args, cwd=REPO, timeout=600)
 
 
 @pytest.fixture(scope="session")
