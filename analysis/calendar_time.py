@@ -22,7 +22,9 @@ covariance is scaled by T/(T-k) and t-statistics are referred to Student t(T-k);
 ``OLS.fit(cov_type='HAC', cov_kwds={'maxlags': L, 'use_correction': True}, use_t=True)``. With
 ``small_sample=False`` it is statsmodels' default (no scaling, normal p-values).
 
-Calendars: a firm on another exchange (9984.T) enters on the benchmark days on which it has a return;
+Calendars: a t0 that is not a benchmark trading day (9984.T after a US close on the eve of a US
+holiday: Tokyo day 0 is the holiday) moves to the benchmark's next trading day, the engine's rule
+(:func:`analysis.grid.locate`). A firm on another exchange (9984.T) enters on the benchmark days on which it has a return;
 a benchmark day that is its own holiday leaves it out of that day's portfolio. With FF3 factors, days
 after the factor file ends (2026-04-30 for the shipped file) have no factors and are dropped (counted in
 ``days_without_factors``).
@@ -44,6 +46,7 @@ import numpy as np
 import polars as pl
 
 from analysis.coefficients import CoefficientResults, CoefficientTable, render_latex, render_text
+from analysis.grid import locate
 from analysis.least_squares import ols_fit
 from core.errors import InputError
 
@@ -124,17 +127,15 @@ def event_portfolio(
     if events.get_column("t0").null_count():
         r = events.filter(pl.col("t0").is_null()).row(0, named=True)
         raise InputError(f"an event of {r['ticker']} has no t0", field="t0")
-    ev = events.select("ticker", "t0").join(bench.select(pl.col("date").alias("t0"), "_i"), on="t0",
-                                            how="left")
-    off = ev.filter(pl.col("_i").is_null())
-    if off.height:
-        r = off.row(0, named=True)
-        raise InputError(f"t0 {r['t0']} of {r['ticker']} is not a trading day of the benchmark "
-                         f"{benchmark} (align it with market.calendars.align_t0 first)", field="t0")
+    # A t0 that is not a benchmark trading day (a Tokyo session on a US holiday) moves to the next one,
+    # the engine's rule (analysis.grid.locate), so the windows are the study's; past the last day it
+    # falls outside the data like any window day there.
+    _, i0 = locate(events.get_column("t0").cast(pl.Date), bench.get_column("date").to_numpy().astype("datetime64[D]"))
+    ev = events.select("ticker").with_columns(_i=pl.Series(i0, dtype=pl.Int64))
     # Window days before the benchmark's first or after its last return fall outside the data at either
     # end alike (the inner join drops them); cast only the in-range positions.
     days = (ev.with_columns(_k=pl.int_ranges(a, b + 1)).explode("_k")
-            .select("ticker", _i=pl.col("_i").cast(pl.Int64) + pl.col("_k"))
+            .select("ticker", _i=pl.col("_i") + pl.col("_k"))
             .filter((pl.col("_i") >= 0) & (pl.col("_i") < bench.height))
             .with_columns(pl.col("_i").cast(pl.UInt32))
             .join(bench.select("_i", "date"), on="_i", how="inner")
@@ -199,7 +200,7 @@ def calendar_time(
     """Calendar-time portfolio regression (module docstring).
 
     ``returns``: ``market.returns.compute_returns`` output; ``events``: firm-events with ``ticker`` and
-    ``t0`` (a benchmark trading day); ``window`` in benchmark trading days. ``model='ff3'`` needs
+    ``t0`` (moved to the benchmark's next trading day when it is not one, as the engine does); ``window`` in benchmark trading days. ``model='ff3'`` needs
     ``factors`` (``analysis.factors.load_ff3()``: date, mkt_rf, smb, hml, rf as decimals).
     """
     if min_firms < 1:

@@ -229,6 +229,9 @@ class CrossSectionResult(CoefficientResults):
     n_clusters: tuple[int, ...]
     fit_arrays: OLSArrays
     cluster_values: dict[str, np.ndarray]
+    #: each dropped row named (its event_id, else "row i", 1-based) with the columns it misses: a reader
+    #: sees which firm-events left the fit and why (an unknown OpenAI share, an undisclosed amount)
+    dropped_rows: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def df_inference(self) -> float:
@@ -245,6 +248,8 @@ class CrossSectionResult(CoefficientResults):
             notes.append(
                 f"{self.n_dropped} row(s) dropped for missing values ({detail}; a row can miss several)."
             )
+            if self.dropped_rows:
+                notes.append("Dropped: " + "; ".join(f"{r} ({', '.join(c)})" for r, c in self.dropped_rows) + ".")
         else:
             notes.append("No rows dropped for missing values.")
         return notes
@@ -326,7 +331,8 @@ class CrossSectionResult(CoefficientResults):
 
 def _design(
     data: pl.DataFrame, formula: str, extra: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, list[str], pl.DataFrame, int, dict[str, int]]:
+) -> tuple[np.ndarray, np.ndarray, list[str], pl.DataFrame, int, dict[str, int],
+           tuple[tuple[str, tuple[str, ...]], ...]]:
     from formulaic import Formula
 
     try:
@@ -354,6 +360,13 @@ def _design(
         any_missing = any_missing | m
     complete = sub.filter(~any_missing)
     n_dropped = sub.height - complete.height
+    label = (data["event_id"].cast(pl.String) if "event_id" in data.columns
+             else pl.select(pl.format("row {}", pl.int_range(1, sub.height + 1)))[:, 0])
+    misses = pl.DataFrame(null_masks).select(
+        pl.concat_list([pl.when(pl.col(c)).then(pl.lit(c)) for c in cols]).list.drop_nulls().alias("m"))
+    dropped_rows = tuple(
+        (str(r), tuple(m)) for r, m in zip(label.filter(any_missing).to_list(),
+                                           misses["m"].filter(any_missing).to_list(), strict=True))
     if complete.height == 0:
         raise InputError("no complete rows: every row misses a value the formula or the weights need")
     try:
@@ -367,7 +380,7 @@ def _design(
         y = y[:, 0]
     X = np.asarray(mm.rhs, dtype=float)
     names = [str(c) for c in mm.rhs.columns]
-    return y, X, names, complete, n_dropped, dropped_by
+    return y, X, names, complete, n_dropped, dropped_by, dropped_rows
 
 
 def fit_crosssection(
@@ -386,7 +399,7 @@ def fit_crosssection(
     column of CAR standard errors for WLS. ``cov_type`` is ``nonrobust``, ``HC0``-``HC3`` (default HC3,
     the best-behaved in samples of a few dozen) or ``cluster`` with ``cluster`` one column name or
     two (two-way). Columns in ``keep`` are carried along for a later ``wild_bootstrap(cluster=...)``.
-    Rows missing any needed value are dropped and counted in the summary.
+    Rows missing any needed value are dropped, counted and named (event_id) in the summary.
 
     Example:
 
@@ -405,7 +418,7 @@ def fit_crosssection(
     if cov_type != "cluster" and clusters:
         raise InputError(f"cluster= given but cov_type is {cov_type!r}; use cov_type='cluster'", field="cov_type")
     extra = [*([se] if se else []), *clusters, *keep]
-    y, X, names, complete, n_dropped, dropped_by = _design(data, formula, extra)
+    y, X, names, complete, n_dropped, dropped_by, dropped_rows = _design(data, formula, extra)
     w: np.ndarray | None = None
     if se is not None:
         s = complete[se].cast(pl.Float64).to_numpy()
@@ -450,4 +463,5 @@ def fit_crosssection(
         n_clusters=n_clusters,
         fit_arrays=fit,
         cluster_values={c: complete[c].to_numpy() for c in keep_cols},
+        dropped_rows=dropped_rows,
     )

@@ -113,6 +113,7 @@ class ExplainResult:
             "cluster": list(self.fit.cluster),
             "nobs": self.fit.nobs,
             "n_dropped": self.fit.n_dropped,
+            "dropped": [{"row": r, "missing": list(c)} for r, c in self.fit.dropped_rows],
             "df_resid": self.fit.df_resid,
             "df_inference": self.fit.df_inference,
             "rsquared": self.fit.rsquared,

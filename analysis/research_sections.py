@@ -100,7 +100,9 @@ def _fig(figures: Path, name: str, caption: str) -> str:
 def clustered_summaries(ci: ClusteredInference) -> dict[str, Summary]:
     """The three views for reading: joint tests per date cluster, calendar-time portfolio, CAAR resampling.
 
-    Human column names; the notes state the resampling sizes and seed actually used.
+    Human column names; the notes state the resampling sizes and seed actually used. A view that could
+    not be computed on this ledger is left out; the section's notes (``ci.notes``: firm-events whose t0
+    is not a benchmark session, views not computed and why) go under the first view shown.
     """
     joint = ci.joint
     if "reason" not in joint.columns:
@@ -113,25 +115,30 @@ def clustered_summaries(ci: ClusteredInference) -> dict[str, Summary]:
                                pl.col("hypothesis").replace_strict(
         {"all_zero": "all zero", "sum_zero": "sum zero", "equal": "equal", "not_estimated": "not estimated"},
         default=pl.col("hypothesis"), return_dtype=pl.String))
-    return {
-        "joint": Summary.of(Table(joint, (
+    out: dict[str, Callable[[], Summary]] = {
+        "joint": lambda: Summary.of(Table(joint, (
             Column("t0", "Event day"), Column("tickers", "Firms"), Column("window", "Window"),
             Column("hypothesis", "Null hypothesis"), Column("F", "F", fixed(2)),
             Column("df_num", "df1", integer()), Column("df_den", "df2", integer()),
-            Column("p_F", "p (F)", pvalue(4)), Column("p_boot", "p (boot.)", pvalue(4)))),
+            Column("p_F", "p (F)", pvalue(4)), Column("p_boot", "p (boot.)", pvalue(4)),
+            Column("reason", "Note"))),
             title="Joint tests of the firms announcing on the same day (MVRM, Binder 1985)",
             notes=["Null hypothesis: all zero, every firm's CAR is zero; sum zero, the CARs sum to zero; "
-                   "equal, the CARs are equal. F exact under iid normal errors (Hotelling); the bootstrap resamples whole estimation-"
+                   "equal, the CARs are equal. Each firm is fitted as in the CAR tables (its own estimation "
+                   "days and model: SPY and the previous session's SPY for a listing that closes before New "
+                   "York opens), so the tests are about the CARs shown there. F exact under iid normal errors "
+                   "(Hotelling) when the firms share regressors and days, otherwise approximate; the bootstrap "
+                   "resamples whole estimation-"
                    f"period days (Hein and Westfall 2004), {ci.n_boot} draws, seed {ci.seed} "
                    "(carousel run's size; the library default is 999)."]),
-        "calendar_time": Summary.of(Table(ci.calendar_time, (
+        "calendar_time": lambda: Summary.of(Table(ci.calendar_time, (
             Column("window", "Window"), Column("alpha", "Alpha (daily AR) %", percent(3)),
             Column("se", "SE %", percent(3)), Column("t", "t", fixed(2)), Column("p", "p", pvalue(4)),
             Column("days", "Days", integer()), Column("firms_per_day", "Firms per day", fixed(2)))),
             title="Calendar-time portfolio (Jaffe 1974; Mitchell and Stafford 2000)",
             notes=["Equal-weighted portfolio of the firms inside their event window each day, regressed on "
                    "SPY; Newey-West standard errors, t(T-k)."]),
-        "caar": Summary.of(Table(ci.caar, (
+        "caar": lambda: Summary.of(Table(ci.caar, (
             Column("window", "Window"), Column("method", "Method"), Column("caar", "CAAR %", percent(2)),
             Column("se", "SE %", percent(2)), Column("t", "t", fixed(2)), Column("p", "p", pvalue(4)),
             Column("n", "N", integer()), Column("clusters", "Date clusters", integer()))),
@@ -140,6 +147,16 @@ def clustered_summaries(ci: ClusteredInference) -> dict[str, Summary]:
                    "(exact up to 12 clusters); resamples as run by carousel run, "
                    f"{RUN_N_RESAMPLES} draws, seed {ci.seed}."]),
     }
+    frames = {"joint": ci.joint, "calendar_time": ci.calendar_time, "caar": ci.caar}
+    shown = {k: build() for k, build in out.items() if frames[k].height}
+    first = next((k for k in _CLUSTERED_ORDER if k in shown), None)
+    if first is not None and ci.notes:
+        shown[first] = replace(shown[first], notes=(*shown[first].notes, *ci.notes))
+    return shown
+
+
+#: the order of the clustered views on the page
+_CLUSTERED_ORDER = ("caar", "calendar_time", "joint")
 
 
 def clustered_html(summaries: dict[str, Summary]) -> str:
@@ -147,8 +164,8 @@ def clustered_html(summaries: dict[str, Summary]) -> str:
             "CARs as independent overstate the evidence. These tests keep each day's firms together: a CAAR "
             "p-value here that is much larger than the main table's says the main result leans on a few "
             "crowded days.</p>"
-            + summaries["caar"].to_html() + summaries["calendar_time"].to_html()
-            + htmlreport.sortable(summaries["joint"].to_html()))
+            + "".join(htmlreport.sortable(summaries[k].to_html()) if k == "joint" else summaries[k].to_html()
+                      for k in _CLUSTERED_ORDER if k in summaries))
 
 
 # ---------------------------------------------------------------------------------------- second stage
@@ -320,7 +337,7 @@ TEX_DROP: dict[str, tuple[str, ...]] = {
     "dollar_by_deal": ("ratio_reason", "tickers"),
     "dollar_by_cycle": ("ratio_reason", "missing", "volume_bn", "n"),
     "dollar_movers": ("side", "t0"),
-    "clustered_joint": ("F", "df_num", "df_den"),
+    "clustered_joint": ("F", "df_num", "df_den", "reason"),
     "timeline_carousel": ("openai_share__today",),
 }
 TEX_NOTES: dict[str, str] = {
@@ -331,7 +348,8 @@ TEX_NOTES: dict[str, str] = {
                        "reason a ratio is blank and the firm-events without a value are in the CSV.",
     "dollar_movers": "Creators first (largest gain at the top), then destroyers; the event days are in "
                      "the CSV.",
-    "clustered_joint": "The F statistics and their degrees of freedom are in the CSV.",
+    "clustered_joint": "The F statistics, their degrees of freedom and the notes on untested clusters are in "
+                       "the CSV.",
     "timeline_carousel": "OpenAI's share per month is in the CSV.",
 }
 

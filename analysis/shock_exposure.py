@@ -11,8 +11,9 @@ to ``recorded_by``): the event's own news must not define the exposure it is tes
 report itself replaces Nvidia's $100bn letter as the report standing for that contract).
 
 The cross-section is every listed company of the ledger, one line each (its first ticker: GOOGL for
-Alphabet), whether or not it is a party to the deal; a company with no disclosed OpenAI flow has
-exposure 0.
+Alphabet), whether or not it is a party to the deal; a company with no OpenAI flow has exposure 0; one
+linked to OpenAI only by undisclosed amounts (AMD, Alphabet, Broadcom before the stall report) has an
+unknown exposure (null): it is left out of the test and named, not coded as unexposed.
 """
 
 from __future__ import annotations
@@ -54,11 +55,17 @@ def ticker_exposures(known: KnownLedger, companies: pl.DataFrame, day: dt.date) 
     _, nodes = graph_measures(flows)
     total = nodes.filter(pl.col("company") == OPENAI)["openai_flows_usd"]
     has_openai = total.len() > 0 and float(total[0]) > 0
-    out = primary_tickers(companies).join(nodes.drop("known_on"), on="company", how="left")
+    out = primary_tickers(companies).join(
+        nodes.drop("known_on").with_columns(pl.lit(True).alias("_in_graph")), on="company", how="left")
+    # 0 only for a firm outside the committed graph; a firm linked to OpenAI by undisclosed amounts
+    # only keeps its null share (unknown exposure) and is left out of the test, named.
+    outside = pl.col("_in_graph").is_null()
     return out.with_columns(
         pl.col("degree", "in_degree", "out_degree").fill_null(0),
-        pl.col("betweenness", "openai_flows_usd").fill_null(0.0),
-        (pl.col("openai_share").fill_null(0.0) if has_openai else pl.lit(None, dtype=pl.Float64)).alias("openai_share"),
+        pl.col("betweenness").fill_null(0.0),
+        pl.when(outside).then(pl.lit(0.0)).otherwise(pl.col("openai_flows_usd")).alias("openai_flows_usd"),
+        (pl.when(outside).then(pl.lit(0.0)).otherwise(pl.col("openai_share")) if has_openai
+         else pl.lit(None, dtype=pl.Float64)).alias("openai_share"),
     ).select("ticker", "company", *EXPOSURE_COLUMNS)
 
 

@@ -288,13 +288,17 @@ def research(job: Job, con: duckdb.DuckDBPyConnection, inputs: Inputs, res: Even
     else:
         files += write_dollar_files(frames, job.tables, job.figures, draw=draw)
     try:
-        ci = clustered_inference(res.car, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
+        ci = clustered_inference(res, inputs.returns, tuple((w.start, w.end) for w in job.spec.windows),
                                  n_boot=RUN_N_BOOT, n_resamples=RUN_N_RESAMPLES, seed=RUN_SEED)
     except InputError as exc:
         skipped["clustered"] = str(exc)
     else:
-        clustered = clustered_summaries(ci)
-        files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
+        # each view fails on its own (named in ci.notes); the section goes only when none is computed
+        clustered = clustered_summaries(ci) or None
+        if clustered is None:
+            skipped["clustered"] = " ".join(ci.notes)
+        else:
+            files += write_summaries(clustered, job.tables, "clustered", longtables=("joint",))
     explained = explain_section(con, job, inputs, res, skipped)
     if explained is not None:
         files += write_summaries({"second_stage": explained}, job.tables, "explain")

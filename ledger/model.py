@@ -215,7 +215,7 @@ class CompanyRegistered(EventType):
     @classmethod
     def apply(cls, state: LedgerState, ev: StoredEvent) -> DealTrail | None:
         p = ev.payload
-        tickers = p.get("tickers", [])
+        tickers = p.get("tickers") or []  # a null list (a foreign log) is an empty one, as in SQL
         state.companies[p["company_id"]] = {
             "company_id": p["company_id"],
             "name": p["name"],

@@ -198,13 +198,13 @@ def _deal_columns(ids: list[str], ds: list[Mapping[str, Any]], status: list[str]
         "announced_date": [_date(d.get("announced_date")) for d in ds],
         "announced_time_et": [d.get("announced_time_et") for d in ds],
         "session": [d.get("session") or "unknown" for d in ds],
-        "payers": [list(d.get("payers", [])) for d in ds],
-        "payees": [list(d.get("payees", [])) for d in ds],
+        "payers": [list(d.get("payers") or []) for d in ds],
+        "payees": [list(d.get("payees") or []) for d in ds],
         "amount_usd": [_amount(d.get("amount_usd")) for d in ds],
         "amount_kind": [d.get("amount_kind") or "undisclosed" for d in ds],
         "deal_type": [d["deal_type"] for d in ds],
         "horizon": [d.get("horizon") for d in ds],
-        "tickers": [list(d.get("tickers", [])) for d in ds],
+        "tickers": [list(d.get("tickers") or []) for d in ds],
         "counts_toward_total": [bool(d.get("counts_toward_total", True)) for d in ds],
         "title": [d.get("title") for d in ds],
         "confidence": [d.get("confidence") for d in ds],
@@ -254,7 +254,7 @@ def payer_share_problem(deal: Mapping[str, Any]) -> str | None:
         return f"payer_amount_usd {share} must be positive"
     if Decimal(str(share)) > Decimal(str(amount)):
         return f"payer_amount_usd {share} is more than amount_usd {amount}"
-    if len(deal.get("payers", [])) != 1 or len(deal.get("payees", [])) != 1:
+    if len(deal.get("payers") or []) != 1 or len(deal.get("payees") or []) != 1:
         return "a payer share needs exactly one payer and one payee (a multi-party deal has no attributable amount)"
     return None
 

@@ -3,11 +3,14 @@
 * Start per ticker = last stored date minus ``overlap`` sessions (new tickers: ``DEFAULT_START``).
   Tickers sharing a start date are fetched in one batched request.
 * If the re-fetched overlap differs from what is stored (Yahoo re-adjusted history after a dividend or
-  split), the ticker is re-fetched from ``DEFAULT_START`` so the whole revised history is stored; the old
-  values stay in ``price_rows`` and the revision is reported.
-* A full re-fetch that ends before the ticker's stored last date is refused for that ticker (reported as
-  failed): appended, it would become the latest version of the older days only, on another basis than the
-  newer stored days, and invent a return on the seam.
+  split), or shares no date with it (nothing shows the two are on one basis), the ticker is re-fetched in
+  full, from its first stored date (or ``start_default`` if earlier), so the whole revised history is
+  stored; the old values stay in ``price_rows`` and the revision is reported.
+* A ticker's stored history stays on one adjustment basis: a full re-fetch that lacks a stored date
+  (starts after the first, ends before the last, or has a hole) is refused for that ticker (reported as
+  failed, stored prices untouched) unless it agrees with the stored rows on every date they share. Appended,
+  it would become the latest version of some days only, on another basis than the stored days it does not
+  replace, and invent a return at each seam (a 2:1 split re-adjustment: -50% on a flat day).
 * Snapshot refreshes (``--source snapshot``) skip every ticker that already has fetched (non-snapshot)
   rows and report it (``kept_fetched``): the older, differently adjusted snapshot never replaces them.
 * Rows of a session that has not closed yet (close per the ticker's exchange calendar, half days included,
@@ -171,6 +174,64 @@ def overlap_changed(fetched: pl.DataFrame, stored: pl.DataFrame,
     return sorted(j.filter(pl.any_horizontal(diffs))["ticker"].unique().to_list())
 
 
+def unverified(fetched: pl.DataFrame, stored: pl.DataFrame) -> list[str]:
+    """Tickers with fetched rows of which none falls on a stored date.
+
+    Why: the overlap check compares shared dates only, so a fetch that shares none (the source lacks the
+    stored overlap days) would pass it unseen and append new rows on whatever basis the source now uses.
+    """
+    have = set(fetched["ticker"].unique().to_list())
+    shared = set(fetched.join(stored, on=["ticker", "date"], how="semi")["ticker"].unique().to_list())
+    return sorted(have - shared)
+
+
+def refetch_refusals(full: pl.DataFrame, stored: pl.DataFrame, *, what: str = "full re-fetch"
+                     ) -> dict[str, str]:
+    """Why a ticker's full re-fetch must not be stored, per ticker (a ticker absent from it may be).
+
+    The ``prices`` view shows the latest row per date, so a re-fetch replaces exactly the stored dates it
+    contains. If it lacks some stored date while its values differ from the stored ones (a new split or
+    dividend basis), those dates keep the old basis next to re-fetched ones and the returns view invents
+    a return at every seam. A re-fetch that lacks stored dates is safe only when it agrees with the stored
+    rows on every date they share, and shares at least one. ``what`` names the rows in the message (the
+    snapshot loader holds a new snapshot file to the same rule).
+    """
+    missing = stored.select("ticker", "date").join(full, on=["ticker", "date"], how="anti")
+    if missing.is_empty():
+        return {}
+    changed = set(overlap_changed(full, stored))
+    shared = set(full.join(stored, on=["ticker", "date"], how="semi")["ticker"].unique().to_list())
+    span = full.group_by("ticker").agg(first=pl.col("date").min(), last=pl.col("date").max())
+    have = {r["ticker"]: (r["first"], r["last"]) for r in span.iter_rows(named=True)}
+    kept = stored.group_by("ticker").agg(first=pl.col("date").min(), last=pl.col("date").max())
+    was = {r["ticker"]: (r["first"], r["last"]) for r in kept.iter_rows(named=True)}
+    out: dict[str, str] = {}
+    for (t,), lack in missing.group_by("ticker"):
+        t = str(t)
+        if t in shared and t not in changed:
+            continue
+        days = sorted(lack["date"].to_list())
+        s_first, s_last = was[t]
+        parts: list[str] = []
+        if t not in have:
+            parts.append(f"returned no rows for the stored {s_first}..{s_last}")
+        else:
+            f_first, f_last = have[t]
+            if f_first > s_first:
+                parts.append(f"starts {f_first}, after the first stored date {s_first}")
+            if f_last < s_last:
+                parts.append(f"ends {f_last}, before the stored last date {s_last}")
+            inner = [d for d in days if f_first <= d <= f_last]
+            if inner:
+                shown = ", ".join(str(d) for d in inner[:3]) + (" ..." if len(inner) > 3 else "")
+                parts.append(f"lacks {len(inner)} stored date(s) inside its range ({shown})")
+        why = "its values differ from the stored ones" if t in changed else "it shares no date with the stored rows"
+        out[t] = (f"{what} ({why}) {'; '.join(parts)}; not stored: the stored days it does not "
+                  "replace would stay on the old adjustment basis next to re-fetched days (a false return "
+                  "at each seam); stored prices kept")
+    return out
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -250,22 +311,31 @@ def refresh(
     for start, group in sorted(starts.items()):
         good.update(fetch(group, start))
 
-    # A changed overlap means history was re-adjusted: re-fetch those tickers in full.
+    # A changed overlap means history was re-adjusted, an overlap with no shared date cannot show it was
+    # not: re-fetch those tickers in full, from their first stored date, and store a re-fetch only if it
+    # leaves no stored day on the old basis (refetch_refusals).
     known = [t for t in good if t in last]
     if known:
-        changed = overlap_changed(pl.concat([good[t] for t in known]), stored_rows(con, known))
-        if changed:
-            for t in changed:
+        stored = stored_rows(con, known)
+        fetched = pl.concat([good[t] for t in known])
+        redo = sorted(set(overlap_changed(fetched, stored)) | set(unverified(fetched, stored)))
+        if redo:
+            first = dict(stored.group_by("ticker").agg(pl.col("date").min()).iter_rows())
+            by_start: dict[date, list[str]] = {}
+            for t in redo:
                 del good[t]
-            for t, full in fetch(changed, start_default).items():
-                end_t = cast("date | None", full["date"].max())
-                if end_t is None or end_t < last[t]:
-                    report.failed[t] = (
-                        f"full re-fetch after a changed overlap ends {end_t}, before the stored last "
-                        f"date {last[t]}; not stored (older values on another basis under newer rows)")
-                    continue
-                good[t] = full
-            report.refetched = changed
+                by_start.setdefault(min(cast("date", first[t]), start_default), []).append(t)
+            full: dict[str, pl.DataFrame] = {}
+            for start, group in sorted(by_start.items()):
+                full.update(fetch(group, start))
+            if full:
+                refused = refetch_refusals(pl.concat(list(full.values())),
+                                           stored.filter(pl.col("ticker").is_in(list(full))))
+                for t, why in refused.items():
+                    report.failed[t] = why
+                    del full[t]
+            good.update(full)
+            report.refetched = redo
 
     report.ok = sorted(good)
     for t, rows_t in good.items():

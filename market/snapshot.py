@@ -11,6 +11,11 @@ Fetched prices win: a ticker that already has rows from a non-snapshot source (Y
 reported in ``BatchReport.kept_fetched``; the snapshot is older and on another adjustment basis, and as
 the latest batch it would replace Yahoo's values up to its end date while later days keep Yahoo's basis,
 inventing a return on the seam day. Tickers without fetched rows load as before.
+
+A file for a ticker with stored (snapshot) rows is held to the refresh's rule
+(``market.refresh.refetch_refusals``): if its values differ from the stored ones and it lacks a stored date
+(starts later, ends earlier, has a hole), the stored days it does not replace would keep the old basis, so
+the whole load is refused (InputError naming the file) and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,8 +28,16 @@ import polars as pl
 
 from core.errors import InputError
 from core.paths import DATA_DIR
+from market.refresh import refetch_refusals
 from market.sources import check_regular_file, read_snapshot_file, ticker_for_file
-from market.store import SNAPSHOT, BatchReport, append_batch, fetched_tickers
+from market.store import (
+    SNAPSHOT,
+    BatchReport,
+    append_batch,
+    fetched_tickers,
+    last_dates,
+    stored_rows,
+)
 from market.validate import check_rows, non_session_warning
 
 
@@ -91,6 +104,14 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, prices_dir: Path = DATA_DIR / 
         return BatchReport(batch_id=None, source=SNAPSHOT, status="ok", fetched_rows=0,
                            appended_rows=0, new_rows=0, skipped=True, message=note, kept_fetched=kept)
     loaded = sorted(t for t in (ticker_for_file(p) for p in files) if t not in kept)
+    held = sorted(set(loaded) & set(last_dates(con)))
+    if held:
+        refused = refetch_refusals(load.filter(pl.col("ticker").is_in(held)), stored_rows(con, held),
+                                   what="snapshot file")
+        if refused:
+            t = min(refused)
+            by_ticker = {ticker_for_file(p): p for p in files}
+            raise InputError(f"{t}: {refused[t]}; nothing loaded", file=by_ticker[t])
     rep = append_batch(
         con, load, source=SNAPSHOT, tickers=loaded,
         start=load["date"].min(), end=load["date"].max(),  # type: ignore[arg-type]

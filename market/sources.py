@@ -128,8 +128,13 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
     """Turn a ``yf.download(..., auto_adjust=False, actions=True)`` frame into per-ticker long rows.
 
     Handles both ``group_by='column'`` (levels Price, Ticker) and ``group_by='ticker'`` (Ticker, Price).
-    The tz-aware index is in the exchange's zone at midnight; the *local* date is the session date
-    (converting to UTC first would move Tokyo sessions to the previous day).
+    The index of daily bars is tz-naive by default (yfinance 0.2.x and 1.x: ``ignore_tz`` is true for daily
+    intervals, which strips each ticker's zone): its dates are the exchange's local session dates. A
+    tz-aware index (``ignore_tz=False``, or one ``Ticker.history`` frame) at midnight in the exchange's zone
+    gives the same *local* date (converting to UTC first would move Tokyo sessions to the previous day).
+    A tz-aware timestamp that is not a local midnight was converted from another zone (yfinance 1.4+
+    converts a mixed download to its most common zone, earlier versions to UTC): its local date need not
+    be the session date, so that ticker fails instead of being stored a day off.
     Rows where every price is NaN are the union-of-dates padding yf.download adds when tickers trade on
     different days; they are dropped and counted. A ticker with no remaining rows failed.
     """
@@ -151,13 +156,17 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
         idx = pd.DatetimeIndex(idx)
     local = idx.tz_localize(None) if idx.tz is not None else idx
     dates = pl.Series("date", local.normalize().values.astype("datetime64[D]")).cast(pl.Date)
+    # Only a tz-aware index can have been converted; a naive time of day is Yahoo's live bar, which
+    # check_rows refuses as a second row of its date.
+    converted = (pl.Series("_converted", local != local.normalize()) if idx.tz is not None
+                 else pl.repeat(False, len(idx), eager=True).alias("_converted"))
     available = set(cols.get_level_values(ticker_level))
     for t in tickers:
         if t not in available:
             out[t] = TickerResult(t, error="ticker missing from the download")
             continue
         sub = frame.xs(t, axis=1, level=ticker_level)
-        data: dict[str, Any] = {"date": dates}
+        data: dict[str, Any] = {"date": dates, "_converted": converted}
         garbage = None
         for yf_name, ours in _YF_COLUMNS.items():
             if yf_name in sub.columns:
@@ -177,6 +186,13 @@ def parse_download(frame: pd.DataFrame | None, tickers: list[str]) -> dict[str, 
         dropped = df.height - kept.height
         if kept.is_empty():
             out[t] = TickerResult(t, error="no data returned (all values NaN)", dropped_nan_rows=dropped)
+            continue
+        if kept["_converted"].any():
+            first = kept.filter(pl.col("_converted"))["date"][0]
+            out[t] = TickerResult(t, error=(
+                f"index converted to {idx.tz} from another time zone (a bar near {first} is not at local "
+                "midnight): the session dates are ambiguous; download each exchange's tickers separately "
+                "with ignore_tz=True"), dropped_nan_rows=dropped)
             continue
         kept = kept.with_columns(
             [pl.col(c).fill_nan(None) for c in price_cols + ["dividends", "splits"] if c in kept.columns]
@@ -206,8 +222,11 @@ class YahooSource:
         self.group_by = group_by
 
     def fetch(self, tickers: list[str], start: date, end: date | None) -> dict[str, TickerResult]:
-        # One download per exchange calendar: yf.download converts every ticker's index to the most
-        # common time zone, which would move Tokyo midnights to the previous New York day.
+        # One download per exchange calendar. Daily bars come with naive local dates (ignore_tz=True,
+        # also yfinance's default for daily bars), which a mixed download keeps. Without ignore_tz,
+        # yf.download converts every ticker's index to one zone (the most common one since 1.4, UTC
+        # before), which moves Tokyo midnights to the previous New York day; per-calendar downloads keep
+        # each index in one zone whatever the version, and parse_download refuses a converted index.
         groups: dict[str, list[str]] = {}
         for t in tickers:
             groups.setdefault(calendar_for(t), []).append(t)
@@ -229,7 +248,7 @@ class YahooSource:
             try:
                 frame = yf.download(
                     tickers, start=start.isoformat(), end=yf_end, auto_adjust=False, actions=True,
-                    group_by=self.group_by, threads=self.threads, progress=False,
+                    group_by=self.group_by, threads=self.threads, progress=False, ignore_tz=True,
                     timeout=self.timeout, multi_level_index=True,
                 )
             except Exception as exc:

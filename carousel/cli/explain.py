@@ -82,9 +82,11 @@ def register(app: typer.Typer) -> None:
         carousel.toml, the CARs from the study its [study] section defines (the CARs of `carousel study`,
         `run` and `report`, 9984.T on its lagged benchmark); options given here override both.
 
-        Columns: car, se, t0, ticker, company, role, deal_type, amount_kind, amount_usd, log_amount,
-        on_round_trip, closes_round_trip, n_round_trips, openai_share, openai_flows_usd, degree,
-        in_degree, out_degree, betweenness (each as known on the announcement date).
+        Columns: car, se, t0, ticker, company, role, deal_type, deal_kind, amount_kind, amount_usd,
+        amount_partial, log_amount, on_round_trip, closes_round_trip, n_round_trips, openai_share,
+        openai_flows_usd, degree, in_degree, out_degree, betweenness (each as known on the announcement
+        date; an announcement's amount sums its contracts; openai_share is missing for a firm linked to
+        OpenAI only by undisclosed amounts). Rows with a missing value are dropped and named.
         """
         from analysis.explain import explain, study_frame
         from carousel.db import connect

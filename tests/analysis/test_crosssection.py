@@ -298,3 +298,22 @@ def test_wild_bootstrap_holds_its_size_where_crv1_over_rejects() -> None:
     assert p_t > 0.08
     assert abs(p_boot - 0.05) < 0.035
     assert p_boot < p_t
+
+
+def test_dropped_rows_are_named_with_what_they_miss(firm_events: pl.DataFrame) -> None:
+    frame = firm_events.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(float("nan")).otherwise(pl.col("car")).alias("car")
+    )
+    res = fit_crosssection(frame, FORMULA)
+    expected = []
+    for i, r in enumerate(frame.iter_rows(named=True)):  # by hand, row by row
+        miss = tuple(c for c in ("car", "kind", "log_amount", "on_round_trip")
+                     if r[c] is None or (isinstance(r[c], float) and np.isnan(r[c])))
+        if miss:
+            expected.append((f"row {i + 1}", miss))
+    assert list(res.dropped_rows) == expected and len(expected) == res.n_dropped > 1
+    assert ("row 4", ("car",) if frame["log_amount"][3] is not None else ("car", "log_amount")) in expected
+    assert "; ".join(f"{r} ({', '.join(m)})" for r, m in expected) in res.summary()
+    named = fit_crosssection(frame.with_row_index("event_id").with_columns(pl.format("fe-{}", "event_id").alias("event_id")),
+                             FORMULA)
+    assert [r for r, _ in named.dropped_rows] == [f"fe-{int(r.split()[1]) - 1}" for r, _ in expected]

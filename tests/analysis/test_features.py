@@ -221,3 +221,120 @@ def test_cycle_hops_are_networkx_simple_cycles_on_random_graphs() -> None:
                 want += [(day, a, b, name) for a, b in zip(c, [*c[1:], c[0]], strict=True)]
         assert sorted(got.select("known_on", "payer", "payee", "cycle").iter_rows()) == sorted(want), bound
         assert len(want) > 10
+
+
+def _deals_csv() -> dict[str, dict[str, str]]:
+    with DEALS_CSV.open(newline="", encoding="utf-8") as fh:
+        return {r["id"]: r for r in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def basis_db(seeded_ledger: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped ledger with its timing evidence (the first-report dates)."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("basis") / "c.duckdb"
+    shutil.copy(seeded_ledger, path)
+    with connect(path) as con:
+        import_file(con, DEALS_CSV.parent / "timing_evidence.csv")
+    return path
+
+
+def _basis_features(db: Path, basis: str) -> pl.DataFrame:
+    from analysis.date_basis import apply_date_basis
+
+    with connect(db, read_only=True) as con:
+        events = collapse_same_day(firm_events(apply_date_basis(api.deals(con), basis)))
+        return firm_event_features(con, events)
+
+
+OWN = ("role", "deal_type", "deal_kind", "amount_kind", "amount_usd", "log_amount", "on_round_trip",
+       "n_round_trips", "round_trips")
+
+
+def test_the_events_own_deal_describes_it_on_every_date_basis(basis_db: Path) -> None:
+    """Review finding 2: on the first-report basis the 2026-02-27 round is known on 02-25 and the
+    Anthropic-Google deal on 10-21, before their official dates; the event's own deals must still be in
+    the state it is described on (they were bystanders with no amount before the fix)."""
+    rows = _deals_csv()
+    bn = {k: float(rows[k]["amount_usd_bn"]) * 1e9 for k in
+          ("amzn-openai-2026-02-27", "openai-amzn-2026-02-27", "nvda-openai-2026-02-27", "softbank-openai-2026-02-27")}
+    by_basis = {b: _basis_features(basis_db, b) for b in ("official", "evidence", "first_report")}
+    fr = by_basis["first_report"]
+    assert _row(fr, "amzn-openai-2026-02-27:AMZN")["known_on"] == dt.date(2026, 2, 25)
+    assert _row(fr, "anthropic-googl-2025-10-23:GOOGL")["known_on"] == dt.date(2025, 10, 21)
+    want = {
+        # AMZN: $50bn equity to OpenAI and $100bn of compute from it, one announcement (its lead contract
+        # is the larger, compute, where Amazon is paid); the two close amazon -> openai -> amazon
+        "amzn-openai-2026-02-27:AMZN": ("payee", "cloud_compute_purchase", "compute", "up_to",
+                                        bn["amzn-openai-2026-02-27"] + bn["openai-amzn-2026-02-27"], True),
+        "nvda-openai-2026-02-27:NVDA": ("payer", "equity_investment", "equity", "firm",
+                                        bn["nvda-openai-2026-02-27"], True),
+        "softbank-openai-2026-02-27:9984.T": ("payer", "equity_investment", "equity", "firm",
+                                              bn["softbank-openai-2026-02-27"], False),
+        "anthropic-googl-2025-10-23:GOOGL": ("payee", "cloud_compute_purchase", "compute", "undisclosed", None, False),
+    }
+    for basis, f in by_basis.items():
+        for event_id, (role, deal_type, kind, amount_kind, amount, cyc) in want.items():
+            r = _row(f, event_id)
+            assert (r["role"], r["deal_type"], r["deal_kind"], r["amount_kind"]) == (role, deal_type, kind, amount_kind), basis
+            assert r["amount_usd"] == amount and r["on_round_trip"] is cyc, (basis, event_id)
+            assert r["log_amount"] == (None if amount is None else pytest.approx(math.log(amount), abs=1e-12))
+        assert _row(f, "amzn-openai-2026-02-27:AMZN")["round_trips"] == ["amazon -> openai -> amazon"]
+        assert "nvidia -> openai -> oracle -> nvidia" in _row(f, "nvda-openai-2026-02-27:NVDA")["round_trips"]
+        official = by_basis["official"]
+        for event_id in want:
+            assert {c: _row(f, event_id)[c] for c in OWN} == {c: _row(official, event_id)[c] for c in OWN}
+
+
+def test_the_own_deal_lets_no_other_later_deal_in(basis_db: Path) -> None:
+    """No look-ahead on the first-report basis: AMZN's 2026-02-27 round is known on 02-25 with its own
+    two contracts, not with Nvidia's and SoftBank's of 02-27. OpenAI's disclosed counted flows known on
+    2026-02-25 ($bn): Microsoft 1 + 250, CoreWeave 0.35 + 11.9 + 6.5, SoftBank 30 (2025), Oracle 300,
+    Amazon 38 (Nvidia's contract stands on the undisclosed stall report of 01-30) = 637.75."""
+    known = 1 + 250 + 0.35 + 11.9 + 6.5 + 30 + 300 + 38
+    fr = _row(_basis_features(basis_db, "first_report"), "amzn-openai-2026-02-27:AMZN")
+    assert fr["openai_share"] == pytest.approx((38 + 150) / (known + 150), abs=1e-12)
+    assert fr["closes_round_trip"] is True  # amazon -> openai -> amazon did not exist on 02-24
+    # official basis: known on 02-27 with the whole round (Nvidia's 30 replaces the stall, SoftBank's 30)
+    off = _row(_basis_features(basis_db, "official"), "amzn-openai-2026-02-27:AMZN")
+    assert off["openai_share"] == pytest.approx((38 + 150) / (known + 150 + 30 + 30), abs=1e-12)
+
+
+def test_an_announcement_sums_its_contracts_as_the_dollar_section_does(shipped: pl.DataFrame, seeded_ledger: Path) -> None:
+    """Review finding 5: the regression's amount is the announcement's, every contract once, as
+    analysis.dollar_outputs.announcement_amounts gives the dollar section (one rule)."""
+    from analysis.dollar_outputs import announcement_amounts
+
+    rows = _deals_csv()
+    amzn = _row(shipped, "amzn-openai-2026-02-27:AMZN")
+    assert amzn["amount_usd"] == (float(rows["amzn-openai-2026-02-27"]["amount_usd_bn"])
+                                  + float(rows["openai-amzn-2026-02-27"]["amount_usd_bn"])) * 1e9 == 150e9
+    assert amzn["log_amount"] == pytest.approx(math.log(150e9), abs=1e-12)
+    assert (amzn["deal_kind"], amzn["role"], amzn["amount_kind"]) == ("compute", "payee", "up_to")
+    # Anthropic's 2025-11-18 three-way announcement: 30 (up to) + 5 + 10 for Microsoft's and Nvidia's events
+    msft = _row(shipped, "anthropic-msft-2025-11-18:MSFT")
+    assert msft["amount_usd"] == 45e9 and msft["amount_kind"] == "up_to" and msft["deal_kind"] == "compute"
+    # AMD 2025-10-06: chips and warrant both undisclosed: no amount, not partial
+    amd = _row(shipped, "amd-openai-2025-10-06:AMD")
+    assert amd["amount_usd"] is None and amd["amount_partial"] is False
+    with connect(seeded_ledger, read_only=True) as con:
+        deals = api.deals(con)
+    dollar = announcement_amounts(deals, firm_events(deals)).select("ticker", "t0", pl.col("amount_usd").alias("dollar_amount"))
+    joined = shipped.filter(pl.col("t0").is_not_null()).join(dollar, on=["ticker", "t0"], how="left")
+    assert joined.height > 40
+    assert joined.filter(pl.col("amount_usd").ne_missing(pl.col("dollar_amount"))).height == 0
+
+
+def test_a_firm_linked_to_openai_by_undisclosed_amounts_has_no_share(shipped: pl.DataFrame) -> None:
+    """Review finding 6: AMD's 6 GW chips and warrant and Alphabet's cloud deal with OpenAI are
+    undisclosed: their share of OpenAI's disclosed flows is unknown (null), not the 0 of a firm with no
+    OpenAI link (Intel on 2025-09-18)."""
+    for event_id in ("amd-openai-2025-10-06:AMD", "openai-googl-2025-06-10:GOOGL", "openai-avgo-2025-10-13:AVGO"):
+        r = _row(shipped, event_id)
+        assert r["openai_share"] is None and r["openai_flows_usd"] is None, event_id
+    intc = _row(shipped, "nvda-intc-2025-09-18:INTC")
+    assert intc["openai_share"] == 0.0 and intc["openai_flows_usd"] == 0.0
+    # a firm with a disclosed flow keeps its share (Oracle's $300bn on 2025-09-10, by hand above)
+    assert _row(shipped, "openai-orcl-2025-09-10:ORCL")["openai_share"] == pytest.approx(
+        300 / (1 + 0.35 + 11.9 + 30 + 300), abs=1e-12)

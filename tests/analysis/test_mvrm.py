@@ -29,6 +29,11 @@ def returns() -> pl.DataFrame:
     return compute_returns(pl.concat([read_snapshot_file(f) for f in files]))
 
 
+def lvec(res) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """l: the indicator of the event-day dummies in the common design [1, R_m, D]."""
+    return np.r_[0.0, 0.0, np.ones(int(res.data.is_event.sum()))]
+
+
 def sur_linearmodels(res, method: str) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """linearmodels' SUR params and covariance of the cluster (equations stacked in ticker order)."""
     d = res.data
@@ -45,7 +50,7 @@ def wald_linearmodels(res, method: str) -> dict[str, float]:  # type: ignore[no-
     theta, v = sur_linearmodels(res, method)
     out = {}
     for h, m in hypothesis_matrices(len(res.data.tickers)).items():
-        r = np.kron(m.T, res.fit.lvec)
+        r = np.kron(m.T, lvec(res))
         out[h] = float((r @ theta) @ np.linalg.solve(r @ v @ r.T, r @ theta))
     return out
 
@@ -82,7 +87,7 @@ def test_stargate_numbers_and_calendar(returns: pl.DataFrame) -> None:
     x = design(d.market, d.is_event)
     for j, t in enumerate(STARGATE):
         ols = sm.OLS(d.y[:, j], x).fit()
-        tt = ols.t_test(res.fit.lvec)
+        tt = ols.t_test(lvec(res))
         row = res.to_frame().row(j, named=True)
         assert row["term"].startswith(t)
         assert row["coef"] == pytest.approx(float(tt.effect[0]), rel=1e-10)
@@ -97,7 +102,7 @@ def test_car_covariance_equals_linearmodels_sur(returns: pl.DataFrame) -> None:
     res = mvrm(returns, STARGATE, T0, n_boot=0)
     theta, v = sur_linearmodels(res, "ols")
     n = len(STARGATE)
-    r = np.kron(np.vstack([np.eye(n), np.full((1, n), 1.0 / n)]), res.fit.lvec)
+    r = np.kron(np.vstack([np.eye(n), np.full((1, n), 1.0 / n)]), lvec(res))
     assert list(res.params) == [f"{t} CAR[-1,+1]" for t in STARGATE] + ["mean CAR[-1,+1]"]
     np.testing.assert_allclose(list(res.params.values()), r @ theta, rtol=1e-10)
     np.testing.assert_allclose(res.cov_params(), r @ v @ r.T, rtol=1e-8)
@@ -109,7 +114,7 @@ def test_f_form_is_exact_hotelling(returns: pl.DataFrame) -> None:
     res = mvrm(returns, STARGATE, T0, n_boot=0)
     d = res.data
     x = design(d.market, d.is_event)
-    tt = sm.OLS(d.y.sum(axis=1), x).fit().t_test(res.fit.lvec)
+    tt = sm.OLS(d.y.sum(axis=1), x).fit().t_test(lvec(res))
     row = res.wald.filter(pl.col("hypothesis") == "sum_zero").row(0, named=True)
     assert row["F"] == pytest.approx(float(tt.tvalue[0, 0]) ** 2, rel=1e-10)
     assert row["p_F"] == pytest.approx(float(tt.pvalue), rel=1e-8)
@@ -129,7 +134,7 @@ def test_bootstrap_equals_looped_refits(returns: pl.DataFrame) -> None:
     x = design(d.market, d.is_event)
     pool = fit.resid[~d.is_event]
     idx = np.random.default_rng(7).integers(0, pool.shape[0], size=(n_boot, x.shape[0]))
-    b0 = fit.coef.copy()
+    b0, *_ = np.linalg.lstsq(x, d.y, rcond=None)
     b0[2:] = 0.0
     ms = hypothesis_matrices(len(STARGATE))
     w_star = {h: np.empty(n_boot) for h in ms}
@@ -140,7 +145,7 @@ def test_bootstrap_equals_looped_refits(returns: pl.DataFrame) -> None:
         cov = np.kron(e.T @ e / fit.nu, np.linalg.inv(x.T @ x))
         theta = coef.T.ravel()
         for h, m in ms.items():
-            r = np.kron(m.T, fit.lvec)
+            r = np.kron(m.T, lvec(res))
             w_star[h][b] = (r @ theta) @ np.linalg.solve(r @ cov @ r.T, r @ theta)
     for row in res.wald.iter_rows(named=True):
         ws = w_star[row["hypothesis"]]
@@ -161,16 +166,22 @@ def test_results_object(returns: pl.DataFrame) -> None:
     assert frame.height == 6
     eq = res.equation_params()
     assert eq.height == 5 * 5
-    assert eq.filter(pl.col("term") == "d+0")["coef"].sum() == pytest.approx(
-        float(res.fit.coef[3].sum()), rel=1e-12)
+    coef, *_ = np.linalg.lstsq(design(res.data.market, res.data.is_event), res.data.y, rcond=None)
+    np.testing.assert_allclose(eq.filter(pl.col("term") == "d+0")["coef"].to_numpy(), coef[3], rtol=1e-10)
+    np.testing.assert_allclose(eq.filter(pl.col("term") == "SPY")["coef"].to_numpy(), coef[1], rtol=1e-10)
     text = res.summary()
     assert "ORCL CAR[-1,+1]" in text and "all_zero" in text and "T=228" in text
     assert r"\toprule" in res.to_latex(caption="Stargate") and "bootstrap p" in res.to_latex()
 
 
 def test_bad_input(returns: pl.DataFrame) -> None:
-    with pytest.raises(InputError, match="not a trading day"):
-        mvrm(returns, STARGATE, date(2025, 1, 25), n_boot=0)
+    # a t0 that is not a SPY session moves to the next one, as in the engine (analysis.grid.locate)
+    sat, mon = mvrm(returns, STARGATE, date(2025, 1, 25), n_boot=0), mvrm(returns, STARGATE, date(2025, 1, 27),
+                                                                          n_boot=0)
+    assert sat.data.t0_grid == date(2025, 1, 27) and "(trading day 2025-01-27)" in sat.summary()
+    assert sat.params == mon.params
+    with pytest.raises(InputError, match="after the last trading day"):
+        mvrm(returns, STARGATE, date(2030, 1, 2), n_boot=0)
     with pytest.raises(InputError, match="no returns for ticker 'XYZ'"):
         mvrm(returns, ["ORCL", "XYZ"], T0, n_boot=0)
     with pytest.raises(InputError, match="twice"):
@@ -185,7 +196,7 @@ def test_two_firm_cluster_equal_is_t_of_difference(returns: pl.DataFrame) -> Non
     """The 2025-11-18 Anthropic reports (MSFT, NVDA): 'equal' is the t-test of the CAR difference."""
     res = mvrm(returns, ["MSFT", "NVDA"], date(2025, 11, 18), window=(0, 1), n_boot=0)
     d = res.data
-    tt = sm.OLS(d.y[:, 0] - d.y[:, 1], design(d.market, d.is_event)).fit().t_test(res.fit.lvec)
+    tt = sm.OLS(d.y[:, 0] - d.y[:, 1], design(d.market, d.is_event)).fit().t_test(lvec(res))
     row = res.wald.filter(pl.col("hypothesis") == "equal").row(0, named=True)
     assert row["df"] == 1
     assert row["chi2"] == pytest.approx(float(tt.tvalue[0, 0]) ** 2, rel=1e-10)

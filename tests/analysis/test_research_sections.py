@@ -94,7 +94,7 @@ def test_appendix_holm_and_bh_are_statsmodels_multipletests_per_window(study) ->
 
 def test_clustered_summaries_show_the_numbers_and_sizes_used(study, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     res, returns = study
-    ci = clustered_inference(res.car, returns, ((0, 0), (-1, 1)), n_boot=RUN_N_BOOT, n_resamples=199, seed=7)
+    ci = clustered_inference(res, returns, ((0, 0), (-1, 1)), n_boot=RUN_N_BOOT, n_resamples=199, seed=7)
     s = clustered_summaries(ci)
     assert f"{RUN_N_BOOT} draws, seed 7" in s["joint"].to_markdown()
     # The CAAR row is the plain mean of the window's CARs (an independent route to the same number).
@@ -113,7 +113,7 @@ def test_clustered_summaries_show_the_numbers_and_sizes_used(study, tmp_path: Pa
 
 def test_latex_leaves_out_only_the_listed_columns(study) -> None:  # type: ignore[no-untyped-def]
     res, returns = study
-    ci = clustered_inference(res.car, returns, ((0, 0),), n_boot=0, n_resamples=99, seed=1)
+    ci = clustered_inference(res, returns, ((0, 0),), n_boot=0, n_resamples=99, seed=1)
     s = clustered_summaries(ci)["calendar_time"]
     assert "clustered_calendar_time" not in TEX_DROP
     full = s.to_latex(label="x")

@@ -357,9 +357,11 @@ def test_report_uses_the_users_ledger_and_adds_nothing_to_it(tmp_path: Path) -> 
     assert query("SELECT count(*) AS n FROM price_batches", db)["n"][0] == 1
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "Deals: 2 active deals" in page
-    # Two firm-events cannot support the calendar-time portfolio: the section says why, the run goes on.
+    # Two firm-events cannot support the calendar-time portfolio: the section says why and keeps the views
+    # that can be computed (the CAAR tests over the two event days), the run goes on.
     clustered = page.split("<h2>Inference for clustered events</h2>")[1].split("<h2>")[0]
-    assert "Not computed on this ledger: " in clustered and "portfolio days cannot identify" in clustered
+    assert "Calendar-time portfolio not computed: " in clustered and "portfolio days cannot identify" in clustered
+    assert "CAAR tests resampling whole date clusters" in clustered and "Not computed on this ledger" not in clustered
 
 
 def test_stress_flags_partly_undisclosed_edges(flows: pl.DataFrame) -> None:
