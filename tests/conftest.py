@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from carousel_runs import carousel
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -25,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 #: folders (reliability, shell): one worker ran a two-minute test alone while the other idled. Many short
 #: tests at the end (the attack corpus) let both workers finish together. Order only; nothing deselected.
 SLOWEST_FIRST: dict[str, float] = {
-    "tests/reliability/test_verify_all.py::test_byte_flips_are_caught_by_verify_not_by_the_next_import": 201,
     "tests/shell/test_mainjob.py::test_run_never_reverts_a_users_correction": 121,
     "tests/reliability/test_verify_anchor.py::test_work_after_the_anchor_is_not_tampering": 76,
     "tests/ledger/test_asof_sql.py::test_sql_fold_equals_python_fold": 70,
@@ -33,15 +33,19 @@ SLOWEST_FIRST: dict[str, float] = {
     "tests/reliability/test_staged_import.py::test_a_killed_staged_import_leaves_the_database_as_it_was": 50,
     "tests/shell/test_project_config.py::test_study_formats_and_config": 49,
     "tests/reliability/test_faults.py::test_sigkill_at_random_points_loses_nothing": 48,
+    # 201 s with a verify process per flipped block; in-process since 2026-12-02 (about a fifth of that)
+    "tests/reliability/test_verify_all.py::test_byte_flips_are_caught_by_verify_not_by_the_next_import": 45,
     "tests/reliability/test_truncated_db.py::test_every_command_refuses_a_truncated_database": 45,
     "tests/ledger/test_valid_time_and_verify.py::test_projection_matches_valid_time_model_with_out_of_order": 44,
-    "tests/shell/test_figure_pool.py::test_parallel_files_are_the_serial_bytes": 40,
+    "tests/shell/test_figure_pool.py::test_figures_drawn_in_workers_are_the_serial_bytes": 40,
     "tests/shell/test_mainjob.py::test_the_job_opens_the_database_once": 37,
     "tests/reliability/test_staged_import.py::test_a_conflict_in_a_late_batch": 35,
     "tests/reliability/test_faults.py::test_missing_empty_corrupt_and_truncated_databases": 34,
     "tests/shell/test_explain_config.py::test_main_job_second_stage_follows_the_file": 34,
     "tests/outputs/test_outputs.py::test_report_uses_the_users_ledger_and_adds_nothing_to_it": 33,
     "tests/shell/test_project_config.py::test_db_before_or_after_the_subcommand_and_over_the_environment": 30,
+    # not in the list before; 97 s at load average 14 (2026-12-02), about 30 s quiet
+    "tests/reliability/test_outputs_and_snapshot_files.py::test_report_rewrites_byte_identical_outputs": 30,
     "tests/shell/test_paper_spec_run.py::test_an_ff3_paper_spec_drives_run_report_and_study": 29,
 }
 
@@ -109,9 +113,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[
 
 
 def _carousel_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=600, cwd=REPO, env=env)
+    return carousel(*args, cwd=REPO, timeout=600)
 
 
 @pytest.fixture(scope="session")

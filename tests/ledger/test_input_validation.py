@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 import pytest
 
@@ -27,8 +26,13 @@ DEALS = EVENTS / "deals.csv"
 
 
 def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True, timeout=300,
-                          cwd=REPO, env={**os.environ, "COLUMNS": "80"})
+    """The command through ``carousel.cli.main`` in this process (exit code, stdout, stderr as a user sees
+    them); :func:`carousel_process` for the real entry point."""
+    return carousel_runs.carousel_here(*args, cwd=REPO, env={"COLUMNS": "80"}, keep_db_env=True)
+
+
+def carousel_process(*args: str) -> subprocess.CompletedProcess[str]:
+    return carousel_runs.carousel(*args, cwd=REPO, env={"COLUMNS": "80"}, keep_db_env=True)
 
 
 def _digest(path: Path) -> str:
@@ -117,7 +121,7 @@ def db(ledger_db: Path) -> Path:
 def test_cli_refusals_exit_2_and_leave_the_database_unchanged(db: Path, tmp_path: Path) -> None:
     before = _digest(db)
     bad = _one_changed(tmp_path, payee="Microsoft")
-    res = carousel("ledger", "import", str(bad), "--db", str(db))
+    res = carousel_process("ledger", "import", str(bad), "--db", str(db))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "self-deal" in res.stderr and ":2, field 'payee'" in res.stderr
     nested = "[" * 2000 + "]" * 2000
@@ -139,9 +143,9 @@ def test_user_data_is_printed_verbatim_never_as_markup(db: Path, tmp_path: Path)
     rows = _rows()
     rows[0]["source_title"] = "[/b] x [bold]y[/bold]"
     fixed = _write(tmp_path, rows)
-    res = carousel("ledger", "import", str(fixed), "--record-changes", "--db", str(db))
+    res = carousel_process("ledger", "import", str(fixed), "--record-changes", "--db", str(db))
     assert res.returncode == 0, res.stderr
-    res = carousel("ledger", "show", "msft-openai-2019-07-22", "--db", str(db))
+    res = carousel_process("ledger", "show", "msft-openai-2019-07-22", "--db", str(db))
     assert res.returncode == 0, res.stderr
     assert "[/b] x [bold]y[/bold]" in res.stdout
     # Every shipped title, as written: in process (the subprocess above covers the real entry point; 44

@@ -7,11 +7,10 @@ that the log is unchanged.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 import pytest
 
@@ -23,8 +22,13 @@ MSFT = "msft-openai-2019-07-22"
 
 
 def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True, timeout=300,
-                          cwd=REPO, env={**os.environ, "COLUMNS": "80"})
+    """The command through ``carousel.cli.main`` in this process (its exit code, stdout and stderr: the
+    subject here); :func:`carousel_process` where the separate process itself matters."""
+    return carousel_runs.carousel_here(*args, cwd=REPO, env={"COLUMNS": "80"}, keep_db_env=True)
+
+
+def carousel_process(*args: str) -> subprocess.CompletedProcess[str]:
+    return carousel_runs.carousel(*args, cwd=REPO, env={"COLUMNS": "80"}, keep_db_env=True)
 
 
 def log_rows(db: Path) -> list[tuple[object, ...]]:
@@ -168,7 +172,7 @@ def test_retracted_deal_cannot_be_retracted_again_or_changed(db: Path) -> None:
 
 
 def test_help_documents_the_retry_rule() -> None:
-    res = carousel("ledger", "amend", "--help")
+    res = carousel_process("ledger", "amend", "--help")
     text = " ".join(res.stdout.split())
     assert "Retrying the identical command writes nothing" in text
     assert "A, then B, then A again records three events" in text
@@ -178,7 +182,7 @@ def test_help_documents_the_retry_rule() -> None:
 
 
 def test_asof_keeps_whole_deal_ids_when_piped(db: Path) -> None:
-    res = carousel("ledger", "asof", "--db", str(db))
+    res = carousel_process("ledger", "asof", "--db", str(db))
     assert res.returncode == 0, res.stderr
     for deal_id in ("nvda-crwv-2026-01-26", "crwv-openai-2025-03-10-stock", "amd-openai-2025-10-06-warrant"):
         assert deal_id in res.stdout

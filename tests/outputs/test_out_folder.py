@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+    return carousel_runs.carousel(*args, cwd=ROOT)
 
 
 @pytest.mark.parametrize("command", ["run", "report"])

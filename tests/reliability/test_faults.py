@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 import pandas as pd
 import pytest
@@ -26,8 +27,7 @@ EVENTS = REPO / "data" / "events"
 
 
 def carousel(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return carousel_runs.carousel(*args, env=env, timeout=timeout, keep_db_env=True)
 
 
 @pytest.fixture

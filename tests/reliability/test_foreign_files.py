@@ -8,7 +8,6 @@ unchanged. HOME points at an empty folder so that an extension download would sh
 from __future__ import annotations
 
 import hashlib
-import os
 import resource
 import signal
 import sqlite3
@@ -17,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 import pytest
 
@@ -30,9 +30,7 @@ DEALS = REPO / "data" / "events" / "deals.csv"
 
 
 def carousel(*args: str, home: Path, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env={**env, "HOME": str(home)}, preexec_fn=preexec)
+    return carousel_runs.carousel(*args, env={"HOME": str(home)}, preexec=preexec)
 
 
 def sha(path: Path) -> str:

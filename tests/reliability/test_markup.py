@@ -6,12 +6,11 @@ titles, and ``SELECT '[/x]'`` crashed with a MarkupError traceback.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,8 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def carousel(*args: str) -> subprocess.CompletedProcess[str]:
     # A wide terminal, so that rich does not wrap long titles across lines.
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "COLUMNS": "3000"})
+    return carousel_runs.carousel(*args, env={"COLUMNS": "3000"}, keep_db_env=True)
 
 
 def test_sql_table_prints_every_shipped_title_verbatim(ledger_db: Path) -> None:

@@ -8,28 +8,20 @@ the file's bytes and modification time stay as they were and a full disk does no
 from __future__ import annotations
 
 import hashlib
-import os
 import resource
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
+from carousel_runs import carousel
 
 from carousel.db import connect, ensure_schema
 from core import db as core_db
 
 REPO = Path(__file__).resolve().parents[2]
 DEALS = REPO / "data" / "events" / "deals.csv"
-
-
-def carousel(*args: str, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env=env, preexec_fn=preexec)
 
 
 def state(path: Path) -> tuple[str, int]:

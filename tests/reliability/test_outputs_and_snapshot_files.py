@@ -8,25 +8,18 @@ import os
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from carousel_runs import carousel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dbstate import content_hash  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PRICES = REPO / "data" / "prices"
-
-
-def carousel(*args: str, preexec: Callable[[], None] | None = None,
-             timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, preexec_fn=preexec)
 
 
 def tree(folder: Path) -> dict[str, str]:

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from carousel_runs import carousel
 
 from carousel.queries import DEFAULT_MAX_ROWS, query
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def carousel(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,11 @@ touched a missing block: with a traceback, or worse, `refresh` reported success 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import duckdb
 import pytest
 
@@ -21,9 +20,7 @@ DEALS = ROOT / "data" / "events" / "deals.csv"
 
 
 def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+    return carousel_runs.carousel(*args, cwd=ROOT)
 
 
 # session scope: conftest.py starts the slowest tests first, so this module's tests need not run together

@@ -5,9 +5,6 @@ once with the same hashes an append computes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -15,14 +12,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+from carousel_runs import carousel, carousel_here
 
 
 def test_an_untouched_database_verifies(db: Path) -> None:
@@ -95,12 +85,27 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
 
 @pytest.mark.parametrize("name", sorted(TAMPERS))
 def test_each_tamper_is_named_with_exit_5(db: Path, name: str) -> None:
+    """In this process (``carousel.cli.main``, which computes the exit code); the test below shows that
+    a separate process ends with the same code and output."""
     tamper, message = TAMPERS[name]
     tamper(db)
-    res = carousel("verify", "--db", str(db))
+    res = carousel_here("verify", "--db", str(db))
     assert "Traceback" not in res.stderr, res.stderr
     assert res.returncode == 5, (name, res.stdout, res.stderr)
     assert message in res.stdout, (name, res.stdout)
+    assert res.stderr.startswith("error: verify FAILED: ")
+
+
+def test_a_verify_process_exits_5_with_what_main_prints(db: Path) -> None:
+    """The exit status a shell sees, from a separate process, is the code ``main`` gives, and its output
+    the same lines (one tamper stands for all: the process only adds interpreter start and exit)."""
+    TAMPERS["edited close"][0](db)
+    res = carousel("verify", "--db", str(db))
+    here = carousel_here("verify", "--db", str(db))
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.returncode == here.returncode == 5, (res.stdout, res.stderr)
+    assert res.stdout == here.stdout
+    assert "prices FAILED: batch 1: its rows in price_rows were changed" in res.stdout
     assert res.stderr.startswith("error: verify FAILED: ")
 
 
@@ -111,7 +116,7 @@ def test_stale_study_results_are_named_but_are_not_tampering(db: Path) -> None:
     with connect(db) as con:
         append_batch(con, pl.DataFrame({"ticker": ["AMD"], "date": [date(2025, 6, 11)], "close": [121.9]}),
                      source="yahoo", tickers=["AMD"], start=date(2025, 6, 11), end=date(2025, 6, 11))
-    res = carousel("verify", "--db", str(db))
+    res = carousel_here("verify", "--db", str(db))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "study STALE (not tampering" in res.stdout
     assert "computed from price batch 2, the prices are now at batch 3" in res.stdout
@@ -125,7 +130,7 @@ def test_results_computed_from_other_share_counts_are_stale(db: Path) -> None:
         append_share_batch(con, pl.DataFrame({"ticker": ["AMD"], "as_of_date": [date(2025, 9, 30)],
                                               "shares": [1_623_000_000], "shares_split_adjusted": [1_623_000_000]}),
                            source="yahoo", tickers=["AMD"])
-    res = carousel("verify", "--db", str(db))
+    res = carousel_here("verify", "--db", str(db))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "study STALE (not tampering" in res.stdout
     assert "computed from share-count batch 2, the counts are now at batch 3" in res.stdout
@@ -138,17 +143,21 @@ def test_byte_flips_are_caught_by_verify_not_by_the_next_import(db: Path, tmp_pa
     data = db.read_bytes()
     block = 262144
     caught = missed = 0
+    codes: dict[int, Path] = {}
     for b in range((len(data) - 12288) // block):
         bad = bytearray(data)
         bad[12288 + b * block + 1000] ^= 0xFF
         path = tmp_path / f"flip{b}.duckdb"
         path.write_bytes(bytes(bad))
-        res = carousel("verify", "--db", str(path))
-        assert "Traceback" not in res.stderr, res.stderr
+        # In this process (main's exit code and output; an exception main lets through is a "Traceback"):
+        # a fresh process per block cost a second of interpreter start each, over some hundred blocks.
+        res = carousel_here("verify", "--db", str(path))
+        assert "Traceback" not in res.stderr, (b, res.stderr)
         if res.returncode in (4, 5):
             caught += 1
+            codes.setdefault(res.returncode, path)
             continue
-        assert res.returncode == 0
+        assert res.returncode == 0, (b, res.stdout, res.stderr)
         # verify said OK: then the block is unused, and a full read of every table must agree
         with duckdb.connect(str(path), read_only=True) as con:
             for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
@@ -156,6 +165,10 @@ def test_byte_flips_are_caught_by_verify_not_by_the_next_import(db: Path, tmp_pa
         missed += 1
         path.unlink()
     assert caught >= 1, (caught, missed)
+    for code, path in codes.items():  # a damaged file seen by a separate process: the same exit, no traceback
+        res = carousel("verify", "--db", str(path))
+        assert "Traceback" not in res.stderr, res.stderr
+        assert res.returncode == code, (path, code, res.stdout, res.stderr)
 
 
 def test_a_pre_chain_database_is_chained_once_with_the_hashes_an_append_computes(db: Path) -> None:
@@ -165,25 +178,25 @@ def test_a_pre_chain_database_is_chained_once_with_the_hashes_an_append_computes
         recorded = con.execute("SELECT batch_id, rows_hash, chain_hash FROM price_batches ORDER BY 1").fetchall()
         con.execute("ALTER TABLE price_batches DROP COLUMN chain_hash")
         con.execute("ALTER TABLE price_batches DROP COLUMN rows_hash")
-    res = carousel("verify", "--db", str(db))  # read-only: nothing to check yet, nothing written
+    res = carousel_here("verify", "--db", str(db))  # read-only: nothing to check yet, nothing written
     assert "no price chain yet" in res.stdout, res.stdout
     connect(db).close()  # first read-write open: chained
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT batch_id, rows_hash, chain_hash FROM price_batches ORDER BY 1").fetchall() == recorded
-    res = carousel("verify", "--db", str(db))
+    res = carousel_here("verify", "--db", str(db))
     assert "prices OK: 2 batches" in res.stdout, res.stdout
 
 
 def test_the_anchor_kept_outside_the_file_is_checked(db: Path, tmp_path: Path) -> None:
-    res = carousel("ledger", "anchor", "--db", str(db))
+    res = carousel_here("ledger", "anchor", "--db", str(db))
     assert res.returncode == 0, res.stderr
     anchor = tmp_path / "anchor.json"
     anchor.write_text(res.stdout)
-    res = carousel("verify", "--anchor", str(anchor), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(anchor), "--db", str(db))
     assert res.returncode == 0 and "(matches the anchor)" in res.stdout, res.stdout + res.stderr
     forged = tmp_path / "forged.json"
     doc = json.loads(anchor.read_text())
     doc["ledger"]["hash"] = "0" * 64
     forged.write_text(json.dumps(doc))
-    res = carousel("verify", "--anchor", str(forged), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(forged), "--db", str(db))
     assert res.returncode == 5 and "ledger anchor FAILED" in res.stdout, res.stdout + res.stderr

@@ -9,9 +9,6 @@ the file and the field."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,21 +16,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from carousel_runs import carousel, carousel_here
 
 from carousel import anchor as anchors
 from core.errors import InputError
 
 
-def carousel(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 @pytest.fixture
 def anchor(db: Path, tmp_path: Path) -> Path:
     path = tmp_path / "anchor.json"
-    res = carousel("ledger", "anchor", "--out", str(path), "--db", str(db))
+    res = carousel_here("ledger", "anchor", "--out", str(path), "--db", str(db))
     assert res.returncode == 0, res.stderr
     return path
 
@@ -168,9 +160,9 @@ FORGERIES: dict[str, tuple[Callable[[Path], None], str]] = {
 def test_each_forgery_passes_alone_and_is_caught_by_the_anchor(db: Path, anchor: Path, name: str) -> None:
     forge, message = FORGERIES[name]
     forge(db)
-    alone = carousel("verify", "--db", str(db))
+    alone = carousel_here("verify", "--db", str(db))
     assert alone.returncode == 0, (name, alone.stdout, alone.stderr)  # consistent with itself
-    res = carousel("verify", "--anchor", str(anchor), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(anchor), "--db", str(db))
     assert "Traceback" not in res.stderr, res.stderr
     assert res.returncode == 5, (name, res.stdout, res.stderr)
     assert message in res.stdout, (name, res.stdout)
@@ -195,7 +187,7 @@ def test_the_shipped_run_verifies_against_its_anchor(db: Path, anchor: Path) -> 
     for part in ("ledger", "prices", "shares", "study"):
         line = next(x for x in res.stdout.splitlines() if x.startswith(f"{part} OK: "))
         assert line.endswith("(matches the anchor)"), line
-    printed = carousel("ledger", "anchor", "--db", str(db))  # without --out: the same document on stdout
+    printed = carousel_here("ledger", "anchor", "--db", str(db))  # without --out: the same document on stdout
     assert json.loads(printed.stdout) == doc
 
 
@@ -211,13 +203,13 @@ def test_work_after_the_anchor_is_not_tampering(db: Path, anchor: Path, tmp_path
         append_share_batch(con, pl.DataFrame({"ticker": ["AMD"], "as_of_date": [date(2025, 9, 30)],
                                               "shares": [1_623_000_000], "shares_split_adjusted": [1_623_000_000]}),
                            source="yahoo", tickers=["AMD"])
-    res = carousel("verify", "--anchor", str(anchor), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(anchor), "--db", str(db))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "prices OK: 3 batches" in res.stdout and "shares OK: 3 batches" in res.stdout
     assert "study STALE" in res.stdout
     res = carousel("report", "--out", str(tmp_path / "out"), "--db", str(db))  # the study rerun on new data
     assert res.returncode == 0, res.stderr
-    res = carousel("verify", "--anchor", str(anchor), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(anchor), "--db", str(db))
     assert res.returncode == 0, res.stdout + res.stderr
     study = next(x for x in res.stdout.splitlines() if x.startswith("study OK: "))
     assert "(rerun since the anchor (stamped " in study, study
@@ -231,15 +223,15 @@ def test_an_anchor_written_before_version_2_checks_the_ledger_only(db: Path, tmp
         old = log.anchor(con)  # what `ledger anchor` wrote before: the ledger's head alone
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old, sort_keys=True) + "\n", encoding="utf-8")
-    res = carousel("verify", "--anchor", str(path), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(path), "--db", str(db))
     assert res.returncode == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
     assert next(x for x in lines if x.startswith("ledger OK")).endswith("(matches the anchor)")
     assert next(x for x in lines if x.startswith("prices OK")).endswith(
         "(the anchor, written before version 2, does not cover it)")
-    assert carousel("ledger", "verify", "--anchor", str(path), "--db", str(db)).returncode == 0
+    assert carousel_here("ledger", "verify", "--anchor", str(path), "--db", str(db)).returncode == 0
     path.write_text(json.dumps({**old, "hash": "1" * 64}), encoding="utf-8")
-    res = carousel("verify", "--anchor", str(path), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(path), "--db", str(db))
     assert res.returncode == 5 and "ledger anchor FAILED: hash at anchored position" in res.stdout
 
 
@@ -311,7 +303,7 @@ def test_a_bad_anchor_file_is_exit_2_before_the_database_is_read(db: Path, tmp_p
     path = tmp_path / "anchor.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    res = carousel("verify", "--anchor", str(path), "--db", str(db))
+    res = carousel_here("verify", "--anchor", str(path), "--db", str(db))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert message.format(path=path) in res.stderr, res.stderr
     assert res.stdout == ""

@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,10 +19,7 @@ OPENAI_ORCL = "openai-orcl-2025-09-10"  # 300 in the shipped file
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env=env)
+    return carousel_runs.carousel(*args, cwd=cwd, timeout=600)
 
 
 def _fixed(folder: Path) -> Path:

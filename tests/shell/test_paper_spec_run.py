@@ -4,11 +4,10 @@ consistently: the main table, the appendix, the report and `carousel study` give
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import polars as pl
 import pytest
 
@@ -22,9 +21,7 @@ windows = ["-1,1", "0,2"]
 
 
 def _carousel(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    res = subprocess.run([sys.executable, "-m", "carousel", *args], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=600)
+    res = carousel_runs.carousel(*args, cwd=cwd, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     return res

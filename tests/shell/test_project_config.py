@@ -4,11 +4,10 @@ naming file, line and key, overridden by command-line options; study, run and re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import carousel_runs
 import polars as pl
 import pytest
 
@@ -91,10 +90,7 @@ def test_explicit_config_must_exist(tmp_path: Path) -> None:
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    base["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "carousel", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env={**base, **(env or {})})
+    return carousel_runs.carousel(*args, cwd=cwd, env=env, timeout=600)
 
 
 # session scope: conftest.py starts the slowest tests first, so this module's tests need not run together
