@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from carousel_runs import carousel_here
 
 from analysis.events import collapse_same_day, firm_events
 from analysis.features import firm_event_features
@@ -169,16 +170,10 @@ def test_known_ledger_is_ledger_api_per_day(seeded_ledger: Path) -> None:
 
 def test_known_ledger_with_an_amendment_folds_per_day(ledger_db: Path) -> None:
     """An amendment effective later must not show before its date: the per-day fold is used."""
-    import subprocess
-    import sys
-
     from analysis.features import ledger_as_known
 
-    res = subprocess.run(
-        [sys.executable, "-m", "carousel", "ledger", "amend", "openai-orcl-2025-09-10", "--set", "amount_usd=350000000000",
-         "--effective", "2025-12-01", "--db", str(ledger_db)],
-        capture_output=True, text=True, timeout=120,
-    )
+    res = carousel_here("ledger", "amend", "openai-orcl-2025-09-10", "--set", "amount_usd=350000000000",
+                        "--effective", "2025-12-01", "--db", ledger_db)
     assert res.returncode == 0, res.stderr
     days = [dt.date(2025, 11, 30), dt.date(2025, 12, 1)]
     with connect(ledger_db, read_only=True) as con:

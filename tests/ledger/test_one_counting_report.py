@@ -8,15 +8,14 @@ amounts in one contract, naming both deals; the swap (one stops counting, then t
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
+from carousel_runs import carousel_here
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "data" / "events"
@@ -34,9 +33,9 @@ def _bn(deal: str) -> Decimal:
 
 
 def carousel(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args, "--db", str(db)], capture_output=True,
-                          text=True, timeout=300, cwd=REPO, env=env)
+    """``carousel *args --db db`` through ``carousel.cli.main`` in this process (exit code and messages as
+    the process gives them, :mod:`carousel_runs`)."""
+    return carousel_here(*args, "--db", db, cwd=REPO)
 
 
 def _nvidia_openai_bn(db: Path) -> Decimal:

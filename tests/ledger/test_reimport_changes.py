@@ -14,14 +14,13 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from carousel_runs import carousel_here
 
 from carousel.db import connect
 from core.errors import ConflictError
@@ -152,9 +151,7 @@ def test_a_revised_headline_reaction_is_commentary_like_the_note(con: duckdb.Duc
     assert json.loads(stored[0])["headline_reaction"] == shipped["headline_reaction"]  # the text first imported
     assert _count(con) == before
     con.close()
-    res = subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", str(revised), "--db", str(db_path)],
-                         capture_output=True, text=True, timeout=300, cwd=REPO,
-                         env={k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"})
+    res = carousel_here("ledger", "import", revised, "--db", db_path, cwd=REPO)
     assert res.returncode == 0, res.stderr  # was exit 5
     assert "0 events appended" in res.stdout
 
@@ -199,11 +196,8 @@ def test_several_changed_rows_are_one_atomic_batch(con: duckdb.DuckDBPyConnectio
 
 
 def test_cli_flag_and_message(db_path: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "carousel", "ledger", "import", *args, "--db", str(db_path)],
-                              capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+        return carousel_here("ledger", "import", *args, "--db", db_path, cwd=REPO)
 
     assert run(str(DEALS)).returncode == 0
     changed = _edited(tmp_path, {OPENAI_ORCL: {"amount_usd_bn": "317"}})

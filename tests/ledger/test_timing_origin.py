@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from carousel_runs import carousel_here
 from rich.console import Console
 
 from carousel.db import connect
@@ -58,9 +57,9 @@ def db(tmp_path: Path) -> Path:
 
 
 def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CAROUSEL_DB"}
-    return subprocess.run([sys.executable, "-m", "carousel", *args, "--db", str(db)], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=REPO)
+    """``carousel *args --db db`` through ``carousel.cli.main`` in this process (exit code and messages as
+    the process gives them, :mod:`carousel_runs`)."""
+    return carousel_here(*args, "--db", db, cwd=REPO)
 
 
 def _run_import_step(db: Path) -> RunSummary:

@@ -6,11 +6,10 @@ basis and 2025-10-22 on the first-report basis; a bad value names the option or 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from carousel_runs import carousel_here
 
 from analysis import date_basis, spec
 from carousel.cli.options import build_spec
@@ -34,8 +33,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _t0(db: Path, *extra: str) -> dict[str, str]:
-    res = subprocess.run([sys.executable, "-m", "carousel", "study", "--db", str(db), "--format", "json",
-                          "--window=0,0", *extra], capture_output=True, text=True, timeout=300)
+    res = carousel_here("study", "--db", db, "--format", "json", "--window=0,0", *extra)
     assert res.returncode == 0, res.stderr
     return {r["event_id"]: r["t0"] for r in json.loads(res.stdout)}
 
@@ -51,8 +49,7 @@ def test_first_report_basis_moves_anthropic_google_to_the_first_report(db: Path)
 
 
 def test_a_bad_date_basis_names_the_option(db: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "carousel", "study", "--db", str(db), "--date-basis", "rumour"],
-                         capture_output=True, text=True, timeout=300)
+    res = carousel_here("study", "--db", db, "--date-basis", "rumour")
     assert res.returncode == 2 and "--date-basis" in res.stderr and "first_report" in res.stderr, res.stderr
 
 
