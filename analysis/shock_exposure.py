@@ -69,8 +69,10 @@ def ticker_exposures(known: KnownLedger, companies: pl.DataFrame, day: dt.date) 
     ).select("ticker", "company", *EXPOSURE_COLUMNS)
 
 
-def event_day(deals: pl.DataFrame, deal_id: str, *, unknown_policy: str = "same_day") -> tuple[dt.date, dt.date]:
-    """(announcement date, t0 on the New York calendar) of ``deal_id``."""
+def event_day(deals: pl.DataFrame, deal_id: str, *, unknown_policy: str = "same_day",
+              date_basis: str = "official") -> tuple[dt.date, dt.date]:
+    """(announcement date, t0 on the New York calendar) of ``deal_id`` on ``date_basis``
+    (:func:`analysis.date_basis.apply_date_basis`: the moment taken as the news, as in every study)."""
     from market.calendars import align_t0
 
     row = deals.filter(pl.col("deal_id") == deal_id)
@@ -82,13 +84,15 @@ def event_day(deals: pl.DataFrame, deal_id: str, *, unknown_policy: str = "same_
         raise InputError(f"unknown policy {unknown_policy!r}; choose same_day or next_session", field="--unknown-policy")
     from analysis.date_basis import apply_date_basis
 
-    # The official basis, as every study's t0: the timing evidence fills a row without a time of day.
+    # The study's date basis, as every study's t0 (official: the timing evidence fills a row without a
+    # time of day; first_report: an earlier first report moves the date itself).
+    based = apply_date_basis(row, date_basis)
     aligned = align_t0(
-        apply_date_basis(row, "official").select("announced_date", "announced_time_et", "session"),
+        based.select("announced_date", "announced_time_et", "session"),
         "XNYS",
         unknown_policy="same_day" if unknown_policy == "same_day" else "next_session",
     )
-    return row["announced_date"][0], aligned["t0"][0]
+    return based["announced_date"][0], aligned["t0"][0]
 
 
 def common_shock_exposure(
@@ -102,11 +106,13 @@ def common_shock_exposure(
     estimation: tuple[int, int] = (-250, -11),
     unknown_policy: str = "same_day",
     recorded_by: dt.datetime | None = None,
+    date_basis: str = "official",
 ) -> tuple[CommonShockResult, pl.DataFrame]:
     """Sefcik-Thompson test of ``formula`` over the listed firms on ``deal_id``'s t0, with exposures
-    as known the day before the announcement. Returns the result and the exposure frame it used."""
+    as known the day before the announcement (on ``date_basis``: the first report's date when that basis
+    moves it). Returns the result and the exposure frame it used."""
     deals = ledger_api.deals(con, as_known_at=recorded_by)
-    announced, t0 = event_day(deals, deal_id, unknown_policy=unknown_policy)
+    announced, t0 = event_day(deals, deal_id, unknown_policy=unknown_policy, date_basis=date_basis)
     day = announced - dt.timedelta(days=1)
     known = ledger_as_known(con, [day], recorded_by=recorded_by)
     exposures = ticker_exposures(known, ledger_api.companies(con), day)

@@ -138,6 +138,7 @@ def _common_shock(db: object, deal_id: str, formula: str, study: Any, fmt: str) 
         res, exposures = common_shock_exposure(
             con, returns, deal_id, formula=formula, benchmark=bench, model=model,
             estimation=(int(estimation[0]), int(estimation[1])), unknown_policy=unknown_policy,
+            date_basis=study.date_basis,
         )
     if fmt == "json":
         doc = {

@@ -95,3 +95,36 @@ def test_cli_flag(shipped_db: Path) -> None:
     assert doc["event_date"] == "2025-01-22"  # after the close on 01-21
     bad = CliRunner().invoke(app, ["explain", "~ openai_share", "--common-shock", "nope", "--db", str(shipped_db)])
     assert bad.exit_code != 0
+
+
+@pytest.fixture(scope="module")
+def evidenced_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ledger.load import import_file
+    from market.snapshot import load_snapshot
+
+    path = tmp_path_factory.mktemp("shock_basis") / "c.duckdb"
+    with connect(path) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        import_file(con, DATA / "events" / "timing_evidence.csv")
+        load_snapshot(con)
+    return path
+
+
+@pytest.mark.parametrize(("basis", "day"), [("official", "2025-10-24"), ("deal_row", "2025-10-23"),
+                                             ("first_report", "2025-10-22")])
+def test_the_shock_day_follows_the_date_basis(evidenced_db: Path, basis: str, day: str) -> None:
+    """`--date-basis` moves the common shock's day as it moves every study's t0 (review: the shock always
+    took the official basis). The anthropic-googl row has no time; its same-date evidence says after the
+    close (official: next session 10-24), the deal row alone is the same day, the first report was 10-22.
+    The study's own firm-event for GOOGL on the same basis is the independent route."""
+    from analysis.date_basis import apply_date_basis
+    from analysis.events import firm_events
+
+    out = CliRunner().invoke(app, ["explain", "~ openai_share", "--common-shock", "anthropic-googl-2025-10-23",
+                                   "--date-basis", basis, "--db", str(evidenced_db), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["event_date"] == day
+    with connect(evidenced_db, read_only=True) as con:
+        deals = api.deals(con).filter(pl.col("deal_id") == "anthropic-googl-2025-10-23")
+    fe = firm_events(apply_date_basis(deals, basis)).filter(pl.col("ticker") == "GOOGL")
+    assert fe["t0"].to_list() == [dt.date.fromisoformat(day)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -185,3 +185,27 @@ def test_unknown_time_on_tokyo_is_the_first_session_after_the_us_morning() -> No
                                  (date(2025, 3, 31), "unknown:same_day->next_session")]
     # The same rows on XNYS stay on the US session day.
     assert [d for d, _ in _t0(rows)] == [date(2025, 3, 31), date(2025, 3, 31)]
+
+
+def test_every_mapped_calendar_builds_over_the_range_the_code_asks_for(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each calendar a ticker can resolve to is built (fresh cache: exchange_calendars itself) from
+    CALENDAR_START to a year ahead and holds its sessions; a calendar that cannot be built (holidays known
+    only to 2026, a later first date) is an InputError naming it, never a traceback (review finding:
+    XSES, XSHG, XBOM, XSAU, XTAE, ASEX and XBSE were mapped and stopped `carousel run`)."""
+    from core.errors import InputError
+    from market import calendars
+    from market.calendars import CALENDAR_START, INDEX_CALENDARS, MIC_CALENDARS, SUFFIX_CALENDARS
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calendars._arrays.cache_clear()
+    try:
+        for name in sorted({*MIC_CALENDARS.values(), *SUFFIX_CALENDARS.values(), *INDEX_CALENDARS.values()}):
+            first, last = calendars.calendar_bounds(name)
+            assert first <= date.fromisoformat(CALENDAR_START) + timedelta(days=10) and last > date.today(), name
+        for unbuildable in ("XSES", "XSAU", "ASEX"):
+            with pytest.raises(InputError, match=f"exchange calendar {unbuildable} cannot be built") as e:
+                calendars._arrays(unbuildable)
+            assert e.value.field == "exchanges"
+    finally:
+        calendars._arrays.cache_clear()
+
