@@ -9,7 +9,9 @@ see ``data/events/timing_evidence.csv``). A robustness check re-runs the study o
   the official row has no time of day (``session='unknown'``, no ``announced_time_et``) the time and
   session of the timing evidence fill it. The ledger's import checks that the evidence is for the
   official date (``ledger.timing``), so this never moves the date: a report on another day (a leak,
-  ``first_report_*``) stays with the ``first_report`` basis. Without it the unknown-time policy put
+  ``first_report_*``) stays with the ``first_report`` basis. Where the frame says which date the evidence
+  was recorded for (``timing_for_date``, :func:`ledger.api.timing_dates`; the study's inputs carry it),
+  evidence for another date - the deal's date was corrected since - fills nothing, on any basis. Without it the unknown-time policy put
   SoftBank-OpenAI 2025-03-31 (evidence 22:17 ET) and Anthropic-Google 2025-10-23 (evidence after the
   close) on the day before the news for MSFT and GOOGL. Evidence of any confidence fills: the
   confidence grades the source and the minute (mostly an upper bound taken from a copy), while the only
@@ -83,6 +85,11 @@ def apply_date_basis(deals: pl.DataFrame, basis: str = "official") -> pl.DataFra
     # (evidence that the news came before the open, say) replaces the session alone. 'unknown' without
     # a time is no evidence.
     has_evidence = _has_time(pl.col("timing_time_et"), pl.col("timing_session"))
+    if "timing_for_date" in out.columns:
+        # Evidence recorded for another date (the deal's date was corrected or amended since) describes
+        # that date's news, not this one's: it fills nothing (ledger.api.timing_dates).
+        has_evidence = has_evidence & (pl.col("timing_for_date").is_null()
+                                       | (pl.col("timing_for_date") == pl.col("announced_date")))
     use = has_evidence if basis != "official" else has_evidence & ~official_has_time
     out = out.with_columns(
         pl.when(use).then(pl.col("timing_time_et")).otherwise(pl.col("announced_time_et"))

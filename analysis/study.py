@@ -30,10 +30,13 @@ from market.returns import compute_returns
 
 def _deals_with_exchanges(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """ledger.api.deals plus each ticker's exchange (MIC) from the ledger's companies, which decides the
-    calendar its t0 is aligned on (analysis.events.with_exchanges)."""
+    calendar its t0 is aligned on (analysis.events.with_exchanges), and the date each deal's timing
+    evidence was recorded for (``timing_for_date``: evidence for a since-corrected date fills no time of
+    day, analysis.date_basis)."""
     from analysis.events import with_exchanges
 
-    return with_exchanges(ledger_api.deals(con), ledger_api.companies(con))
+    deals = ledger_api.deals(con).join(ledger_api.timing_dates(con), on="deal_id", how="left")
+    return with_exchanges(deals, ledger_api.companies(con))
 
 
 def load_inputs(

@@ -53,6 +53,26 @@ def deals(
     return _as_of_deals(con, as_known_at, in_effect_on)
 
 
+def timing_dates(con: duckdb.DuckDBPyConnection, *, as_known_at: dt.datetime | None = None) -> pl.DataFrame:
+    """DataFrame[deal_id, timing_for_date]: the announcement date the deal's timing evidence in effect (its
+    latest DealTimingEvidenced, as the fold applies them) was recorded for.
+
+    Why: the deal's ``timing_*`` columns are a time of day without a date. After a correction or amendment
+    of ``announced_date`` they describe the old date; :func:`analysis.date_basis.apply_date_basis` reads
+    them only where this date is the deal's own (one query over the log's evidence events).
+    """
+    if as_known_at is not None and as_known_at.tzinfo is None:
+        raise ValueError("as_known_at must be timezone-aware")
+    cut = "" if as_known_at is None else "AND recorded_at <= ?"
+    rows = con.execute(
+        "SELECT payload->>'deal_id', arg_max(payload->>'announced_date', position) FROM ledger_log "  # noqa: S608
+        f"WHERE event_type = 'DealTimingEvidenced' {cut} GROUP BY 1 ORDER BY 1",
+        [] if as_known_at is None else [as_known_at],
+    ).fetchall()
+    return pl.DataFrame(rows, schema={"deal_id": pl.Utf8, "timing_for_date": pl.Utf8}, orient="row").with_columns(
+        pl.col("timing_for_date").str.to_date(strict=False))
+
+
 def flows(
     con: duckdb.DuckDBPyConnection,
     *,

@@ -224,3 +224,35 @@ def test_the_deal_row_basis_reads_no_evidence(inputs: tuple[pl.DataFrame, pl.Dat
     car = res.car.filter(pl.col("event_id") == "anthropic-googl-2025-10-23:GOOGL")["car"][0]
     assert car == pytest.approx(_csv_ret("GOOGL", date(2025, 10, 23)) - _csv_ret("SPY", date(2025, 10, 23)), abs=1e-12)
     assert car == pytest.approx(0.0055 - 0.0059, abs=2e-4)
+
+
+@pytest.mark.parametrize("basis", ["official", "evidence"])
+def test_evidence_for_a_since_corrected_date_fills_nothing(tmp_path: Path, basis: str) -> None:
+    """The timing evidence of softbank-openai-2025-03-31 (22:17 ET, after the close) is for 03-31. A user
+    corrects the announcement to 04-01 (no time): the evidence describes another day's news and must not
+    put 04-01's announcement after the close (review: MSFT got t0 04-02, CAR -0.66%). With no time known
+    the unknown-time policy decides: 04-01 08:00 ET is before the NYSE open of Tuesday 2025-04-01."""
+    from carousel_runs import carousel_here
+
+    from analysis.events import firm_events
+    from ledger import api
+
+    db = tmp_path / "c.duckdb"
+    with connect(db) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        import_file(con, DATA / "events" / "timing_evidence.csv")
+    res = carousel_here("ledger", "correct", "softbank-openai-2025-03-31", "--set", "announced_date=2025-04-01",
+                        "--reason", "test", "--db", db)
+    assert res.returncode == 0, res.stderr
+    with connect(db, read_only=True) as con:
+        deals, _returns = load_inputs(con, ["SPY"])
+        dates = api.timing_dates(con)
+    assert dates.filter(pl.col("deal_id") == "softbank-openai-2025-03-31")["timing_for_date"].to_list() == [
+        date(2025, 3, 31)]
+    fe = firm_events(apply_date_basis(deals, basis)).filter(pl.col("deal_id") == "softbank-openai-2025-03-31")
+    msft = fe.filter(pl.col("ticker") == "MSFT").row(0, named=True)
+    assert (msft["t0"], msft["time_source"]) == (date(2025, 4, 1), "none")
+    # the other deals' same-date evidence still fills (GOOGL 10-23 after the close -> 10-24)
+    googl = firm_events(apply_date_basis(deals, basis)).filter(
+        (pl.col("deal_id") == "anthropic-googl-2025-10-23") & (pl.col("ticker") == "GOOGL"))
+    assert googl["t0"].to_list() == [date(2025, 10, 24)]
