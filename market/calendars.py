@@ -132,10 +132,12 @@ def _build(name: str, end: date) -> tuple[np.ndarray, np.ndarray, str]:
     # usually come from the disk cache.
     import exchange_calendars as xcals
 
-    # exchange_calendars 4.13 itself calls a pandas-3.1-deprecated Series.values while building the
-    # calendar; the warning is not ours to fix and would be repeated in every user's output.
+    # exchange_calendars 4.13 itself calls pandas APIs that pandas 3 deprecates while building a calendar
+    # (Series.values; DatetimeIndex.weekday in the Hong Kong calendar and its utilities); the warnings are
+    # not ours to fix and would be repeated in every user's output.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        warnings.filterwarnings("ignore", message="DatetimeIndex.weekday is deprecated")
         try:
             cal = xcals.get_calendar(name, start=CALENDAR_START, end=end.isoformat())
         except (ValueError, NotImplementedError) as exc:  # a calendar with data for a shorter range
