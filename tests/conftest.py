@@ -164,6 +164,22 @@ def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def evidenced_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped deals with their timing evidence and the price snapshot, loaded once per session
+    (read-only: the date-basis tests read it)."""
+    from carousel.db import connect
+    from ledger.load import import_file
+    from market.snapshot import load_snapshot
+
+    path = tmp_path_factory.mktemp("evidenced") / "c.duckdb"
+    with connect(path) as con:
+        import_file(con, DATA / "events" / "deals.csv")
+        import_file(con, DATA / "events" / "timing_evidence.csv")
+        load_snapshot(con)
+    return path
+
+
 @pytest.fixture
 def ledger_db(seeded_ledger: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`seeded_ledger` (tests may write to it or break it)."""

@@ -14,18 +14,13 @@ from analysis.study import load_inputs, run_study
 from carousel.db import connect
 from core.errors import InputError
 from ledger.load import import_file
-from market.snapshot import load_snapshot
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame]:
-    db = tmp_path_factory.mktemp("basis") / "c.duckdb"
-    with connect(db) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        import_file(con, DATA / "events" / "timing_evidence.csv")
-        load_snapshot(con)
+def inputs(evidenced_db: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with connect(evidenced_db, read_only=True) as con:
         return load_inputs(con, ["SPY"])
 
 

@@ -97,19 +97,6 @@ def test_cli_flag(shipped_db: Path) -> None:
     assert bad.exit_code != 0
 
 
-@pytest.fixture(scope="module")
-def evidenced_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ledger.load import import_file
-    from market.snapshot import load_snapshot
-
-    path = tmp_path_factory.mktemp("shock_basis") / "c.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        import_file(con, DATA / "events" / "timing_evidence.csv")
-        load_snapshot(con)
-    return path
-
-
 @pytest.mark.parametrize(("basis", "day"), [("official", "2025-10-24"), ("deal_row", "2025-10-23"),
                                              ("first_report", "2025-10-22")])
 def test_the_shock_day_follows_the_date_basis(evidenced_db: Path, basis: str, day: str) -> None:

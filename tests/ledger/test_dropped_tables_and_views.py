@@ -15,7 +15,6 @@ The expected amounts are read from the shipped deals file (``amount_usd_bn`` of 
 from __future__ import annotations
 
 import csv
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from carousel.verify import verify_all
 from core import db as core_db
 from core.errors import ConflictError
 from ledger import log
-from ledger.load import import_file
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "events"
 DEALS = DATA / "deals.csv"
@@ -44,19 +42,10 @@ TABLES = ("ledger_head", "ledger_projection_digest", "ledger_log_keys", "ledger_
 LEDGER_VIEWS = ("companies", "deals", "flows", "ledger_events")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("dropped") / "l.duckdb"
-    with connect(db) as c:
-        import_file(c, DEALS)
-    return db
-
-
 @pytest.fixture
-def db(built: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "copy.duckdb"
-    shutil.copy(built, out)
-    return out
+def db(ledger_db: Path) -> Path:
+    """A private copy of the shipped deals' ledger (conftest's ``ledger_db``, imported once per run)."""
+    return ledger_db
 
 
 def _raw(db: Path, *stmts: str) -> None:

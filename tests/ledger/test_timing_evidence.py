@@ -21,12 +21,10 @@ from ledger.load import import_file
 EVIDENCE = DATA_DIR / "events" / "timing_evidence.csv"
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "t.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA_DIR / "events" / "deals.csv")
-    return path
+@pytest.fixture
+def db(ledger_db: Path) -> Path:
+    """A private copy of the shipped deals' ledger (conftest's ``ledger_db``, imported once per run)."""
+    return ledger_db
 
 
 def _rows() -> list[dict[str, str]]:

@@ -48,12 +48,10 @@ def _line_of(deal_id: str) -> int:
     return 2 + next(i for i, r in enumerate(_rows()) if r["id"] == deal_id)
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "t.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA_DIR / "events" / "deals.csv")
-    return path
+@pytest.fixture
+def db(ledger_db: Path) -> Path:
+    """A private copy of the shipped deals' ledger (conftest's ``ledger_db``, imported once per run)."""
+    return ledger_db
 
 
 def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,23 +13,16 @@ from carousel_runs import carousel_here
 
 from analysis import date_basis, spec
 from carousel.cli.options import build_spec
-from carousel.db import connect
 from core.errors import InputError
-from ledger.load import import_file
-from market.snapshot import load_snapshot
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 EVENT = "anthropic-googl-2025-10-23:GOOGL"
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("basis") / "c.duckdb"
-    with connect(path) as con:
-        import_file(con, DATA / "events" / "deals.csv")
-        import_file(con, DATA / "events" / "timing_evidence.csv")
-        load_snapshot(con)
-    return path
+@pytest.fixture
+def db(evidenced_db: Path) -> Path:
+    """The shipped deals, timing evidence and prices (conftest's ``evidenced_db``; read only here)."""
+    return evidenced_db
 
 
 def _t0(db: Path, *extra: str) -> dict[str, str]:
