@@ -259,6 +259,22 @@ def unmarked_reason(
     return None
 
 
+def _catalog_rows(con: duckdb.DuckDBPyConnection) -> list[list[tuple[object, ...]]]:
+    """[table columns, views, indexes, sequences] of the open database, each sorted: what
+    :func:`catalog_fingerprint` hashes and :func:`_catalog_objects` names (one set of catalog queries)."""
+    db = "database_name = current_database() AND NOT internal"
+    return [
+        con.execute(f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "  # noqa: S608
+                    f"FROM duckdb_columns() WHERE {db} AND table_name NOT IN (SELECT view_name FROM "
+                    f"duckdb_views() WHERE {db}) ORDER BY ALL").fetchall(),
+        con.execute(f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {db} ORDER BY ALL").fetchall(),  # noqa: S608
+        con.execute("SELECT schema_name, index_name, table_name, sql FROM duckdb_indexes() "
+                    "WHERE database_name = current_database() ORDER BY ALL").fetchall(),
+        con.execute("SELECT schema_name, sequence_name, start_value, increment_by, cycle FROM duckdb_sequences() "  # noqa: S608
+                    "WHERE database_name = current_database() AND NOT temporary ORDER BY ALL").fetchall(),
+    ]
+
+
 def catalog_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """SHA-256 of the open database's schema: every table's columns (name, type, nullability, default),
     every view's and index's SQL, every sequence. (Not macros: carousel defines none, and listing them
@@ -271,17 +287,7 @@ def catalog_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     that depends on DuckDB (the ledger's projection digest sums DuckDB's ``hash``), so the first
     read-write open under another DuckDB runs them again.
     """
-    db = "database_name = current_database() AND NOT internal"
-    parts = [
-        con.execute(f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "  # noqa: S608
-                    f"FROM duckdb_columns() WHERE {db} AND table_name NOT IN (SELECT view_name FROM "
-                    f"duckdb_views() WHERE {db}) ORDER BY ALL").fetchall(),
-        con.execute(f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {db} ORDER BY ALL").fetchall(),  # noqa: S608
-        con.execute("SELECT schema_name, index_name, table_name, sql FROM duckdb_indexes() "
-                    "WHERE database_name = current_database() ORDER BY ALL").fetchall(),
-        con.execute("SELECT schema_name, sequence_name, start_value, increment_by, cycle FROM duckdb_sequences() "  # noqa: S608
-                    "WHERE database_name = current_database() AND NOT temporary ORDER BY ALL").fetchall(),
-    ]
+    parts = _catalog_rows(con)
     return hashlib.sha256(repr([duckdb.__version__, parts]).encode("utf-8")).hexdigest()
 
 
@@ -298,24 +304,15 @@ CatalogObjects = dict[tuple[str, str], object]
 
 def _catalog_objects(con: duckdb.DuckDBPyConnection) -> CatalogObjects:
     """The objects :func:`catalog_fingerprint` hashes, one entry each, so that a difference can be named."""
-    db = "database_name = current_database() AND NOT internal"
-    views = {(r[0], r[1]): r[2] for r in con.execute(
-        f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {db}").fetchall()}  # noqa: S608
-    out: CatalogObjects = {("view", f"{s}.{v}"): sql for (s, v), sql in views.items()}
+    columns_rows, view_rows, index_rows, sequence_rows = _catalog_rows(con)
+    out: CatalogObjects = {("view", f"{s}.{v}"): sql for s, v, sql in view_rows}
     columns: dict[str, dict[str, tuple[object, ...]]] = {}
-    for schema, table, col, dtype, nullable, default in con.execute(
-            f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "  # noqa: S608
-            f"FROM duckdb_columns() WHERE {db}").fetchall():
-        if (schema, table) not in views:
-            columns.setdefault(f"{schema}.{table}", {})[col] = (dtype, nullable, default)
+    for schema, table, col, dtype, nullable, default in columns_rows:  # views' columns already left out
+        columns.setdefault(f"{schema}.{table}", {})[str(col)] = (dtype, nullable, default)
     out.update({("table", t): cols for t, cols in columns.items()})
-    for schema, name, table, sql in con.execute(
-            "SELECT schema_name, index_name, table_name, sql FROM duckdb_indexes() "
-            "WHERE database_name = current_database()").fetchall():
+    for schema, name, table, sql in index_rows:
         out[("index", f"{schema}.{name}")] = (table, sql)
-    for schema, name, *rest in con.execute(
-            "SELECT schema_name, sequence_name, start_value, increment_by, cycle FROM duckdb_sequences() "
-            "WHERE database_name = current_database() AND NOT temporary").fetchall():
+    for schema, name, *rest in sequence_rows:
         out[("sequence", f"{schema}.{name}")] = tuple(rest)
     return out
 
