@@ -207,8 +207,7 @@ def _joint_view(res: EventStudyResult, returns: pl.DataFrame, car_g: pl.DataFram
     members = car_g.filter(pl.col("t0_grid").is_in(clusters["t0"].to_list()))
     regs = study_regressors(res, members["event_id"].unique().to_list())
     grid_ticker = _grid_ticker(res)
-    wanted = set(members["ticker"].to_list()) | {parse_benchmark(b)[0] for r in regs.values() for b in r[1:]}
-    rg = returns_on_grid(returns.select("ticker", "date", "ret"), wanted | {grid_ticker}, grid_ticker)
+    rg = _study_grid(res, returns, members["ticker"].to_list(), regs)
     est_resid = res.panel.estimation_residuals()
     rows: list[dict[str, object]] = []
     for ci, cl in enumerate(clusters.iter_rows(named=True)):
@@ -251,11 +250,19 @@ def study_mvrm(res: EventStudyResult, returns: pl.DataFrame, t0_grid: date, wind
         raise InputError(f"no firm-event of the study with a CAR over {w.label} on {t0_grid}", field="t0")
     regs = study_regressors(res, firms["event_id"].to_list())
     grid_ticker = _grid_ticker(res)
-    wanted = set(firms["ticker"].to_list()) | {parse_benchmark(b)[0] for r in regs.values() for b in r[1:]}
-    rg = returns_on_grid(returns.select("ticker", "date", "ret"), wanted | {grid_ticker}, grid_ticker)
+    rg = _study_grid(res, returns, firms["ticker"].to_list(), regs)
     data = study_cluster(res, rg, res.panel.estimation_residuals(), firms, regs, w, t0_grid)
     return mvrm_on(data, t0=t0_grid, benchmark=grid_ticker, estimation=res.estimation, window=(w.start, w.end),
                    n_boot=n_boot, rng=rng)
+
+
+def _study_grid(res: EventStudyResult, returns: pl.DataFrame, tickers: list[str],
+                regs: dict[str, tuple[str, ...]]) -> ReturnGrid:
+    """The engine's grid returns of ``tickers`` and of the benchmarks their models regress on (lagged ones
+    by their ticker), on the study's grid."""
+    grid_ticker = _grid_ticker(res)
+    wanted = set(tickers) | {parse_benchmark(b)[0] for r in regs.values() for b in r[1:]} | {grid_ticker}
+    return returns_on_grid(returns.select("ticker", "date", "ret"), wanted, grid_ticker)
 
 
 def study_regressors(res: EventStudyResult, event_ids: list[str]) -> dict[str, tuple[str, ...]]:

@@ -111,8 +111,7 @@ def common_shock_exposure(
     """Sefcik-Thompson test of ``formula`` over the listed firms on ``deal_id``'s t0, with exposures
     as known the day before the announcement (on ``date_basis``: the first report's date when that basis
     moves it). Returns the result and the exposure frame it used."""
-    deals = ledger_api.deals(con, as_known_at=recorded_by).join(
-        ledger_api.timing_dates(con, as_known_at=recorded_by), on="deal_id", how="left")
+    deals = ledger_api.deals_with_timing_dates(con, as_known_at=recorded_by)
     announced, t0 = event_day(deals, deal_id, unknown_policy=unknown_policy, date_basis=date_basis)
     day = announced - dt.timedelta(days=1)
     known = ledger_as_known(con, [day], recorded_by=recorded_by)

@@ -35,8 +35,7 @@ def _deals_with_exchanges(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     day, analysis.date_basis)."""
     from analysis.events import with_exchanges
 
-    deals = ledger_api.deals(con).join(ledger_api.timing_dates(con), on="deal_id", how="left")
-    return with_exchanges(deals, ledger_api.companies(con))
+    return with_exchanges(ledger_api.deals_with_timing_dates(con), ledger_api.companies(con))
 
 
 def load_inputs(

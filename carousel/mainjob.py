@@ -130,12 +130,13 @@ def import_ledger(job: Job, con: duckdb.DuckDBPyConnection, summary: RunSummary)
     imported from this file is recorded as a correction; a user's own corrections (by hand, or by an
     import of another file with --record-changes) are not the shipped file's and are never reverted."""
     from ledger.load import import_file
+    from ledger.timing import SHIPPED
 
-    rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True, origin="shipped")
+    rep = import_file(con, DATA_DIR / "events" / "deals.csv", record_changes=True, origin=SHIPPED)
     # The timing evidence of the shipped deals (beside, never over, their official announced times).
     # As 'shipped': a deal whose evidence in effect is the user's, or whose announced_date the user changed,
     # keeps the user's record and is listed (ledger.timing.plan_timing), never an error that stops the run.
-    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv", origin="shipped")
+    timing = import_file(con, DATA_DIR / "events" / "timing_evidence.csv", origin=SHIPPED)
     summary.events_appended = rep.appended + timing.appended
     summary.timing_kept = timing.kept
     summary.deals_corrected = len(rep.corrected)

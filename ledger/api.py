@@ -73,6 +73,14 @@ def timing_dates(con: duckdb.DuckDBPyConnection, *, as_known_at: dt.datetime | N
         pl.col("timing_for_date").str.to_date(strict=False))
 
 
+def deals_with_timing_dates(con: duckdb.DuckDBPyConnection, *,
+                            as_known_at: dt.datetime | None = None) -> pl.DataFrame:
+    """:func:`deals` with ``timing_for_date`` (:func:`timing_dates`) joined: what a study's t0 is built from
+    (the study's inputs and the common shock read deals through here, so both apply one timing rule)."""
+    return deals(con, as_known_at=as_known_at).join(
+        timing_dates(con, as_known_at=as_known_at), on="deal_id", how="left")
+
+
 def flows(
     con: duckdb.DuckDBPyConnection,
     *,
