@@ -222,3 +222,41 @@ def test_exclude_drops_estimation_dates_only(returns: pl.DataFrame) -> None:
     keep = np.arange(len(full.data.dates)) >= 10
     ref = sm.OLS(full.data.y[keep, 0], design(full.data.market[keep], full.data.is_event[keep])).fit()
     assert res.params["ORCL CAR[-1,+1]"] == pytest.approx(float(ref.params[2:].sum()), rel=1e-10)
+
+
+def test_the_size_simulations_common_design_route_equals_the_shipped_equation_route() -> None:
+    """analysis.size_simulation measures fit_system/bootstrap_wald (Binder's dummy design); the report
+    runs fit_equations/bootstrap_equations. On a balanced cluster (one design, one sample) the two must be
+    the same statistic, draw for draw, so the size figures describe the shipped test."""
+    from analysis.mvrm import (
+        ClusterData,
+        bootstrap_equations,
+        bootstrap_wald,
+        design,
+        fit_equations,
+        fit_system,
+        hypothesis_matrices,
+        wald_stats,
+    )
+
+    rng = np.random.default_rng(11)
+    t_len, n, win = 140, 4, 3
+    is_event = np.arange(t_len) >= t_len - win
+    m = 0.0004 + 0.01 * rng.standard_normal(t_len)
+    y = rng.uniform(0.5, 1.5, n) * m[:, None] + 0.02 * rng.standard_normal((t_len, n))
+    ms = hypothesis_matrices(n)
+    sys_fit = fit_system(y, m, is_event)
+    c = float(sys_fit.lvec @ sys_fit.xtx_inv @ sys_fit.lvec)
+    data = ClusterData(tickers=tuple("ABCD"), dates=[], rel_days=np.arange(t_len), y=y, market=m,
+                       is_event=is_event, dropped_window_days=())
+    eq = fit_equations(data)
+    assert eq.nu == sys_fit.nu
+    np.testing.assert_allclose(eq.car, np.einsum("k,kn->n", sys_fit.lvec, sys_fit.coef), rtol=1e-10)
+    for h, mat in ms.items():
+        w_sys = float(wald_stats(sys_fit.coef, sys_fit.sigma, c, sys_fit.lvec, mat))
+        w_eq = float(wald_stats(eq.car[None, :], eq.cov, 1.0, np.ones(1), mat))
+        assert w_eq == pytest.approx(w_sys, rel=1e-9), h
+    b_sys = bootstrap_wald(sys_fit, design(m, is_event), is_event, ms, 99, np.random.default_rng(5))
+    b_eq = bootstrap_equations(eq, data, ms, 99, np.random.default_rng(5))
+    for h in ms:
+        np.testing.assert_allclose(b_eq[h], b_sys[h], rtol=1e-8)
